@@ -1,0 +1,148 @@
+"""The key ceremony behind `revoca init`: token, activation shares, hierarchy, in one go.
+
+The activation secret exists only in this process while the ceremony runs: it is split
+into shares for the named key managers, the token PINs are derived from it, and it is
+dropped.  If anything fails the token is deleted again and the database transaction rolls
+back, so a failed ceremony leaves nothing half-made and can simply be run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ca import audit, hierarchy
+from ca.config import Settings
+from ca.credentials import hash_password
+from ca.db import session_scope, upgrade
+from ca.errors import AlreadyExists, InvalidInput, NotFound, TokenError
+from ca.hsm import shares as sharing
+from ca.hsm import token_for
+from ca.hsm.signer import KeyAlgorithm
+from ca.models import Role
+from ca.store import Store
+
+DEMO_WARNING = (
+    "# DEMO ONLY - NEVER USE IN PRODUCTION.\n"
+    "# `revoca init --demo` wrote this activation share to disk so that `make run` can activate\n"
+    "# the HSM by itself. In production each share is handed to one key manager and never stored.\n"
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CeremonyResult:
+    shares: tuple[tuple[str, sharing.Share], ...]  # (key manager, share)
+    cas: tuple[str, ...]
+    demo_files: tuple[Path, ...] = ()
+
+
+def is_initialized(settings: Settings, engine: sa.Engine) -> bool:
+    upgrade(engine)
+    with session_scope(engine) as session:
+        try:
+            Store(session).active_share_set(settings.hsm.token_label)
+        except NotFound:
+            return False
+    return True
+
+
+def _demo_key_managers(store: Store, count: int, now: dt.datetime, out_dir: Path) -> list[str]:
+    """Key-manager operators for the demo, their passwords written beside the demo shares."""
+    names = []
+    for i in range(1, count + 1):
+        name = f"keymanager{i}"
+        try:
+            store.operator(name)
+        except NotFound:
+            password = secrets.token_urlsafe(18)
+            store.add_operator(name=name, display_name=f"Demo key manager {i}",
+                               credential_hash=hash_password(password), roles=[Role.KEY_MANAGER], now=now)
+            _write_private(out_dir / f"{name}.password", DEMO_WARNING + password + "\n")
+        names.append(name)
+    return names
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _delete_softhsm_token(settings: Settings) -> None:
+    tool = shutil.which("softhsm2-util")
+    if tool and settings.hsm.is_softhsm:
+        subprocess.run([tool, "--delete-token", "--token", settings.hsm.token_label],
+                       env={"SOFTHSM2_CONF": str(settings.softhsm_conf.resolve()), "PATH": "/usr/bin:/bin"},
+                       capture_output=True, check=False)
+
+
+def run(settings: Settings, engine: sa.Engine, *, key_managers: list[str] | None = None, demo: bool = False,
+        now: dt.datetime | None = None, actor: str = "ceremony") -> CeremonyResult:
+    now = now or dt.datetime.now(dt.UTC)
+    if is_initialized(settings, engine):
+        raise AlreadyExists(f"revoca is already initialised (token {settings.hsm.token_label!r} has a share set)")
+    token = token_for(settings)
+    if not settings.hsm.is_softhsm:
+        raise TokenError("initialising a hardware token is done with its vendor's tools first; "
+                         "revoca init currently supports the SoftHSM2 module only")
+    if token.exists():
+        raise AlreadyExists(
+            f"token {settings.hsm.token_label!r} exists but the database has no share set for it; "
+            f"delete it (softhsm2-util --delete-token --token {settings.hsm.token_label}) or use another label")
+    n, m = settings.hsm.shares, settings.hsm.threshold
+    secret = sharing.new_secret()
+    token.initialize_softhsm(so_pin=sharing.so_pin(secret), user_pin=sharing.user_pin(secret))
+    session_tok = None
+    try:
+        with session_scope(engine) as session:
+            store = Store(session)
+            if demo:
+                names = _demo_key_managers(store, n, now, settings.demo_shares_dir)
+            else:
+                names = list(key_managers or [])
+            if len(names) != n or len(set(names)) != n:
+                raise InvalidInput(f"name exactly {n} different key managers (hsm.shares = {n}); got {len(set(names))}")
+            holders = [store.operator(name) for name in names]
+            for op in holders:
+                if Role.KEY_MANAGER not in op.role_set:
+                    raise InvalidInput(f"operator {op.name} does not hold the key-manager role")
+            share_set = store.add_share_set(token_label=settings.hsm.token_label, threshold=m, total=n, now=now)
+            shares = sharing.split(secret, set_id=share_set.id, threshold=m, total=n)
+            for share, op in zip(shares, holders, strict=True):
+                store.add_share_holder(share_set, index=share.index, operator=op, digest=share.digest())
+            audit.record(session, "hsm.ceremony", actor=actor, token=settings.hsm.token_label, threshold=m,
+                         total=n, holders=names)
+            session_tok = token.open(sharing.user_pin(secret))
+            ctx = hierarchy.Context(store=store, keys=session_tok, now=now, actor=actor,
+                                    algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
+            made = hierarchy.build(ctx, settings)
+    except BaseException:
+        if session_tok is not None:
+            session_tok.close()
+        _delete_softhsm_token(settings)
+        raise
+    session_tok.close()
+    secret = b""
+    pairs = tuple(zip(names, shares, strict=True))
+    files: list[Path] = []
+    if demo:
+        for name, share in pairs:
+            path = settings.demo_shares_dir / f"share-{share.index}-{name}.txt"
+            _write_private(path, DEMO_WARNING + share.encode() + "\n")
+            files.append(path)
+    return CeremonyResult(shares=pairs, cas=tuple(c.name for c in made), demo_files=tuple(files))
+
+
+def read_share_file(path: Path) -> str:
+    """The share in a file, skipping '#' comment lines (the demo warning)."""
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    body = [ln for ln in lines if ln and not ln.startswith("#")]
+    if len(body) != 1:
+        raise InvalidInput(f"{path}: expected exactly one share line")
+    return body[0]

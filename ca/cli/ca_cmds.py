@@ -1,0 +1,169 @@
+"""`revoca ca list|show|rollover|cross-certify`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ca import hierarchy
+from ca.cli.common import App, emit_json, json_option, pass_app, read_secret, table, when
+from ca.config import Settings
+from ca.db import session_scope
+from ca.errors import InvalidInput
+from ca.hsm.signer import KeyAlgorithm, KeyStore
+from ca.importer import read_certificates
+from ca.models import Certificate, CertificateAuthority, Role
+from ca.store import Store
+
+
+def _ca_summary(store: Store, ca: CertificateAuthority) -> dict[str, object]:
+    current = next((k for k in reversed(ca.keys) if k.status.value == "active"), None)
+    return {"name": ca.name, "kind": ca.kind.value, "status": ca.status.value, "subject": ca.subject_dn,
+            "key_generation": current.generation if current else None,
+            "algorithm": current.algorithm if current else None}
+
+
+def _cert_row(c: Certificate, names: dict[int, str]) -> dict[str, object]:
+    return {"serial": format(c.serial, "x"), "kind": c.kind.value, "issuer": names.get(c.issuer_ca_id),
+            "subject_ca": names.get(c.subject_ca_id) if c.subject_ca_id else None, "subject": c.subject_dn,
+            "not_before": c.not_before, "not_after": c.not_after, "fingerprint_sha256": c.fingerprint_sha256.hex(),
+            "revoked": c.revocation is not None}
+
+
+@click.group("ca")
+def ca_group() -> None:
+    """Certificate authorities: bridge, regional and external."""
+
+
+@ca_group.command("list")
+@json_option
+@pass_app
+def ca_list(app: App, as_json: bool) -> None:
+    """List every CA with its current key."""
+    with session_scope(app.engine) as session:
+        store = Store(session)
+        rows = [_ca_summary(store, ca) for ca in store.cas()]
+    if as_json:
+        emit_json(rows)
+        return
+    table(["NAME", "KIND", "STATUS", "KEY", "ALGORITHM", "SUBJECT"],
+          [[r["name"], r["kind"], r["status"], r["key_generation"], r["algorithm"], r["subject"]] for r in rows])
+
+
+@ca_group.command("show")
+@click.argument("name")
+@click.option("--pem", is_flag=True, help="Also print each CA-level certificate in PEM.")
+@json_option
+@pass_app
+def ca_show(app: App, name: str, pem: bool, as_json: bool) -> None:
+    """One CA: its keys and the certificates it holds or issued (self-signed, cross pairs, links, servers)."""
+    with session_scope(app.engine) as session:
+        store = Store(session)
+        ca = store.ca(name)
+        names = {c.id: c.name for c in store.cas()}
+        summary = _ca_summary(store, ca)
+        keys = [{"generation": k.generation, "label": k.key_label, "algorithm": k.algorithm, "status": k.status.value,
+                 "ski": k.ski.hex(), "created_at": k.created_at} for k in ca.keys]
+        issued = [c for c in store.certificates(issuer=ca) if c.kind.value != "subscriber"]
+        held = [c for c in store.certificates(subject_ca=ca) if c.issuer_ca_id != ca.id]
+        certs = [_cert_row(c, names) | ({"pem": _pem(c)} if pem else {}) for c in issued + held]
+        subscribers = store.count_certificates(ca, hierarchy.CertKind.SUBSCRIBER)
+    data = summary | {"keys": keys, "certificates": certs, "subscriber_certificates": subscribers}
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"{data['name']} ({data['kind']}, {data['status']})  {data['subject']}")
+    click.echo(f"subscriber certificates: {subscribers}\n\nKeys")
+    table(["GEN", "STATUS", "ALGORITHM", "LABEL", "SKI", "CREATED"],
+          [[k["generation"], k["status"], k["algorithm"], k["label"] or "(external)", k["ski"], when(k["created_at"])]
+           for k in keys])
+    click.echo("\nCertificates")
+    table(["KIND", "SERIAL", "ISSUER", "SUBJECT CA", "NOT AFTER", "REVOKED", "SUBJECT"],
+          [[c["kind"], c["serial"], c["issuer"], c["subject_ca"] or "", when(c["not_after"]),
+            "yes" if c["revoked"] else "", c["subject"]] for c in certs])
+    if pem:
+        for c in certs:
+            click.echo(f"\n# {c['kind']} serial {c['serial']}\n{c['pem']}", nl=False)
+
+
+def _pem(c: Certificate) -> str:
+    return x509.load_der_x509_certificate(c.der).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _context(app: App, store: Store, keys: KeyStore, actor: str) -> hierarchy.Context:
+    settings: Settings = app.settings
+    return hierarchy.Context(store=store, keys=keys, now=dt.datetime.now(dt.UTC), actor=actor,
+                             algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
+
+
+def _authenticate(app: App, operator: str, role: Role) -> None:
+    password = read_secret(f"Password for {operator}")
+    with session_scope(app.engine) as session:
+        Store(session).authenticate(operator, password, role)
+
+
+@ca_group.command("rollover")
+@click.argument("name")
+@click.option("--operator", required=True, help="Key manager performing the rollover.")
+@pass_app
+def ca_rollover(app: App, name: str, operator: str) -> None:
+    """New key and self-signed certificate, with OldWithNew and NewWithOld link certificates."""
+    _authenticate(app, operator, Role.KEY_MANAGER)
+    keys = app.hsm()
+    with session_scope(app.engine) as session:
+        key = hierarchy.rollover(_context(app, Store(session), keys, operator), name)
+        generation = key.generation
+    click.echo(f"CA {name}: key generation {generation} is active; link and cross certificates issued")
+
+
+@ca_group.command("cross-certify")
+@click.argument("name")
+@click.option("--their-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The external CA's self-signed certificate: registers it and issues our cross certificate.")
+@click.option("--their-cross", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The cross certificate the external CA issued to our bridge.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write our cross certificate (PEM) for the external CA.")
+@click.option("--operator", required=True, help="Senior operator doing the cross-certification.")
+@pass_app
+def ca_cross_certify(app: App, name: str, their_ca: Path | None, their_cross: Path | None, out: Path | None,
+                     operator: str) -> None:
+    """Cross-certify the bridge with an external CA (e.g. the government bridge CA)."""
+    if their_ca is None and their_cross is None:
+        raise InvalidInput("give --their-ca (first step) and/or --their-cross (second step)")
+    _authenticate(app, operator, Role.SENIOR_OPERATOR)
+    keys = app.hsm()
+    with session_scope(app.engine) as session:
+        store = Store(session)
+        ctx = _context(app, store, keys, operator)
+        if their_ca is not None:
+            external = hierarchy.import_external_ca(ctx, name, _one_cert(their_ca))
+            ours = hierarchy.cross_certify(ctx, store.bridge(), external)
+            pem = ours.public_bytes(serialization.Encoding.PEM)
+            if out:
+                out.write_bytes(pem)
+            click.echo(f"registered external CA {name}; issued cross certificate serial {ours.serial_number:x}"
+                       + (f" -> {out}" if out else ""))
+            if not out:
+                click.echo(pem.decode(), nl=False)
+        if their_cross is not None:
+            hierarchy.import_their_cross(ctx, store.ca(name), _one_cert(their_cross))
+            click.echo(f"stored the cross certificate {name} issued to our bridge")
+
+
+def _one_cert(path: Path) -> x509.Certificate:
+    try:
+        certs = read_certificates(path)
+    except ValueError as exc:
+        raise InvalidInput(f"{path}: not a certificate ({str(exc).splitlines()[0]})") from exc
+    if len(certs) != 1:
+        raise InvalidInput(f"{path}: expected one certificate, found {len(certs)}")
+    return certs[0]
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(ca_group)

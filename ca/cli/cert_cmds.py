@@ -1,0 +1,116 @@
+"""`revoca cert import|list|show`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ca.cli.common import App, emit_json, json_option, pass_app, table, when
+from ca.db import session_scope
+from ca.errors import InvalidInput
+from ca.importer import certificate_files, import_certificates
+from ca.models import CertKind
+from ca.store import Store
+
+KIND_NAMES = [k.value for k in CertKind]
+
+
+@click.group("cert")
+def cert_group() -> None:
+    """Certificates: subscriber certificates imported in bulk, and the CA-level ones."""
+
+
+@cert_group.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@json_option
+@pass_app
+def cert_import(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Import subscriber certificates (PEM or DER files, or directories of them). Safe to run again."""
+    files = list(certificate_files(paths))
+    with click.progressbar(length=len(files), label="importing", file=sys.stderr,
+                           hidden=as_json or not sys.stderr.isatty()) as bar:
+        report = import_certificates(app.engine, files, progress=bar.update)
+    for line in report.rejected:
+        click.echo(f"rejected: {line}", err=True)
+    summary = {"imported": report.imported, "already_present": report.already_present,
+               "rejected": len(report.rejected), "rejections": report.rejected}
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"imported {report.imported}, already present {report.already_present}, "
+                   f"rejected {len(report.rejected)}")
+    if report.rejected:
+        sys.exit(1)
+
+
+@cert_group.command("list")
+@click.option("--ca", "ca_name", help="Only certificates issued by this CA.")
+@click.option("--kind", type=click.Choice(KIND_NAMES), multiple=True, help="Only these kinds.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@json_option
+@pass_app
+def cert_list(app: App, ca_name: str | None, kind: tuple[str, ...], limit: int, offset: int, as_json: bool) -> None:
+    """List certificates, oldest first."""
+    with session_scope(app.engine) as session:
+        store = Store(session)
+        issuer = store.ca(ca_name) if ca_name else None
+        names = {c.id: c.name for c in store.cas()}
+        certs = store.certificates(issuer=issuer, kinds=[CertKind(k) for k in kind] or None, limit=limit,
+                                   offset=offset)
+        rows = [{"issuer": names[c.issuer_ca_id], "serial": format(c.serial, "x"), "kind": c.kind.value,
+                 "not_after": c.not_after, "revoked": c.revocation is not None, "subject": c.subject_dn}
+                for c in certs]
+    if as_json:
+        emit_json(rows)
+        return
+    table(["ISSUER", "SERIAL", "KIND", "NOT AFTER", "REVOKED", "SUBJECT"],
+          [[r["issuer"], r["serial"], r["kind"], when(r["not_after"]), "yes" if r["revoked"] else "", r["subject"]]
+           for r in rows])
+
+
+@cert_group.command("show")
+@click.option("--ca", "ca_name", required=True, help="The issuing CA.")
+@click.argument("serial")
+@click.option("--pem", is_flag=True, help="Print the certificate in PEM only.")
+@json_option
+@pass_app
+def cert_show(app: App, ca_name: str, serial: str, pem: bool, as_json: bool) -> None:
+    """One certificate by issuing CA and serial number (hex)."""
+    try:
+        number = int(serial.replace(":", ""), 16)
+    except ValueError as exc:
+        raise InvalidInput(f"serial {serial!r} is not hexadecimal") from exc
+    with session_scope(app.engine) as session:
+        store = Store(session)
+        c = store.certificate(store.ca(ca_name), number)
+        cert = x509.load_der_x509_certificate(c.der)
+        revocation = c.revocation
+        data = {"issuer_ca": ca_name, "serial": format(c.serial, "x"), "kind": c.kind.value, "subject": c.subject_dn,
+                "issuer": cert.issuer.rfc4514_string(), "not_before": c.not_before, "not_after": c.not_after,
+                "fingerprint_sha256": c.fingerprint_sha256.hex(),
+                "signature_algorithm": cert.signature_algorithm_oid._name,
+                "extensions": [e.oid._name for e in cert.extensions],
+                "revoked": None if revocation is None else {"time": revocation.revocation_time,
+                                                             "reason": revocation.reason},
+                "pem": cert.public_bytes(serialization.Encoding.PEM).decode()}
+    if pem:
+        click.echo(data["pem"], nl=False)
+    elif as_json:
+        emit_json(data)
+    else:
+        for key in ("issuer_ca", "serial", "kind", "subject", "issuer", "not_before", "not_after",
+                    "fingerprint_sha256", "signature_algorithm", "extensions", "revoked"):
+            value = data[key]
+            value = ", ".join(value) if isinstance(value, list) else when(value) if key.startswith("not_") else value
+            click.echo(f"{key:20} {value if value is not None else 'no'}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(cert_group)
+
+

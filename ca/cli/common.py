@@ -1,0 +1,74 @@
+"""What every `revoca` command shares: settings, the database, the HSM client and output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+import sqlalchemy as sa
+
+from ca.config import Settings, load_settings
+from ca.db import make_engine, upgrade
+from ca.hsm.client import HSMClient
+
+
+@dataclasses.dataclass
+class App:
+    config_path: str | None
+    _settings: Settings | None = None
+    _engine: sa.Engine | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.db_url)
+            upgrade(self._engine)
+        return self._engine
+
+    def hsm(self) -> HSMClient:
+        return HSMClient(self.settings.hsm_socket)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")(f)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain aligned table; wide cells are not cut, so output can be grepped."""
+    cells = [[str(c) for c in headers]] + [[("" if c is None else str(c)) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+def read_secret(prompt: str, *, confirm: bool = False) -> str:
+    """Prompt without echo on a terminal; read one line from stdin when piped (scripts, tests)."""
+    if sys.stdin.isatty():
+        return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    line = sys.stdin.readline()
+    if not line:
+        raise click.UsageError(f"{prompt}: nothing on standard input")
+    return line.rstrip("\n")
+
+
+def when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else ""

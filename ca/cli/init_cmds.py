@@ -1,0 +1,54 @@
+"""`revoca init` (the key ceremony) and `revoca db upgrade`."""
+
+from __future__ import annotations
+
+import click
+
+from ca import ceremony
+from ca.cli.common import App, pass_app
+from ca.db import upgrade
+
+
+@click.command("init")
+@click.option("--demo", is_flag=True,
+              help="Demo only: create key-manager operators and write their shares to files in the data directory.")
+@click.option("--key-manager", "key_managers", multiple=True, metavar="NAME",
+              help="A key-manager operator who receives one share (give hsm.shares of them).")
+@click.option("--if-needed", is_flag=True, help="Succeed quietly when revoca is already initialised.")
+@pass_app
+def init_cmd(app: App, demo: bool, key_managers: tuple[str, ...], if_needed: bool) -> None:
+    """Key ceremony: create the token, split its activation secret, build the CA hierarchy."""
+    settings = app.settings
+    if if_needed and ceremony.is_initialized(settings, app.engine):
+        click.echo(f"revoca is already initialised in {settings.data_dir}")
+        return
+    result = ceremony.run(settings, app.engine, key_managers=list(key_managers), demo=demo)
+    click.echo(f"Created CAs: {', '.join(result.cas)}")
+    click.echo(f"Token {settings.hsm.token_label!r}: activation needs {settings.hsm.threshold} of "
+               f"{settings.hsm.shares} key-manager shares.")
+    if demo:
+        click.echo("DEMO ONLY: shares were written to (never do this in production):")
+        for path in result.demo_files:
+            click.echo(f"  {path}")
+        return
+    click.echo("Hand each share to its key manager now; revoca does not keep them and cannot show them again.")
+    for name, share in result.shares:
+        click.echo(f"  share {share.index} for {name}: {share.encode()}")
+
+
+@click.group("db")
+def db_group() -> None:
+    """The database schema."""
+
+
+@db_group.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Apply the Alembic migrations up to the newest (safe to run again)."""
+    upgrade(app.engine)
+    click.echo("database schema is current")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(init_cmd)
+    cli.add_command(db_group)

@@ -1,0 +1,124 @@
+"""`revoca serve ...` (one service in the foreground) and `revoca run` (the whole demo on one machine)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import click
+
+from ca import ceremony
+from ca.cli.common import App, pass_app, table
+from ca.db import session_scope
+from ca.errors import ServiceUnavailable
+from ca.hsm import token_for
+from ca.hsm.client import HSMClient
+from ca.hsm.service import HSMService, bind
+from ca.store import Store
+
+
+@click.group("serve")
+def serve_group() -> None:
+    """Run one revoca service in the foreground."""
+
+
+@serve_group.command("hsm")
+@pass_app
+def serve_hsm(app: App) -> None:
+    """The HSM service: holds the token, takes activation shares, signs for the other services."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = app.settings
+    service = HSMService(token_for(settings), app.engine)
+    server = bind(settings.hsm_socket, service)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    click.echo(f"HSM service listening on {settings.hsm_socket}; {service.activation.status().line()}", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.activation.deactivate()
+        server.server_close()
+        with contextlib.suppress(FileNotFoundError):
+            settings.hsm_socket.unlink()
+
+
+def _wait_for_socket(client: HSMClient, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.status()
+            return
+        except ServiceUnavailable:
+            if proc.poll() is not None:
+                raise ServiceUnavailable("the HSM service exited at start; see its messages above") from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@click.command("run")
+@pass_app
+def run_cmd(app: App) -> None:
+    """The whole service on one machine with the embedded defaults (what `make run` does).
+
+    Initialises a demo hierarchy the first time (reused afterwards), starts the HSM service,
+    activates it with the demo shares and runs until Ctrl-C.
+    """
+    settings = app.settings
+    if not ceremony.is_initialized(settings, app.engine):
+        click.echo("first run: key ceremony with demo shares (DEMO ONLY)")
+        result = ceremony.run(settings, app.engine, demo=True)
+        click.echo(f"created CAs: {', '.join(result.cas)}")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        hsm = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "hsm"])
+        procs.append(hsm)
+        client = HSMClient(settings.hsm_socket)
+        _wait_for_socket(client, hsm)
+        for path in sorted(settings.demo_shares_dir.glob("share-*.txt")):
+            status = client.status()
+            if status["activated"]:
+                break
+            status = client.activate(ceremony.read_share_file(path))
+            click.echo(f"presented {path.name}: {status['line']}")
+        with session_scope(app.engine) as session:
+            rows = [[ca.name, ca.kind.value, len(ca.keys), ca.subject_dn] for ca in Store(session).cas()]
+        click.echo("")
+        table(["CA", "KIND", "KEYS", "SUBJECT"], rows)
+        click.echo(f"\nHSM service: {settings.hsm_socket}  ({client.status()['line']})")
+        click.echo(f"database: {settings.db_url}")
+        click.echo("try:  .venv/bin/revoca ca list  |  .venv/bin/revoca ca show tokyo  |  .venv/bin/revoca hsm status")
+        click.echo("Ctrl-C stops everything.")
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        failed = [p for p in procs if p.returncode not in (None, 0)]
+        if failed:
+            raise ServiceUnavailable(f"a service exited with status {failed[0].returncode}; see its messages above")
+    except KeyboardInterrupt:
+        click.echo("\nstopping")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=10)
+
+
+def _config_args(app: App) -> list[str]:
+    return ["--config", app.config_path] if app.config_path else []
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve_group)
+    cli.add_command(run_cmd)

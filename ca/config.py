@@ -1,0 +1,205 @@
+"""Settings: one TOML file (revoca.toml) with REVOCA_* environment overrides.
+
+Parsed strictly into frozen dataclasses: an unknown key is an error rather than a silently
+ignored typo, and the defaults run on one machine with nothing configured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from ca.errors import ConfigError
+
+KEY_ALGORITHMS = ("rsa2048", "rsa3072", "rsa4096", "p256", "p384")
+
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+# The 47 prefectures whose governors ran the regional CAs; tests build them all and
+# `[hierarchy] regional = "all"` picks them too.
+PREFECTURES = (
+    "Hokkaido", "Aomori", "Iwate", "Miyagi", "Akita", "Yamagata", "Fukushima", "Ibaraki",
+    "Tochigi", "Gunma", "Saitama", "Chiba", "Tokyo", "Kanagawa", "Niigata", "Toyama",
+    "Ishikawa", "Fukui", "Yamanashi", "Nagano", "Gifu", "Shizuoka", "Aichi", "Mie", "Shiga",
+    "Kyoto", "Osaka", "Hyogo", "Nara", "Wakayama", "Tottori", "Shimane", "Okayama",
+    "Hiroshima", "Yamaguchi", "Tokushima", "Kagawa", "Ehime", "Kochi", "Fukuoka", "Saga",
+    "Nagasaki", "Kumamoto", "Oita", "Miyazaki", "Kagoshima", "Okinawa",
+)  # fmt: skip
+
+DEMO_REGIONAL = ("Tokyo", "Osaka", "Hokkaido")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CAConfig:
+    name: str
+    subject: str
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"CA name {self.name!r} must be letters, digits, '-' or '_'")
+        try:
+            x509.Name.from_rfc4514_string(self.subject)
+        except ValueError as exc:
+            raise ConfigError(f"CA {self.name}: subject {self.subject!r} is not an RFC 4514 DN: {exc}") from exc
+
+
+def regional_ca(prefecture: str) -> CAConfig:
+    return CAConfig(
+        name=prefecture.lower(),
+        subject=f"CN=Governor of {prefecture},OU={prefecture},OU=Prefectural CA,O=JPKI,C=JP",
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HSMConfig:
+    module: str = SOFTHSM_MODULE
+    token_label: str = "revoca"
+    # SoftHSM2 only: where its config and token files live; empty means under data_dir.
+    softhsm_conf: str = ""
+    threshold: int = 2
+    shares: int = 3
+    key_algorithm: str = "rsa2048"
+    socket: str = ""
+
+    def __post_init__(self) -> None:
+        if self.key_algorithm not in KEY_ALGORITHMS:
+            raise ConfigError(
+                f"hsm.key_algorithm {self.key_algorithm!r} is not one of {', '.join(KEY_ALGORITHMS)}"
+            )
+        if not 1 <= self.threshold <= self.shares <= 255:
+            raise ConfigError(
+                f"hsm.threshold {self.threshold} of hsm.shares {self.shares} is impossible; "
+                "need 1 <= threshold <= shares <= 255"
+            )
+        if self.threshold < 2 and self.shares > 1:
+            raise ConfigError("hsm.threshold must be at least 2: one key manager alone may not activate")
+
+    @property
+    def is_softhsm(self) -> bool:
+        return "softhsm" in Path(self.module).name
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HierarchyConfig:
+    bridge: CAConfig = CAConfig(name="bridge", subject="CN=Bridge CA,OU=Bridge CA,O=JPKI,C=JP")
+    regional: tuple[CAConfig, ...] = tuple(regional_ca(p) for p in DEMO_REGIONAL)
+    # The DNS name put in the TLS and CVS server certificates.
+    server_name: str = "localhost"
+
+    def __post_init__(self) -> None:
+        names = [self.bridge.name] + [r.name for r in self.regional]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ConfigError(f"hierarchy: CA names must be unique, repeated: {', '.join(sorted(dupes))}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    hsm: HSMConfig = HSMConfig()
+    hierarchy: HierarchyConfig = HierarchyConfig()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'revoca.db'}"
+
+    @property
+    def hsm_socket(self) -> Path:
+        return Path(self.hsm.socket) if self.hsm.socket else self.data_dir / "run" / "hsm.sock"
+
+    @property
+    def softhsm_conf(self) -> Path:
+        return Path(self.hsm.softhsm_conf) if self.hsm.softhsm_conf else self.data_dir / "softhsm2.conf"
+
+    @property
+    def demo_shares_dir(self) -> Path:
+        return self.data_dir / "demo-shares"
+
+
+def _strict(cls: type, table: dict[str, Any], where: str) -> dict[str, Any]:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return dict(table)
+
+
+def _ca(table: Any, where: str) -> CAConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table with name and subject")
+    return CAConfig(**_strict(CAConfig, table, where))
+
+
+def _hierarchy(table: dict[str, Any]) -> HierarchyConfig:
+    values = _strict(HierarchyConfig, table, "[hierarchy]")
+    if "bridge" in values:
+        values["bridge"] = _ca(values["bridge"], "[hierarchy.bridge]")
+    if "regional" in values:
+        regional = values["regional"]
+        if regional == "all":
+            values["regional"] = tuple(regional_ca(p) for p in PREFECTURES)
+        elif isinstance(regional, list):
+            values["regional"] = tuple(
+                regional_ca(r) if isinstance(r, str) else _ca(r, "[[hierarchy.regional]]")
+                for r in regional
+            )
+        else:
+            raise ConfigError('hierarchy.regional must be "all" or a list of prefectures or tables')
+    return HierarchyConfig(**values)
+
+
+# Environment overrides: REVOCA_<NAME> for top-level keys, REVOCA_HSM_<NAME> for [hsm].
+def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in ("data_dir", "database_url"):
+        if f"REVOCA_{f.upper()}" in env:
+            out[f] = env[f"REVOCA_{f.upper()}"]
+    hsm: dict[str, Any] = {}
+    for f in dataclasses.fields(HSMConfig):
+        key = f"REVOCA_HSM_{f.name.upper()}"
+        if key in env:
+            hsm[f.name] = int(env[key]) if f.type == "int" else env[key]
+    if hsm:
+        out["hsm"] = hsm
+    return out
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read revoca.toml (REVOCA_CONFIG, else ./revoca.toml if present) and apply REVOCA_* overrides."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("REVOCA_CONFIG")
+    raw: dict[str, Any] = {}
+    if path is None and Path("revoca.toml").exists():
+        path = "revoca.toml"
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"configuration file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    overrides = _env_overrides(env)
+    raw = {**raw, **{k: v for k, v in overrides.items() if k != "hsm"}}
+    if "hsm" in overrides:
+        raw["hsm"] = {**raw.get("hsm", {}), **overrides["hsm"]}
+    return settings_from_dict(raw)
+
+
+def settings_from_dict(raw: dict[str, Any]) -> Settings:
+    values = _strict(Settings, raw, "revoca.toml")
+    try:
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        if "hsm" in values:
+            values["hsm"] = HSMConfig(**_strict(HSMConfig, values["hsm"], "[hsm]"))
+        if "hierarchy" in values:
+            values["hierarchy"] = _hierarchy(values["hierarchy"])
+        return Settings(**values)
+    except TypeError as exc:
+        raise ConfigError(f"revoca.toml: {exc}") from exc

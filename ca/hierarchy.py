@@ -1,0 +1,235 @@
+"""The CA hierarchy: bridge, regional and external CAs with their self-signed, cross, link,
+responder, CVS and TLS certificates.
+
+Every function works inside the caller's transaction and signs through a KeyStore, so the
+same code runs at the key ceremony (token opened in-process) and later through the HSM
+service.  Nothing here decides certificate contents: that is ca.profiles via ca.issuance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import secrets
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
+
+from ca import audit
+from ca.config import CAConfig, Settings
+from ca.errors import InvalidInput, NotFound
+from ca.hsm.signer import KeyAlgorithm, KeyStore
+from ca.issuance import Issuer, issue, key_identifier
+from ca.models import CAKind, CertificateAuthority, CertKind, KeyGeneration, KeyStatus
+from ca.store import Store, spki_der
+
+_CA_KINDS_SELF = (CertKind.SELF_SIGNED,)
+
+
+# Labels carry a random suffix: a key made for an operation whose transaction then rolled
+# back stays in the token unused, and must not block the retry by taking its label.
+def ca_key_label(ca_name: str, generation: int) -> str:
+    return f"ca/{ca_name}/{generation}/{secrets.token_hex(4)}"
+
+
+def ee_key_label(kind: CertKind, ca_name: str, generation: int) -> str:
+    return f"{kind.value}/{ca_name}/{generation}/{secrets.token_hex(4)}"
+
+
+def load_certificate(der: bytes) -> x509.Certificate:
+    return x509.load_der_x509_certificate(der)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Context:
+    """What every hierarchy operation needs: the store, where keys live, the time and who acts."""
+
+    store: Store
+    keys: KeyStore
+    now: dt.datetime
+    actor: str
+    algorithm: KeyAlgorithm = KeyAlgorithm.RSA2048
+
+
+def _issuer(ctx: Context, ca: CertificateAuthority, key: KeyGeneration) -> Issuer:
+    if key.key_label is None:
+        raise InvalidInput(f"CA {ca.name} is external: revoca holds no key to sign with")
+    return Issuer(name=x509.Name.from_rfc4514_string(ca.subject_dn), signer=ctx.keys.signer(key.key_label),
+                  key_id=key.ski)
+
+
+def _self_signed(ctx: Context, ca: CertificateAuthority, key: KeyGeneration) -> x509.Certificate:
+    issuer = _issuer(ctx, ca, key)
+    cert = issue(CertKind.SELF_SIGNED, issuer=issuer, subject=issuer.name,
+                 public_key=issuer.signer.public_key(), not_before=ctx.now)
+    ctx.store.add_certificate(cert, kind=CertKind.SELF_SIGNED, issuer_key=key, subject_key=key, now=ctx.now)
+    return cert
+
+
+def _new_ca_key(ctx: Context, ca: CertificateAuthority) -> KeyGeneration:
+    generation = 1 + max((k.generation for k in ca.keys), default=0)
+    label = ca_key_label(ca.name, generation)
+    public = ctx.keys.generate(label, ctx.algorithm)
+    key = ctx.store.add_key(ca, label=label, algorithm=ctx.algorithm.value, public_key=public,
+                            ski=key_identifier(public), now=ctx.now)
+    audit.record(ctx.store.session, "ca.key_generated", actor=ctx.actor, ca=ca.name, label=label,
+                 algorithm=ctx.algorithm.value)
+    return key
+
+
+def cross_certify(ctx: Context, issuer_ca: CertificateAuthority, subject_ca: CertificateAuthority,
+                  *, subject_key: KeyGeneration | None = None) -> x509.Certificate:
+    """issuer_ca certifies subject_ca's current key (one half of a cross-certificate pair)."""
+    issuer_key = ctx.store.current_key(issuer_ca)
+    subject_key = subject_key or ctx.store.current_key(subject_ca)
+    public = serialization.load_der_public_key(subject_key.spki_der)
+    cert = issue(CertKind.CROSS, issuer=_issuer(ctx, issuer_ca, issuer_key),
+                 subject=x509.Name.from_rfc4514_string(subject_ca.subject_dn),
+                 public_key=public, not_before=ctx.now)  # type: ignore[arg-type]
+    ctx.store.add_certificate(cert, kind=CertKind.CROSS, issuer_key=issuer_key, subject_key=subject_key,
+                              now=ctx.now)
+    audit.record(ctx.store.session, "ca.certificate_issued", actor=ctx.actor, kind="cross",
+                 issuer=issuer_ca.name, subject=subject_ca.name, serial=format(cert.serial_number, "x"))
+    return cert
+
+
+def issue_end_entity(ctx: Context, ca: CertificateAuthority, kind: CertKind, *, subject: x509.Name,
+                     dns_names: tuple[str, ...] = ()) -> x509.Certificate:
+    """A responder, CVS or TLS certificate whose key is made in the token for it."""
+    if kind not in (CertKind.OCSP_RESPONDER, CertKind.CVS_SERVER, CertKind.TLS):
+        raise InvalidInput(f"{kind} is not an end-entity kind revoca makes keys for")
+    issuer_key = ctx.store.current_key(ca)
+    n = 1 + ctx.store.count_certificates(ca, kind)
+    label = ee_key_label(kind, ca.name, n)
+    public = ctx.keys.generate(label, ctx.algorithm)
+    cert = issue(kind, issuer=_issuer(ctx, ca, issuer_key), subject=subject, public_key=public,
+                 not_before=ctx.now, dns_names=dns_names)
+    ctx.store.add_certificate(cert, kind=kind, issuer_key=issuer_key, key_label=label, now=ctx.now)
+    audit.record(ctx.store.session, "ca.certificate_issued", actor=ctx.actor, kind=kind.value, issuer=ca.name,
+                 serial=format(cert.serial_number, "x"))
+    return cert
+
+
+def _responder_subject(ca: CertificateAuthority) -> x509.Name:
+    base = x509.Name.from_rfc4514_string(ca.subject_dn)
+    kept = [rdn for rdn in base.rdns if rdn.get_attributes_for_oid(x509.NameOID.COMMON_NAME) == []]
+    cn = x509.RelativeDistinguishedName([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"OCSP Responder {ca.name}")])
+    return x509.Name([*kept, cn])
+
+
+def create_ca(ctx: Context, config: CAConfig, kind: CAKind) -> CertificateAuthority:
+    """A new CA: key in the token, self-signed certificate and its OCSP responder certificate."""
+    ca = ctx.store.add_ca(name=config.name, kind=kind, subject=x509.Name.from_rfc4514_string(config.subject),
+                          now=ctx.now)
+    key = _new_ca_key(ctx, ca)
+    _self_signed(ctx, ca, key)
+    issue_end_entity(ctx, ca, CertKind.OCSP_RESPONDER, subject=_responder_subject(ca))
+    audit.record(ctx.store.session, "ca.created", actor=ctx.actor, ca=ca.name, kind=kind.value)
+    return ca
+
+
+def build(ctx: Context, settings: Settings) -> list[CertificateAuthority]:
+    """Create whatever CAs of revoca.toml do not exist yet, cross-certified with the bridge."""
+    existing = {c.name for c in ctx.store.cas()}
+    made: list[CertificateAuthority] = []
+    h = settings.hierarchy
+    if h.bridge.name not in existing:
+        bridge = create_ca(ctx, h.bridge, CAKind.BRIDGE)
+        for kind, label in ((CertKind.CVS_SERVER, "CVS Server"), (CertKind.TLS, "TLS")):
+            subject = x509.Name.from_rfc4514_string(f"CN={h.server_name} {label},O=JPKI,C=JP")
+            issue_end_entity(ctx, bridge, kind, subject=subject, dns_names=(h.server_name,))
+        made.append(bridge)
+    else:
+        bridge = ctx.store.ca(h.bridge.name)
+    for regional_config in h.regional:
+        if regional_config.name in existing:
+            continue
+        regional = create_ca(ctx, regional_config, CAKind.REGIONAL)
+        cross_certify(ctx, bridge, regional)
+        cross_certify(ctx, regional, bridge)
+        made.append(regional)
+    return made
+
+
+def rollover(ctx: Context, ca_name: str) -> KeyGeneration:
+    """New key, self-signed certificate and the OldWithNew / NewWithOld link certificates (seed 7.1(4)).
+
+    Links: OldWithNew carries the old key signed by the new one, valid from the old key's
+    generation to the old self-signed certificate's end; NewWithOld carries the new key signed
+    by the old one, from the new key's generation to the same end.  Cross-certificates with
+    the bridge (or, for the bridge, with every regional CA) are issued anew for the new key.
+    """
+    ca = ctx.store.ca(ca_name)
+    if ca.kind is CAKind.EXTERNAL:
+        raise InvalidInput(f"CA {ca.name} is external; its owner rolls its key over")
+    old_key = ctx.store.current_key(ca)
+    old_self = next((c for c in ctx.store.certificates(issuer=ca, kinds=_CA_KINDS_SELF)
+                     if c.subject_key_id == old_key.id), None)
+    if old_self is None:
+        raise NotFound(f"CA {ca.name} has no self-signed certificate for key generation {old_key.generation}")
+    new_key = _new_ca_key(ctx, ca)
+    old_key.status = KeyStatus.RETIRED
+    _self_signed(ctx, ca, new_key)
+    name = x509.Name.from_rfc4514_string(ca.subject_dn)
+    old_pub = serialization.load_der_public_key(old_key.spki_der)
+    new_pub = serialization.load_der_public_key(new_key.spki_der)
+    links = (
+        (CertKind.LINK_OLD_WITH_NEW, new_key, old_key, old_pub, old_key.created_at),
+        (CertKind.LINK_NEW_WITH_OLD, old_key, new_key, new_pub, new_key.created_at),
+    )
+    for kind, signing_key, subject_key, public, not_before in links:
+        cert = issue(kind, issuer=_issuer(ctx, ca, signing_key), subject=name, public_key=public,  # type: ignore[arg-type]
+                     not_before=not_before, not_after=old_self.not_after)
+        ctx.store.add_certificate(cert, kind=kind, issuer_key=signing_key, subject_key=subject_key, now=ctx.now)
+        audit.record(ctx.store.session, "ca.certificate_issued", actor=ctx.actor, kind=kind.value, issuer=ca.name,
+                     serial=format(cert.serial_number, "x"))
+    partners = ([c for c in ctx.store.cas(CAKind.REGIONAL)] if ca.kind is CAKind.BRIDGE
+                else [ctx.store.bridge()])
+    for partner in partners:
+        cross_certify(ctx, partner, ca, subject_key=new_key)
+        cross_certify(ctx, ca, partner)
+    issue_end_entity(ctx, ca, CertKind.OCSP_RESPONDER, subject=_responder_subject(ca))
+    audit.record(ctx.store.session, "ca.rollover", actor=ctx.actor, ca=ca.name, old=old_key.generation,
+                 new=new_key.generation)
+    return new_key
+
+
+def import_external_ca(ctx: Context, name: str, their_cert: x509.Certificate) -> CertificateAuthority:
+    """Register another PKI's CA (e.g. the government bridge) from its self-signed certificate."""
+    public: CertificateIssuerPublicKeyTypes = their_cert.public_key()  # type: ignore[assignment]
+    try:
+        their_cert.verify_directly_issued_by(their_cert)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise InvalidInput(f"{name}: the certificate given is not a valid self-signed CA certificate: {exc}") from exc
+    try:
+        is_ca = their_cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise InvalidInput(f"{name}: the certificate given is not a CA certificate (basicConstraints cA missing)")
+    ca = ctx.store.add_ca(name=name, kind=CAKind.EXTERNAL, subject=their_cert.subject, now=ctx.now)
+    key = ctx.store.add_key(ca, label=None, algorithm=KeyAlgorithm.of_public_key(public).value,
+                            public_key=public, ski=key_identifier(public), now=ctx.now)
+    ctx.store.add_certificate(their_cert, kind=CertKind.SELF_SIGNED, issuer_key=key, subject_key=key, now=ctx.now)
+    audit.record(ctx.store.session, "ca.external_imported", actor=ctx.actor, ca=name,
+                 subject=their_cert.subject.rfc4514_string())
+    return ca
+
+
+def import_their_cross(ctx: Context, external: CertificateAuthority, cert: x509.Certificate) -> None:
+    """Store the cross certificate the external CA issued to our bridge, after checking it."""
+    bridge = ctx.store.bridge()
+    bridge_key = ctx.store.current_key(bridge)
+    their_key = ctx.store.current_key(external)
+    if spki_der(cert.public_key()) != bridge_key.spki_der:
+        raise InvalidInput(f"the cross certificate from {external.name} does not certify our bridge's current key")
+    their_self = load_certificate(ctx.store.certificates(issuer=external, kinds=_CA_KINDS_SELF)[-1].der)
+    try:
+        cert.verify_directly_issued_by(their_self)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise InvalidInput(f"the cross certificate is not signed by {external.name}'s key: {exc}") from exc
+    ctx.store.add_certificate(cert, kind=CertKind.CROSS, issuer_key=their_key, subject_key=bridge_key, now=ctx.now)
+    audit.record(ctx.store.session, "ca.cross_imported", actor=ctx.actor, ca=external.name,
+                 serial=format(cert.serial_number, "x"))

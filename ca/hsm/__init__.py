@@ -1,0 +1,18 @@
+"""Keys in a PKCS#11 token, activated by M of N key managers.
+
+`token` talks PKCS#11, `shares` splits and checks the activation secret, `activation`
+collects shares, `service` holds the activated token for the other processes and `client`
+is how they reach it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ca.config import Settings
+from ca.hsm.token import Token
+
+
+def token_for(settings: Settings) -> Token:
+    conf: Path | None = settings.softhsm_conf if settings.hsm.is_softhsm else None
+    return Token(settings.hsm.module, settings.hsm.token_label, softhsm_conf=conf)

@@ -1,0 +1,106 @@
+"""How every other process reaches the HSM service: a KeyStore and Signers over its socket."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
+
+from ca.errors import ServiceUnavailable
+from ca.hsm import protocol
+from ca.hsm.signer import KeyAlgorithm
+
+
+class HSMClient:
+    """One connection to the service, reused for every call (a lock keeps calls in order)."""
+
+    def __init__(self, path: Path, *, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._file: Any = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self.path))
+        except OSError as exc:
+            sock.close()
+            raise ServiceUnavailable(
+                f"the HSM service is not running on {self.path}; start it with `revoca serve hsm`") from exc
+        self._sock, self._file = sock, sock.makefile("rwb")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                self._file.close()
+                self._sock.close()
+                self._sock = self._file = None
+
+    def call(self, op: str, **fields: Any) -> dict[str, Any]:
+        with self._lock:
+            for attempt in (1, 2):  # one reconnect if the service restarted since the last call
+                if self._sock is None:
+                    self._connect()
+                try:
+                    self._file.write(protocol.encode({"op": op, **fields}))
+                    self._file.flush()
+                    line = self._file.readline(protocol.MAX_LINE + 1)
+                    if not line:
+                        raise ConnectionError("HSM service closed the connection")
+                    break
+                except OSError as exc:
+                    self._sock = self._file = None
+                    if attempt == 2 or op in ("activate", "deactivate", "generate"):
+                        raise ServiceUnavailable(f"lost the connection to the HSM service on {self.path}") from exc
+        return protocol.raise_for(protocol.decode(line))
+
+    def status(self) -> dict[str, Any]:
+        return self.call("status")
+
+    def activate(self, share: str) -> dict[str, Any]:
+        return self.call("activate", share=share)
+
+    def deactivate(self, operator: str, password: str) -> dict[str, Any]:
+        return self.call("deactivate", operator=operator, password=password)
+
+    # KeyStore
+    def generate(self, label: str, algorithm: KeyAlgorithm) -> CertificateIssuerPublicKeyTypes:
+        reply = self.call("generate", label=label, algorithm=algorithm.value)
+        return serialization.load_der_public_key(base64.b64decode(reply["spki"]))  # type: ignore[return-value]
+
+    def signer(self, label: str) -> ServiceSigner:
+        reply = self.call("public_key", label=label)
+        public = serialization.load_der_public_key(base64.b64decode(reply["spki"]))
+        return ServiceSigner(self, label, KeyAlgorithm(reply["algorithm"]), public)  # type: ignore[arg-type]
+
+
+class ServiceSigner:
+    def __init__(self, client: HSMClient, label: str, algorithm: KeyAlgorithm,
+                 public: CertificateIssuerPublicKeyTypes) -> None:
+        self._client = client
+        self._label = label
+        self._algorithm = algorithm
+        self._public = public
+
+    @property
+    def key_label(self) -> str:
+        return self._label
+
+    @property
+    def algorithm(self) -> KeyAlgorithm:
+        return self._algorithm
+
+    def public_key(self) -> CertificateIssuerPublicKeyTypes:
+        return self._public
+
+    def sign(self, data: bytes) -> bytes:
+        reply = self._client.call("sign", label=self._label, data=base64.b64encode(data).decode())
+        return base64.b64decode(reply["signature"])

@@ -1,0 +1,197 @@
+"""The Signer and KeyStore boundaries, and the bridge that lets cryptography sign through them.
+
+A CA key never leaves the token, yet certificates, CRLs and OCSP responses are built with
+pyca/cryptography's builders.  Those builders only ask the private key object for
+`sign(data, ...)`, so `as_private_key(signer)` hands them a key object whose sign() is the
+token's: cryptography builds and encodes, the token signs, and nothing is hand-encoded.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol, runtime_checkable
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
+)
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from ca.errors import InvalidInput
+
+
+class KeyAlgorithm(enum.StrEnum):
+    RSA2048 = "rsa2048"
+    RSA3072 = "rsa3072"
+    RSA4096 = "rsa4096"
+    P256 = "p256"
+    P384 = "p384"
+
+    @property
+    def is_rsa(self) -> bool:
+        return self.value.startswith("rsa")
+
+    @property
+    def bits(self) -> int:
+        return {"rsa2048": 2048, "rsa3072": 3072, "rsa4096": 4096, "p256": 256, "p384": 384}[self.value]
+
+    @property
+    def hash_algorithm(self) -> hashes.HashAlgorithm:
+        """sha256WithRSAEncryption / ecdsa-with-SHA256 for all but P-384, which pairs with SHA-384."""
+        return hashes.SHA384() if self is KeyAlgorithm.P384 else hashes.SHA256()
+
+    @classmethod
+    def of_public_key(cls, key: CertificateIssuerPublicKeyTypes) -> KeyAlgorithm:
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size in (2048, 3072, 4096):
+            return cls(f"rsa{key.key_size}")
+        if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in ("secp256r1", "secp384r1"):
+            return cls.P256 if key.curve.name == "secp256r1" else cls.P384
+        raise InvalidInput(f"unsupported CA key type {type(key).__name__} ({getattr(key, 'key_size', '?')} bits)")
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """One private key that can sign; it does not matter where the key lives."""
+
+    @property
+    def key_label(self) -> str: ...
+
+    @property
+    def algorithm(self) -> KeyAlgorithm: ...
+
+    def public_key(self) -> CertificateIssuerPublicKeyTypes: ...
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign data with the algorithm's hash: PKCS#1 v1.5 for RSA, DER ECDSA-Sig-Value for EC."""
+        ...
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """Where CA and responder keys are made and used: the PKCS#11 token, directly or via the HSM service."""
+
+    def generate(self, label: str, algorithm: KeyAlgorithm) -> CertificateIssuerPublicKeyTypes: ...
+
+    def signer(self, label: str) -> Signer: ...
+
+
+class SoftwareSigner:
+    """A key held in memory by cryptography.
+
+    For keys that are not CA keys by design: another organisation's CA in cross-certification
+    tests, and later the delegated OCSP responder key file.  Never for a revoca CA key.
+    """
+
+    def __init__(self, private_key: CertificateIssuerPrivateKeyTypes, label: str = "software") -> None:
+        if not isinstance(private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise InvalidInput(f"software signer supports RSA and EC keys, not {type(private_key).__name__}")
+        self._key = private_key
+        self._label = label
+        self._algorithm = KeyAlgorithm.of_public_key(private_key.public_key())
+
+    @property
+    def key_label(self) -> str:
+        return self._label
+
+    @property
+    def algorithm(self) -> KeyAlgorithm:
+        return self._algorithm
+
+    def public_key(self) -> CertificateIssuerPublicKeyTypes:
+        return self._key.public_key()
+
+    def sign(self, data: bytes) -> bytes:
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            return self._key.sign(data, padding.PKCS1v15(), self._algorithm.hash_algorithm)
+        return self._key.sign(data, ec.ECDSA(self._algorithm.hash_algorithm))
+
+
+def _check_hash(signer: Signer, algorithm: object) -> None:
+    if isinstance(algorithm, Prehashed) or not isinstance(algorithm, hashes.HashAlgorithm):
+        raise InvalidInput("signing a pre-hashed value is not supported through a Signer")
+    if algorithm.name != signer.algorithm.hash_algorithm.name:
+        raise InvalidInput(
+            f"key {signer.key_label} signs with {signer.algorithm.hash_algorithm.name}, "
+            f"not {algorithm.name}; pass signer.algorithm.hash_algorithm to the builder"
+        )
+
+
+class _RSASignerKey(rsa.RSAPrivateKey):
+    def __init__(self, signer: Signer) -> None:
+        self._signer = signer
+
+    def sign(self, data: bytes, padding_: padding.AsymmetricPadding, algorithm: object) -> bytes:  # type: ignore[override]
+        if not isinstance(padding_, padding.PKCS1v15):
+            raise InvalidInput(f"key {self._signer.key_label} signs with PKCS#1 v1.5 only, not {padding_.name}")
+        _check_hash(self._signer, algorithm)
+        return self._signer.sign(data)
+
+    def public_key(self) -> rsa.RSAPublicKey:
+        key = self._signer.public_key()
+        assert isinstance(key, rsa.RSAPublicKey)
+        return key
+
+    @property
+    def key_size(self) -> int:
+        return self.public_key().key_size
+
+    def decrypt(self, ciphertext: bytes, padding: padding.AsymmetricPadding) -> bytes:
+        raise NotImplementedError("token keys are for signing only")
+
+    def private_numbers(self) -> rsa.RSAPrivateNumbers:
+        raise NotImplementedError("token keys cannot be exported")
+
+    def private_bytes(self, *args: object, **kwargs: object) -> bytes:
+        raise NotImplementedError("token keys cannot be exported")
+
+    def __copy__(self) -> _RSASignerKey:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _RSASignerKey:
+        return self
+
+
+class _ECSignerKey(ec.EllipticCurvePrivateKey):
+    def __init__(self, signer: Signer) -> None:
+        self._signer = signer
+
+    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+        if not isinstance(signature_algorithm, ec.ECDSA):
+            raise InvalidInput(f"key {self._signer.key_label} signs with ECDSA only")
+        _check_hash(self._signer, signature_algorithm.algorithm)
+        return self._signer.sign(data)
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        key = self._signer.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        return key
+
+    @property
+    def curve(self) -> ec.EllipticCurve:
+        return self.public_key().curve
+
+    @property
+    def key_size(self) -> int:
+        return self.curve.key_size
+
+    def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
+        raise NotImplementedError("token keys are for signing only")
+
+    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
+        raise NotImplementedError("token keys cannot be exported")
+
+    def private_bytes(self, *args: object, **kwargs: object) -> bytes:
+        raise NotImplementedError("token keys cannot be exported")
+
+    def __copy__(self) -> _ECSignerKey:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _ECSignerKey:
+        return self
+
+
+def as_private_key(signer: Signer) -> CertificateIssuerPrivateKeyTypes:
+    """A cryptography private-key object whose sign() goes to `signer` (for the x509 builders)."""
+    return _RSASignerKey(signer) if signer.algorithm.is_rsa else _ECSignerKey(signer)

@@ -1,0 +1,296 @@
+"""The PKCS#11 token that holds every revoca key (SoftHSM2 here, a real HSM in production).
+
+Keys are generated inside the token as sensitive and not extractable, and are only ever
+used through C_Sign.  The token PIN is not known to anyone: it is derived from the M-of-N
+activation secret (ca.hsm.shares), so the token opens only when key managers combine shares.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pkcs11
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
+from pkcs11.util.rsa import encode_rsa_public_key
+
+from ca.errors import AlreadyExists, NotFound, TokenError
+from ca.hsm.signer import KeyAlgorithm
+
+_CURVE_OIDS = {KeyAlgorithm.P256: "1.2.840.10045.3.1.7", KeyAlgorithm.P384: "1.3.132.0.34"}
+_RSA_MECHANISM = {"sha256": Mechanism.SHA256_RSA_PKCS, "sha384": Mechanism.SHA384_RSA_PKCS}
+
+_lib_lock = threading.Lock()
+_libs: dict[str, tuple[pkcs11.lib, str | None]] = {}
+
+
+def _load_lib(module: str, softhsm_conf: Path | None) -> pkcs11.lib:
+    """Load (once per process) the PKCS#11 module.
+
+    SoftHSM2 reads SOFTHSM2_CONF when C_Initialize runs, so a change of configuration (tests
+    use several token directories) re-initialises the library.
+    """
+    if not Path(module).exists():
+        raise TokenError(f"PKCS#11 module {module} not found; install softhsm2 or set hsm.module")
+    conf = str(softhsm_conf.resolve()) if softhsm_conf else None
+    with _lib_lock:
+        if conf:
+            os.environ["SOFTHSM2_CONF"] = conf
+        cached = _libs.get(module)
+        if cached is not None:
+            lib, loaded_conf = cached
+            if loaded_conf != conf:
+                lib.reinitialize()
+                _libs[module] = (lib, conf)
+            return lib
+        try:
+            lib = pkcs11.lib(module)
+        except pkcs11.PKCS11Error as exc:
+            raise TokenError(f"PKCS#11 module {module} failed to load: {type(exc).__name__}") from exc
+        _libs[module] = (lib, conf)
+        return lib
+
+
+def write_softhsm_conf(conf: Path) -> None:
+    """A SoftHSM2 configuration whose tokens live in a directory beside it (0700)."""
+    tokens = conf.parent / "tokens"
+    tokens.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conf.write_text(
+        f"# SoftHSM2 token store of revoca (embedded default; production uses a real HSM)\n"
+        f"directories.tokendir = {tokens.resolve()}\n"
+        "objectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+        encoding="utf-8",
+    )
+
+
+class Token:
+    """A PKCS#11 token found by label in a module."""
+
+    def __init__(self, module: str, label: str, *, softhsm_conf: Path | None = None) -> None:
+        self.module = module
+        self.label = label
+        self.softhsm_conf = softhsm_conf
+
+    def _lib(self) -> pkcs11.lib:
+        return _load_lib(self.module, self.softhsm_conf)
+
+    def exists(self) -> bool:
+        if self.softhsm_conf is not None and not self.softhsm_conf.exists():
+            return False
+        try:
+            self._lib().get_token(token_label=self.label)
+        except pkcs11.NoSuchToken:
+            return False
+        return True
+
+    def initialize_softhsm(self, *, so_pin: str, user_pin: str) -> None:
+        """Create the token (SoftHSM2 only; a real HSM's token is made with its vendor's tools).
+
+        python-pkcs11 has no C_InitToken, so softhsm2-util does it; the PINs pass on its
+        command line, which only matters for the embedded default.
+        """
+        if self.softhsm_conf is None:
+            raise TokenError("only a SoftHSM2 token can be created by revoca; create the HSM token with its own tools")
+        if self.exists():
+            raise AlreadyExists(f"token {self.label!r} already exists in {self.softhsm_conf}")
+        tool = shutil.which("softhsm2-util")
+        if tool is None:
+            raise TokenError("softhsm2-util not found; install the softhsm2 package (make run does)")
+        if not self.softhsm_conf.exists():
+            write_softhsm_conf(self.softhsm_conf)
+        env = {**os.environ, "SOFTHSM2_CONF": str(self.softhsm_conf.resolve())}
+        proc = subprocess.run(
+            [tool, "--init-token", "--free", "--label", self.label, "--so-pin", so_pin, "--pin", user_pin],
+            env=env, capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            detail = proc.stderr.strip() or proc.stdout.strip()
+            raise TokenError(f"softhsm2-util could not create token {self.label!r}: {detail}")
+        self._lib().reinitialize()  # SoftHSM2 lists a new token only after C_Initialize
+
+    def open(self, user_pin: str) -> TokenSession:
+        try:
+            token = self._lib().get_token(token_label=self.label)
+        except pkcs11.NoSuchToken as exc:
+            raise TokenError(f"no token labelled {self.label!r} in {self.module}; run `revoca init` first") from exc
+        try:
+            session = token.open(rw=True, user_pin=user_pin)
+        except pkcs11.PinIncorrect as exc:
+            raise TokenError(f"token {self.label!r} refused the activation secret (wrong share set?)") from exc
+        except pkcs11.PKCS11Error as exc:
+            raise TokenError(f"token {self.label!r} could not be opened: {type(exc).__name__}") from exc
+        return TokenSession(session, self.label)
+
+
+def _public_key_der(pub: pkcs11.PublicKey, algorithm: KeyAlgorithm) -> bytes:
+    if algorithm.is_rsa:
+        return encode_rsa_public_key(pub)  # PKCS#1 RSAPublicKey
+    return encode_ec_public_key(pub)  # SubjectPublicKeyInfo
+
+
+def _load_public(der: bytes, algorithm: KeyAlgorithm) -> CertificateIssuerPublicKeyTypes:
+    if algorithm.is_rsa:
+        key = serialization.load_der_public_key(
+            _rsa_spki(der)
+        )
+    else:
+        key = serialization.load_der_public_key(der)
+    return key  # type: ignore[return-value]
+
+
+def _rsa_spki(pkcs1: bytes) -> bytes:
+    from asn1crypto import keys
+
+    return keys.PublicKeyInfo.wrap(keys.RSAPublicKey.load(pkcs1), "rsa").dump()
+
+
+class TokenSession:
+    """A logged-in, read-write session: make keys, find them, sign.
+
+    One PKCS#11 session is not safe to use from two threads at once, hence the lock.
+    """
+
+    def __init__(self, session: pkcs11.Session, token_label: str) -> None:
+        self._session = session
+        self._lock = threading.Lock()
+        self.token_label = token_label
+        self._private: dict[str, tuple[pkcs11.PrivateKey, KeyAlgorithm, CertificateIssuerPublicKeyTypes]] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            self._private.clear()
+            try:
+                self._session.close()
+            except pkcs11.PKCS11Error:
+                pass
+
+    def generate(self, label: str, algorithm: KeyAlgorithm) -> CertificateIssuerPublicKeyTypes:
+        with self._lock:
+            if any(True for _ in self._session.get_objects({Attribute.LABEL: label})):
+                raise AlreadyExists(f"the token already holds a key labelled {label!r}")
+            private_template = {
+                Attribute.TOKEN: True,
+                Attribute.PRIVATE: True,
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.SIGN: True,
+                Attribute.DECRYPT: False,
+                Attribute.UNWRAP: False,
+                Attribute.DERIVE: False,
+            }
+            public_template = {Attribute.TOKEN: True, Attribute.VERIFY: True, Attribute.ENCRYPT: False,
+                               Attribute.WRAP: False}
+            key_id = label.encode()
+            try:
+                if algorithm.is_rsa:
+                    pub, _priv = self._session.generate_keypair(
+                        KeyType.RSA, algorithm.bits, id=key_id, label=label, store=True,
+                        public_template={**public_template, Attribute.PUBLIC_EXPONENT: b"\x01\x00\x01"},
+                        private_template=private_template,
+                    )
+                else:
+                    params = self._session.create_domain_parameters(
+                        KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVE_OIDS[algorithm])},
+                        local=True,
+                    )
+                    pub, _priv = params.generate_keypair(
+                        id=key_id, label=label, store=True,
+                        public_template=public_template, private_template=private_template,
+                    )
+            except pkcs11.PKCS11Error as exc:
+                raise TokenError(f"token refused to generate {algorithm} key {label!r}: {type(exc).__name__}") from exc
+            return _load_public(_public_key_der(pub, algorithm), algorithm)
+
+    def _find(self, label: str) -> tuple[pkcs11.PrivateKey, KeyAlgorithm, CertificateIssuerPublicKeyTypes]:
+        cached = self._private.get(label)
+        if cached is not None:
+            return cached
+        try:
+            priv = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+            pub = self._session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+        except pkcs11.NoSuchKey as exc:
+            raise NotFound(f"the token holds no key labelled {label!r}") from exc
+        except pkcs11.MultipleObjectsReturned as exc:
+            raise TokenError(f"the token holds several keys labelled {label!r}; fix the token by hand") from exc
+        if priv.key_type == KeyType.RSA:
+            algorithm = KeyAlgorithm(f"rsa{priv.key_length}")
+        else:
+            der = encode_ec_public_key(pub)
+            loaded = serialization.load_der_public_key(der)
+            algorithm = KeyAlgorithm.of_public_key(loaded)  # type: ignore[arg-type]
+        public = _load_public(_public_key_der(pub, algorithm), algorithm)
+        self._private[label] = (priv, algorithm, public)
+        return self._private[label]
+
+    def signer(self, label: str) -> TokenSigner:
+        with self._lock:
+            _priv, algorithm, public = self._find(label)
+        return TokenSigner(self, label, algorithm, public)
+
+    def key_attributes(self, label: str) -> dict[str, bool]:
+        """SENSITIVE / EXTRACTABLE / ALWAYS_SENSITIVE / NEVER_EXTRACTABLE, for tests and `revoca hsm status`."""
+        with self._lock:
+            priv, _, _ = self._find(label)
+            attrs = (Attribute.SENSITIVE, Attribute.EXTRACTABLE, Attribute.ALWAYS_SENSITIVE,
+                     Attribute.NEVER_EXTRACTABLE)
+            return {a.name.lower(): bool(priv[a]) for a in attrs}
+
+    def export_private_value(self, label: str) -> bytes:
+        """Try to read the private key's value; the token must refuse (used by tests to prove it)."""
+        with self._lock:
+            priv, _, _ = self._find(label)
+            try:
+                return bytes(priv[Attribute.PRIVATE_EXPONENT if priv.key_type == KeyType.RSA else Attribute.VALUE])
+            except pkcs11.PKCS11Error as exc:
+                raise TokenError(f"the token refused to export key {label!r}: {type(exc).__name__}") from exc
+
+    def sign(self, label: str, data: bytes) -> bytes:
+        with self._lock:
+            priv, algorithm, _ = self._find(label)
+            try:
+                if algorithm.is_rsa:
+                    return priv.sign(data, mechanism=_RSA_MECHANISM[algorithm.hash_algorithm.name])
+                digest = hashes.Hash(algorithm.hash_algorithm)
+                digest.update(data)
+                raw = priv.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
+                return encode_ecdsa_signature(raw)
+            except pkcs11.PKCS11Error as exc:
+                raise TokenError(f"token failed to sign with {label!r}: {type(exc).__name__}") from exc
+
+    def labels(self) -> list[str]:
+        with self._lock:
+            return sorted(
+                str(obj[Attribute.LABEL])
+                for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
+            )
+
+
+class TokenSigner:
+    """A Signer for one key in an open TokenSession."""
+
+    def __init__(self, session: TokenSession, label: str, algorithm: KeyAlgorithm,
+                 public: CertificateIssuerPublicKeyTypes) -> None:
+        self._session = session
+        self._label = label
+        self._algorithm = algorithm
+        self._public = public
+
+    @property
+    def key_label(self) -> str:
+        return self._label
+
+    @property
+    def algorithm(self) -> KeyAlgorithm:
+        return self._algorithm
+
+    def public_key(self) -> CertificateIssuerPublicKeyTypes:
+        return self._public
+
+    def sign(self, data: bytes) -> bytes:
+        return self._session.sign(self._label, data)

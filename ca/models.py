@@ -1,0 +1,289 @@
+"""Database rows of the CA core (SQLAlchemy 2).
+
+The schema is created only by the Alembic migrations in migrations/; these classes describe
+it for queries.  Enums are stored as their string values so that SQLite and PostgreSQL hold
+the same text and a new member needs no type migration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SERIAL_HEX_WIDTH = 42  # RFC 5280 allows 20 octets; one spare octet for a sign byte of imports
+
+
+class SerialNumber(sa.types.TypeDecorator[int]):
+    """Certificate serials as Python ints, stored as zero-padded lowercase hex.
+
+    SQL integers stop at 64 bits and serials go to 160, so text it is; the fixed width keeps
+    text order equal to numeric order for the CRL stream.
+    """
+
+    impl = sa.String(SERIAL_HEX_WIDTH)
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: sa.Dialect) -> str | None:
+        if value is None:
+            return None
+        if value < 0:
+            raise ValueError(f"serial number {value} is negative")
+        return format(value, f"0{SERIAL_HEX_WIDTH}x")
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> int | None:
+        return None if value is None else int(value, 16)
+
+
+class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on both backends (SQLite drops the zone, so put it back)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use timezone-aware UTC")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _enum(cls: type[enum.Enum], length: int = 24) -> sa.Enum:
+    return sa.Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class CAKind(enum.StrEnum):
+    BRIDGE = "bridge"
+    REGIONAL = "regional"
+    EXTERNAL = "external"
+
+
+class CAStatus(enum.StrEnum):
+    ACTIVE = "active"
+    COMPROMISED = "compromised"
+    TERMINATED = "terminated"
+
+
+class KeyStatus(enum.StrEnum):
+    ACTIVE = "active"
+    RETIRED = "retired"  # superseded by a rollover; still verifies what it signed
+    COMPROMISED = "compromised"
+
+
+class CertKind(enum.StrEnum):
+    SUBSCRIBER = "subscriber"
+    SELF_SIGNED = "self-signed"
+    CROSS = "cross"
+    LINK_OLD_WITH_NEW = "link-old-with-new"
+    LINK_NEW_WITH_OLD = "link-new-with-old"
+    OCSP_RESPONDER = "ocsp-responder"
+    CVS_SERVER = "cvs-server"
+    TLS = "tls"
+
+    @property
+    def is_ca_certificate(self) -> bool:
+        """Listed on the ARL rather than the CRL."""
+        return self in (CertKind.SELF_SIGNED, CertKind.CROSS, CertKind.LINK_OLD_WITH_NEW,
+                        CertKind.LINK_NEW_WITH_OLD)
+
+
+class Role(enum.StrEnum):
+    """Trusted roles of seed 004 5.2.1 (and the RA window staff of 5.2.1.2)."""
+
+    CA_ADMINISTRATOR = "ca-administrator"
+    KEY_MANAGER = "key-manager"
+    RECEPTIONIST = "receptionist"
+    REVIEWER = "reviewer"
+    APPROVER = "approver"
+    SENIOR_OPERATOR = "senior-operator"
+    OPERATOR = "operator"
+    INTERNAL_AUDITOR = "internal-auditor"
+
+
+class RevocationReason(enum.IntEnum):
+    """The only reasons seed 004 4.9.9 allows; RFC 5280 numbers.  No certificateHold."""
+
+    KEY_COMPROMISE = 1
+    CA_COMPROMISE = 2
+    AFFILIATION_CHANGED = 3
+    SUPERSEDED = 4
+    CESSATION_OF_OPERATION = 5
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime()}
+
+
+class CertificateAuthority(Base):
+    __tablename__ = "cas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    kind: Mapped[CAKind] = mapped_column(_enum(CAKind))
+    subject_dn: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[CAStatus] = mapped_column(_enum(CAStatus), default=CAStatus.ACTIVE)
+    created_at: Mapped[dt.datetime]
+
+    keys: Mapped[list[KeyGeneration]] = relationship(
+        back_populates="ca", order_by="KeyGeneration.generation"
+    )
+
+
+class KeyGeneration(Base):
+    """One key pair of a CA; a rollover adds the next generation."""
+
+    __tablename__ = "key_generations"
+    __table_args__ = (sa.UniqueConstraint("ca_id", "generation"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ca_id: Mapped[int] = mapped_column(sa.ForeignKey("cas.id"))
+    generation: Mapped[int]
+    # Label of the private key in the PKCS#11 token; NULL for an external CA's key.
+    key_label: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
+    algorithm: Mapped[str] = mapped_column(sa.String(16))
+    spki_der: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    ski: Mapped[bytes] = mapped_column(sa.LargeBinary(32), index=True)
+    status: Mapped[KeyStatus] = mapped_column(_enum(KeyStatus), default=KeyStatus.ACTIVE)
+    created_at: Mapped[dt.datetime]
+
+    ca: Mapped[CertificateAuthority] = relationship(back_populates="keys")
+
+
+class Certificate(Base):
+    __tablename__ = "certificates"
+    __table_args__ = (
+        sa.UniqueConstraint("issuer_ca_id", "serial", name="uq_certificates_issuer_serial"),
+        sa.Index("ix_certificates_kind_issuer", "kind", "issuer_ca_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer_ca_id: Mapped[int] = mapped_column(sa.ForeignKey("cas.id"))
+    # The key that signed it: a CA key compromise revokes everything this key signed.
+    issuer_key_id: Mapped[int] = mapped_column(sa.ForeignKey("key_generations.id"), index=True)
+    # For CA certificates (self-signed, cross, link): whose key the certificate carries.
+    subject_ca_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cas.id"), index=True)
+    subject_key_id: Mapped[int | None] = mapped_column(sa.ForeignKey("key_generations.id"))
+    # Label of the end-entity key in the token (responder, CVS, TLS); NULL otherwise.
+    key_label: Mapped[str | None] = mapped_column(sa.String(128))
+    kind: Mapped[CertKind] = mapped_column(_enum(CertKind))
+    serial: Mapped[int] = mapped_column(SerialNumber())
+    subject_dn: Mapped[str] = mapped_column(sa.Text)
+    not_before: Mapped[dt.datetime]
+    not_after: Mapped[dt.datetime]
+    fingerprint_sha256: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
+    der: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[dt.datetime]
+
+    issuer_ca: Mapped[CertificateAuthority] = relationship(foreign_keys=[issuer_ca_id])
+    subject_ca: Mapped[CertificateAuthority | None] = relationship(foreign_keys=[subject_ca_id])
+    issuer_key: Mapped[KeyGeneration] = relationship(foreign_keys=[issuer_key_id])
+    subject_key: Mapped[KeyGeneration | None] = relationship(foreign_keys=[subject_key_id])
+    revocation: Mapped[Revocation | None] = relationship(back_populates="certificate", uselist=False)
+
+
+class Revocation(Base):
+    """A revoked certificate; rows are never deleted or updated (no un-revoke)."""
+
+    __tablename__ = "revocations"
+    __table_args__ = (sa.Index("ix_revocations_issuer_serial", "issuer_ca_id", "serial"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(sa.ForeignKey("certificates.id"), unique=True)
+    issuer_ca_id: Mapped[int] = mapped_column(sa.ForeignKey("cas.id"))
+    serial: Mapped[int] = mapped_column(SerialNumber())
+    revocation_time: Mapped[dt.datetime]
+    reason: Mapped[int] = mapped_column(sa.SmallInteger)
+    recorded_at: Mapped[dt.datetime]
+    # The CRL entry's DER, encoded once at revocation time so CRL issuance only streams.
+    entry_der: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+    certificate: Mapped[Certificate] = relationship(back_populates="revocation")
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    # scrypt hash of the operator's password; the password itself is never stored.
+    credential_hash: Mapped[str] = mapped_column(sa.String(255))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime]
+
+    roles: Mapped[list[OperatorRole]] = relationship(
+        back_populates="operator", cascade="all, delete-orphan", order_by="OperatorRole.role"
+    )
+
+    @property
+    def role_set(self) -> frozenset[Role]:
+        return frozenset(r.role for r in self.roles)
+
+
+class OperatorRole(Base):
+    __tablename__ = "operator_roles"
+
+    operator_id: Mapped[int] = mapped_column(sa.ForeignKey("operators.id"), primary_key=True)
+    role: Mapped[Role] = mapped_column(_enum(Role), primary_key=True)
+
+    operator: Mapped[Operator] = relationship(back_populates="roles")
+
+
+class ShareSet(Base):
+    """The M-of-N split of a token's activation secret, made at the key ceremony."""
+
+    __tablename__ = "share_sets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_label: Mapped[str] = mapped_column(sa.String(64))
+    threshold: Mapped[int]
+    total: Mapped[int]
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime]
+
+    holders: Mapped[list[ShareHolder]] = relationship(
+        back_populates="share_set", order_by="ShareHolder.share_index"
+    )
+
+
+class ShareHolder(Base):
+    """Which key manager holds share i; only a digest is kept, never the share."""
+
+    __tablename__ = "share_holders"
+
+    share_set_id: Mapped[int] = mapped_column(sa.ForeignKey("share_sets.id"), primary_key=True)
+    share_index: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(sa.ForeignKey("operators.id"))
+    digest: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+
+    share_set: Mapped[ShareSet] = relationship(back_populates="holders")
+    operator: Mapped[Operator] = relationship()
+
+
+class AuditEvent(Base):
+    """Security-relevant events (seed 004 5.4.1): type, time, result, actor."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(index=True)
+    event_type: Mapped[str] = mapped_column(sa.String(64))
+    result: Mapped[str] = mapped_column(sa.String(16))
+    actor: Mapped[str] = mapped_column(sa.String(128))
+    detail: Mapped[str] = mapped_column(sa.Text, default="{}")
