@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
-import shutil
-import subprocess
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -74,14 +72,6 @@ def _write_private(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _delete_softhsm_token(settings: Settings) -> None:
-    tool = shutil.which("softhsm2-util")
-    if tool and settings.hsm.is_softhsm:
-        subprocess.run([tool, "--delete-token", "--token", settings.hsm.token_label],
-                       env={"SOFTHSM2_CONF": str(settings.softhsm_conf.resolve()), "PATH": "/usr/bin:/bin"},
-                       capture_output=True, check=False)
-
-
 def run(settings: Settings, engine: sa.Engine, *, key_managers: list[str] | None = None, demo: bool = False,
         now: dt.datetime | None = None, actor: str = "ceremony") -> CeremonyResult:
     now = now or dt.datetime.now(dt.UTC)
@@ -125,7 +115,7 @@ def run(settings: Settings, engine: sa.Engine, *, key_managers: list[str] | None
     except BaseException:
         if session_tok is not None:
             session_tok.close()
-        _delete_softhsm_token(settings)
+        token.delete_softhsm()
         raise
     session_tok.close()
     secret = b""

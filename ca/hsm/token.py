@@ -114,6 +114,15 @@ class Token:
             raise TokenError(f"softhsm2-util could not create token {self.label!r}: {detail}")
         self._lib().reinitialize()  # SoftHSM2 lists a new token only after C_Initialize
 
+    def delete_softhsm(self) -> None:
+        """Remove a SoftHSM2 token (undoing a failed ceremony); a no-op if it is not there."""
+        tool = shutil.which("softhsm2-util")
+        if self.softhsm_conf is None or tool is None or not self.softhsm_conf.exists():
+            return
+        env = {**os.environ, "SOFTHSM2_CONF": str(self.softhsm_conf.resolve())}
+        subprocess.run([tool, "--delete-token", "--token", self.label], env=env, capture_output=True, check=False)
+        self._lib().reinitialize()  # drop the slot of the deleted token
+
     def open(self, user_pin: str) -> TokenSession:
         try:
             token = self._lib().get_token(token_label=self.label)

@@ -1,0 +1,75 @@
+"""Keys are made inside a real SoftHSM2 token, stay there, and sign correctly."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+from ca.config import SOFTHSM_MODULE
+from ca.errors import AlreadyExists, NotFound, TokenError
+from ca.hsm.signer import KeyAlgorithm
+from ca.hsm.token import Token, TokenSession
+
+PIN = "0123456789abcdef"
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[TokenSession]:
+    token = Token(SOFTHSM_MODULE, "unit", softhsm_conf=tmp_path / "softhsm2.conf")
+    token.initialize_softhsm(so_pin="so-" + PIN, user_pin=PIN)
+    s = token.open(PIN)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("algorithm", list(KeyAlgorithm))
+def test_generated_key_signs_what_the_public_key_verifies(session: TokenSession, algorithm: KeyAlgorithm) -> None:
+    public = session.generate(f"k-{algorithm}", algorithm)
+    signer = session.signer(f"k-{algorithm}")
+    assert signer.algorithm is algorithm
+    sig = signer.sign(b"tbs bytes")
+    if algorithm.is_rsa:
+        public.verify(sig, b"tbs bytes", padding.PKCS1v15(), algorithm.hash_algorithm)
+        assert public.key_size == algorithm.bits
+    else:
+        public.verify(sig, b"tbs bytes", ec.ECDSA(algorithm.hash_algorithm))
+
+
+def test_private_key_is_sensitive_and_not_extractable(session: TokenSession) -> None:
+    session.generate("ca-key", KeyAlgorithm.RSA2048)
+    attrs = session.key_attributes("ca-key")
+    assert attrs == {"sensitive": True, "extractable": False, "always_sensitive": True, "never_extractable": True}
+    with pytest.raises(TokenError, match="refused to export"):
+        session.export_private_value("ca-key")
+
+
+def test_label_cannot_be_taken_twice(session: TokenSession) -> None:
+    session.generate("dup", KeyAlgorithm.P256)
+    with pytest.raises(AlreadyExists, match="dup"):
+        session.generate("dup", KeyAlgorithm.P256)
+
+
+def test_unknown_label_is_not_found(session: TokenSession) -> None:
+    with pytest.raises(NotFound, match="no key labelled 'missing'"):
+        session.signer("missing")
+
+
+def test_wrong_pin_is_refused(tmp_path: Path) -> None:
+    token = Token(SOFTHSM_MODULE, "pin", softhsm_conf=tmp_path / "softhsm2.conf")
+    token.initialize_softhsm(so_pin="so-" + PIN, user_pin=PIN)
+    with pytest.raises(TokenError, match="refused the activation secret"):
+        token.open("not-the-pin-at-all")
+
+
+def test_missing_module_is_one_clear_error(tmp_path: Path) -> None:
+    token = Token("/nonexistent/libpkcs11.so", "x", softhsm_conf=tmp_path / "c.conf")
+    with pytest.raises(TokenError, match="not found"):
+        token.open(PIN)
+
+
+def test_missing_token_is_one_clear_error(tmp_path: Path) -> None:
+    conf = tmp_path / "softhsm2.conf"
+    Token(SOFTHSM_MODULE, "other", softhsm_conf=conf).initialize_softhsm(so_pin="so-" + PIN, user_pin=PIN)
+    with pytest.raises(TokenError, match="no token labelled 'absent'.*revoca init"):
+        Token(SOFTHSM_MODULE, "absent", softhsm_conf=conf).open(PIN)
