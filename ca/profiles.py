@@ -114,7 +114,9 @@ PROFILES: Mapping[CertKind, Profile] = MappingProxyType({
     ),
     CertKind.CROSS: Profile(
         kind=CertKind.CROSS, validity_years=5, ca=True, key_usage=_CA_KEY_USAGE,
-        policies=(PolicyOID.SUBSCRIBER,),
+        # Every policy of the certificates below the crossed CA, so that a verifier who
+        # trusts the bridge with policy checking on also accepts responder, CVS and TLS ones.
+        policies=(PolicyOID.SUBSCRIBER, PolicyOID.TLS, PolicyOID.CVS_SERVER, PolicyOID.OCSP_RESPONDER),
     ),
     CertKind.LINK_OLD_WITH_NEW: _link(CertKind.LINK_OLD_WITH_NEW),
     CertKind.LINK_NEW_WITH_OLD: _link(CertKind.LINK_NEW_WITH_OLD),

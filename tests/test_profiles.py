@@ -176,13 +176,14 @@ class TestIssuedExtensions:
         assert _ext(cert, ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value.key_identifier == ski
         assert cert.not_valid_after_utc == datetime(2030, 4, 1, tzinfo=UTC)
 
-    def test_cross_certifies_subject_key_under_issuer_key_with_subscriber_policy(self, pki: PKI) -> None:
+    def test_cross_certifies_subject_key_under_issuer_key_with_every_policy_below_it(self, pki: PKI) -> None:
         cert = pki["cross_bridge_tokyo"]
         assert cert.issuer == BRIDGE and cert.subject == TOKYO
         assert _ext(cert, ExtensionOID.SUBJECT_KEY_IDENTIFIER).value.digest == pki.tokyo.key_id
         assert _ext(cert, ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value.key_identifier == pki.bridge.key_id
         policies = _ext(cert, ExtensionOID.CERTIFICATE_POLICIES).value
-        assert [p.policy_identifier for p in policies] == [PolicyOID.SUBSCRIBER]
+        assert [p.policy_identifier for p in policies] == [
+            PolicyOID.SUBSCRIBER, PolicyOID.TLS, PolicyOID.CVS_SERVER, PolicyOID.OCSP_RESPONDER]
         assert cert.not_valid_after_utc - cert.not_valid_before_utc == timedelta(days=365 * 5 + 1)
 
     def test_cross_by_p384_external_ca_is_signed_with_sha384(self, pki: PKI) -> None:
