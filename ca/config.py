@@ -88,8 +88,9 @@ class HSMConfig:
 class HierarchyConfig:
     bridge: CAConfig = CAConfig(name="bridge", subject="CN=Bridge CA,OU=Bridge CA,O=JPKI,C=JP")
     regional: tuple[CAConfig, ...] = tuple(regional_ca(p) for p in DEMO_REGIONAL)
-    # The DNS name put in the TLS and CVS server certificates.
-    server_name: str = "localhost"
+    # The DNS name put in the TLS and CVS server certificates (RFC 6761 keeps .localhost local;
+    # a bare "localhost" is not a valid dNSName for pkilint).
+    server_name: str = "revoca.localhost"
 
     def __post_init__(self) -> None:
         names = [self.bridge.name] + [r.name for r in self.regional]

@@ -111,7 +111,7 @@ def issue(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
     )
-    for extension, critical in _extensions(profile, ski, issuer.key_id, dns_names, basic_four):
+    for extension, critical in _extensions(profile, ski, issuer.key_id, dns_names, basic_four, public_key):
         builder = builder.add_extension(extension, critical=critical)
     certificate = builder.sign(as_private_key(issuer.signer), issuer.signer.algorithm.hash_algorithm)
     _check_signature(certificate, issuer.signer)
@@ -167,11 +167,16 @@ def _extensions(
     aki: bytes,
     dns_names: Sequence[str],
     basic_four: BasicFour | None,
+    public_key: CertificatePublicKeyTypes,
 ) -> list[tuple[x509.ExtensionType, bool]]:
     out: list[tuple[x509.ExtensionType, bool]] = []
     if profile.basic_constraints:
         out.append((x509.BasicConstraints(ca=profile.ca, path_length=None), True))
-    out.append((_key_usage(profile.key_usage), True))
+    key_usage = profile.key_usage
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        # RFC 8813 / RFC 5480: an EC key cannot encipher keys; TLS with it uses (EC)DHE.
+        key_usage = key_usage - {"keyEncipherment"}
+    out.append((_key_usage(key_usage), True))
     if profile.extended_key_usage:
         out.append((x509.ExtendedKeyUsage(list(profile.extended_key_usage)), False))
     if profile.policies:
