@@ -22,6 +22,7 @@ from ca.issuance import Issuer, issue
 from ca.models import CAKind, Certificate, CertKind, KeyStatus
 from ca.store import Store
 from ca.subscribers import generate_subscribers
+
 from conftest import NOW, make_settings
 from tools import assert_pkilint_clean, openssl_verify, pkilint_cert, pkilint_chain
 

@@ -15,7 +15,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
-from tools import assert_pkilint_clean, openssl_verify, pkilint_cert, pkilint_chain
 
 from ca.config import regional_ca
 from ca.errors import InvalidInput, TokenError
@@ -24,6 +23,8 @@ from ca.issuance import Issuer, issue, key_identifier
 from ca.models import CertKind
 from ca.profiles import ID_KP_SCVP_SERVER, PROFILES, PolicyOID, Profile, add_years
 from ca.subscribers import random_basic_four
+
+from tools import assert_pkilint_clean, openssl_verify, pkilint_cert, pkilint_chain
 
 T0 = datetime(2020, 4, 1, tzinfo=UTC)  # first CA keys generated, self-signed certificates issued
 CROSS_AT = datetime(2022, 4, 1, tzinfo=UTC)

@@ -15,7 +15,6 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from tools import assert_pkilint_clean, der, openssl_verify, pem, pkilint_cert, pkilint_chain
 
 from ca.config import regional_ca
 from ca.errors import InvalidInput
@@ -29,6 +28,8 @@ from ca.subscribers import (
     generate_subscribers,
     key_pool,
 )
+
+from tools import assert_pkilint_clean, der, openssl_verify, pem, pkilint_cert, pkilint_chain
 
 NOW = datetime(2024, 4, 1, tzinfo=UTC)
 TOKYO = x509.Name.from_rfc4514_string(regional_ca("Tokyo").subject)
