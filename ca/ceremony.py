@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 
 import sqlalchemy as sa
+from cryptography import x509
 
 from ca import audit, hierarchy
 from ca.config import Settings
@@ -23,8 +24,10 @@ from ca.errors import AlreadyExists, InvalidInput, NotFound, TokenError
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm
-from ca.models import Role
+from ca.issuance import Issuer
+from ca.models import CAKind, CertificateAuthority, CertKind, Role
 from ca.store import Store
+from ca.subscribers import generate_subscribers
 
 DEMO_WARNING = (
     "# DEMO ONLY - NEVER USE IN PRODUCTION.\n"
@@ -72,8 +75,22 @@ def _write_private(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+DEMO_SUBSCRIBERS_PER_CA = 25
+
+
+def _demo_subscribers(ctx: hierarchy.Context, cas: list[CertificateAuthority], count: int) -> None:
+    """A few subscriber certificates per regional CA, so the demo has something to revoke."""
+    for ca in cas:
+        key = ctx.store.current_key(ca)
+        issuer = Issuer(name=x509.Name.from_rfc4514_string(ca.subject_dn), signer=ctx.keys.signer(key.key_label),
+                        key_id=key.ski)
+        for cert, _private in generate_subscribers(issuer, count, now=ctx.now):
+            ctx.store.add_certificate(cert, kind=CertKind.SUBSCRIBER, issuer_key=key, now=ctx.now)
+
+
 def run(settings: Settings, engine: sa.Engine, *, key_managers: list[str] | None = None, demo: bool = False,
-        now: dt.datetime | None = None, actor: str = "ceremony") -> CeremonyResult:
+        now: dt.datetime | None = None, actor: str = "ceremony",
+        demo_subscribers: int = DEMO_SUBSCRIBERS_PER_CA) -> CeremonyResult:
     now = now or dt.datetime.now(dt.UTC)
     if is_initialized(settings, engine):
         raise AlreadyExists(f"revoca is already initialised (token {settings.hsm.token_label!r} has a share set)")
@@ -112,6 +129,8 @@ def run(settings: Settings, engine: sa.Engine, *, key_managers: list[str] | None
             ctx = hierarchy.Context(store=store, keys=session_tok, now=now, actor=actor,
                                     algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
             made = hierarchy.build(ctx, settings)
+            if demo:
+                _demo_subscribers(ctx, [c for c in made if c.kind is CAKind.REGIONAL], demo_subscribers)
     except BaseException:
         if session_tok is not None:
             session_tok.close()

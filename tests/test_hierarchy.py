@@ -75,9 +75,12 @@ def test_init_builds_bridge_and_regional_cas_with_every_certificate(engine: sa.E
     with session_scope(engine) as s:
         store = Store(s)
         assert [c.kind for c in store.cas()] == [CAKind.BRIDGE] + [CAKind.REGIONAL] * 3
-        kinds = sorted(c.kind.value for c in store.certificates())
+        kinds = sorted(c.kind.value for c in store.certificates() if c.kind is not CertKind.SUBSCRIBER)
+        subscribers = {ca.name: store.count_certificates(ca, CertKind.SUBSCRIBER) for ca in store.cas()}
     # 4 self-signed, 4 responders, 3 pairs of cross certificates, bridge CVS and TLS
     assert kinds == sorted(["self-signed"] * 4 + ["ocsp-responder"] * 4 + ["cross"] * 6 + ["cvs-server", "tls"])
+    # and, for the demo, a few subscribers per regional CA
+    assert subscribers == {"bridge": 0, "tokyo": 25, "osaka": 25, "hokkaido": 25}
 
 
 def test_every_certificate_passes_pkilint(engine: sa.Engine, initialized: ceremony.CeremonyResult) -> None:
@@ -176,7 +179,7 @@ def test_default_rsa_2048_keys_and_sha256(tmp_path: Path) -> None:
 
     engine = make_engine(settings.db_url)
     upgrade(engine)
-    ceremony.run(settings, engine, demo=True, now=NOW)
+    ceremony.run(settings, engine, demo=True, now=NOW, demo_subscribers=2)
     for row in _certs(engine):
         cert = x509.load_der_x509_certificate(row.der)
         assert cert.public_key().key_size == 2048
@@ -191,7 +194,7 @@ def test_all_47_prefectural_cas(tmp_path: Path, db_url: str) -> None:
     settings = make_settings(tmp_path, db_url, hierarchy={"regional": "all"})
     engine = make_engine(settings.db_url)
     upgrade(engine)
-    result = ceremony.run(settings, engine, demo=True, now=NOW)
+    result = ceremony.run(settings, engine, demo=True, now=NOW, demo_subscribers=0)
     assert len(result.cas) == 48
     bridge_root = _one(engine, CertKind.SELF_SIGNED, "bridge")
     crosses = {_ca_name(engine, c.subject_ca_id): c for c in _certs(engine, issuer="bridge", kinds=[CertKind.CROSS])}

@@ -6,9 +6,8 @@ Create Date: 2026-11-22 02:49:42.728873
 
 The previous release must keep working against this schema while it rolls out.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
