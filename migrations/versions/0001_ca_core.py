@@ -1,7 +1,7 @@
 """CA core: CAs, keys, certificates, revocations, operators, shares, audit
 
 Revision ID: 0001
-Revises: 
+Revises: (none, first migration)
 Create Date: 2026-11-22 02:49:42.728873
 
 The previous release must keep working against this schema while it rolls out.
