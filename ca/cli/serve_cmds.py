@@ -36,10 +36,8 @@ def serve_hsm(app: App) -> None:
     service = HSMService(token_for(settings), app.engine)
     server = bind(settings.hsm_socket, service)
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, _interrupt)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     click.echo(f"HSM service listening on {settings.hsm_socket}; {service.activation.status().line()}", err=True)
     try:
         server.serve_forever()
@@ -50,6 +48,11 @@ def serve_hsm(app: App) -> None:
         server.server_close()
         with contextlib.suppress(FileNotFoundError):
             settings.hsm_socket.unlink()
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM stops a service the way Ctrl-C does: cleanly, through KeyboardInterrupt."""
+    raise KeyboardInterrupt
 
 
 def _wait_for_socket(client: HSMClient, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -75,6 +78,7 @@ def run_cmd(app: App) -> None:
     activates it with the demo shares and runs until Ctrl-C.
     """
     settings = app.settings
+    signal.signal(signal.SIGTERM, _interrupt)
     if not ceremony.is_initialized(settings, app.engine):
         click.echo("first run: key ceremony with demo shares (DEMO ONLY)")
         result = ceremony.run(settings, app.engine, demo=True)
