@@ -16,7 +16,7 @@ from ca.db import session_scope
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.importer import read_certificates
-from ca.models import Certificate, CertificateAuthority, Role
+from ca.models import Certificate, CertificateAuthority, CertKind, Role
 from ca.store import Store
 
 
@@ -68,10 +68,11 @@ def ca_show(app: App, name: str, pem: bool, as_json: bool) -> None:
         summary = _ca_summary(store, ca)
         keys = [{"generation": k.generation, "label": k.key_label, "algorithm": k.algorithm, "status": k.status.value,
                  "ski": k.ski.hex(), "created_at": k.created_at} for k in ca.keys]
-        issued = [c for c in store.certificates(issuer=ca) if c.kind.value != "subscriber"]
+        ca_level = [k for k in CertKind if k is not CertKind.SUBSCRIBER]  # never load millions of subscribers
+        issued = list(store.certificates(issuer=ca, kinds=ca_level))
         held = [c for c in store.certificates(subject_ca=ca) if c.issuer_ca_id != ca.id]
         certs = [_cert_row(c, names) | ({"pem": _pem(c)} if pem else {}) for c in issued + held]
-        subscribers = store.count_certificates(ca, hierarchy.CertKind.SUBSCRIBER)
+        subscribers = store.count_certificates(ca, CertKind.SUBSCRIBER)
     data = summary | {"keys": keys, "certificates": certs, "subscriber_certificates": subscribers}
     if as_json:
         emit_json(data)
