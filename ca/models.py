@@ -95,6 +95,8 @@ class CertKind(enum.StrEnum):
     OCSP_RESPONDER = "ocsp-responder"
     CVS_SERVER = "cvs-server"
     TLS = "tls"
+    RECEIPT_SIGNER = "receipt-signer"  # signs the receipts the RA terminals print
+    RA_TERMINAL = "ra-terminal"  # TLS client certificate of a registered RA terminal
 
     @property
     def is_ca_certificate(self) -> bool:
@@ -124,6 +126,30 @@ class RevocationReason(enum.IntEnum):
     AFFILIATION_CHANGED = 3
     SUPERSEDED = 4
     CESSATION_OF_OPERATION = 5
+
+
+class ListType(enum.StrEnum):
+    CRL = "crl"  # subscriber certificates
+    ARL = "arl"  # CA certificates: self-signed, cross, link
+
+
+class RequestChannel(enum.StrEnum):
+    RA_WINDOW = "ra-window"  # a clerk at a municipal window, subscriber certificates
+    ONLINE = "online"  # the subscriber, signing with their own key (seed 004 3.4.1.1)
+    DUAL_CONTROL = "dual-control"  # CA-level certificates: receptionist, reviewer, approver
+    CA_COMPROMISE = "ca-compromise"  # everything a compromised key signed
+
+
+class RequestStatus(enum.StrEnum):
+    PENDING_REVIEW = "pending-review"
+    PENDING_APPROVAL = "pending-approval"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+
+
+class Applicant(enum.StrEnum):
+    SELF = "self"
+    AGENT = "agent"
 
 
 class Base(DeclarativeBase):
@@ -201,7 +227,10 @@ class Revocation(Base):
     """A revoked certificate; rows are never deleted or updated (no un-revoke)."""
 
     __tablename__ = "revocations"
-    __table_args__ = (sa.Index("ix_revocations_issuer_serial", "issuer_ca_id", "serial"),)
+    __table_args__ = (
+        sa.Index("ix_revocations_issuer_serial", "issuer_ca_id", "serial"),
+        sa.Index("ix_revocations_issuer_list", "issuer_ca_id", "list_type"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     certificate_id: Mapped[int] = mapped_column(sa.ForeignKey("certificates.id"), unique=True)
@@ -212,6 +241,10 @@ class Revocation(Base):
     recorded_at: Mapped[dt.datetime]
     # The CRL entry's DER, encoded once at revocation time so CRL issuance only streams.
     entry_der: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    # CA certificates go on the ARL, subscriber certificates on the CRL.
+    list_type: Mapped[ListType] = mapped_column(_enum(ListType, length=8), default=ListType.CRL,
+                                                server_default=ListType.CRL.value)
+    request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("revocation_requests.id"))
 
     certificate: Mapped[Certificate] = relationship(back_populates="revocation")
 
@@ -287,3 +320,81 @@ class AuditEvent(Base):
     result: Mapped[str] = mapped_column(sa.String(16))
     actor: Mapped[str] = mapped_column(sa.String(128))
     detail: Mapped[str] = mapped_column(sa.Text, default="{}")
+
+
+class RATerminal(Base):
+    """A registered RA terminal, known by the SHA-256 of its TLS client certificate."""
+
+    __tablename__ = "ra_terminals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    certificate_id: Mapped[int] = mapped_column(sa.ForeignKey("certificates.id"))
+    cert_fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime]
+
+
+class RevocationRequest(Base):
+    """One request to revoke, from a window, online, under dual control or by compromise."""
+
+    __tablename__ = "revocation_requests"
+    __table_args__ = (
+        sa.UniqueConstraint("terminal_id", "idempotency_key", name="uq_requests_terminal_idempotency"),
+        sa.Index("ix_requests_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    channel: Mapped[RequestChannel] = mapped_column(_enum(RequestChannel))
+    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus))
+    terminal_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ra_terminals.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(128))
+    # SHA-256 of the request's content: the same idempotency key with other content is refused.
+    request_digest: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    certificate_id: Mapped[int] = mapped_column(sa.ForeignKey("certificates.id"), index=True)
+    reason: Mapped[int] = mapped_column(sa.SmallInteger)
+    applicant: Mapped[Applicant | None] = mapped_column(_enum(Applicant, length=8))
+    identity_document_checked: Mapped[bool] = mapped_column(default=False)
+    receptionist_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id"))
+    reviewer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id"))
+    approver_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id"))
+    accepted_at: Mapped[dt.datetime]
+    reviewed_at: Mapped[dt.datetime | None]
+    decided_at: Mapped[dt.datetime | None]
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    # CMS SignedData over the receipt, signed by the receipt key (what the terminal prints).
+    receipt: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+    certificate: Mapped[Certificate] = relationship()
+
+
+class CRLCounter(Base):
+    """The last CRL/ARL number handed out per CA and list; bumped and committed before signing."""
+
+    __tablename__ = "crl_counters"
+
+    ca_id: Mapped[int] = mapped_column(sa.ForeignKey("cas.id"), primary_key=True)
+    list_type: Mapped[ListType] = mapped_column(_enum(ListType, length=8), primary_key=True)
+    last_number: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class IssuedCRL(Base):
+    """The archive of every CRL and ARL issued (the "revocation information file" of seed 004 1.1)."""
+
+    __tablename__ = "issued_crls"
+    __table_args__ = (sa.UniqueConstraint("ca_id", "list_type", "number", name="uq_issued_crls_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ca_id: Mapped[int] = mapped_column(sa.ForeignKey("cas.id"))
+    list_type: Mapped[ListType] = mapped_column(_enum(ListType, length=8))
+    number: Mapped[int] = mapped_column(sa.BigInteger)
+    signing_key_id: Mapped[int] = mapped_column(sa.ForeignKey("key_generations.id"))
+    this_update: Mapped[dt.datetime]
+    next_update: Mapped[dt.datetime]
+    entries: Mapped[int]
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    # Relative to the data directory; the DER itself lives in a file, CRLs reach tens of MB.
+    path: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[dt.datetime]

@@ -138,6 +138,17 @@ PROFILES: Mapping[CertKind, Profile] = MappingProxyType({
         extended_key_usage=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
         policies=(PolicyOID.TLS,), alt_names=AltNames.DNS_NAMES,
     ),
+    # Signs the receipts RA terminals print; they are checked years later, hence 3 years.
+    CertKind.RECEIPT_SIGNER: Profile(
+        kind=CertKind.RECEIPT_SIGNER, validity_years=3, ca=False,
+        key_usage=frozenset({"digitalSignature", "nonRepudiation"}),
+    ),
+    # The TLS client certificate `revoca ra add` gives a municipal RA terminal.
+    CertKind.RA_TERMINAL: Profile(
+        kind=CertKind.RA_TERMINAL, validity_years=1, ca=False,
+        key_usage=frozenset({"digitalSignature"}),
+        extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+    ),
     # basicConstraints omitted: RFC 5280 4.2.1.9 allows that for end-entity certificates.
     CertKind.SUBSCRIBER: Profile(
         kind=CertKind.SUBSCRIBER, validity_years=3, ca=False, basic_constraints=False,

@@ -73,3 +73,28 @@ def test_missing_token_is_one_clear_error(tmp_path: Path) -> None:
     Token(SOFTHSM_MODULE, "other", softhsm_conf=conf).initialize_softhsm(so_pin="so-" + PIN, user_pin=PIN)
     with pytest.raises(TokenError, match="no token labelled 'absent'.*revoca init"):
         Token(SOFTHSM_MODULE, "absent", softhsm_conf=conf).open(PIN)
+
+
+@pytest.mark.parametrize("algorithm", list(KeyAlgorithm))
+def test_signing_a_streamed_digest_equals_signing_the_data(session: TokenSession, algorithm: KeyAlgorithm) -> None:
+    from cryptography.hazmat.primitives import hashes
+
+    public = session.generate(f"d-{algorithm}", algorithm)
+    signer = session.signer(f"d-{algorithm}")
+    h = hashes.Hash(algorithm.hash_algorithm)
+    for chunk in (b"part one, ", b"part two"):
+        h.update(chunk)
+    sig = signer.sign_digest(h.finalize())
+    if algorithm.is_rsa:
+        assert sig == signer.sign(b"part one, part two")  # PKCS#1 v1.5 is deterministic
+        public.verify(sig, b"part one, part two", padding.PKCS1v15(), algorithm.hash_algorithm)
+    else:
+        public.verify(sig, b"part one, part two", ec.ECDSA(algorithm.hash_algorithm))
+
+
+def test_digest_of_the_wrong_length_is_refused(session: TokenSession) -> None:
+    from ca.errors import InvalidInput
+
+    session.generate("w", KeyAlgorithm.P384)
+    with pytest.raises(InvalidInput, match="sha384 digests of 48 bytes, not 32"):
+        session.signer("w").sign_digest(b"\0" * 32)

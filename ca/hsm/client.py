@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPub
 
 from ca.errors import ServiceUnavailable
 from ca.hsm import protocol
-from ca.hsm.signer import KeyAlgorithm
+from ca.hsm.signer import KeyAlgorithm, check_digest
 
 
 class HSMClient:
@@ -103,4 +103,9 @@ class ServiceSigner:
 
     def sign(self, data: bytes) -> bytes:
         reply = self._client.call("sign", label=self._label, data=base64.b64encode(data).decode())
+        return base64.b64decode(reply["signature"])
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        check_digest(self, digest)
+        reply = self._client.call("sign_digest", label=self._label, digest=base64.b64encode(digest).decode())
         return base64.b64decode(reply["signature"])

@@ -94,12 +94,12 @@ class HSMService:
         return {"spki": base64.b64encode(spki_der(signer.public_key())).decode(), "algorithm": signer.algorithm.value}
 
     def _op_sign(self, req: dict[str, Any]) -> dict[str, Any]:
-        try:
-            data = base64.b64decode(str(req.get("data", "")), validate=True)
-        except ValueError as exc:
-            raise InvalidInput("sign: data is not base64") from exc
-        sig = self.activation.session().sign(str(req.get("label")), data)
+        sig = self.activation.session().sign(str(req.get("label")), _b64(req, "data"))
         return {"signature": base64.b64encode(sig).decode()}
+
+    def _op_sign_digest(self, req: dict[str, Any]) -> dict[str, Any]:
+        signer = self.activation.session().signer(str(req.get("label")))
+        return {"signature": base64.b64encode(signer.sign_digest(_b64(req, "digest"))).decode()}
 
     def _op_generate(self, req: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -110,6 +110,13 @@ class HSMService:
         # SQLite a second writer would wait for that very transaction.
         public = self.activation.session().generate(str(req.get("label")), algorithm)
         return {"spki": base64.b64encode(spki_der(public)).decode(), "algorithm": algorithm.value}
+
+
+def _b64(req: dict[str, Any], field: str) -> bytes:
+    try:
+        return base64.b64decode(str(req.get(field, "")), validate=True)
+    except ValueError as exc:
+        raise InvalidInput(f"{req.get('op')}: {field} is not base64") from exc
 
 
 class _Handler(socketserver.StreamRequestHandler):

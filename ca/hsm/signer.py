@@ -67,6 +67,10 @@ class Signer(Protocol):
         """Sign data with the algorithm's hash: PKCS#1 v1.5 for RSA, DER ECDSA-Sig-Value for EC."""
         ...
 
+    def sign_digest(self, digest: bytes) -> bytes:
+        """Sign a digest made with the algorithm's hash (for data streamed through the hash, e.g. big CRLs)."""
+        ...
+
 
 @runtime_checkable
 class KeyStore(Protocol):
@@ -103,9 +107,22 @@ class SoftwareSigner:
         return self._key.public_key()
 
     def sign(self, data: bytes) -> bytes:
+        return self._sign(data, self._algorithm.hash_algorithm)
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        check_digest(self, digest)
+        return self._sign(digest, Prehashed(self._algorithm.hash_algorithm))
+
+    def _sign(self, data: bytes, algorithm: hashes.HashAlgorithm | Prehashed) -> bytes:
         if isinstance(self._key, rsa.RSAPrivateKey):
-            return self._key.sign(data, padding.PKCS1v15(), self._algorithm.hash_algorithm)
-        return self._key.sign(data, ec.ECDSA(self._algorithm.hash_algorithm))
+            return self._key.sign(data, padding.PKCS1v15(), algorithm)
+        return self._key.sign(data, ec.ECDSA(algorithm))
+
+
+def check_digest(signer: Signer, digest: bytes) -> None:
+    if len(digest) != signer.algorithm.hash_algorithm.digest_size:
+        raise InvalidInput(f"key {signer.key_label} signs {signer.algorithm.hash_algorithm.name} digests "
+                           f"of {signer.algorithm.hash_algorithm.digest_size} bytes, not {len(digest)}")
 
 
 def _check_hash(signer: Signer, algorithm: object) -> None:

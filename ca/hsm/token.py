@@ -21,10 +21,16 @@ from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_
 from pkcs11.util.rsa import encode_rsa_public_key
 
 from ca.errors import AlreadyExists, NotFound, TokenError
-from ca.hsm.signer import KeyAlgorithm
+from ca.hsm.signer import KeyAlgorithm, check_digest
 
 _CURVE_OIDS = {KeyAlgorithm.P256: "1.2.840.10045.3.1.7", KeyAlgorithm.P384: "1.3.132.0.34"}
 _RSA_MECHANISM = {"sha256": Mechanism.SHA256_RSA_PKCS, "sha384": Mechanism.SHA384_RSA_PKCS}
+
+# DER of DigestInfo up to the digest octets (RFC 8017 9.2 note 1), for CKM_RSA_PKCS.
+_DIGEST_INFO_PREFIX = {
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+}
 
 _lib_lock = threading.Lock()
 _libs: dict[str, tuple[pkcs11.lib, str | None]] = {}
@@ -272,6 +278,18 @@ class TokenSession:
             except pkcs11.PKCS11Error as exc:
                 raise TokenError(f"token failed to sign with {label!r}: {type(exc).__name__}") from exc
 
+    def sign_digest(self, label: str, digest: bytes) -> bytes:
+        """Sign a precomputed digest: RSA as PKCS#1 v1.5 over DigestInfo, ECDSA over the digest."""
+        with self._lock:
+            priv, algorithm, _ = self._find(label)
+            try:
+                if algorithm.is_rsa:
+                    return priv.sign(_DIGEST_INFO_PREFIX[algorithm.hash_algorithm.name] + digest,
+                                     mechanism=Mechanism.RSA_PKCS)
+                return encode_ecdsa_signature(priv.sign(digest, mechanism=Mechanism.ECDSA))
+            except pkcs11.PKCS11Error as exc:
+                raise TokenError(f"token failed to sign with {label!r}: {type(exc).__name__}") from exc
+
     def labels(self) -> list[str]:
         with self._lock:
             return sorted(
@@ -303,3 +321,7 @@ class TokenSigner:
 
     def sign(self, data: bytes) -> bytes:
         return self._session.sign(self._label, data)
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        check_digest(self, digest)
+        return self._session.sign_digest(self._label, digest)
