@@ -88,7 +88,8 @@ def pki() -> PKI:
                      not_before=at, basic_four=four)  # fmt: skip
 
     def server(kind: CertKind) -> x509.Certificate:
-        names = () if kind is CertKind.OCSP_RESPONDER else ("ocsp.tokyo.example.jp",)
+        needs_dns = kind in (CertKind.TLS, CertKind.CVS_SERVER)
+        names = ("ocsp.tokyo.example.jp",) if needs_dns else ()
         return issue(kind, issuer=tokyo, subject=SERVER, public_key=server_key, not_before=NOW,
                      dns_names=names)  # fmt: skip
 
@@ -114,6 +115,8 @@ def pki() -> PKI:
         "ocsp": server(CertKind.OCSP_RESPONDER),
         "cvs": server(CertKind.CVS_SERVER),
         "tls": server(CertKind.TLS),
+        "receipt": server(CertKind.RECEIPT_SIGNER),
+        "ra_terminal": server(CertKind.RA_TERMINAL),
     }  # fmt: skip
     return PKI(bridge, tokyo, tokyo_new, external, certs)
 
@@ -387,6 +390,7 @@ ALL_CERTS = {
     "old_with_new": CertKind.LINK_OLD_WITH_NEW, "new_with_old": CertKind.LINK_NEW_WITH_OLD,
     "subscriber": CertKind.SUBSCRIBER, "subscriber_new_key": CertKind.SUBSCRIBER,
     "ocsp": CertKind.OCSP_RESPONDER, "cvs": CertKind.CVS_SERVER, "tls": CertKind.TLS,
+    "receipt": CertKind.RECEIPT_SIGNER, "ra_terminal": CertKind.RA_TERMINAL,
 }  # fmt: skip
 
 ISSUER_SUBJECT_PAIRS = (
@@ -397,6 +401,7 @@ ISSUER_SUBJECT_PAIRS = (
     ("tokyo_ss", "new_with_old"), ("new_with_old", "subscriber_new_key"),
     ("tokyo_new_ss", "old_with_new"), ("old_with_new", "subscriber"),
     ("tokyo_ss", "subscriber"), ("tokyo_ss", "ocsp"), ("tokyo_ss", "cvs"), ("tokyo_ss", "tls"),
+    ("tokyo_ss", "receipt"), ("tokyo_ss", "ra_terminal"),
 )  # fmt: skip
 
 
