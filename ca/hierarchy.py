@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import secrets
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from ca import audit
@@ -98,7 +101,7 @@ def cross_certify(ctx: Context, issuer_ca: CertificateAuthority, subject_ca: Cer
 def issue_end_entity(ctx: Context, ca: CertificateAuthority, kind: CertKind, *, subject: x509.Name,
                      dns_names: tuple[str, ...] = ()) -> x509.Certificate:
     """A responder, CVS or TLS certificate whose key is made in the token for it."""
-    if kind not in (CertKind.OCSP_RESPONDER, CertKind.CVS_SERVER, CertKind.TLS):
+    if kind not in (CertKind.OCSP_RESPONDER, CertKind.CVS_SERVER, CertKind.TLS, CertKind.RECEIPT_SIGNER):
         raise InvalidInput(f"{kind} is not an end-entity kind revoca makes keys for")
     issuer_key = ctx.store.current_key(ca)
     n = 1 + ctx.store.count_certificates(ca, kind)
@@ -143,6 +146,9 @@ def build(ctx: Context, settings: Settings) -> list[CertificateAuthority]:
         made.append(bridge)
     else:
         bridge = ctx.store.ca(h.bridge.name)
+    if not ctx.store.certificates(issuer=bridge, kinds=[CertKind.RECEIPT_SIGNER]):
+        issue_end_entity(ctx, bridge, CertKind.RECEIPT_SIGNER,
+                         subject=x509.Name.from_rfc4514_string("CN=Revocation Receipts,OU=Bridge CA,O=JPKI,C=JP"))
     for regional_config in h.regional:
         if regional_config.name in existing:
             continue
@@ -233,3 +239,28 @@ def import_their_cross(ctx: Context, external: CertificateAuthority, cert: x509.
     ctx.store.add_certificate(cert, kind=CertKind.CROSS, issuer_key=their_key, subject_key=bridge_key, now=ctx.now)
     audit.record(ctx.store.session, "ca.cross_imported", actor=ctx.actor, ca=external.name,
                  serial=format(cert.serial_number, "x"))
+
+
+def issue_with_key_file(ctx: Context, ca: CertificateAuthority, kind: CertKind, *, subject: x509.Name,
+                        key_path: Path, dns_names: tuple[str, ...] = (),
+                        ip_addresses: tuple[str, ...] = ()) -> x509.Certificate:
+    """A TLS server or RA terminal certificate whose key is a file (P-256), not a token key.
+
+    TLS stacks (gunicorn, curl, the terminals' own software) need the key as a file; these
+    keys are short-lived, revocable end-entity keys, never CA keys.
+    """
+    if kind not in (CertKind.TLS, CertKind.RA_TERMINAL):
+        raise InvalidInput(f"{kind} keys are kept in the token, not in files")
+    private = ec.generate_private_key(ec.SECP256R1())
+    issuer_key = ctx.store.current_key(ca)
+    cert = issue(kind, issuer=_issuer(ctx, ca, issuer_key), subject=subject, public_key=private.public_key(),
+                 not_before=ctx.now, dns_names=dns_names,
+                 ip_addresses=tuple(ipaddress.ip_address(ip) for ip in ip_addresses))
+    ctx.store.add_certificate(cert, kind=kind, issuer_key=issuer_key, now=ctx.now)
+    key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_path.touch(mode=0o600, exist_ok=True)
+    key_path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    audit.record(ctx.store.session, "ca.certificate_issued", actor=ctx.actor, kind=kind.value, issuer=ca.name,
+                 serial=format(cert.serial_number, "x"), subject=subject.rfc4514_string())
+    return cert

@@ -6,6 +6,7 @@ values against it and lets cryptography encode, so no certificate field is writt
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ def issue(
     not_after: datetime | None = None,
     serial: int | None = None,
     dns_names: Sequence[str] = (),
+    ip_addresses: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address] = (),
     basic_four: BasicFour | None = None,
     subject_key_id: bytes | None = None,
 ) -> x509.Certificate:
@@ -111,7 +113,8 @@ def issue(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
     )
-    for extension, critical in _extensions(profile, ski, issuer.key_id, dns_names, basic_four, public_key):
+    for extension, critical in _extensions(profile, ski, issuer.key_id, dns_names, ip_addresses, basic_four,
+                                             public_key):
         builder = builder.add_extension(extension, critical=critical)
     certificate = builder.sign(as_private_key(issuer.signer), issuer.signer.algorithm.hash_algorithm)
     _check_signature(certificate, issuer.signer)
@@ -166,6 +169,7 @@ def _extensions(
     ski: bytes,
     aki: bytes,
     dns_names: Sequence[str],
+    ip_addresses: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address],
     basic_four: BasicFour | None,
     public_key: CertificatePublicKeyTypes,
 ) -> list[tuple[x509.ExtensionType, bool]]:
@@ -182,7 +186,7 @@ def _extensions(
     if profile.policies:
         policies = [x509.PolicyInformation(oid, None) for oid in profile.policies]
         out.append((x509.CertificatePolicies(policies), False))
-    alt_names = _alt_names(profile, dns_names, basic_four)
+    alt_names = _alt_names(profile, dns_names, ip_addresses, basic_four)
     if alt_names:
         out.append((x509.SubjectAlternativeName(alt_names), False))
     if profile.ocsp_no_check:
@@ -206,12 +210,14 @@ def _key_usage(bits: frozenset[str]) -> x509.KeyUsage:
     )
 
 
-def _alt_names(profile: Profile, dns_names: Sequence[str], basic_four: BasicFour | None) -> list[x509.GeneralName]:
+def _alt_names(profile: Profile, dns_names: Sequence[str],
+               ip_addresses: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address],
+               basic_four: BasicFour | None) -> list[x509.GeneralName]:
     if isinstance(dns_names, str):
         raise InvalidInput("dns_names must be a sequence of names, not one string")
     wants_dns = profile.alt_names is AltNames.DNS_NAMES
     wants_four = profile.alt_names is AltNames.BASIC_FOUR
-    if dns_names and not wants_dns:
+    if (dns_names or ip_addresses) and not wants_dns:
         raise InvalidInput(f"{profile.kind} certificates carry no dNSName; drop dns_names")
     if basic_four is not None and not wants_four:
         raise InvalidInput(f"{profile.kind} certificates carry no basic four information; drop basic_four")
@@ -220,7 +226,9 @@ def _alt_names(profile: Profile, dns_names: Sequence[str], basic_four: BasicFour
             raise InvalidInput(f"{profile.kind} certificates need at least one DNS name in dns_names")
         for name in dns_names:
             _check_dns_name(name)
-        return [x509.DNSName(name.lower()) for name in dns_names]
+        # iPAddress entries let loopback services be reached by address (https://127.0.0.1:...).
+        ips = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+        return [x509.DNSName(name.lower()) for name in dns_names] + ips  # type: ignore[list-item]
     if wants_four:
         if basic_four is None:
             raise InvalidInput(f"{profile.kind} certificates need the holder's basic_four")

@@ -77,8 +77,9 @@ def test_init_builds_bridge_and_regional_cas_with_every_certificate(engine: sa.E
         assert [c.kind for c in store.cas()] == [CAKind.BRIDGE] + [CAKind.REGIONAL] * 3
         kinds = sorted(c.kind.value for c in store.certificates() if c.kind is not CertKind.SUBSCRIBER)
         subscribers = {ca.name: store.count_certificates(ca, CertKind.SUBSCRIBER) for ca in store.cas()}
-    # 4 self-signed, 4 responders, 3 pairs of cross certificates, bridge CVS and TLS
-    assert kinds == sorted(["self-signed"] * 4 + ["ocsp-responder"] * 4 + ["cross"] * 6 + ["cvs-server", "tls"])
+    # 4 self-signed, 4 responders, 3 pairs of cross certificates, bridge CVS, TLS and receipt signer
+    assert kinds == sorted(["self-signed"] * 4 + ["ocsp-responder"] * 4 + ["cross"] * 6
+                           + ["cvs-server", "tls", "receipt-signer"])
     # and, for the demo, a few subscribers per regional CA
     assert subscribers == {"bridge": 0, "tokyo": 25, "osaka": 25, "hokkaido": 25}
 

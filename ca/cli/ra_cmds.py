@@ -1,0 +1,221 @@
+"""`revoca ra ...` (terminals), `revoca revocation ...` (dual control) and `revoca ca compromise`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ca import hierarchy, revocation
+from ca.cli.common import App, emit_json, json_option, pass_app, read_secret, table, when
+from ca.db import session_scope
+from ca.errors import InvalidInput
+from ca.hsm.signer import KeyAlgorithm
+from ca.models import CertKind, RequestChannel, Role
+from ca.revocation_store import RevocationStore
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _login(store: RevocationStore, name: str, role: Role):  # type: ignore[no-untyped-def]
+    return store.authenticate(name, read_secret(f"Password for {name}"), role)
+
+
+@click.group("ra")
+def ra_group() -> None:
+    """RA terminals at the municipal windows."""
+
+
+@ra_group.command("add")
+@click.argument("name")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Where to write NAME.key, NAME.pem and bridge-roots.pem for the terminal.")
+@pass_app
+def ra_add(app: App, name: str, out_dir: Path) -> None:
+    """Register a terminal and issue its TLS client certificate (key written to a file, mode 0600)."""
+    keys = app.hsm()
+    key_path, cert_path, roots_path = out_dir / f"{name}.key", out_dir / f"{name}.pem", out_dir / "bridge-roots.pem"
+    if key_path.exists() or cert_path.exists():
+        raise InvalidInput(f"{key_path} or {cert_path} already exists; choose another --out")
+    with session_scope(app.engine) as session:
+        store = RevocationStore(session)
+        if any(t.name == name for t in store.terminals()):
+            raise InvalidInput(f"RA terminal {name!r} is already registered")
+        bridge = store.bridge()
+        ctx = hierarchy.Context(store=store, keys=keys, now=_now(), actor="cli",
+                                algorithm=KeyAlgorithm(app.settings.hsm.key_algorithm))
+        subject = x509.Name.from_rfc4514_string(f"CN={name},OU=RA terminals,O=JPKI,C=JP")
+        cert = hierarchy.issue_with_key_file(ctx, bridge, CertKind.RA_TERMINAL, subject=subject, key_path=key_path)
+        row = store.certificate(bridge, cert.serial_number)
+        store.add_terminal(name=name, certificate=row, now=ctx.now)
+        roots = store.certificates(issuer=bridge, kinds=[CertKind.SELF_SIGNED])
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    roots_path.write_bytes(b"".join(x509.load_der_x509_certificate(r.der).public_bytes(serialization.Encoding.PEM)
+                                    for r in roots))
+    click.echo(f"RA terminal {name} registered: key {key_path}, certificate {cert_path}, trust {roots_path}")
+
+
+@ra_group.command("list")
+@json_option
+@pass_app
+def ra_list(app: App, as_json: bool) -> None:
+    """Registered terminals."""
+    with session_scope(app.engine) as session:
+        rows = [{"name": t.name, "disabled": t.disabled, "fingerprint_sha256": t.cert_fingerprint.hex(),
+                 "created_at": t.created_at} for t in RevocationStore(session).terminals()]
+    if as_json:
+        emit_json(rows)
+        return
+    table(["NAME", "STATUS", "CREATED", "CERT SHA-256"],
+          [[r["name"], "disabled" if r["disabled"] else "active", when(r["created_at"]), r["fingerprint_sha256"]]
+           for r in rows])
+
+
+@ra_group.command("disable")
+@click.argument("name")
+@pass_app
+def ra_disable(app: App, name: str) -> None:
+    """Refuse a terminal from now on (revoke its certificate too, under dual control)."""
+    with session_scope(app.engine) as session:
+        RevocationStore(session).terminal(name).disabled = True
+    click.echo(f"RA terminal {name} disabled")
+
+
+@click.group("revocation")
+def revocation_group() -> None:
+    """Dual control for CA-level certificates: a receptionist files, a reviewer reviews, an approver approves."""
+
+
+@revocation_group.command("file")
+@click.option("--ca", "ca_name", required=True, help="Issuing CA of the certificate.")
+@click.argument("serial")
+@click.option("--reason", required=True, help="keyCompromise, cACompromise, affiliationChanged, superseded, "
+                                              "cessationOfOperation (or 1-5).")
+@click.option("--operator", required=True, help="The receptionist filing.")
+@click.option("--note", default="")
+@json_option
+@pass_app
+def revocation_file(app: App, ca_name: str, serial: str, reason: str, operator: str, note: str,
+                    as_json: bool) -> None:
+    """File a request to revoke a CA-level certificate; it waits for review and approval."""
+    try:
+        number = int(serial.replace(":", ""), 16)
+    except ValueError as exc:
+        raise InvalidInput(f"serial {serial!r} is not hexadecimal") from exc
+    with session_scope(app.engine) as session:
+        store = RevocationStore(session)
+        clerk = _login(store, operator, Role.RECEPTIONIST)
+        cert = store.certificate(store.ca(ca_name), number)
+        if cert.kind is CertKind.SUBSCRIBER:
+            raise InvalidInput("subscriber certificates are revoked at an RA window, not under dual control")
+        filing = revocation.Filing(channel=RequestChannel.DUAL_CONTROL, certificate=cert,
+                                   reason=revocation.parse_reason(int(reason) if reason.isdigit() else reason),
+                                   receptionist=clerk, note=note)
+        req, _ = revocation.file_request(store, filing, _now(), actor=operator)
+        out = {"request_id": req.public_id, "status": req.status.value}
+    emit_json(out) if as_json else click.echo(f"request {out['request_id']} filed: {out['status']}")
+
+
+def _decide(app: App, public_id: str, operator: str, accept: bool, note: str, step: str) -> None:
+    with session_scope(app.engine) as session:
+        store = RevocationStore(session)
+        if step == "review":
+            op = _login(store, operator, Role.REVIEWER)
+            req = revocation.review(store, public_id, op, accept=accept, now=_now(), note=note)
+        else:
+            op = _login(store, operator, Role.APPROVER)
+            req, _ = revocation.approve(store, public_id, op, accept=accept, now=_now(), note=note)
+        status = req.status.value
+    click.echo(f"request {public_id}: {status}")
+
+
+@revocation_group.command("review")
+@click.argument("request_id")
+@click.option("--operator", required=True, help="The reviewer (not the receptionist).")
+@click.option("--reject", is_flag=True, help="Reject instead of passing it on for approval.")
+@click.option("--note", default="")
+@pass_app
+def revocation_review(app: App, request_id: str, operator: str, reject: bool, note: str) -> None:
+    """Review a filed request."""
+    _decide(app, request_id, operator, not reject, note, "review")
+
+
+@revocation_group.command("approve")
+@click.argument("request_id")
+@click.option("--operator", required=True, help="The approver (neither receptionist nor reviewer).")
+@click.option("--reject", is_flag=True, help="Reject instead of approving.")
+@click.option("--note", default="")
+@pass_app
+def revocation_approve(app: App, request_id: str, operator: str, reject: bool, note: str) -> None:
+    """Approve a reviewed request: the certificate is revoked at once."""
+    _decide(app, request_id, operator, not reject, note, "approve")
+
+
+@revocation_group.command("pending")
+@json_option
+@pass_app
+def revocation_pending(app: App, as_json: bool) -> None:
+    """Requests waiting for review or approval."""
+    with session_scope(app.engine) as session:
+        store = RevocationStore(session)
+        names = {c.id: c.name for c in store.cas()}
+        rows = [{"request_id": r.public_id, "status": r.status.value, "issuer": names[r.certificate.issuer_ca_id],
+                 "serial": format(r.certificate.serial, "x"), "kind": r.certificate.kind.value,
+                 "reason": revocation.RFC_NAME[revocation.parse_reason(r.reason)], "accepted_at": r.accepted_at}
+                for r in store.pending_requests()]
+    if as_json:
+        emit_json(rows)
+        return
+    table(["REQUEST", "STATUS", "ISSUER", "SERIAL", "KIND", "REASON", "FILED"],
+          [[r["request_id"], r["status"], r["issuer"], r["serial"], r["kind"], r["reason"], when(r["accepted_at"])]
+           for r in rows])
+
+
+@click.command("compromise")
+@click.argument("name")
+@click.option("--operator", "operators", multiple=True, required=True,
+              help="Give twice: the two senior operators confirming.")
+@click.option("--note", default="")
+@pass_app
+def ca_compromise(app: App, name: str, operators: tuple[str, ...], note: str) -> None:
+    """CA key compromise: revoke everything the key signed (cACompromise) and issue its CRL and ARL at once."""
+    if len(operators) != 2:
+        raise InvalidInput("a CA key compromise is confirmed by exactly two senior operators (--operator twice)")
+    with session_scope(app.engine) as session:
+        store = RevocationStore(session)
+        confirmers = (_login(store, operators[0], Role.SENIOR_OPERATOR), _login(store, operators[1],
+                                                                                Role.SENIOR_OPERATOR))
+        count = revocation.compromise(store, name, confirmers, _now(), note=note)
+    click.echo(f"CA {name}: key marked compromised, {count} certificate(s) revoked with reason cACompromise")
+    from ca.crl.compromise import issue_after_compromise  # the CRL package signs through the HSM service
+
+    for line in issue_after_compromise(app, name):
+        click.echo(line)
+
+
+@click.command("ra")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@pass_app
+def serve_ra(app: App, host: str, port: int, workers: int) -> None:
+    """The RA API over HTTPS (gunicorn); terminals present the client certificate from `revoca ra add`."""
+    from ca.ra.server import serve
+
+    serve(app.settings, app.engine, host=host, port=port, workers=workers)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(ra_group)
+    cli.add_command(revocation_group)
+    ca_group = cli.commands["ca"]
+    assert isinstance(ca_group, click.Group)
+    ca_group.add_command(ca_compromise)
+    serve_group = cli.commands["serve"]
+    assert isinstance(serve_group, click.Group)
+    serve_group.add_command(serve_ra)

@@ -1,0 +1,230 @@
+"""The RA API (Flask): RA terminals file revocations and read their status and receipts.
+
+One database transaction per request: the revocation is committed before the answer is
+written, so an acknowledged revocation survives a crash at any later point.  The receipt
+is signed after the commit (the HSM may be unavailable; filing must not depend on it)
+and is added to the stored request; GET signs it later if it is still missing.
+Errors become HTTP statuses only here, at the edge.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography import x509
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ca import audit, revocation
+from ca.db import session_scope
+from ca.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, RevocaError
+from ca.hsm.signer import KeyStore
+from ca.models import Applicant, RequestChannel, RevocationRequest
+from ca.ra import auth, online
+from ca.ra.openapi import OPENAPI
+from ca.receipts import ReceiptSigner, receipt_content
+from ca.revocation_store import RevocationStore
+
+log = logging.getLogger("revoca.ra")
+MAX_BODY = 64 * 1024
+bp = Blueprint("ra", __name__)
+
+_STATUS = {
+    auth.Unauthenticated: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    revocation.IdempotencyConflict: 409,
+    AlreadyExists: 409,
+    InvalidInput: 422,
+}
+
+
+def create_app(engine: sa.Engine, keys: KeyStore, *, clock: Callable[[], dt.datetime] | None = None) -> Flask:
+    app = Flask("revoca.ra")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.extensions["revoca"] = {"engine": engine, "keys": keys, "clock": clock or (lambda: dt.datetime.now(dt.UTC))}
+    app.register_blueprint(bp)
+    app.register_error_handler(RevocaError, _revoca_error)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _ext() -> dict[str, Any]:
+    return current_app.extensions["revoca"]
+
+
+def _problem(status: int, detail: str) -> tuple[Response, int]:
+    return jsonify({"error": detail, "status": status}), status
+
+
+def _revoca_error(exc: RevocaError) -> tuple[Response, int]:
+    status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 503)
+    _record_refusal(str(exc), status)
+    return _problem(status, str(exc))
+
+
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    detail = {413: f"request body larger than {MAX_BODY} bytes", 404: "no such endpoint",
+              405: "method not allowed here"}.get(exc.code or 500, exc.description or exc.name)
+    if exc.code and exc.code >= 400 and exc.code != 404:
+        _record_refusal(detail, exc.code)
+    return _problem(exc.code or 500, detail)
+
+
+def _record_refusal(detail: str, status: int) -> None:
+    """Every refused request leaves an audit record, in a transaction of its own."""
+    actor = getattr(g, "actor", None) or "unidentified RA client"
+    try:
+        audit.record_failure(_ext()["engine"], "ra.request_refused", actor=actor, error=detail, status=status,
+                             path=request.path, method=request.method)
+    except Exception:  # auditing a refusal must not turn it into a 500
+        log.exception("could not record a refused RA request")
+
+
+def _json_body() -> dict[str, Any]:
+    if not request.is_json:
+        raise InvalidInput("send the request as application/json")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("the body is not a JSON object")
+    return body
+
+
+def _certificate(store: RevocationStore, body: dict[str, Any]):  # type: ignore[no-untyped-def]
+    if "certificate" in body:
+        raw = str(body["certificate"]).strip()
+        try:
+            cert = (x509.load_pem_x509_certificate(raw.encode()) if raw.startswith("-----BEGIN")
+                    else x509.load_der_x509_certificate(base64.b64decode(raw, validate=True)))
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidInput("certificate is neither PEM nor base64 DER") from exc
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        row = store.certificate_by_fingerprint(hashlib.sha256(cert.public_bytes(Encoding.DER)).digest())
+        if row is None:
+            raise NotFound("this certificate was not issued by a revoca CA")
+        return row
+    issuer, serial = body.get("issuer_ca"), body.get("serial")
+    if not isinstance(issuer, str) or not isinstance(serial, str):
+        raise InvalidInput('name the certificate by "issuer_ca" and hex "serial", or give "certificate"')
+    try:
+        number = int(serial.replace(":", ""), 16)
+    except ValueError as exc:
+        raise InvalidInput(f"serial {serial!r} is not hexadecimal") from exc
+    return store.certificate(store.ca(issuer), number)
+
+
+def _view(store: RevocationStore, req: RevocationRequest) -> dict[str, Any]:
+    revoked = store.revocation_of(req.certificate_id)
+    issuer = next(c.name for c in store.cas() if c.id == req.certificate.issuer_ca_id)
+    content = receipt_content(req, issuer_ca=issuer, revocation_time=revoked.revocation_time if revoked else None)
+    if revoked is not None and revoked.request_id not in (None, req.id):
+        content["already_revoked_by"] = "an earlier request"
+    return content
+
+
+def _with_receipt(engine: sa.Engine, public_id: str) -> dict[str, Any]:
+    """The request's view and its signed receipt, signing and storing the receipt if missing."""
+    with session_scope(engine) as session:
+        store = RevocationStore(session)
+        req = store.request(public_id)
+        view = _view(store, req)
+        receipt = req.receipt
+        signer = None if receipt else ReceiptSigner.current(store)
+    if receipt is None and signer is not None:
+        try:
+            receipt = signer.sign(_ext()["keys"], view)
+        except RevocaError as exc:  # e.g. HSM not activated: the revocation itself stands
+            log.warning("receipt for %s not signed yet: %s", public_id, exc)
+            return {**view, "receipt": None, "receipt_error": str(exc)}
+        with session_scope(engine) as session:
+            session.execute(sa.update(RevocationRequest).where(RevocationRequest.public_id == public_id,
+                                                               RevocationRequest.receipt.is_(None))
+                            .values(receipt=receipt))
+    return {**view, "receipt": base64.b64encode(receipt).decode()}
+
+
+@bp.post("/v1/revocations")
+def file_revocation() -> tuple[Response, int]:
+    engine, now = _ext()["engine"], _ext()["clock"]()
+    body = _json_body()
+    key = body.get("idempotency_key")
+    if not isinstance(key, str) or not 8 <= len(key) <= 128:
+        raise InvalidInput("idempotency_key (8-128 characters) is required so that a retry never revokes twice")
+    try:
+        applicant = Applicant(body.get("applicant"))
+    except ValueError as exc:
+        raise InvalidInput('applicant must be "self" or "agent"') from exc
+    with session_scope(engine) as session:
+        store = RevocationStore(session)
+        terminal = auth.terminal_of(request, store)
+        g.actor = f"terminal {terminal.name}"
+        clerk = auth.receptionist_of(request, store)
+        g.actor = f"{clerk.name} at terminal {terminal.name}"
+        filing = revocation.Filing(
+            channel=RequestChannel.RA_WINDOW, certificate=_certificate(store, body),
+            reason=revocation.parse_reason(body.get("reason")), applicant=applicant,
+            identity_document_checked=body.get("identity_document_checked") is True,
+            terminal_id=terminal.id, receptionist=clerk, idempotency_key=key,
+        )
+        req, created = revocation.file_request(store, filing, now, actor=g.actor)
+        public_id = req.public_id
+    # committed: from here on the revocation is durable whatever happens to this process
+    return jsonify(_with_receipt(engine, public_id)), 201 if created else 200
+
+
+@bp.get("/v1/revocations/<public_id>")
+def revocation_status(public_id: str) -> Response:
+    engine = _ext()["engine"]
+    with session_scope(engine) as session:
+        store = RevocationStore(session)
+        terminal = auth.terminal_of(request, store)
+        g.actor = f"terminal {terminal.name}"
+        if store.request(public_id).terminal_id != terminal.id:
+            raise NotFound(f"no revocation request {public_id} from this terminal")
+    return jsonify(_with_receipt(engine, public_id))
+
+
+@bp.get("/v1/revocations")
+def list_revocations() -> Response:
+    try:
+        limit = min(int(request.args.get("limit", 50)), 500)
+        offset = max(int(request.args.get("offset", 0)), 0)
+    except ValueError as exc:
+        raise InvalidInput("limit and offset must be integers") from exc
+    with session_scope(_ext()["engine"]) as session:
+        store = RevocationStore(session)
+        terminal = auth.terminal_of(request, store)
+        items = [_view(store, r) for r in store.requests_of_terminal(terminal.id, limit=limit, offset=offset)]
+    return jsonify({"terminal": terminal.name, "items": items, "limit": limit, "offset": offset})
+
+
+@bp.post("/v1/online-revocations")
+def online_revocation() -> tuple[Response, int]:
+    """The subscriber revokes their own certificate with a request signed by its key."""
+    if request.mimetype not in ("application/pkcs7-mime", "application/cms", "application/octet-stream"):
+        raise InvalidInput("send CMS SignedData as application/pkcs7-mime (DER)")
+    engine, now = _ext()["engine"], _ext()["clock"]()
+    body = request.get_data()
+    with session_scope(engine) as session:
+        store = RevocationStore(session)
+        signed = online.parse_signed_request(body, store, now)
+        g.actor = f"subscriber {signed.certificate.subject_dn}"
+        filing = revocation.Filing(channel=RequestChannel.ONLINE, certificate=signed.certificate,
+                                   reason=revocation.parse_reason(signed.reason), applicant=Applicant.SELF,
+                                   identity_document_checked=True)
+        req, _ = revocation.file_request(store, filing, now, actor=g.actor)
+        public_id = req.public_id
+    return jsonify(_with_receipt(engine, public_id)), 201
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(OPENAPI)

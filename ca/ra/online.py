@@ -1,0 +1,116 @@
+"""Online revocation by the subscriber (seed 004 3.4.1.1): a request signed with their own key.
+
+The body is CMS SignedData (DER) with the subscriber's certificate inside and, as content,
+JSON {"reason": ..., "serial": "<hex>"}.  It is accepted without a clerk when the signature
+verifies with that certificate, the certificate is one revoca knows, is valid now, and is
+not revoked.  cryptography can only *make* SignedData, so asn1crypto reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+
+from asn1crypto import cms
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ca.errors import InvalidInput, NotFound, PermissionDenied
+from ca.models import Certificate
+from ca.store import ReadStore
+
+_HASHES = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+ID_DATA = "data"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OnlineRequest:
+    certificate: Certificate
+    reason: object
+    message_digest: bytes
+
+
+def parse_signed_request(body: bytes, store: ReadStore, now: dt.datetime) -> OnlineRequest:
+    try:
+        info = cms.ContentInfo.load(body)
+        if info["content_type"].native != "signed_data":
+            raise InvalidInput("the body must be CMS SignedData")
+        signed = info["content"]
+        content = signed["encap_content_info"]["content"].native
+        certs = [c.chosen.dump() for c in signed["certificates"] or [] if c.name == "certificate"]
+        signer_infos = list(signed["signer_infos"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput(f"the body is not valid CMS SignedData: {exc}") from exc
+    if content is None or len(signer_infos) != 1 or len(certs) < 1:
+        raise InvalidInput("SignedData must carry its content, one signer and the signer's certificate")
+    signer_info = signer_infos[0]
+    cert = _signer_certificate(signer_info, certs)
+    _verify(signer_info, cert, content)
+    fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
+    row = store.certificate_by_fingerprint(fingerprint)
+    if row is None:
+        raise NotFound("the signing certificate is not a certificate issued by a revoca CA")
+    if not row.not_before <= now <= row.not_after:
+        raise PermissionDenied("the signing certificate is not valid now; revoke it at an RA window")
+    if row.revocation is not None:
+        raise PermissionDenied("the signing certificate is already revoked")
+    try:
+        payload = json.loads(content)
+    except ValueError as exc:
+        raise InvalidInput("the signed content is not JSON") from exc
+    if not isinstance(payload, dict) or "reason" not in payload:
+        raise InvalidInput('the signed content must be a JSON object with "reason"')
+    serial = payload.get("serial")
+    if serial is not None and str(serial).lower() != format(row.serial, "x"):
+        raise InvalidInput("the signed content names another serial than the signing certificate")
+    return OnlineRequest(row, payload["reason"], hashlib.sha256(body).digest())
+
+
+def _signer_certificate(signer_info: cms.SignerInfo, certs: list[bytes]) -> x509.Certificate:
+    sid = signer_info["sid"]
+    for der in certs:
+        cert = x509.load_der_x509_certificate(der)
+        if sid.name == "issuer_and_serial_number":
+            if sid.chosen["serial_number"].native == cert.serial_number:
+                return cert
+        else:
+            try:
+                ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+            except x509.ExtensionNotFound:
+                continue
+            if ski == sid.chosen.native:
+                return cert
+    raise InvalidInput("SignedData does not carry the signer's certificate")
+
+
+def _verify(signer_info: cms.SignerInfo, cert: x509.Certificate, content: bytes) -> None:
+    hash_name = signer_info["digest_algorithm"]["algorithm"].native
+    algorithm = _HASHES.get(hash_name)
+    if algorithm is None:
+        raise InvalidInput(f"digest algorithm {hash_name} is not accepted")
+    signed_attrs = signer_info["signed_attrs"]
+    if signed_attrs:
+        digest = hashes.Hash(algorithm)
+        digest.update(content)
+        attrs = {a["type"].native: a["values"][0].native for a in signed_attrs}
+        if attrs.get("message_digest") != digest.finalize():
+            raise PermissionDenied("the signature does not cover this content (messageDigest differs)")
+        data = signed_attrs.untag().dump(force=True)  # signed as a SET OF, not [0] IMPLICIT
+    else:
+        data = content
+    signature = signer_info["signature"].native
+    key = cert.public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(algorithm))
+        else:
+            raise InvalidInput("only RSA and ECDSA signatures are accepted")
+    except InvalidSignature as exc:
+        raise PermissionDenied("the request's signature does not verify with the enclosed certificate") from exc

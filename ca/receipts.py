@@ -1,0 +1,65 @@
+"""Receipts for revocation requests: CMS SignedData over a small JSON document.
+
+The terminal prints the receipt; years later anyone can check it with
+`openssl cms -verify -inform DER -in receipt.der -CAfile bridge.pem`, because the receipt
+key's certificate is issued by the bridge CA and travels inside the SignedData.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+from ca.errors import NotFound
+from ca.hsm.signer import KeyStore, as_private_key
+from ca.models import CertKind, RevocationRequest
+from ca.store import ReadStore
+
+
+def receipt_content(request: RevocationRequest, *, issuer_ca: str, revocation_time: Any) -> dict[str, Any]:
+    cert = request.certificate
+    return {
+        "type": "revoca revocation receipt",
+        "request_id": request.public_id,
+        "status": request.status.value,
+        "channel": request.channel.value,
+        "issuer_ca": issuer_ca,
+        "serial": format(cert.serial, "x"),
+        "subject": cert.subject_dn,
+        "reason": request.reason,
+        "accepted_at": request.accepted_at.isoformat(),
+        "revocation_time": revocation_time.isoformat() if revocation_time else None,
+    }
+
+
+def canonical(content: dict[str, Any]) -> bytes:
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReceiptSigner:
+    certificate: x509.Certificate
+    key_label: str
+
+    @classmethod
+    def current(cls, store: ReadStore) -> ReceiptSigner:
+        bridge = store.bridge()
+        rows = [c for c in store.certificates(issuer=bridge, kinds=[CertKind.RECEIPT_SIGNER]) if c.key_label]
+        if not rows:
+            raise NotFound("the bridge CA has no receipt-signer certificate; re-run the hierarchy build")
+        row = rows[-1]
+        return cls(x509.load_der_x509_certificate(row.der), row.key_label)  # type: ignore[arg-type]
+
+    def sign(self, keys: KeyStore, content: dict[str, Any]) -> bytes:
+        signer = keys.signer(self.key_label)
+        return (
+            pkcs7.PKCS7SignatureBuilder()
+            .set_data(canonical(content))
+            .add_signer(self.certificate, as_private_key(signer), signer.algorithm.hash_algorithm)  # type: ignore[arg-type]
+            .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+        )

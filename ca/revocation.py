@@ -1,0 +1,257 @@
+"""The rules of revocation (seed 004 3.4, 4.9), independent of how a request arrives.
+
+- Only the five reasons of 4.9.9; certificateHold is refused, there is no suspension.
+- Revoking what is already revoked returns the first revocation and changes nothing;
+  there is no un-revoke.
+- A window clerk or the subscriber online may revoke subscriber certificates at once;
+  CA-level certificates (cross, link, responder, CVS, TLS...) need a receptionist, a
+  reviewer and an approver: three different operators (5.2.1).
+- A CA key compromise revokes everything that key signed, with reason cACompromise.
+
+Every function works in the caller's transaction; the caller commits before it
+acknowledges anything, so an acknowledged revocation is durable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import uuid
+
+from ca import audit
+from ca.errors import InvalidInput, NotFound, PermissionDenied, RevocaError
+from ca.models import (
+    Applicant,
+    Certificate,
+    CertKind,
+    KeyStatus,
+    ListType,
+    Operator,
+    RequestChannel,
+    RequestStatus,
+    Revocation,
+    RevocationReason,
+    RevocationRequest,
+    Role,
+)
+from ca.revocation_store import RevocationStore
+
+REASON_NAMES = {
+    "keyCompromise": RevocationReason.KEY_COMPROMISE,
+    "cACompromise": RevocationReason.CA_COMPROMISE,
+    "affiliationChanged": RevocationReason.AFFILIATION_CHANGED,
+    "superseded": RevocationReason.SUPERSEDED,
+    "cessationOfOperation": RevocationReason.CESSATION_OF_OPERATION,
+}
+RFC_NAME = {v: k for k, v in REASON_NAMES.items()}
+CERTIFICATE_HOLD = 6
+
+
+class IdempotencyConflict(RevocaError):
+    """The idempotency key was used before for a different request."""
+
+    exit_code = 4
+
+
+def parse_reason(value: object) -> RevocationReason:
+    """A reason by RFC 5280 name or number; certificateHold and unknown values are refused."""
+    if value == CERTIFICATE_HOLD or value == "certificateHold":
+        raise InvalidInput("certificateHold is refused: revoca offers no suspension (seed 004 4.9.13); "
+                           "use one of " + ", ".join(REASON_NAMES))
+    if isinstance(value, str) and value in REASON_NAMES:
+        return REASON_NAMES[value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return RevocationReason(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"reason {value!r} is not allowed; use one of {', '.join(REASON_NAMES)} (1-5)")
+
+
+def list_type_for(kind: CertKind) -> ListType:
+    return ListType.ARL if kind.is_ca_certificate else ListType.CRL
+
+
+def _entry_der(serial: int, when: dt.datetime, reason: int) -> bytes:
+    from ca.crl.entry import encode_entry  # imported late: the CRL package is optional for readers
+
+    return encode_entry(serial, when, reason)
+
+
+def revoke_certificate(store: RevocationStore, certificate: Certificate, reason: RevocationReason,
+                       now: dt.datetime, *, request: RevocationRequest | None = None) -> tuple[Revocation, bool]:
+    """(revocation, created): the first revocation of a certificate is final and is what is returned."""
+    existing = store.revocation_of(certificate.id)
+    if existing is not None:
+        return existing, False
+    when = now.replace(microsecond=0)
+    revocation = Revocation(
+        certificate_id=certificate.id, issuer_ca_id=certificate.issuer_ca_id, serial=certificate.serial,
+        revocation_time=when, reason=int(reason), recorded_at=now,
+        entry_der=_entry_der(certificate.serial, when, int(reason)),
+        list_type=list_type_for(certificate.kind), request_id=request.id if request else None,
+    )
+    stored = store.add_revocation(revocation)
+    return stored, stored is revocation
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Filing:
+    """What a request says, whatever the channel."""
+
+    channel: RequestChannel
+    certificate: Certificate
+    reason: RevocationReason
+    applicant: Applicant | None = None
+    identity_document_checked: bool = False
+    terminal_id: int | None = None
+    receptionist: Operator | None = None
+    idempotency_key: str | None = None
+    note: str = ""
+
+    def digest(self) -> bytes:
+        """What the idempotency key must always stand for."""
+        content = {"cert": self.certificate.id, "reason": int(self.reason), "applicant": self.applicant,
+                   "id_checked": self.identity_document_checked, "channel": self.channel.value}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()
+
+
+def file_request(store: RevocationStore, filing: Filing, now: dt.datetime, *,
+                 actor: str) -> tuple[RevocationRequest, bool]:
+    """Record a request (and, outside dual control, the revocation). Returns (request, created)."""
+    if filing.terminal_id is not None and filing.idempotency_key:
+        earlier = store.request_by_idempotency(filing.terminal_id, filing.idempotency_key)
+        if earlier is not None:
+            return _same_request(earlier, filing), False
+    kind = filing.certificate.kind
+    dual = filing.channel is RequestChannel.DUAL_CONTROL
+    if filing.channel in (RequestChannel.RA_WINDOW, RequestChannel.ONLINE) and kind is not CertKind.SUBSCRIBER:
+        raise PermissionDenied(f"a {kind} certificate is revoked under dual control (receptionist, reviewer, "
+                               "approver), not at an RA window")
+    if filing.channel is RequestChannel.RA_WINDOW and not filing.identity_document_checked:
+        raise InvalidInput("the applicant's identity document must be checked before a window revocation")
+    if dual and (filing.receptionist is None or Role.RECEPTIONIST not in filing.receptionist.role_set):
+        raise PermissionDenied("a dual-control request must be filed by an operator with the receptionist role")
+    request = RevocationRequest(
+        public_id=str(uuid.uuid4()), channel=filing.channel,
+        status=RequestStatus.PENDING_REVIEW if dual else RequestStatus.COMPLETED,
+        terminal_id=filing.terminal_id, idempotency_key=filing.idempotency_key, request_digest=filing.digest(),
+        certificate_id=filing.certificate.id, reason=int(filing.reason), applicant=filing.applicant,
+        identity_document_checked=filing.identity_document_checked,
+        receptionist_id=filing.receptionist.id if filing.receptionist else None,
+        accepted_at=now, decided_at=None if dual else now, note=filing.note,
+    )
+    stored = store.add_request(request)
+    if stored is None:  # a concurrent duplicate with the same idempotency key won the race
+        assert filing.terminal_id is not None and filing.idempotency_key
+        earlier = store.request_by_idempotency(filing.terminal_id, filing.idempotency_key)
+        if earlier is None:
+            raise RevocaError("the request could not be stored; try again")
+        return _same_request(earlier, filing), False
+    revocation = None
+    if not dual:
+        revocation, _created = revoke_certificate(store, filing.certificate, filing.reason, now, request=request)
+    audit.record(store.session, "revocation.request_filed", actor=actor, request=request.public_id,
+                 channel=filing.channel.value, certificate_id=filing.certificate.id, reason=int(filing.reason),
+                 status=request.status.value,
+                 revoked_by_this=bool(revocation is not None and revocation.request_id == request.id))
+    return request, True
+
+
+def _same_request(earlier: RevocationRequest, filing: Filing) -> RevocationRequest:
+    if earlier.request_digest != filing.digest():
+        raise IdempotencyConflict(
+            f"idempotency key {filing.idempotency_key!r} was already used for a different request "
+            f"({earlier.public_id}); use a new key for a new request")
+    return earlier
+
+
+def _distinct(request: RevocationRequest, operator: Operator, step: str) -> None:
+    involved = {request.receptionist_id, request.reviewer_id} - {None}
+    if operator.id in involved:
+        raise PermissionDenied(f"operator {operator.name} already took part in request {request.public_id}; "
+                               f"the {step} must be a different person")
+
+
+def review(store: RevocationStore, public_id: str, reviewer: Operator, *, accept: bool, now: dt.datetime,
+           note: str = "") -> RevocationRequest:
+    request = store.request(public_id)
+    if request.status is not RequestStatus.PENDING_REVIEW:
+        raise InvalidInput(f"request {public_id} is {request.status}, not waiting for review")
+    if Role.REVIEWER not in reviewer.role_set:
+        raise PermissionDenied(f"operator {reviewer.name} does not hold the reviewer role")
+    _distinct(request, reviewer, "reviewer")
+    request.reviewer_id, request.reviewed_at = reviewer.id, now
+    request.status = RequestStatus.PENDING_APPROVAL if accept else RequestStatus.REJECTED
+    if not accept:
+        request.decided_at = now
+    request.note = (request.note + "\n" + note).strip()
+    audit.record(store.session, "revocation.reviewed", actor=reviewer.name, request=public_id, accepted=accept)
+    return request
+
+
+def approve(store: RevocationStore, public_id: str, approver: Operator, *, accept: bool, now: dt.datetime,
+            note: str = "") -> tuple[RevocationRequest, Revocation | None]:
+    request = store.request(public_id)
+    if request.status is not RequestStatus.PENDING_APPROVAL:
+        raise InvalidInput(f"request {public_id} is {request.status}, not waiting for approval")
+    if Role.APPROVER not in approver.role_set:
+        raise PermissionDenied(f"operator {approver.name} does not hold the approver role")
+    _distinct(request, approver, "approver")
+    request.approver_id, request.decided_at = approver.id, now
+    request.status = RequestStatus.COMPLETED if accept else RequestStatus.REJECTED
+    request.note = (request.note + "\n" + note).strip()
+    revocation = None
+    if accept:
+        revocation, _ = revoke_certificate(store, request.certificate, RevocationReason(request.reason), now,
+                                           request=request)
+    audit.record(store.session, "revocation.approved" if accept else "revocation.rejected", actor=approver.name,
+                 request=public_id, certificate_id=request.certificate_id)
+    return request, revocation
+
+
+COMPROMISE_CHUNK = 5000
+
+
+def compromise(store: RevocationStore, ca_name: str, confirmers: tuple[Operator, Operator], now: dt.datetime,
+               *, note: str = "") -> int:
+    """CA key compromise (seed 004 4.9.12, 5.7.3): two senior operators confirm; the CA's current
+    key is marked compromised and everything it signed, and every certificate of that key, is
+    revoked with reason cACompromise. Returns how many certificates were revoked.
+
+    Bulk inserts in chunks: a regional CA may have signed millions of certificates.
+    """
+    first, second = confirmers
+    for op in confirmers:
+        if Role.SENIOR_OPERATOR not in op.role_set:
+            raise PermissionDenied(f"operator {op.name} does not hold the senior-operator role")
+    if first.id == second.id:
+        raise PermissionDenied("a CA key compromise must be confirmed by two different senior operators")
+    ca = store.ca(ca_name)
+    try:
+        key = store.current_key(ca)
+    except NotFound as exc:
+        raise InvalidInput(f"CA {ca_name} has no active key to declare compromised") from exc
+    if key.key_label is None:
+        raise InvalidInput(f"CA {ca_name} is external; its own operator handles its compromise")
+    key.status = KeyStatus.COMPROMISED
+    when = now.replace(microsecond=0)
+    reason = int(RevocationReason.CA_COMPROMISE)
+    total = 0
+    for cert in store.certificates_of_key(key.id):  # self-signed, cross and link certificates of the key
+        _rev, created = revoke_certificate(store, cert, RevocationReason.CA_COMPROMISE, now)
+        total += created
+    after = 0
+    while chunk := store.unrevoked_signed_by(key.id, after_id=after, limit=COMPROMISE_CHUNK):
+        store.insert_revocations([{
+            "certificate_id": c.id, "issuer_ca_id": c.issuer_ca_id, "serial": c.serial, "revocation_time": when,
+            "reason": reason, "recorded_at": now, "entry_der": _entry_der(c.serial, when, reason),
+            "list_type": list_type_for(c.kind), "request_id": None,
+        } for c in chunk])
+        total += len(chunk)
+        after = chunk[-1].id
+    audit.record(store.session, "ca.key_compromise", actor=f"{first.name}+{second.name}", ca=ca_name,
+                 key_generation=key.generation, revoked=total, note=note)
+    return total

@@ -1,0 +1,114 @@
+"""Queries of the revocation side: requests, revocations and RA terminals.
+
+Kept beside ca.store (same conventions: the caller owns the transaction) so that the
+revocation path reads as one unit; conditional writes use savepoints so that a lost race
+on a unique constraint turns into "return what the winner wrote", never an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from ca.errors import NotFound
+from ca.models import (
+    Certificate,
+    RATerminal,
+    RequestStatus,
+    Revocation,
+    RevocationRequest,
+)
+from ca.store import Store
+
+
+class RevocationStore(Store):
+    # requests
+    def request(self, public_id: str) -> RevocationRequest:
+        found = self.session.scalar(
+            sa.select(RevocationRequest).options(selectinload(RevocationRequest.certificate))
+            .where(RevocationRequest.public_id == public_id))
+        if found is None:
+            raise NotFound(f"no revocation request {public_id}")
+        return found
+
+    def request_by_idempotency(self, terminal_id: int, key: str) -> RevocationRequest | None:
+        return self.session.scalar(sa.select(RevocationRequest).where(
+            RevocationRequest.terminal_id == terminal_id, RevocationRequest.idempotency_key == key))
+
+    def requests_of_terminal(self, terminal_id: int, *, limit: int, offset: int = 0) -> Sequence[RevocationRequest]:
+        return self.session.scalars(
+            sa.select(RevocationRequest).options(selectinload(RevocationRequest.certificate))
+            .where(RevocationRequest.terminal_id == terminal_id)
+            .order_by(RevocationRequest.id.desc()).limit(limit).offset(offset)).all()
+
+    def pending_requests(self) -> Sequence[RevocationRequest]:
+        return self.session.scalars(
+            sa.select(RevocationRequest).options(selectinload(RevocationRequest.certificate))
+            .where(RevocationRequest.status.in_([RequestStatus.PENDING_REVIEW, RequestStatus.PENDING_APPROVAL]))
+            .order_by(RevocationRequest.id)).all()
+
+    def add_request(self, request: RevocationRequest) -> RevocationRequest | None:
+        """Insert, or None when a concurrent request with the same idempotency key won."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(request)
+                self.session.flush()
+        except sa.exc.IntegrityError:
+            return None
+        return request
+
+    # revocations
+    def revocation_of(self, certificate_id: int) -> Revocation | None:
+        return self.session.scalar(sa.select(Revocation).where(Revocation.certificate_id == certificate_id))
+
+    def add_revocation(self, revocation: Revocation) -> Revocation:
+        """Insert unless the certificate is already revoked; then the first revocation stands."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(revocation)
+                self.session.flush()
+        except sa.exc.IntegrityError:
+            existing = self.revocation_of(revocation.certificate_id)
+            if existing is None:
+                raise
+            return existing
+        return revocation
+
+    def unrevoked_signed_by(self, key_id: int, *, after_id: int = 0, limit: int = 5000) -> Sequence[Certificate]:
+        """Certificates a key signed that are not revoked yet, in id order, a chunk at a time."""
+        return self.session.scalars(
+            sa.select(Certificate).outerjoin(Revocation, Revocation.certificate_id == Certificate.id)
+            .where(Certificate.issuer_key_id == key_id, Revocation.id.is_(None), Certificate.id > after_id)
+            .order_by(Certificate.id).limit(limit)).all()
+
+    def certificates_of_key(self, key_id: int) -> Sequence[Certificate]:
+        """CA certificates that carry a key (self-signed, cross, links): revoked with the key."""
+        return self.session.scalars(sa.select(Certificate).where(Certificate.subject_key_id == key_id)
+                                    .order_by(Certificate.id)).all()
+
+    def insert_revocations(self, rows: list[dict[str, object]]) -> None:
+        if rows:
+            self.session.execute(sa.insert(Revocation), rows)
+
+    # RA terminals
+    def terminal_by_fingerprint(self, fingerprint: bytes) -> RATerminal | None:
+        return self.session.scalar(sa.select(RATerminal).where(RATerminal.cert_fingerprint == fingerprint))
+
+    def terminal(self, name: str) -> RATerminal:
+        found = self.session.scalar(sa.select(RATerminal).where(RATerminal.name == name))
+        if found is None:
+            raise NotFound(f"no RA terminal named {name!r}; register it with `revoca ra add`")
+        return found
+
+    def terminals(self) -> Sequence[RATerminal]:
+        return self.session.scalars(sa.select(RATerminal).order_by(RATerminal.name)).all()
+
+    def add_terminal(self, *, name: str, certificate: Certificate, now: dt.datetime) -> RATerminal:
+        terminal = RATerminal(name=name, certificate_id=certificate.id,
+                              cert_fingerprint=certificate.fingerprint_sha256, created_at=now)
+        self.session.add(terminal)
+        self.session.flush()
+        return terminal
