@@ -165,7 +165,13 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     for f in dataclasses.fields(HSMConfig):
         key = f"REVOCA_HSM_{f.name.upper()}"
         if key in env:
-            hsm[f.name] = int(env[key]) if f.type == "int" else env[key]
+            if f.type == "int":
+                try:
+                    hsm[f.name] = int(env[key])
+                except ValueError as exc:
+                    raise ConfigError(f"{key} must be an integer, not {env[key]!r}") from exc
+            else:
+                hsm[f.name] = env[key]
     if hsm:
         out["hsm"] = hsm
     return out

@@ -88,9 +88,11 @@ def cross_certify(ctx: Context, issuer_ca: CertificateAuthority, subject_ca: Cer
     issuer_key = ctx.store.current_key(issuer_ca)
     subject_key = subject_key or ctx.store.current_key(subject_ca)
     public = serialization.load_der_public_key(subject_key.spki_der)
+    external = subject_ca.kind is CAKind.EXTERNAL
     cert = issue(CertKind.CROSS, issuer=_issuer(ctx, issuer_ca, issuer_key),
                  subject=x509.Name.from_rfc4514_string(subject_ca.subject_dn),
-                 public_key=public, not_before=ctx.now)  # type: ignore[arg-type]
+                 public_key=public, not_before=ctx.now,  # type: ignore[arg-type]
+                 subject_key_id=subject_key.ski if external else None)
     ctx.store.add_certificate(cert, kind=CertKind.CROSS, issuer_key=issuer_key, subject_key=subject_key,
                               now=ctx.now)
     audit.record(ctx.store.session, "ca.certificate_issued", actor=ctx.actor, kind="cross",
@@ -216,8 +218,14 @@ def import_external_ca(ctx: Context, name: str, their_cert: x509.Certificate) ->
     if not is_ca:
         raise InvalidInput(f"{name}: the certificate given is not a CA certificate (basicConstraints cA missing)")
     ca = ctx.store.add_ca(name=name, kind=CAKind.EXTERNAL, subject=their_cert.subject, now=ctx.now)
+    # Keep the key identifier the external CA itself uses (it may not be RFC 5280 method 1):
+    # its certificates carry it as AKI, so our cross certificate's SKI must equal it.
+    try:
+        ski = their_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        ski = key_identifier(public)
     key = ctx.store.add_key(ca, label=None, algorithm=KeyAlgorithm.of_public_key(public).value,
-                            public_key=public, ski=key_identifier(public), now=ctx.now)
+                            public_key=public, ski=ski, now=ctx.now)
     ctx.store.add_certificate(their_cert, kind=CertKind.SELF_SIGNED, issuer_key=key, subject_key=key, now=ctx.now)
     audit.record(ctx.store.session, "ca.external_imported", actor=ctx.actor, ca=name,
                  subject=their_cert.subject.rfc4514_string())

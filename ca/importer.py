@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from ca.db import session_scope
+from ca.errors import InvalidInput
 from ca.models import CAKind, CertificateAuthority, CertKind, KeyGeneration
+from ca.serials import check_serial
 from ca.store import Store
 
 SUFFIXES = {".pem", ".crt", ".cer", ".der"}
@@ -74,9 +76,11 @@ class _IssuerIndex:
     def __init__(self, cas: Iterable[CertificateAuthority]) -> None:
         self.by_ski: dict[bytes, tuple[KeyGeneration, object]] = {}
         self.by_name: dict[str, list[tuple[KeyGeneration, object]]] = {}
+        self.names: dict[int, x509.Name] = {}
         for ca in cas:
             if ca.kind is CAKind.EXTERNAL:
                 continue
+            self.names[ca.id] = x509.Name.from_rfc4514_string(ca.subject_dn)
             for key in ca.keys:
                 entry = (key, serialization.load_der_public_key(key.spki_der))
                 self.by_ski[key.ski] = entry
@@ -92,8 +96,25 @@ class _IssuerIndex:
             return f"issuer {cert.issuer.rfc4514_string()} is not a revoca CA"
         for key, public in candidates:
             if verify_signed_by(cert, public):
+                if cert.issuer != self.names[key.ca_id]:  # RFC 5280 6.1.3 (a)(4): names must chain too
+                    return (f"signed by the key of {self.names[key.ca_id].rfc4514_string()} but names issuer "
+                            f"{cert.issuer.rfc4514_string()}")
                 return key
         return f"signature does not verify with the key of {cert.issuer.rfc4514_string()}"
+
+
+def _not_a_subscriber(cert: x509.Certificate) -> str | None:
+    """Why this certificate cannot be imported as a subscriber certificate, if it cannot."""
+    try:
+        check_serial(cert.serial_number)
+    except InvalidInput as exc:
+        return str(exc)
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return "is a CA certificate; only subscriber certificates are imported (CA certificates go on the ARL)"
+    except x509.ExtensionNotFound:
+        pass
+    return None
 
 
 def import_certificates(engine: sa.Engine, paths: Iterable[Path], *, now: dt.datetime | None = None,
@@ -144,6 +165,10 @@ def import_certificates(engine: sa.Engine, paths: Iterable[Path], *, now: dt.dat
             progress(1)
         for n, cert in enumerate(certs):
             where = str(path) if len(certs) == 1 else f"{path}[{n}]"
+            unfit = _not_a_subscriber(cert)
+            if unfit:
+                report.rejected.append(f"{where}: {unfit}")
+                continue
             issuer = index.issuer_of(cert)
             if isinstance(issuer, str):
                 report.rejected.append(f"{where}: {issuer}")

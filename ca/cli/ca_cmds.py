@@ -136,24 +136,30 @@ def ca_cross_certify(app: App, name: str, their_ca: Path | None, their_cross: Pa
     """Cross-certify the bridge with an external CA (e.g. the government bridge CA)."""
     if their_ca is None and their_cross is None:
         raise InvalidInput("give --their-ca (first step) and/or --their-cross (second step)")
+    if out is not None and not out.parent.is_dir():
+        raise InvalidInput(f"--out {out}: directory {out.parent} does not exist")
     _authenticate(app, operator, Role.SENIOR_OPERATOR)
     keys = app.hsm()
+    ours = None
     with session_scope(app.engine) as session:
         store = Store(session)
         ctx = _context(app, store, keys, operator)
         if their_ca is not None:
             external = hierarchy.import_external_ca(ctx, name, _one_cert(their_ca))
             ours = hierarchy.cross_certify(ctx, store.bridge(), external)
-            pem = ours.public_bytes(serialization.Encoding.PEM)
-            if out:
-                out.write_bytes(pem)
-            click.echo(f"registered external CA {name}; issued cross certificate serial {ours.serial_number:x}"
-                       + (f" -> {out}" if out else ""))
-            if not out:
-                click.echo(pem.decode(), nl=False)
         if their_cross is not None:
             hierarchy.import_their_cross(ctx, store.ca(name), _one_cert(their_cross))
-            click.echo(f"stored the cross certificate {name} issued to our bridge")
+    # committed: only now hand the certificate out
+    if ours is not None:
+        pem = ours.public_bytes(serialization.Encoding.PEM)
+        if out:
+            out.write_bytes(pem)
+        click.echo(f"registered external CA {name}; issued cross certificate serial {ours.serial_number:x}"
+                   + (f" -> {out}" if out else ""))
+        if not out:
+            click.echo(pem.decode(), nl=False)
+    if their_cross is not None:
+        click.echo(f"stored the cross certificate {name} issued to our bridge")
 
 
 def _one_cert(path: Path) -> x509.Certificate:

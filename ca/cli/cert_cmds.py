@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import serialization
 
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
 from ca.db import session_scope
-from ca.errors import InvalidInput
 from ca.importer import certificate_files, import_certificates
 from ca.models import CertKind
+from ca.serials import parse_hex_serial
 from ca.store import Store
 
 KIND_NAMES = [k.value for k in CertKind]
@@ -81,10 +81,7 @@ def cert_list(app: App, ca_name: str | None, kind: tuple[str, ...], limit: int, 
 @pass_app
 def cert_show(app: App, ca_name: str, serial: str, pem: bool, as_json: bool) -> None:
     """One certificate by issuing CA and serial number (hex)."""
-    try:
-        number = int(serial.replace(":", ""), 16)
-    except ValueError as exc:
-        raise InvalidInput(f"serial {serial!r} is not hexadecimal") from exc
+    number = parse_hex_serial(serial)
     with session_scope(app.engine) as session:
         store = Store(session)
         c = store.certificate(store.ca(ca_name), number)

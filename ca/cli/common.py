@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from ca.config import Settings, load_settings
 from ca.db import make_engine, upgrade
+from ca.errors import ConfigError, InvalidInput, ServiceUnavailable
 from ca.hsm.client import HSMClient
 
 
@@ -31,8 +32,16 @@ class App:
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings.db_url)
-            upgrade(self._engine)
+            url = self.settings.db_url
+            try:
+                engine = make_engine(url)
+                upgrade(engine)
+            except sa.exc.ArgumentError as exc:
+                raise ConfigError(f"database_url {_safe(url)!r} is not a database URL: {exc}") from exc
+            except sa.exc.OperationalError as exc:
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+                raise ServiceUnavailable(f"cannot reach the database {_safe(url)}: {reason}") from exc
+            self._engine = engine
         return self._engine
 
     def hsm(self) -> HSMClient:
@@ -66,8 +75,15 @@ def read_secret(prompt: str, *, confirm: bool = False) -> str:
         return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     line = sys.stdin.readline()
     if not line:
-        raise click.UsageError(f"{prompt}: nothing on standard input")
+        raise InvalidInput(f"{prompt}: nothing on standard input")
     return line.rstrip("\n")
+
+
+def _safe(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 def when(value: Any) -> str:

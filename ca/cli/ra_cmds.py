@@ -16,6 +16,7 @@ from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm
 from ca.models import CertKind, RequestChannel, Role
 from ca.revocation_store import RevocationStore
+from ca.serials import parse_hex_serial
 
 
 def _now() -> dt.datetime:
@@ -103,10 +104,7 @@ def revocation_group() -> None:
 def revocation_file(app: App, ca_name: str, serial: str, reason: str, operator: str, note: str,
                     as_json: bool) -> None:
     """File a request to revoke a CA-level certificate; it waits for review and approval."""
-    try:
-        number = int(serial.replace(":", ""), 16)
-    except ValueError as exc:
-        raise InvalidInput(f"serial {serial!r} is not hexadecimal") from exc
+    number = parse_hex_serial(serial)
     with session_scope(app.engine) as session:
         store = RevocationStore(session)
         clerk = _login(store, operator, Role.RECEPTIONIST)

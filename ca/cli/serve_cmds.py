@@ -32,12 +32,12 @@ def serve_group() -> None:
 def serve_hsm(app: App) -> None:
     """The HSM service: holds the token, takes activation shares, signs for the other services."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = app.settings
     service = HSMService(token_for(settings), app.engine)
     server = bind(settings.hsm_socket, service)
 
     signal.signal(signal.SIGTERM, _interrupt)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     click.echo(f"HSM service listening on {settings.hsm_socket}; {service.activation.status().line()}", err=True)
     try:
         server.serve_forever()

@@ -127,6 +127,9 @@ class _Handler(socketserver.StreamRequestHandler):
             line = self.rfile.readline(protocol.MAX_LINE + 1)
             if not line:
                 return
+            if not line.endswith(b"\n"):  # oversize: the rest of it must not be read as a request
+                self.wfile.write(protocol.encode(protocol.error_reply(InvalidInput("HSM request too large"))))
+                return
             try:
                 reply = self.server.service.handle(protocol.decode(line))
             except RevocaError as exc:

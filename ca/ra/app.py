@@ -31,6 +31,7 @@ from ca.ra import auth, online
 from ca.ra.openapi import OPENAPI
 from ca.receipts import ReceiptSigner, receipt_content
 from ca.revocation_store import RevocationStore
+from ca.serials import parse_hex_serial
 
 log = logging.getLogger("revoca.ra")
 MAX_BODY = 64 * 1024
@@ -114,11 +115,7 @@ def _certificate(store: RevocationStore, body: dict[str, Any]):  # type: ignore[
     issuer, serial = body.get("issuer_ca"), body.get("serial")
     if not isinstance(issuer, str) or not isinstance(serial, str):
         raise InvalidInput('name the certificate by "issuer_ca" and hex "serial", or give "certificate"')
-    try:
-        number = int(serial.replace(":", ""), 16)
-    except ValueError as exc:
-        raise InvalidInput(f"serial {serial!r} is not hexadecimal") from exc
-    return store.certificate(store.ca(issuer), number)
+    return store.certificate(store.ca(issuer), parse_hex_serial(serial))
 
 
 def _view(store: RevocationStore, req: RevocationRequest) -> dict[str, Any]:
