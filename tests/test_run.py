@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,8 +19,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
             "REVOCA_HSM_SOCKET": str(Path(tempfile.mkdtemp(prefix="rvrun")) / "hsm.sock")}
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen([REVOCA, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([REVOCA, "run", "--ra-port", str(_free_port())], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + 120
     assert proc.stdout is not None
@@ -47,6 +55,12 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(tmp_pa
     assert "activated" in status.stdout and "not activated" not in status.stdout
     listing = subprocess.run([REVOCA, "ca", "list"], env=env, capture_output=True, text=True, check=True)
     assert all(name in listing.stdout for name in ("bridge", "tokyo", "osaka", "hokkaido"))
+    # the printed curl command revokes a demo certificate through the RA API, as printed
+    curl = next(ln.strip() for ln in lines if ln.strip().startswith("curl "))
+    answer = subprocess.run(curl + " -s -w '\n%{http_code}'", shell=True, capture_output=True, text=True,
+                            check=True).stdout
+    assert answer.rstrip().endswith("201"), answer
+    assert '"status":"completed"' in answer
     rest = _stop(proc, signal.SIGINT)
     assert proc.returncode == 0, rest
     assert "stopping" in rest

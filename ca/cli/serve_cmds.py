@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import click
 from ca import ceremony
 from ca.cli.common import App, pass_app, table
 from ca.db import session_scope
+from ca.demo import CLERK, TERMINAL, ensure_demo_ra
 from ca.errors import ServiceUnavailable
 from ca.hsm import token_for
 from ca.hsm.client import HSMClient
@@ -55,6 +57,21 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise ServiceUnavailable(
+                    f"the service for port {port} exited at start; see its messages above") from None
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(f"nothing listens on {host}:{port} after {timeout:.0f} s") from None
+            time.sleep(0.2)
+
+
 def _wait_for_socket(client: HSMClient, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -70,8 +87,10 @@ def _wait_for_socket(client: HSMClient, proc: subprocess.Popen[bytes], timeout: 
 
 
 @click.command("run")
+@click.option("--ra-port", default=8443, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the RA API (HTTPS) on 127.0.0.1.")
 @pass_app
-def run_cmd(app: App) -> None:
+def run_cmd(app: App, ra_port: int) -> None:
     """The whole service on one machine with the embedded defaults (what `make run` does).
 
     Initialises a demo hierarchy the first time (reused afterwards), starts the HSM service,
@@ -95,13 +114,27 @@ def run_cmd(app: App) -> None:
                 break
             status = client.activate(ceremony.read_share_file(path))
             click.echo(f"presented {path.name}: {status['line']}")
+        terminal_dir, clerk_password, serial = ensure_demo_ra(settings, app.engine, client)
+        ra = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "ra", "--host", "127.0.0.1",
+                               "--port", str(ra_port), "--workers", "2"])
+        procs.append(ra)
+        _wait_for_port("127.0.0.1", ra_port, ra)
         with session_scope(app.engine) as session:
             rows = [[ca.name, ca.kind.value, len(ca.keys), ca.subject_dn] for ca in Store(session).cas()]
         click.echo("")
         table(["CA", "KIND", "KEYS", "SUBJECT"], rows)
         click.echo(f"\nHSM service: {settings.hsm_socket}  ({client.status()['line']})")
-        click.echo(f"database: {settings.db_url}")
-        click.echo("try:  .venv/bin/revoca ca list  |  .venv/bin/revoca ca show tokyo  |  .venv/bin/revoca hsm status")
+        click.echo(f"RA API:      https://127.0.0.1:{ra_port}  (OpenAPI at /openapi.json)")
+        click.echo(f"database:    {settings.db_url}")
+        t = terminal_dir
+        click.echo("\ntry:  .venv/bin/revoca ca list  |  .venv/bin/revoca ca show tokyo  "
+                   "|  .venv/bin/revoca hsm status")
+        click.echo("revoke a demo subscriber certificate from the demo RA terminal (DEMO ONLY credentials):")
+        click.echo(f"  curl --cacert {t}/bridge-roots.pem --cert {t}/{TERMINAL}.pem --key {t}/{TERMINAL}.key "
+                   f"-u {CLERK}:{clerk_password} -H 'Content-Type: application/json' "
+                   f"https://127.0.0.1:{ra_port}/v1/revocations -d '{{\"issuer_ca\": \"tokyo\", \"serial\": "
+                   f"\"{serial}\", \"reason\": \"keyCompromise\", \"applicant\": \"self\", "
+                   f"\"identity_document_checked\": true, \"idempotency_key\": \"demo-{serial[:12]}\"}}'")
         click.echo("Ctrl-C stops everything.")
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

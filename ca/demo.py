@@ -1,0 +1,73 @@
+"""Demo-only pieces that `revoca run` adds once: an RA terminal and a receptionist.
+
+Their key and password are written under the data directory, marked DEMO ONLY, so that the
+printed curl command works as shown. Production registers terminals with `revoca ra add`
+and operators with `revoca operator add`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ca import hierarchy
+from ca.ceremony import DEMO_WARNING
+from ca.config import Settings
+from ca.credentials import hash_password
+from ca.db import session_scope
+from ca.errors import NotFound
+from ca.hsm.signer import KeyAlgorithm, KeyStore
+from ca.models import CertKind, Role
+from ca.revocation_store import RevocationStore
+
+TERMINAL = "demo-window"
+CLERK = "demo-clerk"
+
+
+def demo_dir(settings: Settings) -> Path:
+    return settings.data_dir / "demo-terminal"
+
+
+def ensure_demo_ra(settings: Settings, engine: sa.Engine, keys: KeyStore) -> tuple[Path, str, str]:
+    """(directory with demo-window.pem/.key and bridge-roots.pem, clerk name, clerk password)."""
+    out = demo_dir(settings)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    password_file = out / f"{CLERK}.password"
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(engine) as session:
+        store = RevocationStore(session)
+        try:
+            store.operator(CLERK)
+        except NotFound:
+            password = secrets.token_urlsafe(12)
+            store.add_operator(name=CLERK, display_name="Demo receptionist", credential_hash=hash_password(password),
+                               roles=[Role.RECEPTIONIST], now=now)
+            password_file.touch(mode=0o600, exist_ok=True)
+            password_file.write_text(DEMO_WARNING + password + "\n", encoding="utf-8")
+        if not any(t.name == TERMINAL for t in store.terminals()):
+            bridge = store.bridge()
+            ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="demo",
+                                    algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
+            cert = hierarchy.issue_with_key_file(
+                ctx, bridge, CertKind.RA_TERMINAL, key_path=out / f"{TERMINAL}.key",
+                subject=x509.Name.from_rfc4514_string(f"CN={TERMINAL},OU=RA terminals,O=JPKI,C=JP"))
+            store.add_terminal(name=TERMINAL, certificate=store.certificate(bridge, cert.serial_number), now=now)
+            (out / f"{TERMINAL}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        roots = store.certificates(issuer=store.bridge(), kinds=[CertKind.SELF_SIGNED])
+        (out / "bridge-roots.pem").write_bytes(b"".join(
+            x509.load_der_x509_certificate(r.der).public_bytes(serialization.Encoding.PEM) for r in roots))
+        sample = next((c for c in store.certificates(issuer=store.ca("tokyo") if _has(store, "tokyo") else None,
+                                                     kinds=[CertKind.SUBSCRIBER], limit=200)
+                       if c.revocation is None), None)
+    password = password_file.read_text(encoding="utf-8").splitlines()[-1]
+    serial = format(sample.serial, "x") if sample else "<serial>"
+    return out, password, serial
+
+
+def _has(store: RevocationStore, name: str) -> bool:
+    return any(c.name == name for c in store.cas())
