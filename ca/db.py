@@ -21,15 +21,25 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # Let SQLAlchemy, not the driver, issue BEGIN (see _sqlite_begin): pysqlite's own
+    # transaction handling sends no BEGIN before a SAVEPOINT, so RELEASE would commit.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # WAL lets readers (OCSP, status) run beside the writer; busy_timeout makes a second
-    # writer wait instead of failing at once; NORMAL sync is durable in WAL mode at commit
-    # except for power loss, so the RA path switches to FULL.
+    # writer wait instead of failing at once; synchronous=FULL makes a commit survive power
+    # loss too, which an acknowledged revocation must.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    """BEGIN IMMEDIATE takes the write lock up front, so a writer waits (busy_timeout) rather
+    than failing when its read snapshot turns stale; read-only scopes ask for DEFERRED."""
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def make_engine(url: str, **kwargs: object) -> sa.Engine:
@@ -39,6 +49,7 @@ def make_engine(url: str, **kwargs: object) -> sa.Engine:
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -64,7 +75,9 @@ def is_current(engine: sa.Engine) -> bool:
 
 
 @contextlib.contextmanager
-def session_scope(engine: sa.Engine) -> Iterator[Session]:
-    factory = sessionmaker(engine, expire_on_commit=False)
+def session_scope(engine: sa.Engine, *, readonly: bool = False) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back if it raises."""
+    bind = engine.execution_options(sqlite_begin="DEFERRED") if readonly else engine
+    factory = sessionmaker(bind, expire_on_commit=False)
     with factory() as session, session.begin():
         yield session

@@ -168,21 +168,25 @@ def _same_request(earlier: RevocationRequest, filing: Filing) -> RevocationReque
     return earlier
 
 
-def _distinct(request: RevocationRequest, operator: Operator, step: str) -> None:
-    involved = {request.receptionist_id, request.reviewer_id} - {None}
-    if operator.id in involved:
-        raise PermissionDenied(f"operator {operator.name} already took part in request {request.public_id}; "
-                               f"the {step} must be a different person")
+def _step(store: RevocationStore, public_id: str, operator: Operator, waiting: RequestStatus,
+          role: Role) -> RevocationRequest:
+    """The request, if it waits for this step and the operator may take it: the role, and a
+    person who has not yet acted on this request (three different people in all)."""
+    request = store.request(public_id)
+    if request.status is not waiting:
+        step = "review" if waiting is RequestStatus.PENDING_REVIEW else "approval"
+        raise InvalidInput(f"request {public_id} is {request.status}, not waiting for {step}")
+    if role not in operator.role_set:
+        raise PermissionDenied(f"operator {operator.name} does not hold the {role} role")
+    if operator.id in {request.receptionist_id, request.reviewer_id} - {None}:
+        raise PermissionDenied(f"operator {operator.name} already took part in request {public_id}; "
+                               f"the {role} must be a different person")
+    return request
 
 
 def review(store: RevocationStore, public_id: str, reviewer: Operator, *, accept: bool, now: dt.datetime,
            note: str = "") -> RevocationRequest:
-    request = store.request(public_id)
-    if request.status is not RequestStatus.PENDING_REVIEW:
-        raise InvalidInput(f"request {public_id} is {request.status}, not waiting for review")
-    if Role.REVIEWER not in reviewer.role_set:
-        raise PermissionDenied(f"operator {reviewer.name} does not hold the reviewer role")
-    _distinct(request, reviewer, "reviewer")
+    request = _step(store, public_id, reviewer, RequestStatus.PENDING_REVIEW, Role.REVIEWER)
     request.reviewer_id, request.reviewed_at = reviewer.id, now
     request.status = RequestStatus.PENDING_APPROVAL if accept else RequestStatus.REJECTED
     if not accept:
@@ -194,12 +198,7 @@ def review(store: RevocationStore, public_id: str, reviewer: Operator, *, accept
 
 def approve(store: RevocationStore, public_id: str, approver: Operator, *, accept: bool, now: dt.datetime,
             note: str = "") -> tuple[RevocationRequest, Revocation | None]:
-    request = store.request(public_id)
-    if request.status is not RequestStatus.PENDING_APPROVAL:
-        raise InvalidInput(f"request {public_id} is {request.status}, not waiting for approval")
-    if Role.APPROVER not in approver.role_set:
-        raise PermissionDenied(f"operator {approver.name} does not hold the approver role")
-    _distinct(request, approver, "approver")
+    request = _step(store, public_id, approver, RequestStatus.PENDING_APPROVAL, Role.APPROVER)
     request.approver_id, request.decided_at = approver.id, now
     request.status = RequestStatus.COMPLETED if accept else RequestStatus.REJECTED
     request.note = (request.note + "\n" + note).strip()
