@@ -24,6 +24,7 @@ from ca import audit
 from ca.errors import InvalidInput, NotFound, PermissionDenied, RevocaError
 from ca.models import (
     Applicant,
+    CAStatus,
     Certificate,
     CertKind,
     KeyStatus,
@@ -236,6 +237,7 @@ def compromise(store: RevocationStore, ca_name: str, confirmers: tuple[Operator,
     if key.key_label is None:
         raise InvalidInput(f"CA {ca_name} is external; its own operator handles its compromise")
     key.status = KeyStatus.COMPROMISED
+    ca.status = CAStatus.COMPROMISED
     when = now.replace(microsecond=0)
     reason = int(RevocationReason.CA_COMPROMISE)
     total = 0

@@ -35,6 +35,7 @@ from ca.serials import parse_hex_serial
 
 log = logging.getLogger("revoca.ra")
 MAX_BODY = 64 * 1024
+MAX_OFFSET = 10**9
 bp = Blueprint("ra", __name__)
 
 _STATUS = {
@@ -95,7 +96,26 @@ def _json_body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidInput("the body is not a JSON object")
+    _check_text(body)
     return body
+
+
+def _check_text(value: object) -> None:
+    """Refuse what no database can store: NUL characters and lone surrogates (invalid UTF-8)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k)
+            _check_text(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_text(v)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput("text fields must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInput("text fields must be valid Unicode (no lone surrogates)") from exc
 
 
 def _certificate(store: RevocationStore, body: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -151,20 +171,21 @@ def _with_receipt(engine: sa.Engine, public_id: str) -> dict[str, Any]:
 @bp.post("/v1/revocations")
 def file_revocation() -> tuple[Response, int]:
     engine, now = _ext()["engine"], _ext()["clock"]()
-    body = _json_body()
-    key = body.get("idempotency_key")
-    if not isinstance(key, str) or not 8 <= len(key) <= 128:
-        raise InvalidInput("idempotency_key (8-128 characters) is required so that a retry never revokes twice")
-    try:
-        applicant = Applicant(body.get("applicant"))
-    except ValueError as exc:
-        raise InvalidInput('applicant must be "self" or "agent"') from exc
     with session_scope(engine) as session:
         store = RevocationStore(session)
+        # who first: an unknown caller learns nothing about what is wrong with its body
         terminal = auth.terminal_of(request, store)
         g.actor = f"terminal {terminal.name}"
         clerk = auth.receptionist_of(request, store)
         g.actor = f"{clerk.name} at terminal {terminal.name}"
+        body = _json_body()
+        key = body.get("idempotency_key")
+        if not isinstance(key, str) or not 8 <= len(key) <= 128:
+            raise InvalidInput("idempotency_key (8-128 characters) is required so that a retry never revokes twice")
+        try:
+            applicant = Applicant(body.get("applicant"))
+        except ValueError as exc:
+            raise InvalidInput('applicant must be "self" or "agent"') from exc
         filing = revocation.Filing(
             channel=RequestChannel.RA_WINDOW, certificate=_certificate(store, body),
             reason=revocation.parse_reason(body.get("reason")), applicant=applicant,
@@ -180,10 +201,11 @@ def file_revocation() -> tuple[Response, int]:
 @bp.get("/v1/revocations/<public_id>")
 def revocation_status(public_id: str) -> Response:
     engine = _ext()["engine"]
-    with session_scope(engine) as session:
+    with session_scope(engine, readonly=True) as session:
         store = RevocationStore(session)
         terminal = auth.terminal_of(request, store)
         g.actor = f"terminal {terminal.name}"
+        _check_text(public_id)
         if store.request(public_id).terminal_id != terminal.id:
             raise NotFound(f"no revocation request {public_id} from this terminal")
     return jsonify(_with_receipt(engine, public_id))
@@ -191,14 +213,17 @@ def revocation_status(public_id: str) -> Response:
 
 @bp.get("/v1/revocations")
 def list_revocations() -> Response:
-    try:
-        limit = min(int(request.args.get("limit", 50)), 500)
-        offset = max(int(request.args.get("offset", 0)), 0)
-    except ValueError as exc:
-        raise InvalidInput("limit and offset must be integers") from exc
-    with session_scope(_ext()["engine"]) as session:
+    with session_scope(_ext()["engine"], readonly=True) as session:
         store = RevocationStore(session)
         terminal = auth.terminal_of(request, store)
+        g.actor = f"terminal {terminal.name}"
+        try:
+            limit = int(request.args.get("limit", 50))
+            offset = int(request.args.get("offset", 0))
+        except ValueError as exc:
+            raise InvalidInput("limit and offset must be integers") from exc
+        if not (1 <= limit <= 500 and 0 <= offset <= MAX_OFFSET):
+            raise InvalidInput(f"limit must be 1-500 and offset 0-{MAX_OFFSET}")
         items = [_view(store, r) for r in store.requests_of_terminal(terminal.id, limit=limit, offset=offset)]
     return jsonify({"terminal": terminal.name, "items": items, "limit": limit, "offset": offset})
 

@@ -50,6 +50,6 @@ def receptionist_of(request: Request, store: RevocationStore) -> Operator:
         name, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise Unauthenticated("the Authorization header is not valid Basic credentials") from exc
-    if not sep:
+    if not sep or "\x00" in name or "\x00" in password:
         raise Unauthenticated("the Authorization header is not valid Basic credentials")
     return store.authenticate(name, password, Role.RECEPTIONIST)

@@ -15,7 +15,7 @@ import json
 
 from asn1crypto import cms
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -36,23 +36,14 @@ class OnlineRequest:
 
 
 def parse_signed_request(body: bytes, store: ReadStore, now: dt.datetime) -> OnlineRequest:
+    # asn1crypto parses lazily, so a malformed body can fail anywhere in the walk: all of
+    # it is one step, and every parse failure is the client's (422), never ours (500).
     try:
-        info = cms.ContentInfo.load(body)
-        if info["content_type"].native != "signed_data":
-            raise InvalidInput("the body must be CMS SignedData")
-        signed = info["content"]
-        content = signed["encap_content_info"]["content"].native
-        certs = [c.chosen.dump() for c in signed["certificates"] or [] if c.name == "certificate"]
-        signer_infos = list(signed["signer_infos"])
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InvalidInput(f"the body is not valid CMS SignedData: {exc}") from exc
-    if content is None or len(signer_infos) != 1 or len(certs) < 1:
-        raise InvalidInput("SignedData must carry its content, one signer and the signer's certificate")
-    signer_info = signer_infos[0]
-    cert = _signer_certificate(signer_info, certs)
-    _verify(signer_info, cert, content)
-    fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
-    row = store.certificate_by_fingerprint(fingerprint)
+        cert, content = _verified_signer(body)
+    except (ValueError, TypeError, KeyError, UnsupportedAlgorithm) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidInput(f"the body is not valid CMS SignedData: {detail}") from exc
+    row = store.certificate_by_fingerprint(hashlib.sha256(cert.public_bytes(Encoding.DER)).digest())
     if row is None:
         raise NotFound("the signing certificate is not a certificate issued by a revoca CA")
     if not row.not_before <= now <= row.not_after:
@@ -69,6 +60,22 @@ def parse_signed_request(body: bytes, store: ReadStore, now: dt.datetime) -> Onl
     if serial is not None and str(serial).lower() != format(row.serial, "x"):
         raise InvalidInput("the signed content names another serial than the signing certificate")
     return OnlineRequest(row, payload["reason"], hashlib.sha256(body).digest())
+
+
+def _verified_signer(body: bytes) -> tuple[x509.Certificate, bytes]:
+    """The signer's certificate and the content, once the signature over it verifies."""
+    info = cms.ContentInfo.load(body)
+    if info["content_type"].native != "signed_data":
+        raise InvalidInput("the body must be CMS SignedData")
+    signed = info["content"]
+    content = signed["encap_content_info"]["content"].native
+    certs = [c.chosen.dump() for c in signed["certificates"] or [] if c.name == "certificate"]
+    signer_infos = list(signed["signer_infos"])
+    if not isinstance(content, bytes) or len(signer_infos) != 1 or len(certs) < 1:
+        raise InvalidInput("SignedData must carry its content, one signer and the signer's certificate")
+    cert = _signer_certificate(signer_infos[0], certs)
+    _verify(signer_infos[0], cert, content)
+    return cert, content
 
 
 def _signer_certificate(signer_info: cms.SignerInfo, certs: list[bytes]) -> x509.Certificate:
