@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography import x509
 
+from ca.crl.config import CRLConfig
 from ca.errors import ConfigError
 
 KEY_ALGORITHMS = ("rsa2048", "rsa3072", "rsa4096", "p256", "p384")
@@ -105,6 +106,7 @@ class Settings:
     database_url: str = ""
     hsm: HSMConfig = HSMConfig()
     hierarchy: HierarchyConfig = HierarchyConfig()
+    crl: CRLConfig = CRLConfig()
 
     @property
     def db_url(self) -> str:
@@ -174,6 +176,16 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
                 hsm[f.name] = env[key]
     if hsm:
         out["hsm"] = hsm
+    crl: dict[str, Any] = {}
+    for f in ("validity_hours", "period_hours", "warn_hours"):
+        key = f"REVOCA_CRL_{f.upper()}"
+        if key in env:
+            try:
+                crl[f] = int(env[key])
+            except ValueError as exc:
+                raise ConfigError(f"{key} must be an integer, not {env[key]!r}") from exc
+    if crl:
+        out["crl"] = crl
     return out
 
 
@@ -192,9 +204,10 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     overrides = _env_overrides(env)
-    raw = {**raw, **{k: v for k, v in overrides.items() if k != "hsm"}}
-    if "hsm" in overrides:
-        raw["hsm"] = {**raw.get("hsm", {}), **overrides["hsm"]}
+    raw = {**raw, **{k: v for k, v in overrides.items() if k not in ("hsm", "crl")}}
+    for table in ("hsm", "crl"):
+        if table in overrides:
+            raw[table] = {**raw.get(table, {}), **overrides[table]}
     return settings_from_dict(raw)
 
 
@@ -207,6 +220,8 @@ def settings_from_dict(raw: dict[str, Any]) -> Settings:
             values["hsm"] = HSMConfig(**_strict(HSMConfig, values["hsm"], "[hsm]"))
         if "hierarchy" in values:
             values["hierarchy"] = _hierarchy(values["hierarchy"])
+        if "crl" in values:
+            values["crl"] = CRLConfig(**_strict(CRLConfig, values["crl"], "[crl]"))
         return Settings(**values)
     except TypeError as exc:
         raise ConfigError(f"revoca.toml: {exc}") from exc

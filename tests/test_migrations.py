@@ -20,6 +20,14 @@ def test_upgrade_head_then_check_finds_no_drift(db_url: str) -> None:
     engine.dispose()
 
 
+def test_schema_head_constant_is_alembics_head(db_url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from ca.db import SCHEMA_HEAD
+
+    assert ScriptDirectory.from_config(alembic_config(db_url)).get_current_head() == SCHEMA_HEAD
+
+
 def test_upgrade_twice_is_harmless(db_url: str) -> None:
     engine = make_engine(db_url)
     upgrade(engine)

@@ -29,6 +29,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import TestResponse
+
+from ca import ceremony, revocation
+from ca.config import Settings
+from ca.db import make_engine, session_scope, upgrade
+from ca.hsm.token import TokenSession
+from ca.models import CertKind, RevocationReason, Role
+from ca.ra.app import MAX_BODY, create_app
+from ca.ra.auth import CLIENT_CERT_ENVIRON
+from ca.revocation_store import RevocationStore
+from ca.subscribers import key_pool
+
+from conftest import _PG_SKIP, NOW, PG_URL, make_settings
 from ra_fixtures import (
     PASSWORD,
     CertRef,
@@ -51,19 +64,6 @@ from ra_fixtures import (
     subscribers,
     verify_receipt,
 )
-from werkzeug.test import TestResponse
-
-from ca import ceremony, revocation
-from ca.config import Settings
-from ca.db import make_engine, session_scope, upgrade
-from ca.hsm.token import TokenSession
-from ca.models import CertKind, RevocationReason, Role
-from ca.ra.app import MAX_BODY, create_app
-from ca.ra.auth import CLIENT_CERT_ENVIRON
-from ca.revocation_store import RevocationStore
-from ca.subscribers import key_pool
-
-from conftest import _PG_SKIP, NOW, PG_URL, make_settings
 
 AT = NOW + dt.timedelta(days=1)  # the RA's clock: certificates were issued at NOW
 

@@ -30,6 +30,12 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
+
+from ca.db import session_scope
+from ca.hsm.client import HSMClient
+from ca.models import CertKind, KeyStatus, RevocationRequest, Role
+from ca.revocation_store import RevocationStore
+
 from ra_fixtures import (
     PASSWORD,
     CertRef,
@@ -44,11 +50,6 @@ from ra_fixtures import (
     verify_receipt,
 )
 from test_cli import REVOCA, Cli, activate_in_process, start_hsm, stop_hsm
-
-from ca.db import session_scope
-from ca.hsm.client import HSMClient
-from ca.models import CertKind, KeyStatus, RevocationRequest, Role
-from ca.revocation_store import RevocationStore
 
 SERVER_START_TIMEOUT = 60
 

@@ -15,17 +15,6 @@ from asn1crypto import crl as asn1_crl
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from ra_fixtures import (
-    CertRef,
-    add_operator,
-    audit_events,
-    certificates,
-    count,
-    open_token,
-    register_terminals,
-    revocations,
-    subscribers,
-)
 
 from ca import ceremony, hierarchy, revocation
 from ca.config import Settings
@@ -52,6 +41,17 @@ from ca.revocation import Filing, IdempotencyConflict
 from ca.revocation_store import RevocationStore
 
 from conftest import NOW
+from ra_fixtures import (
+    CertRef,
+    add_operator,
+    audit_events,
+    certificates,
+    count,
+    open_token,
+    register_terminals,
+    revocations,
+    subscribers,
+)
 
 LATER = NOW + dt.timedelta(hours=3)
 

@@ -10,7 +10,17 @@ import sys
 
 import click
 
-from ca.cli import ca_cmds, cert_cmds, hsm_cmds, init_cmds, operator_cmds, ra_cmds, serve_cmds
+from ca.cli import (
+    ca_cmds,
+    cert_cmds,
+    crl_cmds,
+    hsm_cmds,
+    init_cmds,
+    operator_cmds,
+    ra_cmds,
+    serve_cmds,
+    status_cmds,
+)
 from ca.cli.common import App
 from ca.errors import RevocaError
 
@@ -24,7 +34,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = App(config_path)
 
 
-for module in (init_cmds, ca_cmds, cert_cmds, hsm_cmds, operator_cmds, serve_cmds, ra_cmds):
+for module in (init_cmds, ca_cmds, cert_cmds, hsm_cmds, operator_cmds, serve_cmds, ra_cmds, crl_cmds, status_cmds):
     module.register(cli)
 
 

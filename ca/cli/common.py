@@ -12,7 +12,7 @@ import click
 import sqlalchemy as sa
 
 from ca.config import Settings, load_settings
-from ca.db import make_engine, upgrade
+from ca.db import ensure_current, make_engine
 from ca.errors import ConfigError, InvalidInput, ServiceUnavailable
 from ca.hsm.client import HSMClient
 
@@ -35,7 +35,7 @@ class App:
             url = self.settings.db_url
             try:
                 engine = make_engine(url)
-                upgrade(engine)
+                ensure_current(engine)
             except sa.exc.ArgumentError as exc:
                 raise ConfigError(f"database_url {_safe(url)!r} is not a database URL: {exc}") from exc
             except sa.exc.OperationalError as exc:

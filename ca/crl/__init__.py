@@ -6,6 +6,7 @@ One module per job:
 - `entry`: one revokedCertificates element, encoded once at revocation time;
 - `tbs`: the fields around the entries (TBSCertList framing, extensions, signature algorithm);
 - `writer`: spool the entries to a file, hash, sign the digest, publish the file atomically;
+- `cache`: the previous issue's entries, so the daily issue streams only the new rows;
 - `issue`: one CA's CRL or ARL from the database: number, stream, sign, archive, audit;
 - `config`: validity, period and warning thresholds;
 - `compromise`: what to issue at once after a CA key compromise.

@@ -82,7 +82,7 @@ def oid(dotted: str) -> bytes:
 
 
 def read_header(data: bytes, offset: int = 0) -> tuple[int, int, int]:
-    """(tag, content offset, content length) of the TLV at offset; for reading back our own output."""
+    """(tag, content offset, content length) of the TLV at offset (single-octet tags only)."""
     tag = data[offset]
     first = data[offset + 1]
     if first < 0x80:
@@ -92,3 +92,28 @@ def read_header(data: bytes, offset: int = 0) -> tuple[int, int, int]:
         raise ValueError("indefinite or oversized DER length")
     start = offset + 2 + n
     return tag, start, int.from_bytes(data[offset + 2:start], "big")
+
+
+def certificate_subject(certificate: bytes) -> bytes:
+    """The subject Name of a DER certificate, as the very bytes it holds (RFC 5280 4.1).
+
+    A CRL's issuer must match the CA certificate's subject byte for byte in verifiers that
+    compare encodings; re-encoding a parsed Name (cryptography's Name.public_bytes) could
+    normalise it, so the bytes are cut out: Certificate -> tbsCertificate -> [0] version?,
+    serialNumber, signature, issuer, validity, subject.
+    """
+    _, tbs, _ = read_header(certificate)  # Certificate SEQUENCE
+    _, offset, _ = read_header(certificate, tbs)  # tbsCertificate SEQUENCE
+    if certificate[offset] == CONTEXT_0_CONSTRUCTED:  # version
+        offset = _skip(certificate, offset)
+    for _field in ("serialNumber", "signature", "issuer", "validity"):
+        offset = _skip(certificate, offset)
+    tag, start, n = read_header(certificate, offset)
+    if tag != SEQUENCE:
+        raise ValueError("certificate subject is not a SEQUENCE")
+    return certificate[offset:start + n]
+
+
+def _skip(data: bytes, offset: int) -> int:
+    _, start, n = read_header(data, offset)
+    return start + n

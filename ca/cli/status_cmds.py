@@ -1,0 +1,52 @@
+"""`revoca status`: what an officer checks first (HSM activation, CRL/ARL expiry, pending requests)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+
+from ca.cli.common import App, emit_json, json_option, pass_app, table, when
+from ca.crl.config import crl_config
+from ca.db import session_scope
+from ca.errors import ServiceUnavailable
+from ca.revocation_store import RevocationStore
+from ca.scheduler import expiry_warnings, list_statuses
+
+
+@click.command("status")
+@json_option
+@pass_app
+def status_cmd(app: App, as_json: bool) -> None:
+    """HSM activation, each CA's newest CRL and ARL, warnings, and requests waiting for people.
+
+    Exits 1 when there is a warning (a CRL or ARL with less than crl.warn_hours left, or none).
+    """
+    now = dt.datetime.now(dt.UTC)
+    try:
+        hsm = app.hsm().status()["line"]
+    except ServiceUnavailable as exc:
+        hsm = str(exc)
+    warnings = expiry_warnings(app.engine, now, warn_before=crl_config(app.settings).warn_before)
+    lists = list_statuses(app.engine)
+    with session_scope(app.engine, readonly=True) as session:
+        pending = len(RevocationStore(session).pending_requests())
+    if as_json:
+        emit_json({"hsm": hsm, "warnings": warnings, "pending_requests": pending,
+                   "lists": [{"ca": s.ca_name, "type": s.list_type.value, "number": s.number,
+                              "next_update": s.next_update} for s in lists]})
+    else:
+        click.echo(f"HSM: {hsm}")
+        click.echo(f"requests waiting for review or approval: {pending}\n")
+        table(["CA", "LIST", "NUMBER", "NEXT UPDATE"],
+              [[s.ca_name, s.list_type.value, s.number if s.number is not None else "none",
+                when(s.next_update)] for s in lists])
+        for line in warnings:
+            click.echo(f"WARNING: {line}", err=True)
+    if warnings:
+        sys.exit(1)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(status_cmd)

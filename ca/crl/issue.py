@@ -1,0 +1,286 @@
+"""Issuing a CA's CRL or ARL from the database: number, stream, sign, archive, audit.
+
+Which revocations go on which list is decided at revocation time (Revocation.list_type and
+issuer_ca_id); here they are only streamed.  Issuers of the same CA and list are serialised
+by an exclusive lock on a file beside the output, so a later CRL number always comes with a
+later snapshot of the revocations (two concurrent issuers could otherwise publish number n+1
+with fewer entries than number n).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import fcntl
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ca import audit
+from ca.crl import cache, der
+from ca.crl.entry import encode_entry
+from ca.crl.tbs import CRLFields
+from ca.crl.writer import MissingEntryDER, Published, SegmentMismatch, spool_entries, write_certificate_list
+from ca.db import session_scope
+from ca.errors import InvalidInput, RevocaError, TokenError
+from ca.hsm.signer import KeyStore, Signer
+from ca.models import CAKind, ListType
+from ca.store import ReadStore, Store, spki_der
+
+log = logging.getLogger("revoca.crl")
+
+DEFAULT_VALIDITY = dt.timedelta(hours=72)
+CHUNK_ROWS = 20_000  # rows per fetch: about 1 MB of entries, the same order as the file buffers
+BOTH = (ListType.CRL, ListType.ARL)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IssuedCRLInfo:
+    """What was issued and archived; `path` is data_dir / the relative path the archive row holds."""
+
+    ca_name: str
+    list_type: ListType
+    number: int
+    this_update: dt.datetime
+    next_update: dt.datetime
+    entries: int
+    size: int
+    sha256: bytes
+    path: Path
+
+    def line(self) -> str:
+        return (f"{self.ca_name} {self.list_type.value.upper()} #{self.number}: {self.entries} entries, "
+                f"{self.size} bytes, next update {self.next_update:%Y-%m-%d %H:%M:%SZ}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IssueFailure:
+    ca_name: str
+    list_type: ListType
+    error: str
+    exit_code: int = 1  # of the RevocaError met, for the CLI
+
+    def line(self) -> str:
+        return f"{self.ca_name} {self.list_type.value.upper()}: not issued: {self.error}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IssueReport:
+    issued: tuple[IssuedCRLInfo, ...]
+    failed: tuple[IssueFailure, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SigningKey:
+    """What a CA signs its lists with, read once per issue."""
+
+    ca_id: int
+    key_id: int
+    key_label: str
+    key_identifier: bytes
+    spki: bytes
+    issuer: bytes  # subject DER of the CA's self-signed certificate for this key
+
+
+def relative_directory(ca_name: str, list_type: ListType) -> Path:
+    """Where one CA's CRLs or ARLs live under data_dir (with the lock and the entry cache)."""
+    if not ca_name.replace("-", "").replace("_", "").isalnum():
+        raise InvalidInput(f"CA name {ca_name!r} cannot name a CRL directory")
+    return Path("crls") / ca_name / list_type.value
+
+
+def relative_path(ca_name: str, list_type: ListType, number: int) -> Path:
+    """Where a CRL lives under data_dir: crls/<ca>/<crl|arl>/<number>.crl."""
+    return relative_directory(ca_name, list_type) / f"{number}.crl"
+
+
+def issue_list(engine: sa.Engine, keys: KeyStore, data_dir: Path, ca_name: str, list_type: ListType, *,
+               now: dt.datetime, validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
+               incremental: bool = True, chunk_rows: int = CHUNK_ROWS) -> IssuedCRLInfo:
+    """Issue one CRL (subscriber certificates) or ARL (CA certificates) of one CA and archive it.
+
+    thisUpdate is `now` to the second and nextUpdate = thisUpdate + `validity`.  With
+    `incremental` (the default) the entries of the previous issue are reused from ca.crl.cache
+    when the database agrees, and only newer rows are streamed; False streams every row.
+    """
+    if not isinstance(list_type, ListType):
+        raise InvalidInput(f"list type must be crl or arl, not {list_type!r}")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidInput("issue time is a naive datetime; use timezone-aware UTC")
+    if validity <= dt.timedelta(0):
+        raise InvalidInput("CRL validity must be positive")
+    this_update = now.astimezone(dt.UTC).replace(microsecond=0)
+    directory = Path(data_dir) / relative_directory(ca_name, list_type)
+    with _exclusive(directory):
+        key = _signing_key(engine, ca_name)
+        signer = _signer(keys, key, ca_name)  # before a number is spent: an inactive HSM fails here
+        # The number is committed in a transaction of its own before anything is signed: a crash
+        # from here on leaves a gap in the numbers, never a number used twice (RFC 5280 5.2.3).
+        with session_scope(engine) as session:
+            number = Store(session).allocate_crl_number(key.ca_id, list_type)
+        try:
+            fields = CRLFields(issuer=key.issuer, this_update=this_update, next_update=this_update + validity,
+                               number=number, authority_key_id=key.key_identifier, list_type=list_type,
+                               algorithm=signer.algorithm)
+            published = _sign(engine, key.ca_id, fields, signer, directory, chunk_rows, incremental)
+            info = _archive(engine, ca_name, key, fields, published, Path(data_dir), now=now, actor=actor)
+        except Exception as exc:
+            _record_failure(engine, actor, exc, ca=ca_name, list=list_type.value, number=number)
+            raise
+    log.info("issued %s", info.line())
+    return info
+
+
+def issue_many(engine: sa.Engine, keys: KeyStore, data_dir: Path, targets: Iterable[tuple[str, ListType]], *,
+               now: dt.datetime, validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
+               incremental: bool = True) -> IssueReport:
+    """Issue each (CA, list) in turn; one failure does not stop the others."""
+    issued: list[IssuedCRLInfo] = []
+    failed: list[IssueFailure] = []
+    for ca_name, list_type in targets:
+        try:
+            issued.append(issue_list(engine, keys, data_dir, ca_name, list_type, now=now, validity=validity,
+                                     actor=actor, incremental=incremental))
+        except RevocaError as exc:
+            log.error("%s %s not issued: %s", ca_name, list_type.value, exc)
+            failed.append(IssueFailure(ca_name, list_type, str(exc), exc.exit_code))
+        except Exception as exc:  # a bug or a lost database: log it whole, carry on with the next CA
+            log.exception("%s %s not issued", ca_name, list_type.value)
+            failed.append(IssueFailure(ca_name, list_type, f"{type(exc).__name__}: {exc}"))
+    return IssueReport(tuple(issued), tuple(failed))
+
+
+def issuing_cas(engine: sa.Engine) -> list[str]:
+    """Every CA whose keys revoca holds, bridge first: each issues a CRL and an ARL."""
+    with session_scope(engine) as session:
+        return [ca.name for ca in ReadStore(session).cas() if ca.kind is not CAKind.EXTERNAL]
+
+
+def issue_all(engine: sa.Engine, keys: KeyStore, data_dir: Path, *, now: dt.datetime,
+              validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
+              list_types: Iterable[ListType] = BOTH) -> IssueReport:
+    """The CRL and ARL of every CA revoca holds keys for."""
+    types = tuple(list_types)
+    targets = [(name, t) for name in issuing_cas(engine) for t in types]
+    return issue_many(engine, keys, data_dir, targets, now=now, validity=validity, actor=actor)
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """One issuer per CA and list at a time (across processes), and no stale partial files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            for stale in directory.glob(".*.tmp"):  # left by an issuer that crashed
+                stale.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _signing_key(engine: sa.Engine, ca_name: str) -> _SigningKey:
+    with session_scope(engine) as session:
+        store = ReadStore(session)
+        ca = store.ca(ca_name)
+        if ca.kind is CAKind.EXTERNAL:
+            raise InvalidInput(f"CA {ca_name} is external; its own operator issues its CRLs")
+        key = store.crl_signing_key(ca)
+        assert key.key_label is not None  # crl_signing_key only returns keys held in the token
+        issuer = der.certificate_subject(store.self_signed_der(ca, key))
+        return _SigningKey(ca.id, key.id, key.key_label, key.ski, key.spki_der, issuer)
+
+
+def _signer(keys: KeyStore, key: _SigningKey, ca_name: str) -> Signer:
+    signer = keys.signer(key.key_label)
+    if spki_der(signer.public_key()) != key.spki:
+        raise TokenError(f"the token's key {key.key_label} is not the key recorded for CA {ca_name}")
+    return signer
+
+
+@contextlib.contextmanager
+def _snapshot(engine: sa.Engine) -> Iterator[Session]:
+    """One snapshot for the cache check, the upper bound and the stream.
+
+    PostgreSQL: REPEATABLE READ.  SQLite needs nothing more: its single writer hands out ids
+    in commit order, so the rows up to a visible id never change afterwards.
+    """
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")
+    with session_scope(engine) as session:
+        yield session
+
+
+def _sign(engine: sa.Engine, ca_id: int, fields: CRLFields, signer: Signer, directory: Path,
+          chunk_rows: int, incremental: bool) -> Published:
+    """Stream the entries (only the new ones when the cache holds the rest), sign, publish."""
+    spool_path = directory / f".{fields.number}.entries.tmp"
+    kept = cache.load(directory) if incremental else None
+    try:
+        for _attempt in range(3):
+            spool_path.unlink(missing_ok=True)
+            try:
+                with _snapshot(engine) as session:
+                    store = ReadStore(session)
+                    top = store.last_crl_entry_id(ca_id, fields.list_type)
+                    if kept is not None and (kept.max_id > top or kept.count != store.count_crl_entries(
+                            ca_id, fields.list_type, up_to_id=kept.max_id)):
+                        log.info("%s: the kept entries disagree with the database; streaming all", directory)
+                        kept = None
+                    chunks = store.crl_entry_chunks(ca_id, fields.list_type, after_id=kept.max_id if kept else 0,
+                                                    up_to_id=top, rows=chunk_rows)
+                    spool = spool_entries(chunks, spool_path)
+                segments = [kept.segment, spool] if kept else [spool]
+                published = write_certificate_list(fields, segments, signer, directory / f"{fields.number}.crl")
+            except MissingEntryDER:
+                # Rows written without their entry DER (by hand, or by an older release):
+                # encode them once, then stream again rather than leave revocations out.
+                with session_scope(engine) as session:
+                    filled = Store(session).fill_missing_crl_entries(ca_id, fields.list_type, encode_entry)
+                log.warning("encoded %d CRL entries that were stored without entry_der", filled)
+                continue
+            except SegmentMismatch as exc:
+                log.warning("%s; streaming all entries and rebuilding the cache", exc)
+                cache.discard(directory)
+                kept = None
+                continue
+            try:
+                cache.save(directory, previous=kept, added=spool, max_id=top, sha256=published.entries_sha256)
+            except OSError as exc:  # the CRL is out; the next one will simply stream everything
+                log.warning("could not keep the entries of %s for the next issue: %s", published.path, exc)
+                cache.discard(directory)
+            return published
+        raise RevocaError(f"could not assemble the entries of {directory} after 3 attempts; see the log")
+    finally:
+        spool_path.unlink(missing_ok=True)
+
+
+def _archive(engine: sa.Engine, ca_name: str, key: _SigningKey, fields: CRLFields, published: Published,
+             data_dir: Path, *, now: dt.datetime, actor: str) -> IssuedCRLInfo:
+    relative = relative_path(ca_name, fields.list_type, fields.number)
+    info = IssuedCRLInfo(ca_name=ca_name, list_type=fields.list_type, number=fields.number,
+                         this_update=fields.this_update, next_update=fields.next_update,
+                         entries=published.entries, size=published.size, sha256=published.sha256,
+                         path=published.path)
+    with session_scope(engine) as session:
+        Store(session).add_issued_crl(
+            ca_id=key.ca_id, list_type=fields.list_type, number=fields.number, signing_key_id=key.key_id,
+            this_update=fields.this_update, next_update=fields.next_update, entries=info.entries,
+            size=published.size, sha256=published.sha256, path=relative.as_posix(), now=now)
+        audit.record(session, "crl.issued", actor=actor, at=now, ca=ca_name, list=fields.list_type.value,
+                     number=fields.number, entries=info.entries, size=published.size,
+                     sha256=published.sha256.hex(), this_update=fields.this_update.isoformat(),
+                     next_update=fields.next_update.isoformat(), path=relative.as_posix())
+    return info
+
+
+def _record_failure(engine: sa.Engine, actor: str, exc: Exception, **detail: object) -> None:
+    """Audit a failed issue (it explains a gap in the CRL numbers) without hiding the original error."""
+    try:
+        audit.record_failure(engine, "crl.issued", actor=actor, error=str(exc) or type(exc).__name__, **detail)
+    except Exception:
+        log.exception("could not audit the failed CRL issue %s", detail)

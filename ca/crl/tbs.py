@@ -1,0 +1,115 @@
+"""Everything of a CertificateList except the entries: RFC 5280 5.1, framed for streaming.
+
+    CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue BIT STRING }
+    TBSCertList ::= SEQUENCE { version v2, signature, issuer, thisUpdate, nextUpdate,
+                               revokedCertificates SEQUENCE OF ... OPTIONAL, crlExtensions [0] }
+
+The entries are only known as a byte count when the TBS prefix is written, so `CRLFields`
+gives the bytes before them (`tbs_prefix`) and after them (`tbs_suffix`), and the signature
+wrapping (`certificate_list_header`, `signature_tail`).  tests/test_crl_tbs.py compares the
+result with cryptography's CertificateRevocationListBuilder byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from ca.crl import der
+from ca.errors import InvalidInput
+from ca.hsm.signer import KeyAlgorithm
+from ca.models import ListType
+
+_VERSION_2 = der.integer(1)
+
+# AlgorithmIdentifier DER (RFC 4055 2.1 / RFC 5758 3.2): RSA carries NULL parameters, ECDSA none.
+_RSA = {"sha256": "1.2.840.113549.1.1.11", "sha384": "1.2.840.113549.1.1.12"}
+_ECDSA = {"sha256": "1.2.840.10045.4.3.2", "sha384": "1.2.840.10045.4.3.3"}
+
+
+def signature_algorithm(algorithm: KeyAlgorithm) -> bytes:
+    """The AlgorithmIdentifier for what a Signer of this key algorithm produces."""
+    hash_name = algorithm.hash_algorithm.name
+    if algorithm.is_rsa:
+        return der.tlv(der.SEQUENCE, der.oid(_RSA[hash_name]) + der.NULL)
+    return der.tlv(der.SEQUENCE, der.oid(_ECDSA[hash_name]))
+
+
+_AKI = der.oid("2.5.29.35")
+_CRL_NUMBER = der.oid("2.5.29.20")
+_IDP = der.oid("2.5.29.28")
+
+# IssuingDistributionPoint without distributionPoint: a fullName makes `openssl verify
+# -crl_check_all` find no CRL for the trust anchor.  CRL: onlyContainsUserCerts [1] TRUE;
+# ARL: onlyContainsCACerts [2] TRUE.  Critical, as RFC 5280 5.2.5 requires.
+_IDP_VALUE = {
+    ListType.CRL: der.tlv(der.SEQUENCE, der.tlv(der.CONTEXT_1, b"\xff")),
+    ListType.ARL: der.tlv(der.SEQUENCE, der.tlv(der.CONTEXT_2, b"\xff")),
+}
+
+# RFC 5280 5.2.3: CRL numbers are at most 20 octets.
+MAX_CRL_NUMBER = (1 << 159) - 1
+
+
+def _extension(oid: bytes, value: bytes, *, critical: bool = False) -> bytes:
+    return der.tlv(der.SEQUENCE, oid + (der.TRUE if critical else b"") + der.tlv(der.OCTET_STRING, value))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CRLFields:
+    """The values of one CRL or ARL besides its entries; checked once, here."""
+
+    issuer: bytes  # DER of the issuer Name, exactly as in the CA certificate's subject
+    this_update: dt.datetime
+    next_update: dt.datetime
+    number: int
+    authority_key_id: bytes  # the signing key's subjectKeyIdentifier
+    list_type: ListType
+    algorithm: KeyAlgorithm
+
+    def __post_init__(self) -> None:
+        if not self.issuer.startswith(b"\x30") or len(self.issuer) < 2:
+            raise InvalidInput("CRL issuer must be the DER of a Name (a SEQUENCE)")
+        for name in ("this_update", "next_update"):
+            value = getattr(self, name)
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise InvalidInput(f"CRL {name} is a naive datetime; use timezone-aware UTC")
+        if self.next_update <= self.this_update:
+            raise InvalidInput("CRL nextUpdate must be later than thisUpdate")
+        if not 0 <= self.number <= MAX_CRL_NUMBER:
+            raise InvalidInput(f"CRL number {self.number} is outside 0..2^159-1 (RFC 5280 5.2.3)")
+        if not self.authority_key_id:
+            raise InvalidInput("CRL authority key identifier must not be empty")
+        if not isinstance(self.list_type, ListType):
+            raise InvalidInput(f"list type must be a ListType, not {self.list_type!r}")
+
+    def tbs_prefix(self, entries_length: int, entries_count: int) -> bytes:
+        """TBSCertList up to and including the revokedCertificates header.
+
+        With no entries the revokedCertificates field is left out altogether (RFC 5280 5.1.2.6:
+        an empty SEQUENCE is not allowed).
+        """
+        if (entries_count == 0) != (entries_length == 0):
+            raise InvalidInput(f"{entries_count} CRL entries cannot take {entries_length} bytes")
+        fields = (_VERSION_2 + signature_algorithm(self.algorithm) + self.issuer
+                  + der.time(self.this_update) + der.time(self.next_update))
+        revoked = der.header(der.SEQUENCE, entries_length) if entries_count else b""
+        content_length = len(fields) + len(revoked) + entries_length + len(self.tbs_suffix)
+        return der.header(der.SEQUENCE, content_length) + fields + revoked
+
+    @property
+    def tbs_suffix(self) -> bytes:
+        """crlExtensions [0] EXPLICIT: authorityKeyIdentifier, cRLNumber, issuingDistributionPoint."""
+        extensions = (
+            _extension(_AKI, der.tlv(der.SEQUENCE, der.tlv(der.CONTEXT_0, self.authority_key_id)))
+            + _extension(_CRL_NUMBER, der.integer(self.number))
+            + _extension(_IDP, _IDP_VALUE[self.list_type], critical=True)
+        )
+        return der.tlv(der.CONTEXT_0_CONSTRUCTED, der.tlv(der.SEQUENCE, extensions))
+
+    def signature_tail(self, signature: bytes) -> bytes:
+        """signatureAlgorithm and signatureValue, which follow the TBSCertList."""
+        return signature_algorithm(self.algorithm) + der.tlv(der.BIT_STRING, b"\x00" + signature)
+
+    def certificate_list_header(self, tbs_length: int, signature: bytes) -> bytes:
+        return der.header(der.SEQUENCE, tbs_length + len(self.signature_tail(signature)))

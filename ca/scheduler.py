@@ -1,0 +1,160 @@
+"""The CRL/ARL scheduler behind `revoca serve scheduler` (seed 004 4.9.7).
+
+Every CA revoca holds keys for issues its CRL and ARL once per period (24 h), each valid
+72 h; at start it catches up on whatever is older than a period or was never issued, and
+after a key compromise `issue_now` issues at once.  It warns (log, and `expiry_warnings` for
+`revoca status`) when a current list has less than the warning threshold (24 h) left.
+
+Time comes from an injected clock and all work happens in `tick(now)`, so tests run days of
+operation without sleeping; only `run` waits, on an Event that also stops it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ca.crl.compromise import compromise_targets
+from ca.crl.config import CRLConfig
+from ca.crl.issue import BOTH, IssuedCRLInfo, IssueFailure, IssueReport, issue_many
+from ca.db import session_scope
+from ca.hsm.signer import KeyStore
+from ca.models import CAKind, ListType
+from ca.store import ReadStore
+
+log = logging.getLogger("revoca.scheduler")
+
+Clock = Callable[[], dt.datetime]
+
+RETRY = dt.timedelta(minutes=5)  # after a failed issue (HSM not activated, database away)
+MAX_SLEEP = dt.timedelta(hours=1)  # wake at least this often: new CAs, and the expiry warnings in the log
+WARN_BEFORE = CRLConfig().warn_before
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListStatus:
+    """The newest archived CRL or ARL of one CA; number and times are None when none was issued."""
+
+    ca_name: str
+    list_type: ListType
+    number: int | None
+    this_update: dt.datetime | None
+    next_update: dt.datetime | None
+
+    def label(self) -> str:
+        return f"{self.ca_name} {self.list_type.value.upper()}"
+
+
+def list_statuses(engine: sa.Engine) -> list[ListStatus]:
+    """Every issuing CA's newest CRL and ARL, bridge first."""
+    with session_scope(engine) as session:
+        store = ReadStore(session)
+        latest = store.latest_issued_crls()
+        out = []
+        for ca in store.cas():
+            if ca.kind is CAKind.EXTERNAL:
+                continue
+            for list_type in BOTH:
+                row = latest.get((ca.id, list_type))
+                out.append(ListStatus(ca.name, list_type, row.number if row else None,
+                                      row.this_update if row else None, row.next_update if row else None))
+        return out
+
+
+def expiry_warnings(engine: sa.Engine, now: dt.datetime, *,
+                    warn_before: dt.timedelta = WARN_BEFORE) -> list[str]:
+    """One line per CRL/ARL that is missing, expired or has less than `warn_before` left at `now`."""
+    lines = []
+    for status in list_statuses(engine):
+        if status.next_update is None:
+            lines.append(f"{status.label()}: none issued yet; relying parties cannot check revocation")
+        elif status.next_update <= now:
+            lines.append(f"{status.label()} #{status.number} expired at {status.next_update:%Y-%m-%d %H:%M:%SZ}; "
+                         "issue one now with `revoca crl issue`")
+        elif status.next_update - now < warn_before:
+            left = (status.next_update - now).total_seconds() / 3600
+            lines.append(f"{status.label()} #{status.number} expires in {left:.1f} h "
+                         f"(nextUpdate {status.next_update:%Y-%m-%d %H:%M:%SZ}); check that `revoca serve "
+                         "scheduler` runs and the HSM is activated")
+    return lines
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TickResult:
+    issued: tuple[IssuedCRLInfo, ...]
+    failed: tuple[IssueFailure, ...]
+    warnings: tuple[str, ...]
+    next_tick: dt.datetime  # when something falls due next (or a retry after a failure)
+
+
+class Scheduler:
+    """Decides what is due and issues it; `tick` is one round, `run` repeats it until stopped."""
+
+    def __init__(self, engine: sa.Engine, keys: KeyStore, data_dir: Path, config: CRLConfig | None = None, *,
+                 clock: Clock = utc_now, actor: str = "scheduler") -> None:
+        self.engine = engine
+        self.keys = keys
+        self.data_dir = Path(data_dir)
+        self.config = config or CRLConfig()
+        self.clock = clock
+        self.actor = actor
+
+    def due(self, now: dt.datetime) -> list[tuple[str, ListType]]:
+        """Lists never issued, or whose newest is a period old or more."""
+        return [(s.ca_name, s.list_type) for s in list_statuses(self.engine)
+                if s.this_update is None or s.this_update + self.config.period <= now]
+
+    def tick(self, now: dt.datetime | None = None) -> TickResult:
+        """Issue whatever is due at `now` (the clock's time if not given), then check expiry."""
+        now = now or self.clock()
+        report = self._issue(self.due(now), now)
+        warnings = tuple(self.expiry_warnings(now))
+        for line in warnings:
+            log.warning("%s", line)
+        return TickResult(report.issued, report.failed, warnings, self._next_tick(now, bool(report.failed)))
+
+    def issue_now(self, ca_name: str, now: dt.datetime | None = None) -> IssueReport:
+        """After a key compromise of `ca_name`: its CRL and ARL, and the ARLs of the CAs that certified it."""
+        now = now or self.clock()
+        log.warning("issuing at once after a key compromise of CA %s", ca_name)
+        return self._issue(compromise_targets(self.engine, ca_name), now)
+
+    def expiry_warnings(self, now: dt.datetime | None = None) -> list[str]:
+        return expiry_warnings(self.engine, now or self.clock(), warn_before=self.config.warn_before)
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick, sleep until the next list falls due (at most MAX_SLEEP), until `stop` is set."""
+        while not stop.is_set():
+            try:
+                result = self.tick()
+                wake = result.next_tick
+                log.info("round done: %d issued, %d failed; next round at %s", len(result.issued),
+                         len(result.failed), f"{wake:%Y-%m-%d %H:%M:%SZ}")
+            except Exception:  # the database went away, say: keep the service up and retry
+                log.exception("scheduler round failed; retrying in %s", RETRY)
+                wake = self.clock() + RETRY
+            pause = min(max((wake - self.clock()).total_seconds(), 1.0), MAX_SLEEP.total_seconds())
+            stop.wait(pause)
+
+    def _issue(self, targets: list[tuple[str, ListType]], now: dt.datetime) -> IssueReport:
+        if not targets:
+            return IssueReport((), ())
+        return issue_many(self.engine, self.keys, self.data_dir, targets, now=now, validity=self.config.validity,
+                          actor=self.actor)
+
+    def _next_tick(self, now: dt.datetime, failed: bool) -> dt.datetime:
+        statuses = list_statuses(self.engine)
+        candidates = [s.this_update + self.config.period for s in statuses if s.this_update is not None]
+        if failed or any(s.this_update is None for s in statuses):
+            candidates.append(now + RETRY)
+        return max(min(candidates, default=now + MAX_SLEEP), now)

@@ -1,0 +1,175 @@
+"""`revoca crl issue|list|show` and `revoca serve scheduler`, against the HSM service running
+in this process (activated with two demo shares) and a real SQLite database.
+
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ca.cli import cli as root
+from ca.db import session_scope
+from ca.errors import InvalidInput, NotFound
+from ca.hsm import token_for
+from ca.hsm.client import HSMClient
+from ca.hsm.service import HSMService, serve_in_thread
+from ca.models import ListType
+from ca.scheduler import Scheduler
+from ca.store import ReadStore
+
+from crl_tools import World, world
+
+ENTRY_POINT = "from ca.cli import main\nmain()\n"
+
+
+class Installation:
+    def __init__(self, w: World, socket: Path) -> None:
+        self.w = w
+        self.env = {"REVOCA_DATA_DIR": str(w.data_dir), "REVOCA_DATABASE_URL": w.settings.db_url,
+                    "REVOCA_HSM_TOKEN_LABEL": w.settings.hsm.token_label, "REVOCA_HSM_KEY_ALGORITHM": "p256",
+                    "REVOCA_HSM_SOCKET": str(socket)}
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        return CliRunner().invoke(root, list(args), env={**self.env, **(env or {})}, catch_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+def inst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
+    root_dir = tmp_path_factory.mktemp("cli")
+    sock_dir = Path(tempfile.mkdtemp(prefix="rvc"))  # Unix socket paths must stay short
+    with world("sqlite", root_dir, open_token=False) as w:
+        service = HSMService(token_for(w.settings), w.engine)
+        server, _thread = serve_in_thread(sock_dir / "hsm.sock", service)
+        client = HSMClient(sock_dir / "hsm.sock")
+        for _, share in w.result.shares[:2]:
+            client.activate(share.encode())
+        client.close()
+        try:
+            yield Installation(w, sock_dir / "hsm.sock")
+        finally:
+            server.shutdown()
+            server.server_close()
+            service.activation.deactivate()
+
+
+@pytest.fixture(autouse=True)
+def _no_revoca_toml_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # settings come from the environment only
+
+
+def test_issue_one_ca_prints_a_table_and_archives(inst: Installation) -> None:
+    result = inst.run("crl", "issue", "--ca", "tokyo", "--type", "crl")
+    assert result.exit_code == 0, result.output
+    header, rule, row = result.output.splitlines()
+    assert header.split() == ["CA", "TYPE", "NUMBER", "THIS", "UPDATE", "NEXT", "UPDATE", "ENTRIES", "SIZE", "SHA-256"]
+    assert row.split()[:2] == ["tokyo", "crl"]
+    with session_scope(inst.w.engine) as s:
+        store = ReadStore(s)
+        latest = store.issued_crl(store.ca("tokyo"), ListType.CRL)
+        assert row.split()[-1] == latest.sha256.hex()
+
+
+def test_issue_all_both_lists_as_json(inst: Installation) -> None:
+    result = inst.run("crl", "issue", "--all", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {(d["ca"], d["type"]) for d in data["issued"]} == {
+        (ca, t) for ca in ("bridge", "tokyo", "osaka", "hokkaido") for t in ("crl", "arl")}
+    assert data["failed"] == []
+    for item in data["issued"]:
+        assert x509.load_der_x509_crl(Path(item["path"]).read_bytes()).extensions.get_extension_for_class(
+            x509.CRLNumber).value.crl_number == item["number"]
+
+
+@pytest.mark.parametrize("args", [[], ["--ca", "tokyo", "--all"]])
+def test_issue_needs_either_cas_or_all(inst: Installation, args: list[str]) -> None:
+    result = inst.run("crl", "issue", *args)
+    assert result.exit_code == 2 and "--ca NAME" in result.output
+
+
+def test_issue_without_the_hsm_service_is_one_error_line_per_list(inst: Installation) -> None:
+    result = inst.run("crl", "issue", "--ca", "osaka", env={"REVOCA_HSM_SOCKET": "/nonexistent/hsm.sock"})
+    assert result.exit_code == 9  # ServiceUnavailable
+    lines = result.output.splitlines()
+    assert lines == [f"revoca: error: osaka {t}: not issued: the HSM service is not running on "
+                     "/nonexistent/hsm.sock; start it with `revoca serve hsm`" for t in ("CRL", "ARL")]
+
+
+def test_list_shows_the_archive_newest_first(inst: Installation) -> None:
+    inst.run("crl", "issue", "--ca", "hokkaido")
+    data = json.loads(inst.run("crl", "list", "--ca", "hokkaido", "--json").output)
+    assert {d["type"] for d in data} == {"crl", "arl"}
+    assert [d["this_update"] for d in data] == sorted((d["this_update"] for d in data), reverse=True)
+    arl_only = json.loads(inst.run("crl", "list", "--type", "arl", "--json").output)
+    assert arl_only and {d["type"] for d in arl_only} == {"arl"}
+    table = inst.run("crl", "list", "--ca", "hokkaido").output.splitlines()
+    assert table[0].split()[:3] == ["CA", "TYPE", "NUMBER"] and all("hokkaido" in line for line in table[2:])
+
+
+def test_show_checks_the_file_and_gives_pem_or_der(inst: Installation, tmp_path: Path) -> None:
+    inst.run("crl", "issue", "--ca", "osaka", "--type", "arl")
+    shown = inst.run("crl", "show", "--ca", "osaka", "--type", "arl")
+    assert shown.exit_code == 0, shown.output
+    assert "matches the archived SHA-256" in shown.output
+    details = json.loads(inst.run("crl", "show", "--ca", "osaka", "--type", "arl", "--json").output)
+    pem = inst.run("crl", "show", "--ca", "osaka", "--type", "arl", "--pem").output.encode()
+    assert x509.load_pem_x509_crl(pem).public_bytes(Encoding.DER) == \
+        Path(details["path"]).read_bytes()
+    out = tmp_path / "osaka.arl"
+    assert inst.run("crl", "show", "--ca", "osaka", "--type", "arl", "--der-out", str(out)).exit_code == 0
+    assert out.read_bytes() == Path(details["path"]).read_bytes()
+    numbered = json.loads(inst.run("crl", "show", "--ca", "osaka", "--type", "arl", "--number",
+                                   str(details["number"]), "--json").output)
+    assert numbered["sha256"] == details["sha256"]
+
+
+def test_show_of_a_number_never_issued_is_not_found(inst: Installation) -> None:
+    result = inst.run("crl", "show", "--ca", "tokyo", "--number", "99999")
+    assert isinstance(result.exception, NotFound) and "no CRL number 99999" in str(result.exception)
+
+
+def test_show_refuses_a_file_that_no_longer_matches_the_archive(inst: Installation) -> None:
+    inst.run("crl", "issue", "--ca", "bridge", "--type", "crl")
+    details = json.loads(inst.run("crl", "show", "--ca", "bridge", "--json").output)
+    path = Path(details["path"])
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    result = inst.run("crl", "show", "--ca", "bridge")
+    assert isinstance(result.exception, InvalidInput) and "altered or damaged" in str(result.exception)
+
+
+def test_serve_scheduler_leaves_nothing_due_and_stops_on_sigterm(inst: Installation) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOCA_", "SOFTHSM2_"))}
+    proc = subprocess.Popen([sys.executable, "-c", ENTRY_POINT, "serve", "scheduler"], env={**env, **inst.env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # until the first round is over
+            lines.append(line)
+            if "next round at" in line or "round failed" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + out
+    assert proc.returncode == 0, out
+    assert "CRL scheduler: every 24 h, valid 72 h" in out and "CRL scheduler stopped" in out
+    assert "round done: " in out and " 0 failed" in out
+    now = dt.datetime.now(dt.UTC)
+    assert Scheduler(inst.w.engine, None, inst.w.data_dir).due(now) == []  # type: ignore[arg-type]
+    assert root.commands["serve"].commands["scheduler"].name == "scheduler"  # type: ignore[attr-defined]
