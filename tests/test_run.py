@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -61,6 +62,16 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(tmp_pa
                             check=True).stdout
     assert answer.rstrip().endswith("201"), answer
     assert '"status":"completed"' in answer
+    # the scheduler catches up at start: every CA gets a CRL and an ARL
+    deadline = time.monotonic() + 60
+    while True:
+        issued = json.loads(subprocess.run([REVOCA, "crl", "list", "--json"], env=env, capture_output=True,
+                                           text=True, check=True).stdout)
+        if {(r["ca"], r["type"]) for r in issued} >= {(ca, t) for ca in ("bridge", "tokyo", "osaka", "hokkaido")
+                                                     for t in ("crl", "arl")} or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len({(r["ca"], r["type"]) for r in issued}) == 8, issued
     rest = _stop(proc, signal.SIGINT)
     assert proc.returncode == 0, rest
     assert "stopping" in rest

@@ -118,6 +118,8 @@ def run_cmd(app: App, ra_port: int) -> None:
         ra = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "ra", "--host", "127.0.0.1",
                                "--port", str(ra_port), "--workers", "2"])
         procs.append(ra)
+        # the scheduler issues every CA's CRL and ARL at once (catch-up), then every crl.period_hours
+        procs.append(subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "scheduler"]))
         _wait_for_port("127.0.0.1", ra_port, ra)
         with session_scope(app.engine) as session:
             rows = [[ca.name, ca.kind.value, len(ca.keys), ca.subject_dn] for ca in Store(session).cas()]
@@ -126,6 +128,7 @@ def run_cmd(app: App, ra_port: int) -> None:
         click.echo(f"\nHSM service: {settings.hsm_socket}  ({client.status()['line']})")
         click.echo(f"RA API:      https://127.0.0.1:{ra_port}  (OpenAPI at /openapi.json)")
         click.echo(f"database:    {settings.db_url}")
+        click.echo(f"CRLs/ARLs:   {settings.data_dir / 'crls'}  (scheduler running; `revoca crl list`)")
         t = terminal_dir
         click.echo("\ntry:  .venv/bin/revoca ca list  |  .venv/bin/revoca ca show tokyo  "
                    "|  .venv/bin/revoca hsm status")
