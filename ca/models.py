@@ -229,7 +229,7 @@ class Revocation(Base):
     __tablename__ = "revocations"
     __table_args__ = (
         sa.Index("ix_revocations_issuer_serial", "issuer_ca_id", "serial"),
-        sa.Index("ix_revocations_issuer_list", "issuer_ca_id", "list_type"),
+        sa.Index("ix_revocations_issuer_list_id", "issuer_ca_id", "list_type", "id"),  # the CRL stream order
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
