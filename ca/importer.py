@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from ca.db import session_scope
 from ca.errors import InvalidInput
+from ca.hsm.signer import verify_signature
 from ca.models import CAKind, CertificateAuthority, CertKind, KeyGeneration
 from ca.serials import check_serial
 from ca.store import Store
@@ -57,15 +57,9 @@ def read_certificates(path: Path) -> list[x509.Certificate]:
 
 def verify_signed_by(cert: x509.Certificate, public_key: object) -> bool:
     try:
-        if isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                              cert.signature_hash_algorithm)  # type: ignore[arg-type]
-        elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes,
-                              ec.ECDSA(cert.signature_hash_algorithm))  # type: ignore[arg-type]
-        else:
-            return False
-    except (InvalidSignature, UnsupportedAlgorithm, TypeError, ValueError):
+        verify_signature(public_key, cert.signature, cert.tbs_certificate_bytes,
+                         cert.signature_hash_algorithm)  # type: ignore[arg-type]
+    except (InvalidSignature, InvalidInput, UnsupportedAlgorithm, TypeError, ValueError):
         return False
     return True
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from ca.errors import InvalidInput, TokenError
-from ca.hsm.signer import Signer, as_private_key
+from ca.hsm.signer import Signer, as_private_key, verify_signature
 from ca.models import CertKind
 from ca.profiles import PROFILES, AltNames, Profile
 
@@ -123,14 +123,9 @@ def issue(
 
 def _check_signature(certificate: x509.Certificate, signer: Signer) -> None:
     """Never release a bad signature: a faulty RSA-CRT signature can reveal the token's key."""
-    key, tbs, sig = signer.public_key(), certificate.tbs_certificate_bytes, certificate.signature
     try:
-        if isinstance(key, rsa.RSAPublicKey):
-            key.verify(sig, tbs, padding.PKCS1v15(), signer.algorithm.hash_algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(sig, tbs, ec.ECDSA(signer.algorithm.hash_algorithm))
-        else:
-            raise InvalidInput(f"key {signer.key_label}: unsupported key type {type(key).__name__}")
+        verify_signature(signer.public_key(), certificate.signature, certificate.tbs_certificate_bytes,
+                         signer.algorithm.hash_algorithm)
     except InvalidSignature as exc:
         raise TokenError(
             f"key {signer.key_label} returned a signature that does not verify; certificate withheld, check the token"

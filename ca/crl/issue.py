@@ -233,7 +233,10 @@ def _sign(engine: sa.Engine, ca_id: int, fields: CRLFields, signer: Signer, dire
                         kept = None
                     chunks = store.crl_entry_chunks(ca_id, fields.list_type, after_id=kept.max_id if kept else 0,
                                                     up_to_id=top, rows=chunk_rows)
-                    spool = spool_entries(chunks, spool_path)
+                    # close the server-side cursor inside this transaction even when spooling stops
+                    # early; left to the garbage collector it would close inside a later one
+                    with contextlib.closing(chunks):
+                        spool = spool_entries(chunks, spool_path)
                 segments = [kept.segment, spool] if kept else [spool]
                 published = write_certificate_list(fields, segments, signer, directory / f"{fields.number}.crl")
             except MissingEntryDER:

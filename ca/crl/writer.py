@@ -30,12 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from ca.crl.tbs import CRLFields
 from ca.errors import AlreadyExists, RevocaError, TokenError
-from ca.hsm.signer import Signer
+from ca.hsm.signer import Signer, verify_signature
 
 BLOCK = 1 << 20
 
@@ -112,15 +111,8 @@ def _pump(segments: Sequence[Segment], main: Sink, side: Sink,
 
 def check_signature(signer: Signer, digest: bytes, signature: bytes) -> None:
     """Never publish a bad signature: a faulty RSA-CRT signature can reveal the token's key."""
-    key = signer.public_key()
-    prehashed = Prehashed(signer.algorithm.hash_algorithm)
     try:
-        if isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, digest, padding.PKCS1v15(), prehashed)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, digest, ec.ECDSA(prehashed))
-        else:
-            raise TokenError(f"key {signer.key_label}: unsupported key type {type(key).__name__}")
+        verify_signature(signer.public_key(), signature, digest, Prehashed(signer.algorithm.hash_algorithm))
     except InvalidSignature as exc:
         raise TokenError(f"key {signer.key_label} returned a CRL signature that does not verify; "
                          "CRL withheld, check the token") from exc

@@ -119,6 +119,18 @@ class SoftwareSigner:
         return self._key.sign(data, ec.ECDSA(algorithm))
 
 
+def verify_signature(public_key: object, signature: bytes, data: bytes,
+                     algorithm: hashes.HashAlgorithm | Prehashed) -> None:
+    """Check an RSA PKCS#1 v1.5 or ECDSA signature; raises InvalidSignature, or InvalidInput
+    for another kind of key. (What every signing path checks before it releases a signature.)"""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        public_key.verify(signature, data, padding.PKCS1v15(), algorithm)
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        public_key.verify(signature, data, ec.ECDSA(algorithm))
+    else:
+        raise InvalidInput(f"unsupported key type {type(public_key).__name__}: only RSA and ECDSA")
+
+
 def check_digest(signer: Signer, digest: bytes) -> None:
     if len(digest) != signer.algorithm.hash_algorithm.digest_size:
         raise InvalidInput(f"key {signer.key_label} signs {signer.algorithm.hash_algorithm.name} digests "

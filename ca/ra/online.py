@@ -17,10 +17,10 @@ from asn1crypto import cms
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.errors import InvalidInput, NotFound, PermissionDenied
+from ca.hsm.signer import verify_signature
 from ca.models import Certificate
 from ca.store import ReadStore
 
@@ -110,14 +110,7 @@ def _verify(signer_info: cms.SignerInfo, cert: x509.Certificate, content: bytes)
         data = signed_attrs.untag().dump(force=True)  # signed as a SET OF, not [0] IMPLICIT
     else:
         data = content
-    signature = signer_info["signature"].native
-    key = cert.public_key()
     try:
-        if isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, data, padding.PKCS1v15(), algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, data, ec.ECDSA(algorithm))
-        else:
-            raise InvalidInput("only RSA and ECDSA signatures are accepted")
+        verify_signature(cert.public_key(), signer_info["signature"].native, data, algorithm)
     except InvalidSignature as exc:
         raise PermissionDenied("the request's signature does not verify with the enclosed certificate") from exc
