@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -126,8 +127,6 @@ def _certificate(store: RevocationStore, body: dict[str, Any]):  # type: ignore[
                     else x509.load_der_x509_certificate(base64.b64decode(raw, validate=True)))
         except (ValueError, binascii.Error) as exc:
             raise InvalidInput("certificate is neither PEM nor base64 DER") from exc
-        from cryptography.hazmat.primitives.serialization import Encoding
-
         row = store.certificate_by_fingerprint(hashlib.sha256(cert.public_bytes(Encoding.DER)).digest())
         if row is None:
             raise NotFound("this certificate was not issued by a revoca CA")
