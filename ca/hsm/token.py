@@ -143,26 +143,10 @@ class Token:
         return TokenSession(session, self.label)
 
 
-def _public_key_der(pub: pkcs11.PublicKey, algorithm: KeyAlgorithm) -> bytes:
-    if algorithm.is_rsa:
-        return encode_rsa_public_key(pub)  # PKCS#1 RSAPublicKey
-    return encode_ec_public_key(pub)  # SubjectPublicKeyInfo
-
-
-def _load_public(der: bytes, algorithm: KeyAlgorithm) -> CertificateIssuerPublicKeyTypes:
-    if algorithm.is_rsa:
-        key = serialization.load_der_public_key(
-            _rsa_spki(der)
-        )
-    else:
-        key = serialization.load_der_public_key(der)
-    return key  # type: ignore[return-value]
-
-
-def _rsa_spki(pkcs1: bytes) -> bytes:
-    from asn1crypto import keys
-
-    return keys.PublicKeyInfo.wrap(keys.RSAPublicKey.load(pkcs1), "rsa").dump()
+def _public_key(pub: pkcs11.PublicKey, algorithm: KeyAlgorithm) -> CertificateIssuerPublicKeyTypes:
+    """The token's public key as a cryptography object (RSA comes as PKCS#1, EC as SPKI)."""
+    der = encode_rsa_public_key(pub) if algorithm.is_rsa else encode_ec_public_key(pub)
+    return serialization.load_der_public_key(der)  # type: ignore[return-value]
 
 
 class TokenSession:
@@ -220,7 +204,7 @@ class TokenSession:
                     )
             except pkcs11.PKCS11Error as exc:
                 raise TokenError(f"token refused to generate {algorithm} key {label!r}: {type(exc).__name__}") from exc
-            return _load_public(_public_key_der(pub, algorithm), algorithm)
+            return _public_key(pub, algorithm)
 
     def _find(self, label: str) -> tuple[pkcs11.PrivateKey, KeyAlgorithm, CertificateIssuerPublicKeyTypes]:
         cached = self._private.get(label)
@@ -235,11 +219,10 @@ class TokenSession:
             raise TokenError(f"the token holds several keys labelled {label!r}; fix the token by hand") from exc
         if priv.key_type == KeyType.RSA:
             algorithm = KeyAlgorithm(f"rsa{priv.key_length}")
+            public = _public_key(pub, algorithm)
         else:
-            der = encode_ec_public_key(pub)
-            loaded = serialization.load_der_public_key(der)
-            algorithm = KeyAlgorithm.of_public_key(loaded)  # type: ignore[arg-type]
-        public = _load_public(_public_key_der(pub, algorithm), algorithm)
+            public = serialization.load_der_public_key(encode_ec_public_key(pub))  # type: ignore[assignment]
+            algorithm = KeyAlgorithm.of_public_key(public)
         self._private[label] = (priv, algorithm, public)
         return self._private[label]
 
