@@ -101,12 +101,27 @@ class HierarchyConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RepositoryConfig:
+    """The LDAP repository revoca runs itself (a local slapd on loopback under data_dir/ldap)."""
+
+    base_dn: str = "o=JPKI,c=JP"
+    port: int = 1389
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"repository.port {self.port} is not a TCP port")
+        if not all("=" in rdn and rdn.split("=", 1)[1] for rdn in self.base_dn.split(",")):
+            raise ConfigError(f"repository.base_dn {self.base_dn!r} is not a DN such as o=JPKI,c=JP")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
     hsm: HSMConfig = HSMConfig()
     hierarchy: HierarchyConfig = HierarchyConfig()
     crl: CRLConfig = CRLConfig()
+    repository: RepositoryConfig = RepositoryConfig()
 
     @property
     def db_url(self) -> str:
@@ -119,6 +134,10 @@ class Settings:
     @property
     def softhsm_conf(self) -> Path:
         return Path(self.hsm.softhsm_conf) if self.hsm.softhsm_conf else self.data_dir / "softhsm2.conf"
+
+    @property
+    def ldap_dir(self) -> Path:
+        return self.data_dir / "ldap"
 
     @property
     def demo_shares_dir(self) -> Path:
@@ -220,6 +239,8 @@ def settings_from_dict(raw: dict[str, Any]) -> Settings:
             values["hsm"] = HSMConfig(**_strict(HSMConfig, values["hsm"], "[hsm]"))
         if "hierarchy" in values:
             values["hierarchy"] = _hierarchy(values["hierarchy"])
+        if "repository" in values:
+            values["repository"] = RepositoryConfig(**_strict(RepositoryConfig, values["repository"], "[repository]"))
         if "crl" in values:
             values["crl"] = CRLConfig(**_strict(CRLConfig, values["crl"], "[crl]"))
         return Settings(**values)

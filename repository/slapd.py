@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ca.errors import ServiceUnavailable
+
 SLAPD = os.environ.get("REVOCA_SLAPD", "/usr/sbin/slapd")
 SLAPPASSWD = os.environ.get("REVOCA_SLAPPASSWD", "/usr/sbin/slappasswd")
 SCHEMA_DIR = Path(os.environ.get("REVOCA_LDAP_SCHEMA_DIR", "/etc/ldap/schema"))
@@ -52,7 +54,7 @@ _BASE_CLASSES = {
 }
 
 
-class SlapdError(RuntimeError):
+class SlapdError(ServiceUnavailable):
     """slapd could not be configured, started, stopped or reached; the message says which and why."""
 
 

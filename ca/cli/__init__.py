@@ -18,6 +18,7 @@ from ca.cli import (
     init_cmds,
     operator_cmds,
     ra_cmds,
+    repository_cmds,
     serve_cmds,
     status_cmds,
 )
@@ -34,7 +35,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = App(config_path)
 
 
-for module in (init_cmds, ca_cmds, cert_cmds, hsm_cmds, operator_cmds, serve_cmds, ra_cmds, crl_cmds, status_cmds):
+for module in (init_cmds, ca_cmds, cert_cmds, hsm_cmds, operator_cmds, serve_cmds, ra_cmds, crl_cmds, status_cmds,
+               repository_cmds):
     module.register(cli)
 
 
