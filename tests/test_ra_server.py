@@ -17,7 +17,6 @@ import dataclasses
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -50,14 +49,10 @@ from ra_fixtures import (
     verify_receipt,
 )
 from test_cli import REVOCA, Cli, activate_in_process, start_hsm, stop_hsm
+from tools import free_port
 
 SERVER_START_TIMEOUT = 60
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclasses.dataclass

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from tools import free_port
+
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _revoca(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -23,7 +19,7 @@ def _revoca(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 def test_start_status_stop_and_anonymous_root_search(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "revoca.toml"
     conf.write_text(f'data_dir = "{tmp_path / "var"}"\n[repository]\nbase_dn = "o=Test,c=JP"\nport = {port}\n')
     env = {**os.environ, "REVOCA_CONFIG": str(conf)}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tools import free_port
 
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 
@@ -20,14 +21,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
             "REVOCA_HSM_SOCKET": str(Path(tempfile.mkdtemp(prefix="rvrun")) / "hsm.sock")}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen([REVOCA, "run", "--ra-port", str(_free_port())], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([REVOCA, "run", "--ra-port", str(free_port())], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + 120

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from cryptography.x509.oid import NameOID
 
 from repository.slapd import SLAPD, LocalSlapd, SlapdError
 
+from tools import free_port
+
 pytestmark = pytest.mark.skipif(not Path(SLAPD).exists(), reason=f"{SLAPD} not installed (Debian package slapd)")
 
 BASE = "o=JPKI,c=JP"
@@ -25,11 +26,6 @@ CA_DN = f"cn=Tokyo CA,{BASE}"
 VERIFIER_DN = f"cn=verifier1,ou=verifiers,{BASE}"
 VERIFIER_PW = "correct horse battery staple"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ca_objects() -> tuple[bytes, bytes, bytes]:
@@ -92,7 +88,7 @@ def _modify(slapd: LocalSlapd, ldif: str) -> None:
 
 @pytest.fixture
 def slapd(tmp_path: Path):
-    s = LocalSlapd(tmp_path / "ldap", BASE, _free_port(), "root-secret")
+    s = LocalSlapd(tmp_path / "ldap", BASE, free_port(), "root-secret")
     s.start()
     try:
         yield s

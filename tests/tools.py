@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import socket
 import subprocess
 import tempfile
 import warnings
@@ -138,3 +139,10 @@ def assert_pkilint_clean(findings: Sequence[Finding], *, allowed_warnings: Colle
     bad += [f for f in findings if f.severity == "WARNING" and f.code not in allowed_warnings]
     if bad:
         raise AssertionError("pkilint findings:\n" + "\n".join(map(str, bad)))
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
