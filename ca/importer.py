@@ -150,7 +150,7 @@ def import_certificates(engine: sa.Engine, paths: Iterable[Path], *, now: dt.dat
     for path in certificate_files(paths):
         try:
             certs = read_certificates(path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, x509.InvalidVersion) as exc:
             report.rejected.append(f"{path}: not a certificate file ({str(exc).splitlines()[0]})")
             if progress:
                 progress(1)

@@ -702,3 +702,11 @@ def test_clerks_are_stored_with_password_hashes_only(shared: RA) -> None:
     with shared.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT credential_hash FROM operators")).scalars().all()
     assert rows and all(r.startswith("scrypt$") and PASSWORD not in r for r in rows)
+
+
+def test_online_request_with_a_certificate_of_invalid_version_is_422(shared: RA) -> None:
+    """Found by the corruption test: cryptography raises InvalidVersion, not ValueError."""
+    body = _online_body(shared)
+    at = body.index(bytes.fromhex("a003020102"))  # the certificate's [0] version v3
+    resp = shared.online(body[:at] + bytes.fromhex("a003020111") + body[at + 5:])  # version 17
+    assert resp.status_code == 422, resp.get_data(as_text=True)[:300]

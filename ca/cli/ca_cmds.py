@@ -165,7 +165,7 @@ def ca_cross_certify(app: App, name: str, their_ca: Path | None, their_cross: Pa
 def _one_cert(path: Path) -> x509.Certificate:
     try:
         certs = read_certificates(path)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise InvalidInput(f"{path}: not a certificate ({str(exc).splitlines()[0]})") from exc
     if len(certs) != 1:
         raise InvalidInput(f"{path}: expected one certificate, found {len(certs)}")

@@ -125,7 +125,7 @@ def _certificate(store: RevocationStore, body: dict[str, Any]):  # type: ignore[
         try:
             cert = (x509.load_pem_x509_certificate(raw.encode()) if raw.startswith("-----BEGIN")
                     else x509.load_der_x509_certificate(base64.b64decode(raw, validate=True)))
-        except (ValueError, binascii.Error) as exc:
+        except (ValueError, binascii.Error, x509.InvalidVersion) as exc:
             raise InvalidInput("certificate is neither PEM nor base64 DER") from exc
         row = store.certificate_by_fingerprint(hashlib.sha256(cert.public_bytes(Encoding.DER)).digest())
         if row is None:

@@ -40,7 +40,7 @@ def parse_signed_request(body: bytes, store: ReadStore, now: dt.datetime) -> Onl
     # it is one step, and every parse failure is the client's (422), never ours (500).
     try:
         cert, content = _verified_signer(body)
-    except (ValueError, TypeError, KeyError, UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, KeyError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InvalidInput(f"the body is not valid CMS SignedData: {detail}") from exc
     row = store.certificate_by_fingerprint(hashlib.sha256(cert.public_bytes(Encoding.DER)).digest())
