@@ -6,6 +6,7 @@ own, dropped afterwards; where no server answers they are skipped with that reas
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import secrets
@@ -37,11 +38,12 @@ def _pg_reason() -> str | None:
 _PG_SKIP = _pg_reason()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh empty database of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'revoca.db'}"
+@contextlib.contextmanager
+def fresh_database(kind: str, directory: Path) -> Iterator[str]:
+    """A fresh empty database URL: SQLite in `directory`, or a PostgreSQL schema of its own,
+    dropped afterwards (skipped, with the reason, where no PostgreSQL answers)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'revoca.db'}"
         return
     if _PG_SKIP:
         pytest.skip(_PG_SKIP)
@@ -55,6 +57,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh empty database of each kind."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import dataclasses
 import io
 import json
 import re
-import secrets
 import subprocess
 import tempfile
 import textwrap
@@ -22,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from pkilint.bin import lint_crl
 
@@ -33,7 +31,7 @@ from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.token import TokenSession
 
-from conftest import NOW, PG_URL, make_settings
+from conftest import NOW, fresh_database, make_settings
 from tools import CertLike, Finding, pem
 
 # --- openssl --------------------------------------------------------------------------------
@@ -125,31 +123,10 @@ class World:
 
 
 @contextlib.contextmanager
-def database(kind: str, root: Path) -> Iterator[str]:
-    """A fresh empty database URL: SQLite in `root`, or a PostgreSQL schema dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{root / 'revoca.db'}"
-        return
-    try:
-        admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with admin.begin() as conn:
-            schema = f"t_{secrets.token_hex(6)}"
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # no server here
-        pytest.skip(f"no PostgreSQL answers at {PG_URL}: {type(exc).__name__}")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
-@contextlib.contextmanager
 def world(kind: str, root: Path, *, open_token: bool = True) -> Iterator[World]:
     """`open_token=False` leaves the token closed, for an HSM service in this process to open
     (PKCS#11 allows one login per process)."""
-    with database(kind, root) as url:
+    with fresh_database(kind, root) as url:
         settings = make_settings(root, url)
         engine = make_engine(url)
         upgrade(engine)
