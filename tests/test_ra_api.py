@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -631,6 +632,19 @@ def test_random_bytes_as_json_never_get_a_500(shared: RA, data: bytes) -> None:
     resp = shared.post(None, data=data, content_type="application/json")
     assert resp.status_code < 500, (data, resp.get_data(as_text=True)[:300])
     error_of(resp, resp.status_code)
+
+
+@pytest.mark.parametrize("values", [[], [b"\x00" * 32, b"\x01" * 32]], ids=["no value", "two values"])
+def test_a_message_digest_without_exactly_one_value_is_refused_not_a_500(shared: RA, values: list[bytes]) -> None:
+    info = cms.ContentInfo.load(_online_body(shared))
+    attrs = info["content"]["signer_infos"][0]["signed_attrs"]
+    for attr in attrs:
+        if attr["type"].native == "message_digest":
+            attr["values"] = values  # found by hypothesis: an empty SET OF values was an IndexError
+    body = cms.ContentInfo.load(info.dump(force=True)).dump()
+    resp = shared.online(body)
+    assert resp.status_code == 422, resp.get_data(as_text=True)[:300]
+    assert "messageDigest" in error_of(resp, 422)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

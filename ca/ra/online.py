@@ -104,8 +104,7 @@ def _verify(signer_info: cms.SignerInfo, cert: x509.Certificate, content: bytes)
     if signed_attrs:
         digest = hashes.Hash(algorithm)
         digest.update(content)
-        attrs = {a["type"].native: a["values"][0].native for a in signed_attrs}
-        if attrs.get("message_digest") != digest.finalize():
+        if _message_digest(signed_attrs) != digest.finalize():
             raise PermissionDenied("the signature does not cover this content (messageDigest differs)")
         data = signed_attrs.untag().dump(force=True)  # signed as a SET OF, not [0] IMPLICIT
     else:
@@ -114,3 +113,11 @@ def _verify(signer_info: cms.SignerInfo, cert: x509.Certificate, content: bytes)
         verify_signature(cert.public_key(), signer_info["signature"].native, data, algorithm)
     except InvalidSignature as exc:
         raise PermissionDenied("the request's signature does not verify with the enclosed certificate") from exc
+
+
+def _message_digest(signed_attrs: cms.CMSAttributes) -> bytes:
+    """RFC 5652 5.3: signed attributes carry exactly one messageDigest with exactly one value."""
+    values = [a["values"] for a in signed_attrs if a["type"].native == "message_digest"]
+    if len(values) != 1 or len(values[0]) != 1:
+        raise InvalidInput("the signed attributes must hold exactly one messageDigest with one value")
+    return values[0][0].native
