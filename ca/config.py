@@ -176,7 +176,7 @@ def _hierarchy(table: dict[str, Any]) -> HierarchyConfig:
     return HierarchyConfig(**values)
 
 
-# Environment overrides: REVOCA_<NAME> for top-level keys, REVOCA_HSM_<NAME> for [hsm].
+# Environment overrides: REVOCA_<NAME> for top-level keys, REVOCA_HSM_<NAME> for [hsm], and so on.
 def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in ("data_dir", "database_url"):
@@ -205,6 +205,16 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"{key} must be an integer, not {env[key]!r}") from exc
     if crl:
         out["crl"] = crl
+    repository: dict[str, Any] = {}
+    if "REVOCA_REPOSITORY_BASE_DN" in env:
+        repository["base_dn"] = env["REVOCA_REPOSITORY_BASE_DN"]
+    if (port := env.get("REVOCA_REPOSITORY_PORT")) is not None:
+        try:
+            repository["port"] = int(port)
+        except ValueError as exc:
+            raise ConfigError(f"REVOCA_REPOSITORY_PORT must be an integer, not {port!r}") from exc
+    if repository:
+        out["repository"] = repository
     return out
 
 
@@ -223,8 +233,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     overrides = _env_overrides(env)
-    raw = {**raw, **{k: v for k, v in overrides.items() if k not in ("hsm", "crl")}}
-    for table in ("hsm", "crl"):
+    tables = ("hsm", "crl", "repository")
+    raw = {**raw, **{k: v for k, v in overrides.items() if k not in tables}}
+    for table in tables:
         if table in overrides:
             raw[table] = {**raw.get(table, {}), **overrides[table]}
     return settings_from_dict(raw)

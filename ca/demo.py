@@ -1,8 +1,8 @@
-"""Demo-only pieces that `revoca run` adds once: an RA terminal and a receptionist.
+"""Demo-only pieces that `revoca run` adds once: an RA terminal, a receptionist and a verifier.
 
-Their key and password are written under the data directory, marked DEMO ONLY, so that the
-printed curl command works as shown. Production registers terminals with `revoca ra add`
-and operators with `revoca operator add`.
+Their keys and passwords are written under the data directory, marked DEMO ONLY, so that the
+printed curl and ldapsearch commands work as shown. Production registers terminals with
+`revoca ra add`, operators with `revoca operator add` and verifiers with `revoca verifier add`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from ca.credentials import hash_password
 from ca.db import session_scope
 from ca.errors import NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
-from ca.models import CertKind, Role
+from ca.models import CAKind, CertKind, Role, Verifier
 from ca.revocation_store import RevocationStore
 
 TERMINAL = "demo-window"
 CLERK = "demo-clerk"
+VERIFIER = "demo-verifier"
 
 
 def demo_dir(settings: Settings) -> Path:
@@ -71,3 +72,40 @@ def ensure_demo_ra(settings: Settings, engine: sa.Engine, keys: KeyStore) -> tup
 
 def _has(store: RevocationStore, name: str) -> bool:
     return any(c.name == name for c in store.cas())
+
+
+def verifier_dir(settings: Settings) -> Path:
+    return settings.data_dir / "demo-verifier"
+
+
+def ensure_demo_verifier(settings: Settings, engine: sa.Engine, keys: KeyStore) -> Path:
+    """A registered verifier with a bridge-issued certificate; its directory holds the key, the
+    certificate, `ldap.password` (the bare password, as `ldapsearch -y` reads it) and each CA's
+    self-signed certificate (`tokyo.pem`, ...) for `openssl ocsp -issuer`."""
+    from repository import verifiers
+
+    out = verifier_dir(settings)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    password_file = out / "ldap.password"
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(engine) as session:
+        store = RevocationStore(session)
+        roots = {ca.name: store.self_signed_der(ca, store.current_key(ca)) for ca in store.cas()
+                 if ca.kind is not CAKind.EXTERNAL}
+        for name, der in roots.items():  # the -issuer and -CAfile of `openssl ocsp`
+            (out / f"{name}.pem").write_bytes(x509.load_der_x509_certificate(der).public_bytes(
+                serialization.Encoding.PEM))
+        if session.scalar(sa.select(sa.func.count()).select_from(Verifier).where(Verifier.name == VERIFIER)):
+            return out
+        ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="demo",
+                                algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
+        (out / f"{VERIFIER}.key").unlink(missing_ok=True)  # left by a run that did not finish
+        cert, row = verifiers.issue_certificate(ctx, VERIFIER, key_path=out / f"{VERIFIER}.key")
+        password = secrets.token_urlsafe(18)
+        verifiers.register(session, name=VERIFIER, certificate=cert, password=password, now=now,
+                           base_dn=settings.repository.base_dn, certificate_id=row.id, actor="demo")
+        (out / f"{VERIFIER}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (out / "README").write_text(DEMO_WARNING, encoding="utf-8")
+        password_file.touch(mode=0o600, exist_ok=True)
+        password_file.write_text(password, encoding="utf-8")
+    return out

@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from ca import audit
@@ -117,7 +117,7 @@ def issue_end_entity(ctx: Context, ca: CertificateAuthority, kind: CertKind, *, 
     return cert
 
 
-def _responder_subject(ca: CertificateAuthority) -> x509.Name:
+def responder_subject(ca: CertificateAuthority) -> x509.Name:
     base = x509.Name.from_rfc4514_string(ca.subject_dn)
     kept = [rdn for rdn in base.rdns if rdn.get_attributes_for_oid(x509.NameOID.COMMON_NAME) == []]
     cn = x509.RelativeDistinguishedName([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"OCSP Responder {ca.name}")])
@@ -130,7 +130,7 @@ def create_ca(ctx: Context, config: CAConfig, kind: CAKind) -> CertificateAuthor
                           now=ctx.now)
     key = _new_ca_key(ctx, ca)
     _self_signed(ctx, ca, key)
-    issue_end_entity(ctx, ca, CertKind.OCSP_RESPONDER, subject=_responder_subject(ca))
+    issue_end_entity(ctx, ca, CertKind.OCSP_RESPONDER, subject=responder_subject(ca))
     audit.record(ctx.store.session, "ca.created", actor=ctx.actor, ca=ca.name, kind=kind.value)
     return ca
 
@@ -198,7 +198,7 @@ def rollover(ctx: Context, ca_name: str) -> KeyGeneration:
     for partner in partners:
         cross_certify(ctx, partner, ca, subject_key=new_key)
         cross_certify(ctx, ca, partner)
-    issue_end_entity(ctx, ca, CertKind.OCSP_RESPONDER, subject=_responder_subject(ca))
+    issue_end_entity(ctx, ca, CertKind.OCSP_RESPONDER, subject=responder_subject(ca))
     audit.record(ctx.store.session, "ca.rollover", actor=ctx.actor, ca=ca.name, old=old_key.generation,
                  new=new_key.generation)
     return new_key
@@ -250,25 +250,31 @@ def import_their_cross(ctx: Context, external: CertificateAuthority, cert: x509.
 
 
 def issue_with_key_file(ctx: Context, ca: CertificateAuthority, kind: CertKind, *, subject: x509.Name,
-                        key_path: Path, dns_names: tuple[str, ...] = (),
-                        ip_addresses: tuple[str, ...] = ()) -> x509.Certificate:
-    """A TLS server or RA terminal certificate whose key is a file (P-256), not a token key.
+                        key_path: Path, dns_names: tuple[str, ...] = (), ip_addresses: tuple[str, ...] = (),
+                        algorithm: KeyAlgorithm = KeyAlgorithm.P256, passphrase: bytes | None = None,
+                        key_label: str | None = None) -> x509.Certificate:
+    """A TLS server, RA terminal, verifier or OCSP responder certificate whose key is a file, not a token key.
 
-    TLS stacks (gunicorn, curl, the terminals' own software) need the key as a file; these
-    keys are short-lived, revocable end-entity keys, never CA keys.
+    TLS stacks (gunicorn, curl, the terminals' and verifiers' own software) need the key as a
+    file, and a delegated OCSP responder may sign faster in process than through the token;
+    these are short-lived, revocable end-entity keys, never CA keys.  With `passphrase` the
+    file is encrypted (PKCS#8).  `key_label` is recorded on the certificate row.
     """
-    if kind not in (CertKind.TLS, CertKind.RA_TERMINAL):
+    if kind not in (CertKind.TLS, CertKind.RA_TERMINAL, CertKind.VERIFIER, CertKind.OCSP_RESPONDER):
         raise InvalidInput(f"{kind} keys are kept in the token, not in files")
-    private = ec.generate_private_key(ec.SECP256R1())
+    private = (rsa.generate_private_key(65537, algorithm.bits) if algorithm.is_rsa
+               else ec.generate_private_key(ec.SECP384R1() if algorithm is KeyAlgorithm.P384 else ec.SECP256R1()))
     issuer_key = ctx.store.current_key(ca)
     cert = issue(kind, issuer=_issuer(ctx, ca, issuer_key), subject=subject, public_key=private.public_key(),
                  not_before=ctx.now, dns_names=dns_names,
                  ip_addresses=tuple(ipaddress.ip_address(ip) for ip in ip_addresses))
-    ctx.store.add_certificate(cert, kind=kind, issuer_key=issuer_key, now=ctx.now)
+    ctx.store.add_certificate(cert, kind=kind, issuer_key=issuer_key, key_label=key_label, now=ctx.now)
     key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_path.touch(mode=0o600, exist_ok=True)
+    encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
+                  else serialization.NoEncryption())
     key_path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+                                               encryption))
     audit.record(ctx.store.session, "ca.certificate_issued", actor=ctx.actor, kind=kind.value, issuer=ca.name,
-                 serial=format(cert.serial_number, "x"), subject=subject.rfc4514_string())
+                 serial=format(cert.serial_number, "x"), subject=subject.rfc4514_string(), key="file")
     return cert

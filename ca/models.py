@@ -97,6 +97,7 @@ class CertKind(enum.StrEnum):
     TLS = "tls"
     RECEIPT_SIGNER = "receipt-signer"  # signs the receipts the RA terminals print
     RA_TERMINAL = "ra-terminal"  # TLS client certificate of a registered RA terminal
+    VERIFIER = "verifier"  # client certificate of a registered verifier (LDAP account, OCSP requests)
 
     @property
     def is_ca_certificate(self) -> bool:
@@ -398,3 +399,122 @@ class IssuedCRL(Base):
     # Relative to the data directory; the DER itself lives in a file, CRLs reach tens of MB.
     path: Mapped[str] = mapped_column(sa.String(255))
     created_at: Mapped[dt.datetime]
+
+
+class PublicationItem(enum.StrEnum):
+    """What one publication writes into a CA's directory entry."""
+
+    CERTIFICATES = "certificates"  # cACertificate (self-signed, link) and crossCertificatePair
+    CRL = "crl"
+    ARL = "arl"
+
+
+class PublicationState(enum.StrEnum):
+    PENDING = "pending"
+    PUBLISHED = "published"
+    SUPERSEDED = "superseded"  # a newer CRL/ARL or certificate set was published instead
+
+
+class Publication(Base):
+    """The durable publication queue (and its history): one row per thing to put into LDAP.
+
+    Rows are added in the same transaction as what they publish (an issued CRL/ARL), so a
+    signed list is never lost between signing and the directory, whatever LDAP is doing.
+    """
+
+    __tablename__ = "publications"
+    __table_args__ = (sa.Index("ix_publications_state_due", "state", "next_attempt_at"),
+                      sa.Index("ix_publications_ca_item", "ca_id", "item", "state"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ca_id: Mapped[int] = mapped_column(sa.ForeignKey("cas.id"))
+    item: Mapped[PublicationItem] = mapped_column(_enum(PublicationItem, length=16))
+    issued_crl_id: Mapped[int | None] = mapped_column(sa.ForeignKey("issued_crls.id"))
+    number: Mapped[int | None] = mapped_column(sa.BigInteger)  # the CRL number, for CRL and ARL rows
+    # SHA-256 of the value to publish (the CRL DER, or the digest of the certificate set)
+    sha256: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    state: Mapped[PublicationState] = mapped_column(_enum(PublicationState, length=16),
+                                                    default=PublicationState.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime]
+    last_error: Mapped[str] = mapped_column(sa.Text, default="")
+    dn: Mapped[str | None] = mapped_column(sa.Text)  # where it was published
+    # the entry's entryCSN right after this write: while the entry still has it, the directory
+    # holds what the database says, and the publisher need not read a 40 MB CRL to compare
+    csn: Mapped[str | None] = mapped_column(sa.String(64))
+    enqueued_at: Mapped[dt.datetime]
+    published_at: Mapped[dt.datetime | None]
+
+
+class VerifierStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REMOVED = "removed"
+
+
+class Verifier(Base):
+    """A registered verifier (seed 004 1.3): may read CRLs over LDAP and ask OCSP for status.
+
+    The database is the source of truth; the LDAP account is a projection of this row that the
+    publisher keeps in step (so a lost or rebuilt directory gets its accounts back).
+    """
+
+    __tablename__ = "verifiers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    ldap_dn: Mapped[str] = mapped_column(sa.Text)
+    # the userPassword value slapd checks ({ARGON2}...); None for certificate-only (SASL EXTERNAL)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    cert_der: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    cert_fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
+    cert_subject_dn: Mapped[str] = mapped_column(sa.Text)
+    cert_issuer_dn: Mapped[str] = mapped_column(sa.Text)
+    cert_serial: Mapped[int] = mapped_column(SerialNumber())
+    cert_not_after: Mapped[dt.datetime]
+    # set when revoca issued the certificate, so its revocation is known here
+    certificate_id: Mapped[int | None] = mapped_column(sa.ForeignKey("certificates.id"))
+    status: Mapped[VerifierStatus] = mapped_column(_enum(VerifierStatus, length=16), default=VerifierStatus.ACTIVE)
+    created_at: Mapped[dt.datetime]
+    removed_at: Mapped[dt.datetime | None]
+    removed_reason: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class CRLFetch(Base):
+    """Provision history (seed 004 5.5.1.2): which verifier read which CRL from LDAP, and when.
+
+    Read from slapd's accesslog; `log_key` is the log entry's reqStart, so reading the log
+    twice records nothing twice.
+    """
+
+    __tablename__ = "crl_fetches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    log_key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    fetched_at: Mapped[dt.datetime] = mapped_column(index=True)
+    bind_dn: Mapped[str] = mapped_column(sa.Text)
+    verifier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("verifiers.id"), index=True)
+    dn: Mapped[str] = mapped_column(sa.Text)  # the entry searched
+    ca_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cas.id"))
+    list_type: Mapped[ListType | None] = mapped_column(_enum(ListType, length=8))
+    crl_number: Mapped[int | None] = mapped_column(sa.BigInteger)  # what the directory held then
+    result: Mapped[str] = mapped_column(sa.String(16))  # delivered | denied | failed
+
+
+class OCSPQuery(Base):
+    """OCSP query history (seed 004 5.5.1.2): who asked about which certificates, and what they were told.
+
+    Written in batches by the responder (ocsp.history), so recording costs little per query.
+    """
+
+    __tablename__ = "ocsp_queries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    verifier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("verifiers.id"), index=True)
+    ca_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cas.id"))
+    channel: Mapped[str] = mapped_column(sa.String(8))  # signed | tls | none
+    nonce: Mapped[bool]
+    # the OCSPResponse status (successful, malformedRequest, unauthorized, internalError, ...)
+    response_status: Mapped[str] = mapped_column(sa.String(24))
+    # one item per CertID, in request order: "<serial hex>=good|revoked|unknown"
+    answers: Mapped[str] = mapped_column(sa.Text, default="")

@@ -149,6 +149,13 @@ PROFILES: Mapping[CertKind, Profile] = MappingProxyType({
         key_usage=frozenset({"digitalSignature"}),
         extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,),
     ),
+    # The client certificate `revoca verifier add` gives a registered verifier: it signs OCSP
+    # requests (RFC 6960 4.1.2) and may authenticate a TLS client.
+    CertKind.VERIFIER: Profile(
+        kind=CertKind.VERIFIER, validity_years=1, ca=False,
+        key_usage=frozenset({"digitalSignature"}),
+        extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+    ),
     # basicConstraints omitted: RFC 5280 4.2.1.9 allows that for end-entity certificates.
     CertKind.SUBSCRIBER: Profile(
         kind=CertKind.SUBSCRIBER, validity_years=3, ca=False, basic_constraints=False,

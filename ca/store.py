@@ -31,6 +31,9 @@ from ca.models import (
     ListType,
     Operator,
     OperatorRole,
+    Publication,
+    PublicationItem,
+    PublicationState,
     Revocation,
     Role,
     ShareHolder,
@@ -386,6 +389,16 @@ class Store(ReadStore):
         row = IssuedCRL(ca_id=ca_id, list_type=list_type, number=number, signing_key_id=signing_key_id,
                         this_update=this_update, next_update=next_update, entries=entries, size=size,
                         sha256=sha256, path=path, created_at=now)
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def enqueue_publication(self, *, ca_id: int, item: PublicationItem, sha256: bytes, now: dt.datetime,
+                            issued_crl_id: int | None = None, number: int | None = None) -> Publication:
+        """Queue something for the LDAP repository; the publisher takes it from here."""
+        row = Publication(ca_id=ca_id, item=item, issued_crl_id=issued_crl_id, number=number, sha256=sha256,
+                          state=PublicationState.PENDING, attempts=0, next_attempt_at=now, last_error="",
+                          enqueued_at=now)
         self.session.add(row)
         self.session.flush()
         return row

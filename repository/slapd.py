@@ -14,6 +14,11 @@ rules of the repository:
 * only the rootdn writes (the rootdn is never subject to the access rules).
 
 Limits are raised so that a 40 MB CRL can be written in one request and fetched whole.
+
+Searches and binds are written by the accesslog overlay into a second database
+(``cn=accesslog``, readable by the rootdn only): revoca reads it for the provision history
+(which verifier fetched which CRL, when) and for failed binds.  Passwords are checked by the
+argon2 module, so verifier accounts carry ``{ARGON2}`` hashes made by revoca.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ca.errors import ServiceUnavailable
+from repository.directory import Endpoint
 
 SLAPD = os.environ.get("REVOCA_SLAPD", "/usr/sbin/slapd")
 SLAPPASSWD = os.environ.get("REVOCA_SLAPPASSWD", "/usr/sbin/slappasswd")
@@ -39,6 +45,10 @@ SCHEMAS = ("core.schema", "cosine.schema", "inetorgperson.schema")
 
 #: mdb map size: room for many 40 MB CRLs and their old versions awaiting reuse.
 MDB_MAXSIZE = 1 << 30
+#: The accesslog database: one small entry per search or bind, purged after ACCESSLOG_KEEP.
+ACCESSLOG_SUFFIX = "cn=accesslog"
+ACCESSLOG_MAXSIZE = 1 << 30
+ACCESSLOG_KEEP = "30+00:00 01+00:00"  # keep 30 days, purge once a day (revoca copies it long before)
 #: Largest request an authenticated client may send (a 40 MB CRL, BER framing included).
 MAX_INCOMING_AUTH = 128 << 20
 #: Largest request an anonymous client may send (searches and binds only).
@@ -89,6 +99,7 @@ class LocalSlapd:
         root_password: str | None = None,
         *,
         host: str = "127.0.0.1",
+        max_size: int = MDB_MAXSIZE,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise SlapdError(f"the local slapd listens on loopback only, not on {host!r}")
@@ -98,6 +109,7 @@ class LocalSlapd:
         self.base_dn = base_dn
         self.port = int(port)
         self.host = host
+        self.max_size = int(max_size)
         self._root_password = root_password
 
     # -- names -----------------------------------------------------------------------------
@@ -122,12 +134,21 @@ class LocalSlapd:
         return f"cn=verifiers,{self.verifiers_dn}"
 
     @property
+    def accesslog_dn(self) -> str:
+        """The suffix of the accesslog database (searches and binds of the directory)."""
+        return ACCESSLOG_SUFFIX
+
+    @property
     def conf_path(self) -> Path:
         return self.directory / "slapd.conf"
 
     @property
     def db_dir(self) -> Path:
         return self.directory / "db"
+
+    @property
+    def accesslog_dir(self) -> Path:
+        return self.directory / "accesslog"
 
     @property
     def pid_path(self) -> Path:
@@ -152,6 +173,12 @@ class LocalSlapd:
 
                 self._root_password = secrets.token_urlsafe(24)
         return self._root_password
+
+    def endpoint(self, timeout: float = 10.0) -> Endpoint:
+        """Where revoca's publisher connects: this slapd, bound as the rootdn."""
+        if self._root_password is None and not self.password_path.exists():
+            raise SlapdError(f"{self.password_path} missing: start the repository once (`revoca repository start`)")
+        return Endpoint(self.host, self.port, self.root_dn, self.root_password(), timeout)
 
     def _write_private(self, path: Path, text: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -191,6 +218,8 @@ argsfile {self.directory / "slapd.args"}
 
 modulepath {MODULE_DIR}
 moduleload back_mdb
+moduleload accesslog
+moduleload argon2
 
 loglevel stats
 sizelimit unlimited
@@ -198,17 +227,33 @@ timelimit unlimited
 sockbuf_max_incoming {MAX_INCOMING_ANON}
 sockbuf_max_incoming_auth {MAX_INCOMING_AUTH}
 require none
+password-hash {{ARGON2}}
+
+# The access log (searches and binds), for the provision history; only the rootdn reads it.
+database mdb
+suffix "{ACCESSLOG_SUFFIX}"
+directory {self.accesslog_dir}
+maxsize {ACCESSLOG_MAXSIZE}
+index reqStart eq
+access to *
+    by dn.exact="{self.root_dn}" manage
+    by * none
 
 database mdb
 suffix "{self.base_dn}"
 rootdn "{self.root_dn}"
 rootpw {password_hash}
 directory {self.db_dir}
-maxsize {MDB_MAXSIZE}
+maxsize {self.max_size}
 limits * size=unlimited time=unlimited
 index objectClass eq
 index cn eq
 index member eq
+
+overlay accesslog
+logdb "{ACCESSLOG_SUFFIX}"
+logops search bind
+logpurge {ACCESSLOG_KEEP}
 
 # Access (the first rule that names an attribute wins; the rootdn is never restricted).
 # 1. CRLs: only members of the verifiers group, checked at every operation.
@@ -227,6 +272,7 @@ access to *
     def write_config(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.db_dir.mkdir(mode=0o700, exist_ok=True)
+        self.accesslog_dir.mkdir(mode=0o700, exist_ok=True)
         password = self.root_password()
         self._write_private(self.password_path, password)
         self._write_private(self.conf_path, self.config_text(self._hash_password(password)))

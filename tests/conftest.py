@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +20,17 @@ import sqlalchemy as sa
 from ca import ceremony
 from ca.config import Settings, settings_from_dict
 from ca.db import make_engine, upgrade
+from ca.hsm import token_for
+from ca.hsm.client import HSMClient
+from ca.hsm.service import HSMService, serve_in_thread
+from repository.slapd import SLAPD, LocalSlapd
+
+from tools import free_port
 
 PG_URL = os.environ.get("REVOCA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+LDAP_BASE = "o=JPKI,c=JP"
+LDAP_ROOT_PASSWORD = "root-secret"
 
 
 def _pg_reason() -> str | None:
@@ -99,3 +108,42 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 def initialized(settings: Settings, engine: sa.Engine) -> ceremony.CeremonyResult:
     """A finished key ceremony: token, 2-of-3 share set, bridge and three regional CAs."""
     return ceremony.run(settings, engine, demo=True, now=NOW)
+
+
+@pytest.fixture
+def slapd(tmp_path: Path) -> Iterator[LocalSlapd]:
+    """A real slapd on a free loopback port, under tmp_path/var/ldap (the data directory of `ldap_settings`)."""
+    if not Path(SLAPD).exists():
+        pytest.skip(f"{SLAPD} not installed (Debian package slapd)")
+    s = LocalSlapd(tmp_path / "var" / "ldap", LDAP_BASE, free_port(), LDAP_ROOT_PASSWORD)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def ldap_settings(tmp_path: Path, db_url: str, slapd: LocalSlapd) -> Settings:
+    """`settings` whose repository is the running `slapd`."""
+    return make_settings(tmp_path, db_url, repository={"base_dn": LDAP_BASE, "port": slapd.port})
+
+
+@pytest.fixture
+def hsm_socket(settings: Settings, engine: sa.Engine, initialized: ceremony.CeremonyResult) -> Iterator[Path]:
+    """The HSM service in this process, activated with two demo shares, as `revoca serve hsm` would run."""
+    sock_dir = Path(tempfile.mkdtemp(prefix="rvh"))  # Unix socket paths must stay short
+    service = HSMService(token_for(settings), engine)
+    server, _thread = serve_in_thread(sock_dir / "hsm.sock", service)
+    client = HSMClient(sock_dir / "hsm.sock")
+    for _, share in initialized.shares[:2]:
+        client.activate(share.encode())  # type: ignore[arg-type]
+    client.close()
+    try:
+        yield sock_dir / "hsm.sock"
+    finally:
+        server.shutdown()
+        server.server_close()
+        service.activation.deactivate()
+        (sock_dir / "hsm.sock").unlink(missing_ok=True)
+        sock_dir.rmdir()

@@ -237,7 +237,9 @@ def test_command_tree_has_every_documented_command() -> None:
     expected = {("init",), ("db", "upgrade"), ("ca", "list"), ("ca", "show"), ("ca", "rollover"),
                 ("ca", "cross-certify"), ("cert", "import"), ("cert", "list"), ("cert", "show"),
                 ("hsm", "activate"), ("hsm", "status"), ("hsm", "deactivate"), ("operator", "add"),
-                ("operator", "list"), ("serve", "hsm"), ("run",)}
+                ("operator", "list"), ("serve", "hsm"), ("run",), ("serve", "ocsp"), ("serve", "publisher"),
+                ("repository", "start"), ("repository", "publish"), ("repository", "queue"),
+                ("repository", "fetches"), ("verifier", "add"), ("verifier", "remove"), ("verifier", "list")}
     assert expected <= set(COMMAND_PATHS)
 
 

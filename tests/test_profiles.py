@@ -117,6 +117,7 @@ def pki() -> PKI:
         "tls": server(CertKind.TLS),
         "receipt": server(CertKind.RECEIPT_SIGNER),
         "ra_terminal": server(CertKind.RA_TERMINAL),
+        "verifier": server(CertKind.VERIFIER),
     }  # fmt: skip
     return PKI(bridge, tokyo, tokyo_new, external, certs)
 
@@ -391,6 +392,7 @@ ALL_CERTS = {
     "subscriber": CertKind.SUBSCRIBER, "subscriber_new_key": CertKind.SUBSCRIBER,
     "ocsp": CertKind.OCSP_RESPONDER, "cvs": CertKind.CVS_SERVER, "tls": CertKind.TLS,
     "receipt": CertKind.RECEIPT_SIGNER, "ra_terminal": CertKind.RA_TERMINAL,
+    "verifier": CertKind.VERIFIER,
 }  # fmt: skip
 
 ISSUER_SUBJECT_PAIRS = (
@@ -401,7 +403,7 @@ ISSUER_SUBJECT_PAIRS = (
     ("tokyo_ss", "new_with_old"), ("new_with_old", "subscriber_new_key"),
     ("tokyo_new_ss", "old_with_new"), ("old_with_new", "subscriber"),
     ("tokyo_ss", "subscriber"), ("tokyo_ss", "ocsp"), ("tokyo_ss", "cvs"), ("tokyo_ss", "tls"),
-    ("tokyo_ss", "receipt"), ("tokyo_ss", "ra_terminal"),
+    ("tokyo_ss", "receipt"), ("tokyo_ss", "ra_terminal"), ("tokyo_ss", "verifier"),
 )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""`revoca repository start|status|stop` runs a real slapd under the data directory."""
+"""`revoca repository start|status|stop` runs a real slapd under the data directory; `publish` and `queue`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools import free_port
+import sqlalchemy as sa
+
+from ca import ceremony
+from ca.config import Settings
+from ca.crl.issue import issue_all
+from ca.errors import ServiceUnavailable
+from ca.hsm import shares as sharing
+from ca.hsm import token_for
+from repository.slapd import LocalSlapd
+
+from conftest import NOW
+from tools import free_port, revoca, write_config
 
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 
@@ -45,3 +56,51 @@ def test_bad_repository_setting_is_one_error_line(tmp_path: Path) -> None:
     conf.write_text("[repository]\nport = 70000\n")
     result = _revoca({**os.environ, "REVOCA_CONFIG": str(conf)}, "repository", "status")
     assert result.returncode == 2 and result.stderr.strip() == "revoca: error: repository.port 70000 is not a TCP port"
+
+
+def test_publish_queue_and_status_show_what_waits_and_what_is_published(
+        ldap_settings: Settings, engine: sa.Engine, slapd: LocalSlapd, tmp_path: Path) -> None:
+    result = ceremony.run(ldap_settings, engine, demo=True, now=NOW)
+    secret = sharing.combine([share for _, share in result.shares[:2]])
+    keys = token_for(ldap_settings).open(sharing.user_pin(secret))
+    try:
+        issue_all(engine, keys, ldap_settings.data_dir, now=NOW)
+    finally:
+        keys.close()
+    env = write_config(ldap_settings, tmp_path / "revoca.toml")
+
+    code, out, _ = revoca(env, "repository", "queue", "--json")
+    queue = json.loads(out)
+    assert code == 0 and len(queue) == 12  # 4 CAs x (certificates, crl, arl)
+    lists = [q for q in queue if q["item"] != "certificates"]
+    assert all(q["pending"] == 1 and q["published_at"] is None for q in lists)
+
+    slapd.stop()  # the directory is away: nothing is lost, the command says so and fails
+    code, out, err = revoca(env, "repository", "publish")
+    assert code == ServiceUnavailable.exit_code
+    assert "unreachable" in err and "everything stays queued" in err
+    code, out, err = revoca(env, "status", "--json")
+    status = json.loads(out)
+    assert code == 1 and status["publication_waiting"] == 12
+    assert any("not in the LDAP repository yet: tokyo crl" in w and "unreachable" in w for w in status["warnings"])
+
+    slapd.start()
+    code, out, err = revoca(env, "repository", "publish")
+    assert code == 0, err
+    assert sum(line.startswith("published ") for line in out.splitlines()) == 12
+    assert "published tokyo CRL #" in out
+    code, out, _ = revoca(env, "repository", "queue")
+    assert code == 0 and "tokyo" in out
+    queue = json.loads(revoca(env, "repository", "queue", "--json")[1])
+    assert all(q["pending"] == 0 and q["published_at"] for q in queue)
+    assert {q["published_number"] for q in queue if q["item"] != "certificates"} == {1}
+    code, out, _ = revoca(env, "repository", "publish")
+    assert code == 0 and "nothing to publish" in out
+    # a directory rebuilt from nothing: --all puts everything back
+    slapd.stop()
+    import shutil
+
+    shutil.rmtree(slapd.db_dir)
+    slapd.start()
+    code, out, _ = revoca(env, "repository", "publish", "--all")
+    assert code == 0 and sum(line.startswith("published ") for line in out.splitlines()) == 12, out

@@ -17,8 +17,6 @@ from cryptography.x509.oid import NameOID
 
 from repository.slapd import SLAPD, LocalSlapd, SlapdError
 
-from tools import free_port
-
 pytestmark = pytest.mark.skipif(not Path(SLAPD).exists(), reason=f"{SLAPD} not installed (Debian package slapd)")
 
 BASE = "o=JPKI,c=JP"
@@ -84,16 +82,6 @@ def _search(slapd: LocalSlapd, attrs: list[str], bind: tuple[str, str] | None = 
 
 def _modify(slapd: LocalSlapd, ldif: str) -> None:
     slapd.tool("ldapmodify", input=ldif.encode())
-
-
-@pytest.fixture
-def slapd(tmp_path: Path):
-    s = LocalSlapd(tmp_path / "ldap", BASE, free_port(), "root-secret")
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def test_config_files_private_and_base_entries(slapd: LocalSlapd) -> None:

@@ -1,4 +1,4 @@
-"""Second opinions for tests: OpenSSL's path validation and pkilint's RFC 5280 lints.
+"""Second opinions for tests (OpenSSL's path validation, pkilint's RFC 5280 lints), and the CLI in-process.
 
 Certificates are built with cryptography, so checking them with cryptography would only
 repeat its own view; `openssl verify` (a separate X.509 implementation) and pkilint (pyasn1
@@ -13,6 +13,7 @@ import io
 import json
 import socket
 import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Collection, Sequence
@@ -20,9 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pkilint.bin import lint_pkix_cert, lint_pkix_signer_signee_cert_chain
+
+from ca.cli import main
+from ca.config import Settings
 
 CertLike = x509.Certificate | bytes  # a certificate object, or its DER or PEM bytes
 
@@ -146,3 +151,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# --- the CLI in this process ------------------------------------------------------------------
+
+
+def revoca(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`revoca ARGS` in this process through the console script's own `main`: (exit code, stdout, stderr)."""
+    with CliRunner().isolation(env=env) as (out, err, _):
+        argv, sys.argv = sys.argv, ["revoca", *args]
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.argv = argv
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def write_config(settings: Settings, path: Path, socket: Path | None = None) -> dict[str, str]:
+    path.write_text(
+        f'data_dir = "{settings.data_dir}"\ndatabase_url = "{settings.db_url}"\n'
+        f'[hsm]\ntoken_label = "{settings.hsm.token_label}"\nkey_algorithm = "p256"\n'
+        f'socket = "{socket or settings.hsm_socket}"\n'
+        f'[repository]\nbase_dn = "{settings.repository.base_dn}"\nport = {settings.repository.port}\n')
+    return {"REVOCA_CONFIG": str(path)}

@@ -14,13 +14,16 @@ from ca.cli import (
     ca_cmds,
     cert_cmds,
     crl_cmds,
+    fetches_cmds,
     hsm_cmds,
     init_cmds,
+    ocsp_cmds,
     operator_cmds,
     ra_cmds,
     repository_cmds,
     serve_cmds,
     status_cmds,
+    verifier_cmds,
 )
 from ca.cli.common import App
 from ca.errors import RevocaError
@@ -36,7 +39,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 for module in (init_cmds, ca_cmds, cert_cmds, hsm_cmds, operator_cmds, serve_cmds, ra_cmds, crl_cmds, status_cmds,
-               repository_cmds):
+               repository_cmds, fetches_cmds, verifier_cmds, ocsp_cmds):
     module.register(cli)
 
 

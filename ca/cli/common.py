@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -88,3 +89,25 @@ def _safe(url: str) -> str:
 
 def when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else ""
+
+
+def service_logging() -> None:
+    """Log lines for a long-running `revoca serve ...` service (Alembic kept quiet)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def stop_on_signals() -> threading.Event:
+    """An Event that SIGTERM and Ctrl-C set: a service loop waits on it and ends cleanly."""
+    import signal
+
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop

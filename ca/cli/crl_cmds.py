@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ca.cli.common import App, emit_json, json_option, pass_app, table, when
+from ca.cli.common import App, emit_json, json_option, pass_app, service_logging, stop_on_signals, table, when
 from ca.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -161,24 +161,13 @@ def scheduler_cmd(app: App) -> None:
 
 def serve_scheduler(app: App) -> None:
     """Wire the scheduler to the database and the HSM service and run it until SIGTERM or Ctrl-C."""
-    import logging
-    import signal
-    import threading
-
     from ca.crl.config import crl_config
     from ca.scheduler import Scheduler
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    service_logging()
     config = crl_config(app.settings)
     scheduler = Scheduler(app.engine, app.hsm(), app.settings.data_dir, config)
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()
     click.echo(f"CRL scheduler: every {config.period_hours} h, valid {config.validity_hours} h; "
                f"data in {app.settings.data_dir}", err=True)
     scheduler.run(stop)

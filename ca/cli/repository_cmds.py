@@ -1,17 +1,21 @@
-"""`revoca repository start|stop|status`: the local OpenLDAP slapd that publishes CRLs and ARLs."""
+"""`revoca repository start|stop|status|publish|queue` and `revoca serve publisher`.
+
+The local OpenLDAP slapd that holds CA certificates, cross pairs, ARLs and CRLs, and the
+publisher that fills it from the publication queue.
+"""
 
 from __future__ import annotations
 
 import click
 
-from ca.cli.common import App, emit_json, json_option, pass_app
+from ca.cli.common import App, emit_json, json_option, pass_app, service_logging, stop_on_signals, table, when
+from ca.errors import RevocaError, ServiceUnavailable
 
 
 def _slapd(app: App):  # type: ignore[no-untyped-def]
-    from repository.slapd import LocalSlapd  # only this command group needs it
+    from repository.service import local_slapd  # only this command group needs it
 
-    s = app.settings
-    return LocalSlapd(s.ldap_dir, s.repository.base_dn, s.repository.port)
+    return local_slapd(app.settings)
 
 
 @click.group("repository")
@@ -48,5 +52,70 @@ def repository_status(app: App, as_json: bool) -> None:
         click.echo(st.line())
 
 
+@repository_group.command("publish")
+@click.option("--all", "everything", is_flag=True,
+              help="Queue every CA's newest CRL, ARL and certificates again first (a new or restored directory).")
+@pass_app
+def repository_publish(app: App, everything: bool) -> None:
+    """Publish what is queued now, once, back-off or not (`revoca serve publisher` does this continuously)."""
+    from repository.service import make_publisher
+
+    publisher = make_publisher(app.settings, app.engine)
+    if everything:
+        publisher.requeue_newest(publisher.clock())
+    report = publisher.round(side_work=True, retry_now=True)
+    for line in report.published:
+        click.echo(f"published {line}")
+    if report.superseded:
+        click.echo(f"{report.superseded} older item(s) superseded by newer ones")
+    for line in report.failed + report.side_errors:
+        click.echo(f"not published: {line}", err=True)
+    if report.unavailable:
+        raise ServiceUnavailable(f"{report.unavailable}; everything stays queued (`revoca repository queue`)")
+    if report.failed:
+        raise RevocaError(f"{len(report.failed)} item(s) not published; they stay queued and are retried")
+    if not report.published:
+        click.echo("nothing to publish")
+
+
+@repository_group.command("queue")
+@json_option
+@pass_app
+def repository_queue(app: App, as_json: bool) -> None:
+    """What the directory holds and what waits to be published, per CA."""
+    from repository.publisher import queue_states
+
+    states = queue_states(app.engine)
+    if as_json:
+        emit_json([{"ca": s.ca_name, "item": s.item.value, "published_number": s.published_number,
+                    "published_at": s.published_at, "pending": s.pending, "oldest_pending": s.oldest_pending,
+                    "attempts": s.attempts, "next_attempt_at": s.next_attempt_at, "last_error": s.last_error}
+                   for s in states])
+        return
+    table(["CA", "ITEM", "PUBLISHED", "AT", "WAITING", "SINCE", "ATTEMPTS", "LAST ERROR"],
+          [[s.ca_name, s.item.value, "" if s.published_number is None else f"#{s.published_number}",
+            when(s.published_at), s.pending or "", when(s.oldest_pending), s.attempts or "", s.last_error[:80]]
+           for s in states])
+
+
+@click.command("publisher")
+@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds between rounds when the queue is idle.")
+@pass_app
+def serve_publisher(app: App, poll: float) -> None:
+    """The publisher: drains the publication queue into LDAP until SIGTERM or Ctrl-C."""
+    from repository.service import make_publisher
+
+    service_logging()
+    publisher = make_publisher(app.settings, app.engine)
+    stop = stop_on_signals()
+    click.echo(f"publisher: into {publisher.endpoint.uri} under {publisher.base_dn}", err=True)
+    publisher.run(stop, poll)
+    click.echo("publisher stopped", err=True)
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(repository_group)
+    serve_group = cli.commands["serve"]
+    assert isinstance(serve_group, click.Group)
+    serve_group.add_command(serve_publisher)

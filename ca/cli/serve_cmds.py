@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 import socket
 import subprocess
@@ -14,14 +13,15 @@ from types import FrameType
 import click
 
 from ca import ceremony
-from ca.cli.common import App, pass_app, table
+from ca.cli.common import App, pass_app, service_logging, table
 from ca.db import session_scope
-from ca.demo import CLERK, TERMINAL, ensure_demo_ra
+from ca.demo import CLERK, TERMINAL, VERIFIER, ensure_demo_ra, ensure_demo_verifier
 from ca.errors import ServiceUnavailable
 from ca.hsm import token_for
 from ca.hsm.client import HSMClient
 from ca.hsm.service import HSMService, bind
 from ca.store import Store
+from repository.service import local_slapd
 
 
 @click.group("serve")
@@ -33,8 +33,7 @@ def serve_group() -> None:
 @pass_app
 def serve_hsm(app: App) -> None:
     """The HSM service: holds the token, takes activation shares, signs for the other services."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    service_logging()
     settings = app.settings
     service = HSMService(token_for(settings), app.engine)
     server = bind(settings.hsm_socket, service)
@@ -89,8 +88,10 @@ def _wait_for_socket(client: HSMClient, proc: subprocess.Popen[bytes], timeout: 
 @click.command("run")
 @click.option("--ra-port", default=8443, show_default=True, type=click.IntRange(1, 65535),
               help="Port of the RA API (HTTPS) on 127.0.0.1.")
+@click.option("--ocsp-port", default=8880, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the OCSP responder (HTTP) on 127.0.0.1.")
 @pass_app
-def run_cmd(app: App, ra_port: int) -> None:
+def run_cmd(app: App, ra_port: int, ocsp_port: int) -> None:
     """The whole service on one machine with the embedded defaults (what `make run` does).
 
     Initialises a demo hierarchy the first time (reused afterwards), starts the HSM service,
@@ -103,7 +104,12 @@ def run_cmd(app: App, ra_port: int) -> None:
         result = ceremony.run(settings, app.engine, demo=True)
         click.echo(f"created CAs: {', '.join(result.cas)}")
     procs: list[subprocess.Popen[bytes]] = []
+    slapd = local_slapd(settings)
+    started_slapd = False
     try:
+        if slapd.pid() is None:
+            slapd.start()
+            started_slapd = True
         hsm = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "hsm"])
         procs.append(hsm)
         client = HSMClient(settings.hsm_socket)
@@ -115,12 +121,19 @@ def run_cmd(app: App, ra_port: int) -> None:
             status = client.activate(ceremony.read_share_file(path))
             click.echo(f"presented {path.name}: {status['line']}")
         terminal_dir, clerk_password, serial = ensure_demo_ra(settings, app.engine, client)
+        verifier = ensure_demo_verifier(settings, app.engine, client)
         ra = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "ra", "--host", "127.0.0.1",
                                "--port", str(ra_port), "--workers", "2"])
         procs.append(ra)
         # the scheduler issues every CA's CRL and ARL at once (catch-up), then every crl.period_hours
         procs.append(subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "scheduler"]))
+        # the publisher puts each CRL/ARL into the directory seconds after it is issued
+        procs.append(subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "publisher"]))
+        ocsp = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "ocsp", "--host",
+                                 "127.0.0.1", "--port", str(ocsp_port), "--workers", "2"])
+        procs.append(ocsp)
         _wait_for_port("127.0.0.1", ra_port, ra)
+        _wait_for_port("127.0.0.1", ocsp_port, ocsp)
         with session_scope(app.engine) as session:
             rows = [[ca.name, ca.kind.value, len(ca.keys), ca.subject_dn] for ca in Store(session).cas()]
         click.echo("")
@@ -129,6 +142,9 @@ def run_cmd(app: App, ra_port: int) -> None:
         click.echo(f"RA API:      https://127.0.0.1:{ra_port}  (OpenAPI at /openapi.json)")
         click.echo(f"database:    {settings.db_url}")
         click.echo(f"CRLs/ARLs:   {settings.data_dir / 'crls'}  (scheduler running; `revoca crl list`)")
+        click.echo(f"OCSP:        http://127.0.0.1:{ocsp_port}/  (registered verifiers only)")
+        click.echo(f"LDAP:        {slapd.uri} base {settings.repository.base_dn}  (publisher running; "
+                   "`revoca repository queue`)")
         t = terminal_dir
         click.echo("\ntry:  .venv/bin/revoca ca list  |  .venv/bin/revoca ca show tokyo  "
                    "|  .venv/bin/revoca hsm status")
@@ -138,6 +154,16 @@ def run_cmd(app: App, ra_port: int) -> None:
                    f"https://127.0.0.1:{ra_port}/v1/revocations -d '{{\"issuer_ca\": \"tokyo\", \"serial\": "
                    f"\"{serial}\", \"reason\": \"keyCompromise\", \"applicant\": \"self\", "
                    f"\"identity_document_checked\": true, \"idempotency_key\": \"demo-{serial[:12]}\"}}'")
+        tokyo_dn = _entry_dn(app, "tokyo")
+        if tokyo_dn:
+            v = verifier
+            click.echo("ask the OCSP responder about that certificate, as the demo verifier (a signed request):")
+            click.echo(f"  openssl ocsp -issuer {v}/tokyo.pem -CAfile {v}/tokyo.pem -serial 0x{serial} "
+                       f"-url http://127.0.0.1:{ocsp_port}/ -signer {v}/{VERIFIER}.pem -signkey {v}/{VERIFIER}.key")
+            click.echo("fetch tokyo's CRL from the LDAP repository as the demo verifier (anonymous gets no CRL):")
+            click.echo(f"  ldapsearch -x -LLL -H {slapd.uri} -D cn={VERIFIER},ou=verifiers,"
+                       f"{settings.repository.base_dn} -y {verifier}/ldap.password -b '{tokyo_dn}' -s base "
+                       f"-t 'certificateRevocationList;binary'")
         click.echo("Ctrl-C stops everything.")
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -153,6 +179,17 @@ def run_cmd(app: App, ra_port: int) -> None:
         for p in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=10)
+        if started_slapd:
+            slapd.stop()
+
+
+def _entry_dn(app: App, ca_name: str) -> str | None:
+    """The directory DN of a CA's entry, or None when the hierarchy has no such CA."""
+    from repository.entries import ca_entry_dn
+
+    with session_scope(app.engine) as session:
+        cas = [ca for ca in Store(session).cas() if ca.name == ca_name]
+        return ca_entry_dn(cas[0], app.settings.repository.base_dn) if cas else None
 
 
 def _config_args(app: App) -> list[str]:

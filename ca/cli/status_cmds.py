@@ -1,4 +1,4 @@
-"""`revoca status`: what an officer checks first (HSM activation, CRL/ARL expiry, pending requests)."""
+"""`revoca status`: what an officer checks first (HSM activation, CRL/ARL expiry, publication, pending requests)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from ca.errors import ServiceUnavailable
 from ca.revocation_store import RevocationStore
 from ca.scheduler import expiry_warnings, list_statuses
 
+#: A publication still waiting after this long means relying parties are not getting it.
+PUBLICATION_LATE = dt.timedelta(minutes=15)
+
 
 @click.command("status")
 @json_option
@@ -21,7 +24,8 @@ from ca.scheduler import expiry_warnings, list_statuses
 def status_cmd(app: App, as_json: bool) -> None:
     """HSM activation, each CA's newest CRL and ARL, warnings, and requests waiting for people.
 
-    Exits 1 when there is a warning (a CRL or ARL with less than crl.warn_hours left, or none).
+    Exits 1 when there is a warning (a CRL or ARL with less than crl.warn_hours left, or none;
+    something waiting more than 15 minutes to reach the LDAP repository).
     """
     now = dt.datetime.now(dt.UTC)
     try:
@@ -32,13 +36,22 @@ def status_cmd(app: App, as_json: bool) -> None:
     lists = list_statuses(app.engine)
     with session_scope(app.engine, readonly=True) as session:
         pending = len(RevocationStore(session).pending_requests())
+    from repository.publisher import queue_states
+
+    queue = [q for q in queue_states(app.engine) if q.pending]
+    warnings += [f"not in the LDAP repository yet: {q.line()}" for q in queue
+                 if q.oldest_pending is not None and now - q.oldest_pending > PUBLICATION_LATE]
     if as_json:
         emit_json({"hsm": hsm, "warnings": warnings, "pending_requests": pending,
+                   "publication_waiting": sum(q.pending for q in queue),
                    "lists": [{"ca": s.ca_name, "type": s.list_type.value, "number": s.number,
                               "next_update": s.next_update} for s in lists]})
     else:
         click.echo(f"HSM: {hsm}")
-        click.echo(f"requests waiting for review or approval: {pending}\n")
+        click.echo(f"requests waiting for review or approval: {pending}")
+        waiting = sum(q.pending for q in queue)
+        state = f"{waiting} waiting (revoca repository queue)" if waiting else "nothing waiting"
+        click.echo(f"LDAP publication: {state}\n")
         table(["CA", "LIST", "NUMBER", "NEXT UPDATE"],
               [[s.ca_name, s.list_type.value, s.number if s.number is not None else "none",
                 when(s.next_update)] for s in lists])

@@ -28,7 +28,7 @@ from ca.crl.writer import MissingEntryDER, Published, SegmentMismatch, spool_ent
 from ca.db import session_scope
 from ca.errors import InvalidInput, RevocaError, TokenError
 from ca.hsm.signer import KeyStore, Signer
-from ca.models import CAKind, ListType
+from ca.models import CAKind, ListType, PublicationItem
 from ca.store import ReadStore, Store, spki_der
 
 log = logging.getLogger("revoca.crl")
@@ -270,10 +270,14 @@ def _archive(engine: sa.Engine, ca_name: str, key: _SigningKey, fields: CRLField
                          entries=published.entries, size=published.size, sha256=published.sha256,
                          path=published.path)
     with session_scope(engine) as session:
-        Store(session).add_issued_crl(
+        store = Store(session)
+        row = store.add_issued_crl(
             ca_id=key.ca_id, list_type=fields.list_type, number=fields.number, signing_key_id=key.key_id,
             this_update=fields.this_update, next_update=fields.next_update, entries=info.entries,
             size=published.size, sha256=published.sha256, path=relative.as_posix(), now=now)
+        # queued with the archive row, in its transaction: LDAP being away never blocks signing
+        store.enqueue_publication(ca_id=key.ca_id, item=PublicationItem(fields.list_type.value),
+                                  sha256=published.sha256, issued_crl_id=row.id, number=fields.number, now=now)
         audit.record(session, "crl.issued", actor=actor, at=now, ca=ca_name, list=fields.list_type.value,
                      number=fields.number, entries=info.entries, size=published.size,
                      sha256=published.sha256.hex(), this_update=fields.this_update.isoformat(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,13 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-class RAServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self.settings = settings
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn with these options, serving what `load` builds in each worker (after the fork, so that
+    each worker has its own database pool and HSM connection)."""
+
+    def __init__(self, options: dict[str, Any], load: Callable[[], Any]) -> None:
         self.options = options
+        self._load = load
         super().__init__()
 
     def load_config(self) -> None:
@@ -96,9 +100,7 @@ class RAServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        # Each worker has its own database pool and HSM connection (after the fork).
-        engine = make_engine(self.settings.db_url, pool_pre_ping=True)
-        return ClientCertificate(create_app(engine, HSMClient(self.settings.hsm_socket)))
+        return self._load()
 
 
 def serve(settings: Settings, engine: sa.Engine, *, host: str, port: int, workers: int) -> None:
@@ -108,4 +110,9 @@ def serve(settings: Settings, engine: sa.Engine, *, host: str, port: int, worker
         "ca_certs": str(roots), "cert_reqs": ssl.CERT_OPTIONAL, "accesslog": "-", "timeout": 60,
         "graceful_timeout": 10,
     }
-    RAServer(settings, options).run()
+
+    def load() -> Any:
+        engine = make_engine(settings.db_url, pool_pre_ping=True)
+        return ClientCertificate(create_app(engine, HSMClient(settings.hsm_socket)))
+
+    GunicornServer(options, load).run()

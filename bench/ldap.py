@@ -1,0 +1,158 @@
+"""Publishing and fetching a national-size CRL through the LDAP repository, one run.
+
+    .venv/bin/python bench/ldap.py [--entries 1000000] [--db-url URL] [--keep DIR]
+
+Sets up a temporary data directory with a demo hierarchy (P-256 keys: the signature is not
+what is measured), revokes N subscriber certificates of CA tokyo and issues its CRL (about
+36 MB at 1,000,000 entries), starts a local slapd on a free loopback port and registers a
+verifier.  Then, each timed on its own:
+
+* publish: `revoca repository publish` as a subprocess (start-up included): it reads the
+  entry, writes the CRL with an assertion on the entryCSN, reads it back and compares the
+  SHA-256, and records it;
+* reference: OpenLDAP's own `ldapmodify` replacing the same value (no read, no read-back);
+* fetch: `ldapsearch` bound as the verifier, the whole CRL to a file, checked against the
+  archived CRL byte for byte.
+
+The last line is
+
+    ldap entries=N publish_s=T fetch_s=T
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import crl as crl_bench  # noqa: E402  (bench/crl.py: revocation rows and the wait4 launcher)
+
+from ca import ceremony  # noqa: E402
+from ca.config import settings_from_dict  # noqa: E402
+from ca.crl.issue import issue_list  # noqa: E402
+from ca.db import make_engine  # noqa: E402
+from ca.hsm import shares as sharing  # noqa: E402
+from ca.hsm import token_for  # noqa: E402
+from ca.models import ListType  # noqa: E402
+from repository.service import local_slapd, make_publisher  # noqa: E402
+from repository.verifiers import add_verifier  # noqa: E402
+
+NOW = crl_bench.NOW
+TOKYO_DN = "CN=Governor of Tokyo,OU=Tokyo,OU=Prefectural CA,O=JPKI,C=JP"
+VERIFIER_DN = "cn=bench-verifier,ou=verifiers,o=JPKI,c=JP"
+VERIFIER_PW = "bench-verifier-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _verifier_certificate() -> x509.Certificate:
+    """The verifier's own certificate (its key is not needed here)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name.from_rfc4514_string("CN=bench-verifier,O=Bench,C=JP")
+    now = dt.datetime.now(dt.UTC)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
+
+
+def _timed(args: list[str], **kwargs: object) -> float:
+    t = time.perf_counter()
+    subprocess.run(args, check=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--db-url", help="A PostgreSQL URL to use instead of SQLite in the data directory.")
+    parser.add_argument("--keep", type=Path, help="Work in this directory and keep it.")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="revoca-ldap-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    data = root / "var"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOCA_", "SOFTHSM2_"))}
+    env.update(REVOCA_DATA_DIR=str(data), REVOCA_HSM_KEY_ALGORITHM="p256", REVOCA_REPOSITORY_PORT=str(port))
+    raw: dict[str, object] = {"data_dir": str(data), "hsm": {"key_algorithm": "p256"}, "repository": {"port": port}}
+    if args.db_url:
+        env["REVOCA_DATABASE_URL"] = raw["database_url"] = args.db_url
+    settings = settings_from_dict(raw)
+    engine = make_engine(settings.db_url)
+    slapd = local_slapd(settings)
+    try:
+        print(f"setting up: demo hierarchy and {args.entries} revocations for tokyo in {data}", flush=True)
+        result = ceremony.run(settings, engine, demo=True, now=NOW, demo_subscribers=0)
+        crl_bench.insert_revocations(engine, "tokyo", args.entries)
+        secret = sharing.combine([share for _, share in result.shares[:2]])
+        keys = token_for(settings).open(sharing.user_pin(secret))
+        try:
+            for ca in ("bridge", "tokyo", "osaka", "hokkaido"):
+                if ca != "tokyo":
+                    for list_type in (ListType.CRL, ListType.ARL):
+                        issue_list(engine, keys, data, ca, list_type, now=NOW)
+            issue_list(engine, keys, data, "tokyo", ListType.ARL, now=NOW)
+            slapd.start()
+            # a registered verifier; the publisher's sync gives it its account
+            add_verifier(engine, name="bench-verifier", certificate=_verifier_certificate(), password=VERIFIER_PW,
+                         now=dt.datetime.now(dt.UTC), base_dn=settings.repository.base_dn, actor="bench")
+            # everything small in place first (and the account), so that the timed round is the big CRL alone
+            first = make_publisher(settings, engine).round(side_work=True)
+            if not first.ok:
+                raise SystemExit(f"first publication failed: {first}")
+            big = issue_list(engine, keys, data, "tokyo", ListType.CRL, now=NOW)
+        finally:
+            keys.close()
+        print(f"tokyo CRL #{big.number}: {big.entries} entries, {big.size / 1e6:.1f} MB", flush=True)
+
+        publish_s, publish_mb, out = crl_bench.measure([str(crl_bench.REVOCA), "repository", "publish"], env)
+        print(out.rstrip(), flush=True)
+        if f"#{big.number}" not in out:
+            raise SystemExit("revoca repository publish did not publish the CRL")
+
+        ldif = root / "reference.ldif"
+        ldif.write_text(f"dn: {TOKYO_DN}\nchangetype: modify\nreplace: certificateRevocationList;binary\n"
+                        f"certificateRevocationList;binary:< file://{big.path}\n")
+        reference_s = _timed(["ldapmodify", "-x", "-H", slapd.uri, "-D", slapd.root_dn, "-y",
+                              str(slapd.password_path), "-f", str(ldif)])
+
+        fetched = root / "fetched"
+        fetched.mkdir(exist_ok=True)
+        fetch_s = _timed(["ldapsearch", "-x", "-LLL", "-H", slapd.uri, "-D", VERIFIER_DN, "-w", VERIFIER_PW,
+                          "-b", TOKYO_DN, "-s", "base", "-t", "-T", str(fetched), "certificateRevocationList;binary"])
+        files = list(fetched.iterdir())
+        if len(files) != 1 or hashlib.sha256(files[0].read_bytes()).digest() != big.sha256:
+            raise SystemExit("the CRL fetched by the verifier differs from the archived one")
+    finally:
+        slapd.stop()
+        engine.dispose()
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"\n{'operation':<62}{'wall s':>9}{'peak RSS MB':>13}")
+    print(f"{'revoca repository publish (read, write, read back, record)':<62}{publish_s:>9.2f}{publish_mb:>13.1f}")
+    print(f"{'ldapmodify replace, same value (reference: write only)':<62}{reference_s:>9.2f}{'':>13}")
+    print(f"{'ldapsearch as the verifier, whole CRL to a file':<62}{fetch_s:>9.2f}{'':>13}")
+    print(f"ldap-reference entries={args.entries} ldapmodify_s={reference_s:.2f} size_mb={big.size / 1e6:.1f} "
+          f"publish_rss_mb={publish_mb:.0f}")
+    print(f"ldap entries={args.entries} publish_s={publish_s:.2f} fetch_s={fetch_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()

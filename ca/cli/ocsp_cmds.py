@@ -1,0 +1,75 @@
+"""`revoca serve ocsp` (the OCSP responder for registered verifiers) and `revoca ocsp key-file`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from ca.cli.common import App, pass_app
+from ca.errors import InvalidInput
+from ca.hsm.signer import KeyAlgorithm
+
+DEFAULT_PORT = 8880
+
+
+@click.command("ocsp")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="gunicorn worker processes (one per core is a good start).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Threads per worker; above 1, gunicorn's threaded workers keep connections alive.")
+@click.option("--server", "server_name", type=click.Choice(["granian", "gunicorn"]), default=None,
+              help="The HTTP server: granian (Rust; measured 3x gunicorn's throughput here) unless --tls, "
+                   "which needs gunicorn (it hands the client certificate to the app).")
+@click.option("--tls", is_flag=True,
+              help="HTTPS: a verifier's TLS client certificate (chaining to the bridge) authorizes it too.")
+@click.option("--ca-signed", is_flag=True,
+              help="Sign with the CA keys instead of the delegated responder certificates.")
+@click.option("--key-store", type=click.Choice(["token", "file"]), default="token", show_default=True,
+              help="Where the delegated responder keys are: the token (through the HSM service) or key files "
+                   "made by `revoca ocsp key-file` (falling back to the token where a CA has none).")
+@pass_app
+def serve_ocsp(app: App, host: str, port: int, workers: int, threads: int, server_name: str, tls: bool,
+               ca_signed: bool, key_store: str) -> None:
+    """The OCSP responder (RFC 6960 POST, RFC 5019 GET) for registered verifiers."""
+    from ocsp.server import serve, serve_granian
+
+    click.echo(f"OCSP responder on {'https' if tls else 'http'}://{host}:{port}/ ({workers} workers, "
+               f"keys: {key_store}, {server_name or ('gunicorn' if tls else 'granian')})", err=True)
+    server_name = server_name or ("gunicorn" if tls else "granian")
+    if server_name == "granian":
+        if tls:
+            raise InvalidInput("--tls needs --server gunicorn (granian does not hand client certificates on)")
+        serve_granian(app.settings, config_path=app.config_path, host=host, port=port, workers=workers,
+                      ca_signed=ca_signed, key_files=key_store == "file")
+        return
+    serve(app.settings, host=host, port=port, workers=workers, threads=threads, tls=tls, ca_signed=ca_signed,
+          key_files=key_store == "file")
+
+
+@click.group("ocsp")
+def ocsp_group() -> None:
+    """The OCSP responder's keys."""
+
+
+@ocsp_group.command("key-file")
+@click.option("--ca", "ca_name", required=True, help="The CA whose current key issues the responder certificate.")
+@click.option("--algorithm", type=click.Choice([a.value for a in KeyAlgorithm]), default="p256", show_default=True)
+@pass_app
+def ocsp_key_file(app: App, ca_name: str, algorithm: str) -> None:
+    """Issue a delegated responder certificate (1 year) whose key is an encrypted file, for `--key-store file`."""
+    from ocsp.keys import issue_key_file, passphrase_path
+
+    cert, path = issue_key_file(app.settings, app.engine, app.hsm(), ca_name, algorithm=KeyAlgorithm(algorithm),
+                                now=dt.datetime.now(dt.UTC), actor="cli")
+    click.echo(f"responder certificate {cert.serial_number:x} for {ca_name}, valid until "
+               f"{cert.not_valid_after_utc:%Y-%m-%d}; key {path} (encrypted with {passphrase_path(app.settings)})")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(ocsp_group)
+    serve_group = cli.commands["serve"]
+    assert isinstance(serve_group, click.Group)
+    serve_group.add_command(serve_ocsp)

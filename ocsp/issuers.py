@@ -1,0 +1,110 @@
+"""Which CA key a CertID names, and who answers for it (RFC 6960 4.1.1, 4.2.2.2).
+
+A CertID names its issuer by hashes of the issuer's name and public key, so every key
+generation of every CA revoca runs is indexed under SHA-1, SHA-256, SHA-384 and SHA-512.
+The answer for a key is signed by a delegated responder certificate that this very key
+issued (newest current one, key in the token), or, in CA-signed mode or when there is
+none, by the CA key itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+
+import sqlalchemy as sa
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+
+from ca.db import session_scope
+from ca.models import CAKind, Certificate, CertificateAuthority, CertKind, KeyGeneration, Revocation
+
+HASHES = ("sha1", "sha256", "sha384", "sha512")
+FILE_PREFIX = "file:"  # key labels of responder keys held in files (ocsp.keys)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResponderKey:
+    """What signs the answers for one CA key: a key label and the certificate to include (if delegated)."""
+
+    key_label: str
+    certificate_der: bytes | None  # None: CA-signed (the relying party has the CA certificate)
+    key_hash: bytes  # SHA-1 of the signer's public key bits: ResponderID byKey
+    not_after: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IssuerKey:
+    ca_id: int
+    ca_name: str
+    key_id: int
+    responder: ResponderKey | None  # None: nothing in the token can answer for this key
+
+
+class IssuerIndex:
+    """(hash algorithm, issuerNameHash, issuerKeyHash) -> IssuerKey, loaded from the database."""
+
+    def __init__(self, by_hashes: dict[tuple[str, bytes, bytes], IssuerKey]) -> None:
+        self._by_hashes = by_hashes
+
+    def find(self, algorithm: str, name_hash: bytes, key_hash: bytes) -> IssuerKey | None:
+        return self._by_hashes.get((algorithm, name_hash, key_hash))
+
+    def __len__(self) -> int:
+        return len({k.key_id for k in self._by_hashes.values()})
+
+    @classmethod
+    def load(cls, engine: sa.Engine, *, now: dt.datetime, ca_signed: bool = False,
+             key_files: bool = False) -> IssuerIndex:
+        """`key_files`: prefer delegated responder keys held in files (ocsp.keys) to token keys."""
+        by_hashes: dict[tuple[str, bytes, bytes], IssuerKey] = {}
+        with session_scope(engine, readonly=True) as session:
+            cas = session.scalars(sa.select(CertificateAuthority).where(
+                CertificateAuthority.kind != CAKind.EXTERNAL)).all()
+            revoked = sa.select(Revocation.certificate_id)
+            for ca in cas:
+                for key in session.scalars(sa.select(KeyGeneration).where(KeyGeneration.ca_id == ca.id)).all():
+                    own = session.scalar(sa.select(Certificate.der).where(
+                        Certificate.issuer_key_id == key.id, Certificate.subject_key_id == key.id,
+                        Certificate.kind == CertKind.SELF_SIGNED).limit(1))
+                    if own is None:
+                        continue
+                    name_der = asn1_x509.Certificate.load(own).subject.dump()
+                    key_bits = public_key_bits(key.spki_der)
+                    responder = None
+                    if not ca_signed:
+                        if key_files:
+                            responder = _delegated(session, key.id, now, revoked, files=True)
+                        responder = responder or _delegated(session, key.id, now, revoked, files=False)
+                    if responder is None and key.key_label is not None:
+                        responder = ResponderKey(key.key_label, None, hashlib.sha1(key_bits).digest(), None)
+                    issuer = IssuerKey(ca.id, ca.name, key.id, responder)
+                    for algorithm in HASHES:
+                        by_hashes[(algorithm, _hash(algorithm, name_der), _hash(algorithm, key_bits))] = issuer
+        return cls(by_hashes)
+
+
+def _delegated(session: sa.orm.Session, key_id: int, now: dt.datetime, revoked: sa.Select, *,
+               files: bool) -> ResponderKey | None:
+    """The newest current responder certificate this key issued, with its key in a file or in the token."""
+    in_file = Certificate.key_label.startswith(FILE_PREFIX)
+    row = session.scalars(sa.select(Certificate).where(
+        Certificate.issuer_key_id == key_id, Certificate.kind == CertKind.OCSP_RESPONDER,
+        Certificate.key_label.is_not(None), in_file if files else sa.not_(in_file),
+        Certificate.not_before <= now, Certificate.not_after > now,
+        Certificate.id.not_in(revoked)).order_by(Certificate.not_before.desc(), Certificate.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    bits = public_key_bits(asn1_x509.Certificate.load(row.der).public_key.dump())
+    assert row.key_label is not None
+    return ResponderKey(row.key_label, row.der, hashlib.sha1(bits).digest(), row.not_after)
+
+
+def public_key_bits(spki_der: bytes) -> bytes:
+    """The subjectPublicKey BIT STRING's bits (what issuerKeyHash and byKey hash)."""
+    return bytes(asn1_keys.PublicKeyInfo.load(spki_der)["public_key"].contents[1:])
+
+
+def _hash(algorithm: str, data: bytes) -> bytes:
+    return hashlib.new(algorithm, data).digest()

@@ -1,0 +1,234 @@
+"""The responder: request bytes in, response bytes out, for registered verifiers only.
+
+Per request: parse, authorize (a signed request whose signer certificate is a registered,
+unrevoked verifier's and whose signature verifies, or such a verifier's TLS client
+certificate), find the issuer key of every CertID, read each status from the database,
+then answer.  A request without a nonce for one certificate is answered with a pre-signed
+response when one was signed for the same status and is still fresh; anything else is
+signed on demand.  Everyone else gets `unauthorized`; whatever cannot be parsed gets
+`malformedRequest`; nothing raises out of `respond`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from ca.hsm.signer import KeyStore, Signer
+from ca.models import IssuedCRL, ListType
+from ocsp.issuers import IssuerIndex, IssuerKey
+from ocsp.lookups import Lookups
+from ocsp.request import MalformedRequest, ParsedRequest, parse_request, public_key_of, verify_with_key
+from ocsp.response import Answer, basic_response, error_response
+from ocsp.status import Status, StatusSource
+from repository.verifiers import in_effect
+
+log = logging.getLogger("revoca.ocsp")
+
+Clock = Callable[[], dt.datetime]
+
+RELOAD_EVERY = dt.timedelta(seconds=60)  # new CAs, rollovers, new responder certificates, new CRLs
+PRESIGNED_REFRESH = dt.timedelta(hours=1)  # a pre-signed answer is re-signed at least this often
+FALLBACK_VALIDITY = dt.timedelta(hours=24)  # nextUpdate when the CA has no current CRL
+PRESIGNED_MAX = 1_000_000  # entries; beyond it the cache starts again (about 1 KB each)
+# Requests without a nonce, parsed and with their signature checked, by their bytes: a
+# verifier asking again sends the same bytes.  What changes (the verifier's standing, the
+# status) is still read at every query.
+REQUESTS_MAX = 100_000
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """The response and what the query history records of it."""
+
+    body: bytes
+    response_status: str  # successful, malformed_request, unauthorized, internal_error
+    channel: str = "none"  # signed | tls | none
+    verifier_id: int | None = None
+    ca_id: int | None = None
+    nonce: bool = False
+    answers: str = ""  # "<serial hex>=<status>,..."
+    presigned: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Presigned:
+    status: Status
+    body: bytes
+    refresh_at: dt.datetime
+
+
+class Responder:
+    def __init__(self, engine: sa.Engine, keys: KeyStore, *, clock: Clock = utc_now, ca_signed: bool = False,
+                 key_files: bool = False) -> None:
+        """`keys` signs for the labels the index names (ocsp.keys.ResponderKeys when `key_files`)."""
+        self.engine = engine
+        self.keys = keys
+        self.clock = clock
+        self.ca_signed = ca_signed
+        self.key_files = key_files
+        self.lookups = Lookups(engine)
+        self.status_source = StatusSource(self.lookups)
+        self._lock = threading.Lock()
+        self._signers: dict[str, Signer] = {}
+        self._presigned: dict[bytes, _Presigned] = {}
+        self._requests: dict[bytes, tuple[ParsedRequest, dict[bytes, bool]]] = {}
+        self._public_keys: dict[bytes, object] = {}  # of verifiers' certificates met in requests
+        self._index: IssuerIndex | None = None
+        self._next_updates: dict[int, dt.datetime] = {}
+        self._loaded_at: dt.datetime | None = None
+
+    # -- the one entry point -------------------------------------------------------------------
+
+    def respond(self, der: bytes, *, tls_client_cert: bytes | None = None) -> Outcome:
+        known = self._requests.get(der)
+        if known is None:
+            try:
+                request = parse_request(der)
+            except MalformedRequest as exc:
+                log.debug("malformed OCSP request: %s", exc)
+                return Outcome(error_response("malformed_request"), "malformed_request")
+            known = (request, {})
+            if request.nonce is None:  # the same bytes again: parsed, and signatures checked once
+                if len(self._requests) >= REQUESTS_MAX:
+                    self._requests.clear()
+                self._requests[der] = known
+        request, verified = known
+        try:
+            return self._respond(request, verified, tls_client_cert)
+        except Exception:  # the token went away, the database did: the client may retry
+            log.exception("OCSP request failed")
+            return Outcome(error_response("internal_error"), "internal_error", nonce=request.nonce is not None)
+
+    def _respond(self, request: ParsedRequest, verified: dict[bytes, bool], tls_client_cert: bytes | None) -> Outcome:
+        now = self.clock()
+        nonce = request.nonce is not None
+        who = self._authorize(request, verified, tls_client_cert, now)
+        if who is None:
+            channel = "signed" if request.signed else ("tls" if tls_client_cert else "none")
+            return Outcome(error_response("unauthorized"), "unauthorized", channel, nonce=nonce)
+        verifier_id, channel = who
+        index = self._current_index(now)
+        issuers = [index.find(c.hash_algorithm, c.issuer_name_hash, c.issuer_key_hash) for c in request.cert_ids]
+        first = issuers[0]
+        # Not ours, or several CAs in one request: one signature cannot speak for them all.
+        if first is None or first.responder is None or any(i is None or i.key_id != first.key_id for i in issuers):
+            return Outcome(error_response("unauthorized"), "unauthorized", channel, verifier_id, nonce=nonce)
+        statuses = [self.status_source.status(first.ca_id, first.key_id, c.serial) for c in request.cert_ids]
+        answers = ",".join(f"{c.serial:x}={s.status.value}" for c, s in zip(request.cert_ids, statuses, strict=True))
+        if not nonce and len(request.cert_ids) == 1:
+            key = request.cert_ids[0].der
+            cached = self._presigned.get(key)
+            if cached is not None and cached.status == statuses[0] and now < cached.refresh_at:
+                return Outcome(cached.body, "successful", channel, verifier_id, first.ca_id, False, answers, True)
+        body, next_update = self._sign(first, request, statuses, now)
+        if not nonce and len(request.cert_ids) == 1:
+            refresh = min(now + PRESIGNED_REFRESH, now + (next_update - now) / 2)
+            if len(self._presigned) >= PRESIGNED_MAX:
+                self._presigned.clear()
+            self._presigned[request.cert_ids[0].der] = _Presigned(statuses[0], body, refresh)
+        return Outcome(body, "successful", channel, verifier_id, first.ca_id, nonce, answers)
+
+    # -- parts ---------------------------------------------------------------------------------
+
+    def _authorize(self, request: ParsedRequest, verified: dict[bytes, bool], tls_client_cert: bytes | None,
+                   now: dt.datetime) -> tuple[int, str] | None:
+        """(verifier id, channel) of a registered verifier in effect, or None.
+
+        A signed request needs a certificate in it that is a verifier's in effect now (read at
+        every query) and whose key made the signature (checked once per request bytes, in
+        `verified`, and only for verifiers: an outsider costs no signature check).  A signed
+        request is judged on its signature even when it came over TLS.
+        """
+        if request.signed:
+            for cert in request.certs:
+                verifier_id = self._verifier(cert, now)
+                if verifier_id is None:
+                    continue
+                ok = verified.get(cert)
+                if ok is None:
+                    key = self._public_key(cert)
+                    ok = verified[cert] = key is not None and verify_with_key(request, key)
+                if ok:
+                    return verifier_id, "signed"
+            return None
+        if tls_client_cert is not None:
+            verifier_id = self._verifier(tls_client_cert, now)
+            return (verifier_id, "tls") if verifier_id is not None else None
+        return None
+
+    def _public_key(self, certificate_der: bytes) -> object | None:
+        key = self._public_keys.get(certificate_der)
+        if key is None:
+            key = public_key_of(certificate_der)
+            if key is not None:
+                if len(self._public_keys) >= 10_000:
+                    self._public_keys.clear()
+                self._public_keys[certificate_der] = key
+        return key
+
+    def _verifier(self, certificate_der: bytes, now: dt.datetime) -> int | None:
+        row = self.lookups.verifier(hashlib.sha256(certificate_der).digest())
+        if row is None:
+            return None
+        verifier_id, status, not_after, revoked = row
+        return verifier_id if in_effect(status, not_after, revoked=revoked, now=now) else None
+
+    def _current_index(self, now: dt.datetime) -> IssuerIndex:
+        if self._index is None or self._loaded_at is None or now - self._loaded_at >= RELOAD_EVERY:
+            with self._lock:
+                if self._index is None or self._loaded_at is None or now - self._loaded_at >= RELOAD_EVERY:
+                    self.reload(now)
+        assert self._index is not None
+        return self._index
+
+    def reload(self, now: dt.datetime | None = None) -> None:
+        """Read the issuer keys, responder certificates and CRL schedule again."""
+        now = now or self.clock()
+        index = IssuerIndex.load(self.engine, now=now, ca_signed=self.ca_signed, key_files=self.key_files)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(IssuedCRL.ca_id, sa.func.max(IssuedCRL.next_update))
+                                .where(IssuedCRL.list_type == ListType.CRL).group_by(IssuedCRL.ca_id)).all()
+        self._next_updates = {ca_id: _aware(next_update) for ca_id, next_update in rows}
+        self._index, self._loaded_at = index, now
+        self._presigned.clear()  # responder certificates may have changed
+
+    def _next_update(self, ca_id: int, this_update: dt.datetime) -> dt.datetime:
+        """The current CRL's nextUpdate: a client caching the answer is as current as with the CRL."""
+        crl_next = self._next_updates.get(ca_id)
+        if crl_next is None or crl_next <= this_update:
+            return this_update + FALLBACK_VALIDITY
+        return crl_next
+
+    def _signer(self, label: str) -> Signer:
+        signer = self._signers.get(label)
+        if signer is None:
+            signer = self._signers[label] = self.keys.signer(label)
+        return signer
+
+    def _sign(self, issuer: IssuerKey, request: ParsedRequest, statuses: list[Status],
+              now: dt.datetime) -> tuple[bytes, dt.datetime]:
+        responder = issuer.responder
+        assert responder is not None
+        this_update = now.replace(microsecond=0)
+        next_update = self._next_update(issuer.ca_id, this_update)
+        answers = [Answer(c.der, s, this_update, next_update)
+                   for c, s in zip(request.cert_ids, statuses, strict=True)]
+        body = basic_response(self._signer(responder.key_label), responder_key_hash=responder.key_hash,
+                              certificate_der=responder.certificate_der, answers=answers, produced_at=this_update,
+                              nonce=request.nonce)
+        return body, next_update
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

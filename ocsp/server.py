@@ -1,0 +1,51 @@
+"""`revoca serve ocsp`: the responder under granian (HTTP) or gunicorn (HTTP or HTTPS with client certificates).
+
+Each worker builds its own app (ocsp.wsgi.build): its own database pool and connection to the
+HSM service (after the fork), a Responder with its own pre-signed answers, and a QueryHistory
+thread that writes the worker's queries once a second and at exit.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any
+
+from ca.config import Settings
+from ca.db import make_engine
+from ca.hsm.client import HSMClient
+from ca.ra.server import ClientCertificate, GunicornServer, ensure_server_tls
+from ocsp.wsgi import build
+
+
+def serve_granian(settings: Settings, *, config_path: str | None, host: str, port: int, workers: int,
+                  ca_signed: bool = False, key_files: bool = False) -> None:
+    """The same app under granian (a Rust HTTP server): plain HTTP only, no client certificates."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    if config_path:
+        os.environ["REVOCA_CONFIG"] = config_path
+    os.environ["REVOCA_OCSP_KEY_FILES"] = "1" if key_files else "0"
+    os.environ["REVOCA_OCSP_CA_SIGNED"] = "1" if ca_signed else "0"
+    Granian("ocsp.wsgi:app", address=host, port=port, interface=Interfaces.WSGI, workers=workers).serve()
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int = 1, tls: bool = False,
+          ca_signed: bool = False, key_files: bool = False) -> None:
+    options: dict[str, Any] = {"bind": f"{host}:{port}", "workers": workers, "timeout": 30, "graceful_timeout": 10,
+                               "keepalive": 5}
+    if threads > 1:  # gthread: keep-alive connections; the responder's caches are shared by the threads
+        options.update(worker_class="gthread", threads=threads)
+    if tls:
+        engine = make_engine(settings.db_url)
+        # the server certificate and the roots client certificates must chain to (the bridge's)
+        cert, key, roots = ensure_server_tls(settings, engine, HSMClient(settings.hsm_socket), host)
+        engine.dispose()
+        options.update(certfile=str(cert), keyfile=str(key), ca_certs=str(roots), cert_reqs=ssl.CERT_OPTIONAL)
+
+    def load() -> Any:
+        app = build(settings, ca_signed=ca_signed, key_files=key_files)
+        return ClientCertificate(app) if tls else app
+
+    GunicornServer(options, load).run()

@@ -1,0 +1,49 @@
+"""The status of one certificate, read from the database at every query.
+
+Reading it every time (one indexed lookup) is what makes a revocation committed through the
+RA show in the very next answer; pre-signed answers are only reused when the status read
+now is the one they were signed for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+
+from ca.models import SERIAL_HEX_WIDTH
+from ocsp.lookups import Lookups
+
+
+class CertStatus(enum.StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Status:
+    status: CertStatus
+    revoked_at: dt.datetime | None = None
+    reason: int | None = None  # CRLReason (1-5, seed 004 4.9.9)
+
+
+UNKNOWN = Status(CertStatus.UNKNOWN)
+GOOD = Status(CertStatus.GOOD)
+
+class StatusSource:
+    """Looks certificates up by (issuing CA, serial) with the key that signed them."""
+
+    def __init__(self, lookups: Lookups) -> None:
+        self.lookups = lookups
+
+    def status(self, ca_id: int, key_id: int, serial: int) -> Status:
+        """Unknown when the CA never issued that serial, or issued it with another of its keys."""
+        if serial < 0 or serial.bit_length() > SERIAL_HEX_WIDTH * 4:
+            return UNKNOWN
+        row = self.lookups.status(ca_id, serial)
+        if row is None or row[0] != key_id:
+            return UNKNOWN
+        if row[1] is None:
+            return GOOD
+        return Status(CertStatus.REVOKED, row[1], row[2])

@@ -1,0 +1,48 @@
+"""The responder as an importable WSGI application, for servers that load apps by name (granian).
+
+Each worker process imports this module and builds its own responder from the settings in
+the environment (REVOCA_CONFIG and the REVOCA_* overrides), as `revoca serve ocsp` passes
+them, with REVOCA_OCSP_KEY_FILES and REVOCA_OCSP_CA_SIGNED for its options.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+from ca.config import Settings, load_settings
+from ca.db import make_engine
+from ca.hsm.client import HSMClient
+from ocsp.app import make_app
+from ocsp.history import QueryHistory
+from ocsp.keys import ResponderKeys, keys_dir, passphrase_path
+from ocsp.responder import Responder
+
+
+def build(settings: Settings | None = None, *, ca_signed: bool | None = None, key_files: bool | None = None,
+          history: bool = True):  # type: ignore[no-untyped-def]
+    """The app for one worker; what is not given comes from the environment (as granian starts it).
+
+    `history=False` only for measuring what the history costs (bench/ocsp.py).
+    """
+    settings = settings or load_settings()
+    if ca_signed is None:
+        ca_signed = os.environ.get("REVOCA_OCSP_CA_SIGNED") == "1"
+    if key_files is None:
+        key_files = os.environ.get("REVOCA_OCSP_KEY_FILES") == "1"
+    engine = make_engine(settings.db_url, pool_pre_ping=True)
+    keys = ResponderKeys(HSMClient(settings.hsm_socket), keys_dir(settings), passphrase_path(settings))
+    responder = Responder(engine, keys, ca_signed=ca_signed, key_files=key_files)
+    if not history:
+        return make_app(responder, None)
+    queries = QueryHistory(engine)
+    atexit.register(queries.close)
+    return make_app(responder, queries)
+
+
+def __getattr__(name: str) -> object:
+    """`app`, built when a server asks for it (importing `build` alone builds nothing)."""
+    if name == "app":
+        globals()["app"] = built = build()
+        return built
+    raise AttributeError(name)

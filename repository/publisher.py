@@ -1,0 +1,508 @@
+"""The publisher: drains the publication queue into the LDAP repository.
+
+CRL/ARL rows are queued in the transaction that archives the list (ca.crl.issue), so LDAP
+being down never blocks signing and never loses a list; certificate rows are queued here,
+whenever what a CA entry should hold differs from what was last published.  Each round:
+
+* takes the due rows, per CA and item only the newest (older ones become superseded);
+* reads the entry first: a CRL/ARL with a higher number already there is never replaced
+  (the row becomes superseded), the same number with the same bytes is simply recorded;
+* writes with an assertion on the entryCSN it read, so a concurrent writer is noticed;
+* reads the value back and compares its SHA-256 before calling the row published;
+* creates a missing entry (and the containers above it), e.g. after a rollover moved a DN;
+* on failure keeps the row, with the error and a back-off; when the directory is away it
+  stops the round at once.
+
+It also keeps the verifier accounts in step and copies slapd's access log into the
+provision history, each at most every SIDE_WORK_EVERY.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import ldap3
+import sqlalchemy as sa
+from asn1crypto import crl as asn1_crl
+
+from ca import audit
+from ca.db import session_scope
+from ca.errors import RevocaError
+from ca.models import (
+    CertificateAuthority,
+    IssuedCRL,
+    Publication,
+    PublicationItem,
+    PublicationState,
+)
+from ca.store import Store
+from repository import entries
+from repository.directory import (
+    AssertionFailed,
+    Directory,
+    Endpoint,
+    Entry,
+    RepositoryError,
+    RepositoryUnavailable,
+)
+
+log = logging.getLogger("revoca.publisher")
+
+Clock = Callable[[], dt.datetime]
+
+BACKOFF_FIRST = dt.timedelta(seconds=5)
+BACKOFF_MAX = dt.timedelta(minutes=10)
+POLL = 2.0  # seconds between rounds when idle: a fresh CRL is in the directory within about this
+SIDE_WORK_EVERY = dt.timedelta(seconds=15)  # certificate reconciliation, verifier sync, access log
+LIST_ATTR = {PublicationItem.CRL: entries.CRL_ATTR, PublicationItem.ARL: entries.ARL_ATTR}
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """5 s, 10 s, 20 s ... at most 10 minutes."""
+    return min(BACKOFF_FIRST * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+
+
+@dataclasses.dataclass
+class RoundReport:
+    published: list[str] = dataclasses.field(default_factory=list)  # one line per row published
+    superseded: int = 0
+    failed: list[str] = dataclasses.field(default_factory=list)  # one line per failure
+    unavailable: str | None = None  # why the directory could not be reached, if it could not
+    side_errors: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.unavailable is None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Due:
+    id: int
+    ca_id: int
+    ca_name: str
+    item: PublicationItem
+    number: int | None
+    sha256: bytes
+    attempts: int
+    path: str | None  # of the archived CRL/ARL, relative to the data directory
+
+
+class Publisher:
+    def __init__(self, engine: sa.Engine, endpoint: Endpoint, base_dn: str, data_dir: Path, *,
+                 clock: Clock = utc_now, actor: str = "publisher",
+                 side_work: Callable[[Directory, dt.datetime], list[str]] | None = None) -> None:
+        self.engine = engine
+        self.endpoint = endpoint
+        self.base_dn = base_dn
+        self.data_dir = Path(data_dir)
+        self.clock = clock
+        self.actor = actor
+        self.side_work = side_work
+        self._last_side_work: dt.datetime | None = None
+        self._recreated: set[int] = set()  # CAs whose entry this round had to create
+
+    # -- rounds ------------------------------------------------------------------------------
+
+    def round(self, now: dt.datetime | None = None, *, side_work: bool | None = None,
+              retry_now: bool = False) -> RoundReport:
+        """Publish everything due at `now`; `side_work` forces (or skips) reconciliation and sync.
+
+        `retry_now` takes rows still backing off too (an operator asking for it by hand).
+        """
+        now = now or self.clock()
+        report = RoundReport()
+        if side_work is None:
+            side_work = self._last_side_work is None or now - self._last_side_work >= SIDE_WORK_EVERY
+        if side_work:
+            self.reconcile_certificates(now)
+        try:
+            with Directory(self.endpoint) as directory:
+                self._drain(directory, now, report, retry_now)
+                if self._recreated:  # what the recreated entries lost was queued again: publish it now
+                    self._recreated.clear()
+                    self._drain(directory, now, report, retry_now)
+                if side_work:
+                    self._last_side_work = now
+                    if self.side_work is not None:
+                        report.side_errors.extend(self.side_work(directory, now))
+        except RepositoryUnavailable as exc:
+            report.unavailable = str(exc)
+            self._directory_away(str(exc), now)
+        report.superseded += self._supersede_older(now)
+        for line in report.published:
+            log.info("published %s", line)
+        for line in report.failed:
+            log.warning("not published: %s", line)
+        if report.unavailable:
+            log.warning("%s; the queue is kept and retried", report.unavailable)
+        return report
+
+    def _drain(self, directory: Directory, now: dt.datetime, report: RoundReport, retry_now: bool) -> None:
+        for due in self._due(now, retry_now):
+            try:
+                line = self._publish(directory, due, now)
+            except RepositoryUnavailable:
+                raise
+            except (RevocaError, OSError) as exc:
+                self._failed(due, str(exc), now)
+                report.failed.append(f"{due.ca_name} {due.item.value}: {exc}")
+                continue
+            if line is None:
+                report.superseded += 1
+            else:
+                report.published.append(line)
+
+    def run(self, stop: threading.Event, poll: float = POLL) -> None:
+        """Rounds until `stop` is set; a round that fails unexpectedly is logged and retried."""
+        self.requeue_newest(self.clock())
+        while not stop.is_set():
+            try:
+                self.round()
+            except Exception:  # the database went away, say: keep the service up
+                log.exception("publisher round failed; retrying")
+            stop.wait(poll)
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    def requeue_newest(self, now: dt.datetime, *, ca_id: int | None = None) -> int:
+        """Queue every CA's (or one CA's) newest CRL and ARL and certificates again.
+
+        For a directory restored from backup, new, or an entry deleted behind revoca's back.
+        Cheap when the directory already holds them: publishing compares and writes nothing.
+        """
+        count = 0
+        with session_scope(self.engine) as session:
+            store = Store(session)
+            for ca in entries.published_cas(session):
+                pending = session.scalar(sa.select(Publication.id).where(
+                    Publication.ca_id == ca.id, Publication.item == PublicationItem.CERTIFICATES,
+                    Publication.state == PublicationState.PENDING))
+                if (ca_id is None or ca.id == ca_id) and pending is None:
+                    wanted = entries.certificate_set(session, ca, self.base_dn, now=now)
+                    store.enqueue_publication(ca_id=ca.id, item=PublicationItem.CERTIFICATES, sha256=wanted.digest,
+                                              now=now)
+                    count += 1
+            for (list_ca_id, list_type), row in store.latest_issued_crls().items():
+                if ca_id is not None and list_ca_id != ca_id:
+                    continue
+                item = PublicationItem(list_type.value)
+                pending = session.scalar(sa.select(Publication.id).where(
+                    Publication.ca_id == list_ca_id, Publication.item == item, Publication.number >= row.number,
+                    Publication.state == PublicationState.PENDING))
+                if pending is None:
+                    store.enqueue_publication(ca_id=list_ca_id, item=item, sha256=row.sha256, issued_crl_id=row.id,
+                                              number=row.number, now=now)
+                    count += 1
+        return count
+
+    def reconcile_certificates(self, now: dt.datetime) -> int:
+        """Queue a certificate publication for each CA whose entry should differ from what was published."""
+        queued = 0
+        with session_scope(self.engine) as session:
+            store = Store(session)
+            for ca in entries.published_cas(session):
+                wanted = entries.certificate_set(session, ca, self.base_dn, now=now)
+                last = session.scalars(sa.select(Publication).where(
+                    Publication.ca_id == ca.id, Publication.item == PublicationItem.CERTIFICATES,
+                    Publication.state != PublicationState.SUPERSEDED).order_by(Publication.id.desc()).limit(1)).first()
+                if last is not None and last.sha256 == wanted.digest and (
+                        last.state is PublicationState.PENDING or last.dn == wanted.dn):
+                    continue
+                store.enqueue_publication(ca_id=ca.id, item=PublicationItem.CERTIFICATES, sha256=wanted.digest,
+                                          now=now)
+                queued += 1
+        return queued
+
+    def _due(self, now: dt.datetime, retry_now: bool = False) -> list[_Due]:
+        """The newest due row per CA and item (older pending ones wait to be superseded)."""
+        due = Publication.state == PublicationState.PENDING
+        if not retry_now:
+            due = sa.and_(due, Publication.next_attempt_at <= now)
+        with session_scope(self.engine, readonly=True) as session:
+            rows = session.execute(
+                sa.select(Publication, CertificateAuthority.name, IssuedCRL.path)
+                .join(CertificateAuthority, CertificateAuthority.id == Publication.ca_id)
+                .outerjoin(IssuedCRL, IssuedCRL.id == Publication.issued_crl_id)
+                .where(due).order_by(Publication.id)).all()
+            newest: dict[tuple[int, PublicationItem], _Due] = {}
+            for pub, ca_name, path in rows:
+                key = (pub.ca_id, pub.item)
+                have = newest.get(key)
+                if have is None or _newer(pub, have):
+                    newest[key] = _Due(pub.id, pub.ca_id, ca_name, pub.item, pub.number, pub.sha256,
+                                       pub.attempts, path)
+        # certificates first: a new CA's entry then exists with its certificates before its lists
+        return sorted(newest.values(), key=lambda d: (d.item is not PublicationItem.CERTIFICATES, d.id))
+
+    def _supersede_older(self, now: dt.datetime) -> int:
+        """Pending rows older than a published row of the same CA and item will never be needed."""
+        with session_scope(self.engine) as session:
+            done = (sa.select(Publication.ca_id, Publication.item, sa.func.max(Publication.id).label("id"),
+                              sa.func.max(Publication.number).label("number"))
+                    .where(Publication.state == PublicationState.PUBLISHED)
+                    .group_by(Publication.ca_id, Publication.item).subquery())
+            older = sa.select(Publication.id).join(done, sa.and_(
+                done.c.ca_id == Publication.ca_id, done.c.item == Publication.item)).where(
+                Publication.state == PublicationState.PENDING,
+                sa.or_(sa.and_(Publication.item == PublicationItem.CERTIFICATES, Publication.id < done.c.id),
+                       sa.and_(Publication.item != PublicationItem.CERTIFICATES, Publication.number <= done.c.number)))
+            ids = list(session.scalars(older))
+            if ids:
+                # published_at stays empty: the provision history reads it as "in the directory since"
+                session.execute(sa.update(Publication).where(Publication.id.in_(ids)).values(
+                    state=PublicationState.SUPERSEDED, last_error="a newer one was published"))
+            return len(ids)
+
+    def _failed(self, due: _Due, error: str, now: dt.datetime) -> None:
+        with session_scope(self.engine) as session:
+            session.execute(sa.update(Publication).where(Publication.id == due.id).values(
+                attempts=Publication.attempts + 1, last_error=error[:2000],
+                next_attempt_at=now + backoff(due.attempts + 1)))
+            audit.record(session, "repository.publish", actor=self.actor, at=now, result="failure",
+                         ca=due.ca_name, item=due.item.value, number=due.number, error=error[:500])
+
+    def _directory_away(self, error: str, now: dt.datetime) -> None:
+        """Every due row waits for the directory, with one back-off (not one attempt per row)."""
+        with session_scope(self.engine) as session:
+            due = sa.and_(Publication.state == PublicationState.PENDING, Publication.next_attempt_at <= now)
+            attempts = session.scalar(sa.select(sa.func.max(Publication.attempts)).where(due))
+            if attempts is None:
+                return
+            session.execute(sa.update(Publication).where(due).values(
+                attempts=Publication.attempts + 1, last_error=error[:2000],
+                next_attempt_at=now + backoff(attempts + 1)))
+
+    def _done(self, due: _Due, *, state: PublicationState, dn: str, sha256: bytes, now: dt.datetime,
+              note: str = "", csn: str | None = None) -> None:
+        with session_scope(self.engine) as session:
+            published = state is PublicationState.PUBLISHED
+            session.execute(sa.update(Publication).where(Publication.id == due.id).values(
+                state=state, dn=dn, sha256=sha256, published_at=now if published else None, last_error=note,
+                csn=csn))
+            if state is PublicationState.PUBLISHED:
+                audit.record(session, "repository.published", actor=self.actor, at=now, ca=due.ca_name,
+                             item=due.item.value, number=due.number, dn=dn, sha256=sha256.hex())
+
+    # -- writing one row -----------------------------------------------------------------------
+
+    def _publish(self, directory: Directory, due: _Due, now: dt.datetime) -> str | None:
+        """Publish one row; the line for the log, or None when it was superseded."""
+        with session_scope(self.engine, readonly=True) as session:
+            ca = session.get(CertificateAuthority, due.ca_id)
+            assert ca is not None
+            if due.item is PublicationItem.CERTIFICATES:
+                wanted = entries.certificate_set(session, ca, self.base_dn, now=now)
+                dn = wanted.dn
+            else:
+                dn = entries.ca_entry_dn(ca, self.base_dn)
+        for attempt in range(3):
+            try:
+                if due.item is PublicationItem.CERTIFICATES:
+                    return self._publish_certificates(directory, due, wanted, now)
+                return self._publish_list(directory, due, dn, now)
+            except AssertionFailed:
+                if attempt == 2:
+                    raise
+                log.info("%s changed while publishing; reading it again", dn)
+        raise AssertionError("unreachable")
+
+    def _entry(self, directory: Directory, due: _Due, dn: str, attrs: tuple[str, ...],
+               now: dt.datetime) -> tuple[Entry, set[str]]:
+        """The entry (created when missing) with `attrs`, and the names of all attributes it has."""
+        entry = directory.read(dn, attrs)
+        if entry is None:
+            directory.ensure_parents(dn, self.base_dn)
+            directory.add(dn, entries.STRUCTURAL, {"cn": entries.entry_cn(dn)})
+            log.info("created the directory entry %s; queueing everything it should hold", dn)
+            # the row being published and whatever is still pending stay; the rest is queued again
+            self.requeue_newest(now, ca_id=due.ca_id)
+            self._recreated.add(due.ca_id)
+            entry = directory.read(dn, attrs)
+            if entry is None:
+                raise RepositoryError(f"LDAP entry {dn} vanished right after it was created")
+        present = directory.attribute_types(dn)
+        return entry, present
+
+    def _class_change(self, entry_classes: set[str], present: set[str], written: dict[str, bool]) -> list:
+        """objectClass changes so that certificationAuthority is there exactly when its MUSTs are."""
+        after = set(present)
+        for name, has_values in written.items():
+            (after.add if has_values else after.discard)(name)
+        want = entries.FULL_CA_REQUIRES <= after
+        have = entries.FULL_CA_CLASS.lower() in entry_classes
+        if want and not have:
+            return [(ldap3.MODIFY_ADD, [entries.FULL_CA_CLASS])]
+        if have and not want:
+            return [(ldap3.MODIFY_DELETE, [entries.FULL_CA_CLASS])]
+        return []
+
+    def _publish_list(self, directory: Directory, due: _Due, dn: str, now: dt.datetime) -> str | None:
+        attr = LIST_ATTR[due.item]
+        label = f"{due.ca_name} {due.item.value.upper()} #{due.number}"
+        if due.path is None:
+            raise RepositoryError(f"{label}: no archived file recorded")
+        data = (self.data_dir / due.path).read_bytes()
+        if hashlib.sha256(data).digest() != due.sha256:
+            raise RepositoryError(f"{label}: the archived file {due.path} does not match its recorded SHA-256; "
+                                  "not publishing it (check the archive)")
+        entry, present = self._entry(directory, due, dn, ("objectClass",), now)
+        there, digest = self._current_list(directory, due, dn, attr, entry.csn)
+        if there is not None and due.number is not None and there > due.number:
+            self._done(due, state=PublicationState.SUPERSEDED, dn=dn, sha256=due.sha256, now=now,
+                       note=f"the directory already holds #{there}")
+            log.info("%s not published: the directory already holds #%d", label, there)
+            return None
+        if there == due.number and digest == due.sha256:
+            self._done(due, state=PublicationState.PUBLISHED, dn=dn, sha256=due.sha256, now=now,
+                       note="already in the directory", csn=entry.csn)
+            return f"{label} at {dn} (already there)"
+        classes = {v.decode().lower() for v in entry.values("objectClass")}
+        changes: dict[str, list] = {attr: [(ldap3.MODIFY_REPLACE, [data])]}
+        class_change = self._class_change(classes, present, {attr.split(";")[0].lower(): True})
+        if class_change:
+            changes["objectClass"] = class_change
+        directory.modify(dn, changes, if_csn=entry.csn)
+        del changes, data  # a 40 MB CRL is held once at a time, not three times
+        back = directory.read(dn, (attr,))
+        got = [hashlib.sha256(v).digest() for v in back.values(attr)] if back else []
+        if got != [due.sha256]:
+            raise RepositoryError(f"{label}: read back from {dn} differs from what was written")
+        self._done(due, state=PublicationState.PUBLISHED, dn=dn, sha256=due.sha256, now=now,
+                   csn=back.csn if back else None)
+        return f"{label} at {dn} ({due_size(self.data_dir, due)} bytes, read back and compared)"
+
+    def _current_list(self, directory: Directory, due: _Due, dn: str, attr: str,
+                      csn: str | None) -> tuple[int | None, bytes | None]:
+        """The number and SHA-256 of the CRL/ARL in the entry now.
+
+        When the entry still has the entryCSN revoca recorded after its own last write there,
+        the database knows the answer; only otherwise is the value read (it may be 40 MB).
+        """
+        with session_scope(self.engine, readonly=True) as session:
+            last_csn = session.scalar(sa.select(Publication.csn).where(
+                Publication.dn == dn, Publication.csn.is_not(None)).order_by(Publication.published_at.desc(),
+                                                                          Publication.id.desc()).limit(1))
+            if csn is not None and csn == last_csn:
+                row = session.execute(sa.select(Publication.number, Publication.sha256).where(
+                    Publication.ca_id == due.ca_id, Publication.item == due.item, Publication.dn == dn,
+                    Publication.state == PublicationState.PUBLISHED).order_by(
+                    Publication.published_at.desc(), Publication.id.desc()).limit(1)).first()
+                return (row.number, row.sha256) if row else (None, None)
+        entry = directory.read(dn, (attr,))
+        values = entry.values(attr) if entry else []
+        if not values:
+            return None, None
+        return _crl_number(values[0]), hashlib.sha256(values[0]).digest()
+
+    def _publish_certificates(self, directory: Directory, due: _Due, wanted: entries.CertificateSet,
+                              now: dt.datetime) -> str:
+        dn = wanted.dn
+        label = f"{due.ca_name} certificates"
+        attrs = (entries.CA_CERT_ATTR, entries.PAIR_ATTR, "objectClass")
+        entry, present = self._entry(directory, due, dn, attrs, now)
+        have = (entry.values(entries.CA_CERT_ATTR), entry.values(entries.PAIR_ATTR))
+        line = f"{label} at {dn} ({len(wanted.ca_certificates)} CA certificates, {len(wanted.pairs)} cross pairs)"
+        if entries.certificate_set_digest(*have) != wanted.digest:
+            changes: dict[str, list] = {
+                entries.CA_CERT_ATTR: [(ldap3.MODIFY_REPLACE, list(wanted.ca_certificates))],
+                entries.PAIR_ATTR: [(ldap3.MODIFY_REPLACE, list(wanted.pairs))],
+            }
+            classes = {v.decode().lower() for v in entry.values("objectClass")}
+            class_change = self._class_change(classes, present, {"cacertificate": bool(wanted.ca_certificates)})
+            if class_change:
+                changes["objectClass"] = class_change
+            directory.modify(dn, changes, if_csn=entry.csn)
+            back = directory.read(dn, attrs[:2])
+            got = (back.values(entries.CA_CERT_ATTR), back.values(entries.PAIR_ATTR)) if back else ([], [])
+            if entries.certificate_set_digest(*got) != wanted.digest:
+                raise RepositoryError(f"{label}: read back from {dn} differs from what was written")
+            csn = back.csn if back else None
+        else:
+            line += " (already there)"
+            csn = entry.csn
+        # the row records the set actually published (it may be newer than the one queued)
+        self._done(due, state=PublicationState.PUBLISHED, dn=dn, sha256=wanted.digest, now=now, csn=csn)
+        return line
+
+
+def due_size(data_dir: Path, due: _Due) -> int:
+    return (data_dir / due.path).stat().st_size if due.path else 0
+
+
+def _newer(pub: Publication, than: _Due) -> bool:
+    if pub.item is PublicationItem.CERTIFICATES:
+        return pub.id > than.id
+    return (pub.number or 0) > (than.number or 0)
+
+
+def _crl_number(der: bytes) -> int | None:
+    """The CRL number of a CRL/ARL in the directory (None when unreadable or absent)."""
+    try:
+        return asn1_crl.CertificateList.load(der).crl_number_value.native
+    except Exception:  # whatever sits in the directory, it must not stop publication
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueState:
+    """Per CA and item: what the directory holds (as far as revoca knows) and what waits."""
+
+    ca_name: str
+    item: PublicationItem
+    published_number: int | None
+    published_at: dt.datetime | None
+    pending: int
+    oldest_pending: dt.datetime | None
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    last_error: str
+
+    def line(self) -> str:
+        what = f"{self.ca_name} {self.item.value}"
+        if self.published_at is None:
+            done = "never published"
+        elif self.published_number is not None:
+            done = f"#{self.published_number} published {self.published_at:%Y-%m-%d %H:%M:%SZ}"
+        else:
+            done = f"published {self.published_at:%Y-%m-%d %H:%M:%SZ}"
+        if not self.pending:
+            return f"{what}: {done}"
+        waiting = f"{self.pending} waiting since {self.oldest_pending:%Y-%m-%d %H:%M:%SZ}"
+        if self.attempts:
+            waiting += f", {self.attempts} attempts, next {self.next_attempt_at:%H:%M:%SZ}: {self.last_error}"
+        return f"{what}: {done}; {waiting}"
+
+
+def queue_states(engine: sa.Engine) -> list[QueueState]:
+    """The publication state of every CA entry, for `revoca repository queue` and the status page."""
+    out = []
+    with session_scope(engine, readonly=True) as session:
+        cas = entries.published_cas(session)
+        rows = session.scalars(sa.select(Publication).where(Publication.state != PublicationState.SUPERSEDED)
+                               .order_by(Publication.id)).all()
+        by_key: dict[tuple[int, PublicationItem], list[Publication]] = {}
+        for row in rows:
+            by_key.setdefault((row.ca_id, row.item), []).append(row)
+        for ca in cas:
+            for item in PublicationItem:
+                group = by_key.get((ca.id, item), [])
+                done = [r for r in group if r.state is PublicationState.PUBLISHED]
+                last = max(done, key=lambda r: (r.published_at, r.id)) if done else None
+                waiting = [r for r in group if r.state is PublicationState.PENDING]
+                head = waiting[0] if waiting else None
+                out.append(QueueState(
+                    ca.name, item, last.number if last else None, last.published_at if last else None,
+                    len(waiting), head.enqueued_at if head else None, max((r.attempts for r in waiting), default=0),
+                    min((r.next_attempt_at for r in waiting), default=None),
+                    next((r.last_error for r in reversed(waiting) if r.last_error), "")))
+    return out

@@ -1,0 +1,43 @@
+"""The repository as revoca runs it: the local slapd from the settings, and the publisher wired to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import sqlalchemy as sa
+
+from ca.config import Settings
+from ca.errors import RevocaError
+from repository.directory import Directory, RepositoryUnavailable
+from repository.publisher import Clock, Publisher, utc_now
+from repository.slapd import LocalSlapd
+
+log = logging.getLogger("revoca.publisher")
+
+
+def local_slapd(settings: Settings) -> LocalSlapd:
+    """The slapd revoca runs on loopback under data_dir/ldap (`revoca repository start`)."""
+    return LocalSlapd(settings.ldap_dir, settings.repository.base_dn, settings.repository.port)
+
+
+def make_publisher(settings: Settings, engine: sa.Engine, *, clock: Clock = utc_now) -> Publisher:
+    """The publisher with its side work: verifier accounts kept in step, the access log copied."""
+    from repository import provision, verifiers
+
+    base_dn = settings.repository.base_dn
+
+    def side_work(directory: Directory, now: dt.datetime) -> list[str]:
+        errors = []
+        for what, step in (("verifier accounts", verifiers.sync), ("provision history", provision.ingest)):
+            try:
+                step(engine, directory, base_dn, now=now)
+            except RepositoryUnavailable:
+                raise
+            except RevocaError as exc:  # one failing step must not stop publication
+                log.warning("%s: %s", what, exc)
+                errors.append(f"{what}: {exc}")
+        return errors
+
+    return Publisher(engine, local_slapd(settings).endpoint(), base_dn, settings.data_dir, clock=clock,
+                     side_work=side_work)
