@@ -60,3 +60,15 @@ class ServiceUnavailable(RevocaError):
     """A revoca service this command talks to is not running."""
 
     exit_code = 9
+
+
+class IntegrityFailure(RevocaError):
+    """A stored record, chain or time-stamp does not verify: evidence of tampering or damage."""
+
+    exit_code = 10
+
+
+class UntrustedTime(RevocaError):
+    """The clock could not be confirmed against the configured NTP servers; nothing was signed."""
+
+    exit_code = 11

@@ -177,7 +177,7 @@ def _extensions(
         key_usage = key_usage - {"keyEncipherment"}
     out.append((_key_usage(key_usage), True))
     if profile.extended_key_usage:
-        out.append((x509.ExtendedKeyUsage(list(profile.extended_key_usage)), False))
+        out.append((x509.ExtendedKeyUsage(list(profile.extended_key_usage)), profile.extended_key_usage_critical))
     if profile.policies:
         policies = [x509.PolicyInformation(oid, None) for oid in profile.policies]
         out.append((x509.CertificatePolicies(policies), False))

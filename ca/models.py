@@ -98,6 +98,7 @@ class CertKind(enum.StrEnum):
     RECEIPT_SIGNER = "receipt-signer"  # signs the receipts the RA terminals print
     RA_TERMINAL = "ra-terminal"  # TLS client certificate of a registered RA terminal
     VERIFIER = "verifier"  # client certificate of a registered verifier (LDAP account, OCSP requests)
+    TSA = "tsa"  # the time-stamp authority's certificate (critical id-kp-timeStamping EKU)
 
     @property
     def is_ca_certificate(self) -> bool:
@@ -321,6 +322,75 @@ class AuditEvent(Base):
     result: Mapped[str] = mapped_column(sa.String(16))
     actor: Mapped[str] = mapped_column(sa.String(128))
     detail: Mapped[str] = mapped_column(sa.Text, default="{}")
+    # The hash chain (ca.audit.chain): seq is the position in the chain, gap-free from 1 (or
+    # from the last pruning anchor); chain_hash = SHA-256(previous chain_hash || this record).
+    seq: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    chain_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+
+
+class AuditHead(Base):
+    """The chain's newest position: one row, locked by every transaction that appends."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger)
+    chain_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+
+
+class AuditCheckpoint(Base):
+    """A time-stamped commitment to the chain up to `seq`: periodic, at CRL/ARL issuance, or
+    the anchor left when the auditor prunes records older than the retention."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    chain_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    reason: Mapped[str] = mapped_column(sa.String(24))  # periodic | crl | arl | prune
+    created_at: Mapped[dt.datetime]
+    time_stamp_id: Mapped[int] = mapped_column(sa.ForeignKey("time_stamps.id"))
+    # for a prune anchor: the records removed were seq pruned_from..seq, pruned_count of them
+    pruned_from: Mapped[int | None] = mapped_column(sa.BigInteger)
+    pruned_count: Mapped[int | None] = mapped_column(sa.BigInteger)
+    actor: Mapped[str] = mapped_column(sa.String(128), default="")
+
+    time_stamp: Mapped[TimeStamp] = relationship()
+
+
+class TimeStamp(Base):
+    """Every RFC 3161 token revoca's time-stamp authority issued, kept whole (seed 000 9)."""
+
+    __tablename__ = "time_stamps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[int] = mapped_column(SerialNumber(), unique=True)
+    gen_time: Mapped[dt.datetime] = mapped_column(index=True)
+    hash_algorithm: Mapped[str] = mapped_column(sa.String(16))  # sha256 | sha384 | sha512
+    message_imprint: Mapped[bytes] = mapped_column(sa.LargeBinary(64))
+    # who asked: "audit", "archive", or the HTTP client
+    requester: Mapped[str] = mapped_column(sa.String(128))
+    token: Mapped[bytes] = mapped_column(sa.LargeBinary)  # the TimeStampToken (CMS ContentInfo), DER
+
+
+class ArchiveStamp(Base):
+    """One archived item (or a range of history rows) committed to by a time-stamp (seed 004 5.5).
+
+    Items stamped together share one token, whose imprint is the SHA-256 over the stamps of
+    that round in id order (ca.archive); `digest` is the SHA-256 of the item's canonical bytes.
+    """
+
+    __tablename__ = "archive_stamps"
+    __table_args__ = (sa.Index("ix_archive_stamps_item", "item_type", "item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_type: Mapped[str] = mapped_column(sa.String(32))
+    item_id: Mapped[int]
+    last_item_id: Mapped[int | None]  # for a range of history rows: item_id..last_item_id
+    digest: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    time_stamp_id: Mapped[int] = mapped_column(sa.ForeignKey("time_stamps.id"), index=True)
+
+    time_stamp: Mapped[TimeStamp] = relationship()
 
 
 class RATerminal(Base):

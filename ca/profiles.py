@@ -63,6 +63,8 @@ class Profile:
     key_usage: frozenset[str]
     basic_constraints: bool = True
     extended_key_usage: tuple[ObjectIdentifier, ...] = ()
+    # RFC 3161 2.3: a TSA certificate's EKU holds only id-kp-timeStamping and is critical.
+    extended_key_usage_critical: bool = False
     policies: tuple[ObjectIdentifier, ...] = ()
     alt_names: AltNames = AltNames.NONE
     ocsp_no_check: bool = False
@@ -155,6 +157,12 @@ PROFILES: Mapping[CertKind, Profile] = MappingProxyType({
         kind=CertKind.VERIFIER, validity_years=1, ca=False,
         key_usage=frozenset({"digitalSignature"}),
         extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+    ),
+    # revoca's time-stamp authority (RFC 3161 2.3, seed 000 9); its key lives in the token.
+    CertKind.TSA: Profile(
+        kind=CertKind.TSA, validity_years=1, ca=False,
+        key_usage=frozenset({"digitalSignature", "nonRepudiation"}),
+        extended_key_usage=(ExtendedKeyUsageOID.TIME_STAMPING,), extended_key_usage_critical=True,
     ),
     # basicConstraints omitted: RFC 5280 4.2.1.9 allows that for end-entity certificates.
     CertKind.SUBSCRIBER: Profile(

@@ -1,7 +1,8 @@
 """Recording security-relevant events (seed 004 5.4.1).
 
 Events are written in the same transaction as the change they describe, so a change and
-its record commit or roll back together.  Failed attempts are recorded in a transaction of
+its record commit or roll back together; they are hash-chained as that transaction commits
+(ca.audit.chain).  Failed attempts are recorded in a transaction of
 their own (`record_failure`) because the operation's own transaction rolls back.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ca.audit import chain
 from ca.db import session_scope
 from ca.models import AuditEvent
 
@@ -23,7 +25,7 @@ FAILURE = "failure"
 
 def record(session: Session, event_type: str, *, actor: str, result: str = SUCCESS,
            at: dt.datetime | None = None, **detail: Any) -> None:
-    session.add(AuditEvent(
+    chain.defer(session, AuditEvent(
         occurred_at=at or dt.datetime.now(dt.UTC),
         event_type=event_type,
         result=result,

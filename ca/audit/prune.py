@@ -1,0 +1,52 @@
+"""Deleting audit records older than the retention (seed 004 5.4.3), by the internal auditor only.
+
+Only a verified chain is pruned, so deletion can never destroy the evidence of tampering.
+Before the records go, a prune anchor is stamped: the seq and hash where the deleted part
+ended and how many records it held, so the records that remain still verify from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ca import audit
+from ca.audit import checkpoints
+from ca.audit.verify import TokenCheck, verify
+from ca.errors import IntegrityFailure, InvalidInput
+from ca.models import AuditEvent
+
+
+@dataclasses.dataclass(frozen=True)
+class Pruned:
+    count: int
+    through_seq: int
+    anchor_id: int | None
+
+
+def prune(session: Session, stamper: checkpoints.Stamper, check_token: TokenCheck, *, before: dt.datetime,
+          retention: dt.timedelta, now: dt.datetime, actor: str) -> Pruned:
+    if before > now - retention:
+        raise InvalidInput(f"records younger than the retention ({retention.days} days) are kept: "
+                           f"give a date on or before {now - retention:%Y-%m-%d}")
+    report = verify(session, check_token)
+    if not report.ok:
+        raise IntegrityFailure(f"the audit chain does not verify ({report.findings[0]}); nothing was deleted: "
+                       "investigate with `revoca audit verify` first")
+    # The prefix of the chain older than `before`: up to the first record at or after it.
+    first_kept = session.scalar(sa.select(sa.func.min(AuditEvent.seq)).where(AuditEvent.occurred_at >= before))
+    through = (first_kept - 1) if first_kept is not None else report.last_seq
+    if through < report.first_seq:
+        audit.record(session, "audit.pruned", actor=actor, at=now, before=before.isoformat(), count=0)
+        return Pruned(0, through, None)
+    last = session.scalars(sa.select(AuditEvent).where(AuditEvent.seq == through)).one()
+    count = session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.seq <= through)) or 0
+    anchor = checkpoints.take(session, stamper, "prune", now, actor=actor, pruned_from=report.first_seq,
+                              pruned_count=count, at=(last.seq, last.chain_hash))
+    session.execute(sa.delete(AuditEvent).where(AuditEvent.seq <= through))
+    audit.record(session, "audit.pruned", actor=actor, at=now, before=before.isoformat(), count=count,
+                 first_seq=report.first_seq, through_seq=through, anchor_id=anchor.id)
+    return Pruned(count, through, anchor.id)
