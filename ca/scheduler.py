@@ -20,6 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ca.audit.keeper import AuditKeeper
 from ca.crl.compromise import compromise_targets
 from ca.crl.config import CRLConfig
 from ca.crl.issue import BOTH, IssuedCRLInfo, IssueFailure, IssueReport, issue_many
@@ -101,8 +102,9 @@ class Scheduler:
     """Decides what is due and issues it; `tick` is one round, `run` repeats it until stopped."""
 
     def __init__(self, engine: sa.Engine, keys: KeyStore, data_dir: Path, config: CRLConfig | None = None, *,
-                 clock: Clock = utc_now, actor: str = "scheduler") -> None:
+                 clock: Clock = utc_now, actor: str = "scheduler", keeper: AuditKeeper | None = None) -> None:
         self.engine = engine
+        self.keeper = keeper
         self.keys = keys
         self.data_dir = Path(data_dir)
         self.config = config or CRLConfig()
@@ -118,6 +120,8 @@ class Scheduler:
         """Issue whatever is due at `now` (the clock's time if not given), then check expiry."""
         now = now or self.clock()
         report = self._issue(self.due(now), now)
+        if self.keeper is not None:
+            self._keep_records(now, issued_lists=bool(report.issued))
         warnings = tuple(self.expiry_warnings(now))
         for line in warnings:
             log.warning("%s", line)
@@ -127,7 +131,18 @@ class Scheduler:
         """After a key compromise of `ca_name`: its CRL and ARL, and the ARLs of the CAs that certified it."""
         now = now or self.clock()
         log.warning("issuing at once after a key compromise of CA %s", ca_name)
-        return self._issue(compromise_targets(self.engine, ca_name), now)
+        report = self._issue(compromise_targets(self.engine, ca_name), now)
+        if self.keeper is not None:
+            self._keep_records(now, issued_lists=bool(report.issued))
+        return report
+
+    def _keep_records(self, now: dt.datetime, *, issued_lists: bool) -> None:
+        """Seals, archive stamps and the audit checkpoint; never in the way of CRL issuance."""
+        assert self.keeper is not None
+        try:
+            self.keeper.tick(now, issued_lists=issued_lists)
+        except Exception:  # the database went away, say: the lists are out, the records wait a round
+            log.exception("keeping the audit records failed; trying again next round")
 
     def expiry_warnings(self, now: dt.datetime | None = None) -> list[str]:
         return expiry_warnings(self.engine, now or self.clock(), warn_before=self.config.warn_before)

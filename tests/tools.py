@@ -156,9 +156,9 @@ def free_port() -> int:
 # --- the CLI in this process ------------------------------------------------------------------
 
 
-def revoca(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+def revoca(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
     """`revoca ARGS` in this process through the console script's own `main`: (exit code, stdout, stderr)."""
-    with CliRunner().isolation(env=env) as (out, err, _):
+    with CliRunner().isolation(input=stdin, env=env) as (out, err, _):
         argv, sys.argv = sys.argv, ["revoca", *args]
         try:
             main()

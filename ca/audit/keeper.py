@@ -1,20 +1,22 @@
-"""Keeping the audit chain anchored: history seals and checkpoints, driven by the scheduler.
+"""Keeping the records anchored, driven by the scheduler: history seals, archive stamps and
+audit checkpoints.
 
-Every round seals the settled OCSP and CRL-fetch history; a checkpoint is stamped when the
-newest is older than the interval, and after every round that issued a CRL or ARL.  The
-time-stamp authority being unavailable never stops CRL issuance: the failure is logged and
-audited, and the next round tries again.
+Every round seals the settled OCSP and CRL-fetch history and stamps what the archive has not
+stamped yet; a checkpoint is stamped when the newest is older than the interval, and after
+every round that issued a CRL or ARL.  The time-stamp authority being unavailable never
+stops CRL issuance: the failure is logged and audited, and the next round tries again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from ca import audit
+from ca.archive.stamping import stamp_round
 from ca.audit import checkpoints, history_seal
 from ca.db import session_scope
 from ca.errors import RevocaError
@@ -24,28 +26,43 @@ log = logging.getLogger("revoca.audit")
 
 INTERVAL = dt.timedelta(hours=1)
 ACTOR = "system:scheduler"
+MAX_ROUNDS = 10  # archive rounds per tick: a first run over a big archive spreads over several ticks
 
 
 class AuditKeeper:
-    def __init__(self, engine: sa.Engine, stamper: Callable[[], checkpoints.Stamper], *,
+    def __init__(self, engine: sa.Engine, stamper: checkpoints.Stamper, data_dir: Path, *,
                  interval: dt.timedelta = INTERVAL) -> None:
         self.engine = engine
-        self._stamper = stamper  # built lazily: the TSA key may only be usable once the HSM is activated
+        self.stamper = stamper
+        self.data_dir = Path(data_dir)
         self.interval = interval
 
     def tick(self, now: dt.datetime, *, issued_lists: bool = False) -> AuditCheckpoint | None:
         with session_scope(self.engine) as session:
             history_seal.seal(session, now)
+        self._stamp_archive(now)
         reason = "crl" if issued_lists else "periodic" if self._checkpoint_due(now) else None
         if reason is None:
             return None
         try:
             with session_scope(self.engine) as session:
-                return checkpoints.take(session, self._stamper(), reason, now, actor=ACTOR)
+                return checkpoints.take(session, self.stamper, reason, now, actor=ACTOR)
         except RevocaError as exc:
-            log.warning("audit checkpoint not stamped: %s", exc)
-            audit.record_failure(self.engine, "audit.checkpoint", actor=ACTOR, error=str(exc), reason=reason)
+            self._failed("audit.checkpoint", exc, reason=reason)
             return None
+
+    def _stamp_archive(self, now: dt.datetime) -> None:
+        try:
+            for _ in range(MAX_ROUNDS):
+                with session_scope(self.engine) as session:
+                    if not stamp_round(session, self.stamper, self.data_dir, now):
+                        return
+        except RevocaError as exc:
+            self._failed("archive.stamp", exc)
+
+    def _failed(self, event_type: str, exc: RevocaError, **detail: object) -> None:
+        log.warning("%s failed: %s", event_type, exc)
+        audit.record_failure(self.engine, event_type, actor=ACTOR, error=str(exc), **detail)
 
     def _checkpoint_due(self, now: dt.datetime) -> bool:
         with session_scope(self.engine, readonly=True) as session:

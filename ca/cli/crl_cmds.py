@@ -161,12 +161,15 @@ def scheduler_cmd(app: App) -> None:
 
 def serve_scheduler(app: App) -> None:
     """Wire the scheduler to the database and the HSM service and run it until SIGTERM or Ctrl-C."""
+    from ca.audit.keeper import AuditKeeper
     from ca.crl.config import crl_config
     from ca.scheduler import Scheduler
+    from ca.tsa.stamper import CurrentAuthority
 
     service_logging()
     config = crl_config(app.settings)
-    scheduler = Scheduler(app.engine, app.hsm(), app.settings.data_dir, config)
+    keeper = AuditKeeper(app.engine, CurrentAuthority(app.hsm()), app.settings.data_dir)
+    scheduler = Scheduler(app.engine, app.hsm(), app.settings.data_dir, config, keeper=keeper)
     stop = stop_on_signals()
     click.echo(f"CRL scheduler: every {config.period_hours} h, valid {config.validity_hours} h; "
                f"data in {app.settings.data_dir}", err=True)

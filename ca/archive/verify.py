@@ -1,0 +1,67 @@
+"""`revoca archive verify TYPE:ID`: is this stored record intact, and when was it stamped?
+
+The verification on request of seed 001: the item's bytes are read again and hashed, the
+hash is compared with the stamped one, the round's manifest is rebuilt from every stamp that
+shares the token, and the token is checked against that manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ca.archive.items import HistoryRange, digest, parse_ref
+from ca.archive.stamping import manifest
+from ca.audit.verify import TokenCheck
+from ca.errors import NotFound, RevocaError
+from ca.models import ArchiveStamp
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    ref: str  # what was checked: "crl:12", or "ocsp-queries:1..5000" for a history range
+    intact: bool
+    stamped_at: dt.datetime | None
+    token_serial: int | None
+    problem: str | None = None
+
+
+def verify_item(session: Session, data_dir: Path, ref: str, check_token: TokenCheck) -> Verdict:
+    kind, number = parse_ref(ref)
+    if isinstance(kind, HistoryRange):
+        stamp = session.scalars(sa.select(ArchiveStamp).where(
+            ArchiveStamp.item_type == kind.name, ArchiveStamp.item_id <= number,
+            ArchiveStamp.last_item_id >= number)).first()
+    else:
+        stamp = session.scalars(sa.select(ArchiveStamp).where(
+            ArchiveStamp.item_type == kind.name, ArchiveStamp.item_id == number)).first()
+    if stamp is None:
+        raise NotFound(f"{ref} has not been stamped (yet): `revoca archive stamp` stamps what is waiting")
+    shown = f"{kind.name}:{stamp.item_id}" + (f"..{stamp.last_item_id}" if stamp.last_item_id else "")
+    token = stamp.time_stamp
+
+    def bad(problem: str) -> Verdict:
+        return Verdict(shown, False, token.gen_time, token.serial, problem)
+
+    try:
+        if isinstance(kind, HistoryRange):
+            assert stamp.last_item_id is not None
+            now_digest = digest(kind.chunks(session, stamp.item_id, stamp.last_item_id))
+        else:
+            now_digest = digest(kind.chunks(kind.get(session, number), data_dir))
+    except NotFound as exc:
+        return bad(f"the record is gone: {exc}")
+    if now_digest != stamp.digest:
+        return bad("the stored record differs from what was stamped")
+    round_stamps = session.scalars(sa.select(ArchiveStamp).where(ArchiveStamp.time_stamp_id == stamp.time_stamp_id)
+                                   .order_by(ArchiveStamp.id)).all()
+    try:
+        gen_time = check_token(token, hashlib.sha256(manifest(round_stamps)).digest())
+    except RevocaError as exc:
+        return bad(f"the time-stamp does not verify: {exc}")
+    return Verdict(shown, True, gen_time, token.serial)
