@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ca.cli.audit_cmds import authenticate
 from ca.cli.common import App, emit_json, json_option, pass_app, when
+from ca.cli.login import authenticate
 from ca.db import session_scope
 from ca.errors import IntegrityFailure
 from ca.models import Role

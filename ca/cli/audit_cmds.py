@@ -18,37 +18,13 @@ from ca import audit
 from ca.audit import prune as pruning
 from ca.audit.checkpoints import Stamper, take
 from ca.audit.verify import TokenCheck, verify
-from ca.cli.common import App, emit_json, json_option, pass_app, read_secret, table, when
+from ca.cli.common import App, emit_json, json_option, pass_app, table, when
+from ca.cli.login import authenticate
 from ca.db import session_scope
-from ca.errors import IntegrityFailure, InvalidInput, PermissionDenied
+from ca.errors import IntegrityFailure, InvalidInput
 from ca.models import AuditEvent, Role
-from ca.store import ReadStore
 
 RETENTION = dt.timedelta(days=365)  # seed 004 5.4.3: audit records are kept at least a year
-
-
-def authenticate(app: App, operator: str, *roles: Role) -> None:
-    """The operator's password and one of `roles`; every attempt, good or bad, is audited."""
-    password = read_secret(f"Password for {operator}")
-    try:
-        with session_scope(app.engine, readonly=True) as session:
-            store = ReadStore(session)
-            last: PermissionDenied | None = None
-            for role in roles:
-                try:
-                    store.authenticate(operator, password, role)
-                    break
-                except PermissionDenied as exc:
-                    last = exc
-            else:
-                assert last is not None
-                raise last
-    except PermissionDenied as exc:
-        audit.record_failure(app.engine, "operator.login", actor=operator, error=str(exc),
-                             roles=[r.value for r in roles])
-        raise
-    with session_scope(app.engine) as session:
-        audit.record(session, "operator.login", actor=operator, roles=[r.value for r in roles])
 
 
 def _inspected(app: App, operator: str, what: str, **detail: object) -> None:

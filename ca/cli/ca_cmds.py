@@ -10,7 +10,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
-from ca.cli.common import App, emit_json, json_option, pass_app, read_secret, table, when
+from ca.cli.common import App, emit_json, json_option, pass_app, table, when
+from ca.cli.login import authenticate
 from ca.config import Settings
 from ca.db import session_scope
 from ca.errors import InvalidInput
@@ -101,19 +102,13 @@ def _context(app: App, store: Store, keys: KeyStore, actor: str) -> hierarchy.Co
                              algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
 
 
-def _authenticate(app: App, operator: str, role: Role) -> None:
-    password = read_secret(f"Password for {operator}")
-    with session_scope(app.engine) as session:
-        Store(session).authenticate(operator, password, role)
-
-
 @ca_group.command("rollover")
 @click.argument("name")
 @click.option("--operator", required=True, help="Key manager performing the rollover.")
 @pass_app
 def ca_rollover(app: App, name: str, operator: str) -> None:
     """New key and self-signed certificate, with OldWithNew and NewWithOld link certificates."""
-    _authenticate(app, operator, Role.KEY_MANAGER)
+    authenticate(app, operator, Role.KEY_MANAGER)
     keys = app.hsm()
     with session_scope(app.engine) as session:
         key = hierarchy.rollover(_context(app, Store(session), keys, operator), name)
@@ -138,7 +133,7 @@ def ca_cross_certify(app: App, name: str, their_ca: Path | None, their_cross: Pa
         raise InvalidInput("give --their-ca (first step) and/or --their-cross (second step)")
     if out is not None and not out.parent.is_dir():
         raise InvalidInput(f"--out {out}: directory {out.parent} does not exist")
-    _authenticate(app, operator, Role.SENIOR_OPERATOR)
+    authenticate(app, operator, Role.SENIOR_OPERATOR)
     keys = app.hsm()
     ours = None
     with session_scope(app.engine) as session:
