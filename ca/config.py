@@ -114,6 +114,54 @@ class RepositoryConfig:
             raise ConfigError(f"repository.base_dn {self.base_dn!r} is not a DN such as o=JPKI,c=JP")
 
 
+def split_ntp_server(server: str) -> tuple[str, int]:
+    """"host", "host:port", "[v6 address]" or "[v6 address]:port" -> (host, port); port 123 by default."""
+    text = server.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ConfigError(f"time.ntp_servers: {server!r} is not host, host:port or [address]:port")
+        port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:  # a name, an IPv4 address or a bare IPv6 address
+        host, port = text, ""
+    if not host or any(c.isspace() for c in host):
+        raise ConfigError(f"time.ntp_servers: {server!r} names no host")
+    if not port:
+        return host, 123
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"time.ntp_servers: {server!r} has no valid UDP port")
+    return host, int(port)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TimeConfig:
+    """Trusted time (seed 004 6.8, seed 000 1.3.3): the NTP servers the clock is checked against
+    before anything is signed.  No server (the embedded default) means signing on the system
+    clock unchecked, with one warning per process; see ca.trusted_time for the policy."""
+
+    ntp_servers: tuple[str, ...] = ()
+    max_offset_s: float = 1.0  # seed 000 1.3.3: stop issuing beyond +-1 s
+    timeout_s: float = 2.0  # per server, all queried at once
+    recheck_s: float = 60.0  # how long a good check is reused (keeps OCSP's hot path free)
+
+    def __post_init__(self) -> None:
+        servers = self.ntp_servers
+        if not isinstance(servers, list | tuple) or not all(isinstance(s, str) for s in servers):
+            raise ConfigError('time.ntp_servers must be a list of "host[:port]" strings')
+        for server in servers:
+            split_ntp_server(server)
+        object.__setattr__(self, "ntp_servers", tuple(s.strip() for s in servers))
+        for name, low, high in (("max_offset_s", 0.001, 3600), ("timeout_s", 0.001, 60), ("recheck_s", 0, 86400)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise ConfigError(f"time.{name} must be a number of seconds from {low:g} to {high:g}, not {value!r}")
+            object.__setattr__(self, name, float(value))
+        if len(set(self.ntp_servers)) != len(self.ntp_servers):
+            raise ConfigError("time.ntp_servers: a server is listed twice")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -122,6 +170,7 @@ class Settings:
     hierarchy: HierarchyConfig = HierarchyConfig()
     crl: CRLConfig = CRLConfig()
     repository: RepositoryConfig = RepositoryConfig()
+    time: TimeConfig = TimeConfig()
 
     @property
     def db_url(self) -> str:
@@ -215,7 +264,24 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
             raise ConfigError(f"REVOCA_REPOSITORY_PORT must be an integer, not {port!r}") from exc
     if repository:
         out["repository"] = repository
+    if time := _time_overrides(env):
+        out["time"] = time
     return out
+
+
+def _time_overrides(env: dict[str, str]) -> dict[str, Any]:
+    """REVOCA_TIME_NTP_SERVERS is a comma-separated list (empty: none); the others are seconds."""
+    time: dict[str, Any] = {}
+    if (servers := env.get("REVOCA_TIME_NTP_SERVERS")) is not None:
+        time["ntp_servers"] = [s.strip() for s in servers.split(",") if s.strip()]
+    for f in ("max_offset_s", "timeout_s", "recheck_s"):
+        key = f"REVOCA_TIME_{f.upper()}"
+        if key in env:
+            try:
+                time[f] = float(env[key])
+            except ValueError as exc:
+                raise ConfigError(f"{key} must be a number of seconds, not {env[key]!r}") from exc
+    return time
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -233,12 +299,18 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     overrides = _env_overrides(env)
-    tables = ("hsm", "crl", "repository")
+    tables = ("hsm", "crl", "repository", "time")
     raw = {**raw, **{k: v for k, v in overrides.items() if k not in tables}}
     for table in tables:
         if table in overrides:
             raw[table] = {**raw.get(table, {}), **overrides[table]}
-    return settings_from_dict(raw)
+    settings = settings_from_dict(raw)
+    # Every revoca process (CLI, services, OCSP workers) loads its settings here: signing code
+    # that is not handed settings checks the clock against this process's [time] policy.
+    from ca import trusted_time
+
+    trusted_time.use(settings)
+    return settings
 
 
 def settings_from_dict(raw: dict[str, Any]) -> Settings:
@@ -254,6 +326,8 @@ def settings_from_dict(raw: dict[str, Any]) -> Settings:
             values["repository"] = RepositoryConfig(**_strict(RepositoryConfig, values["repository"], "[repository]"))
         if "crl" in values:
             values["crl"] = CRLConfig(**_strict(CRLConfig, values["crl"], "[crl]"))
+        if "time" in values:
+            values["time"] = TimeConfig(**_strict(TimeConfig, values["time"], "[time]"))
         return Settings(**values)
     except TypeError as exc:
         raise ConfigError(f"revoca.toml: {exc}") from exc

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
+from ca import trusted_time
 from ca.errors import InvalidInput, TokenError
 from ca.hsm.signer import Signer, as_private_key, verify_signature
 from ca.models import CertKind
@@ -116,6 +117,7 @@ def issue(
     for extension, critical in _extensions(profile, ski, issuer.key_id, dns_names, ip_addresses, basic_four,
                                              public_key):
         builder = builder.add_extension(extension, critical=critical)
+    trusted_time.require_current(f"{kind} certificate")  # raises, audited, when NTP disagrees with the clock
     certificate = builder.sign(as_private_key(issuer.signer), issuer.signer.algorithm.hash_algorithm)
     _check_signature(certificate, issuer.signer)
     return certificate

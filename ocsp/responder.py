@@ -6,7 +6,8 @@ certificate), find the issuer key of every CertID, read each status from the dat
 then answer.  A request without a nonce for one certificate is answered with a pre-signed
 response when one was signed for the same status and is still fresh; anything else is
 signed on demand.  Everyone else gets `unauthorized`; whatever cannot be parsed gets
-`malformedRequest`; nothing raises out of `respond`.
+`malformedRequest`; nothing raises out of `respond`.  Nothing is signed while the clock is
+not confirmed by NTP (ca.trusted_time): such a query gets `tryLater`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from ca import trusted_time
+from ca.errors import UntrustedTime
 from ca.hsm.signer import KeyStore, Signer
 from ca.models import IssuedCRL, ListType
 from ocsp.issuers import IssuerIndex, IssuerKey
@@ -52,7 +55,7 @@ class Outcome:
     """The response and what the query history records of it."""
 
     body: bytes
-    response_status: str  # successful, malformed_request, unauthorized, internal_error
+    response_status: str  # successful, malformed_request, unauthorized, internal_error, try_later
     channel: str = "none"  # signed | tls | none
     verifier_id: int | None = None
     ca_id: int | None = None
@@ -70,9 +73,11 @@ class _Presigned:
 
 class Responder:
     def __init__(self, engine: sa.Engine, keys: KeyStore, *, clock: Clock = utc_now, ca_signed: bool = False,
-                 key_files: bool = False) -> None:
-        """`keys` signs for the labels the index names (ocsp.keys.ResponderKeys when `key_files`)."""
+                 key_files: bool = False, time_guard: trusted_time.ClockGuard | None = None) -> None:
+        """`keys` signs for the labels the index names (ocsp.keys.ResponderKeys when `key_files`);
+        `time_guard` checks the clock before each signature (default: this process's settings')."""
         self.engine = engine
+        self.time_guard = time_guard
         self.keys = keys
         self.clock = clock
         self.ca_signed = ca_signed
@@ -106,6 +111,11 @@ class Responder:
         request, verified = known
         try:
             return self._respond(request, verified, tls_client_cert)
+        except UntrustedTime as exc:
+            # RFC 6960 2.3 tryLater: the service exists but cannot answer for now; the clock,
+            # not the responder's state, is at fault, and an answer signed now could lie about time.
+            log.debug("OCSP answer not signed: %s", exc)  # logged and audited once per check by the guard
+            return Outcome(error_response("try_later"), "try_later", nonce=request.nonce is not None)
         except Exception:  # the token went away, the database did: the client may retry
             log.exception("OCSP request failed")
             return Outcome(error_response("internal_error"), "internal_error", nonce=request.nonce is not None)
@@ -224,6 +234,9 @@ class Responder:
         next_update = self._next_update(issuer.ca_id, this_update)
         answers = [Answer(c.der, s, this_update, next_update)
                    for c, s in zip(request.cert_ids, statuses, strict=True)]
+        # pre-signed and nonce answers alike; a good check is reused for [time] recheck_s
+        guard = self.time_guard or trusted_time.current_guard()
+        guard.require("OCSP response", engine=self.engine, actor="ocsp")
         body = basic_response(self._signer(responder.key_label), responder_key_hash=responder.key_hash,
                               certificate_der=responder.certificate_der, answers=answers, produced_at=this_update,
                               nonce=request.nonce)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 
+from ca import trusted_time
 from ca.config import Settings, load_settings
 from ca.db import make_engine
 from ca.hsm.client import HSMClient
@@ -32,7 +33,8 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
         key_files = os.environ.get("REVOCA_OCSP_KEY_FILES") == "1"
     engine = make_engine(settings.db_url, pool_pre_ping=True)
     keys = ResponderKeys(HSMClient(settings.hsm_socket), keys_dir(settings), passphrase_path(settings))
-    responder = Responder(engine, keys, ca_signed=ca_signed, key_files=key_files)
+    responder = Responder(engine, keys, ca_signed=ca_signed, key_files=key_files,
+                          time_guard=trusted_time.guard_for(settings))
     if not history:
         return make_app(responder, None)
     queries = QueryHistory(engine)

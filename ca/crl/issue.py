@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ca import audit
+from ca import audit, trusted_time
 from ca.crl import cache, der
 from ca.crl.entry import encode_entry
 from ca.crl.tbs import CRLFields
@@ -115,6 +115,8 @@ def issue_list(engine: sa.Engine, keys: KeyStore, data_dir: Path, ca_name: str, 
         raise InvalidInput("CRL validity must be positive")
     this_update = now.astimezone(dt.UTC).replace(microsecond=0)
     directory = Path(data_dir) / relative_directory(ca_name, list_type)
+    # before a number is spent: on untrusted time nothing is numbered, signed or written (seed 000 1.3.3)
+    trusted_time.require_current(f"{ca_name} {list_type.value.upper()}", engine=engine, actor=actor)
     with _exclusive(directory):
         key = _signing_key(engine, ca_name)
         signer = _signer(keys, key, ca_name)  # before a number is spent: an inactive HSM fails here

@@ -1,0 +1,133 @@
+"""The clock check that stands before every signature, remembered so that it costs little.
+
+A good check is reused for `recheck_s` (the OCSP hot path then costs one monotonic-clock
+read); a failed one for at most FAILED_REUSE_S, so that a batch (every CA's CRL and ARL, a
+burst of OCSP queries) meets one check, and one audit record, rather than one each, and a
+repaired clock is noticed soon.  Reuse is timed on the monotonic clock: the wall clock is the
+thing in doubt.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from ca.config import TimeConfig
+from ca.errors import UntrustedTime
+from ca.trusted_time import ntp
+from ca.trusted_time.policy import TimeCheck, assess, unchecked
+
+log = logging.getLogger("revoca.time")
+# A one-shot `revoca` command configures no logging: without this, Python would print these
+# records on stderr beside the command's own one-line error.  Services log them (service_logging).
+log.addHandler(logging.NullHandler())
+
+FAILED_REUSE_S = 10.0
+UNTRUSTED_EVENT = "time.untrusted"
+DEGRADED_EVENT = "time.degraded"
+
+Query = Callable[[str, float], ntp.Reading]
+
+_unchecked_warned = threading.Event()
+
+
+class ClockGuard:
+    """Checks the system clock against `[time] ntp_servers` before a signature (see ca.trusted_time)."""
+
+    def __init__(self, config: TimeConfig, *, db_url: str = "", query: Query = ntp.query,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        """`db_url` is where refusals are audited when the caller passes no engine."""
+        self.config = config
+        self._db_url = db_url
+        self._engine: sa.Engine | None = None
+        self._query = query
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._state: tuple[TimeCheck, float] | None = None  # the last check and until when it holds
+        self._noted: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+
+    def check(self) -> TimeCheck:
+        """Ask every configured server now (all at once) and judge the answers; nothing is kept."""
+        servers, timeout = self.config.ntp_servers, self.config.timeout_s
+        if len(servers) == 1:
+            readings = (self._query(servers[0], timeout),)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(len(servers), thread_name_prefix="ntp") as pool:
+                readings = tuple(pool.map(lambda s: self._query(s, timeout), servers))
+        return assess(readings, self.config.max_offset_s)
+
+    def require(self, purpose: str, *, engine: sa.Engine | None = None, actor: str = "revoca") -> TimeCheck:
+        """Return the (possibly reused) check, or raise UntrustedTime naming the servers and offset.
+
+        `purpose` names what is about to be signed ("tokyo CRL", "time-stamp token") in the
+        log and the audit record; the error line names the servers and the offset.
+        """
+        if not self.config.ntp_servers:
+            if not _unchecked_warned.is_set():
+                _unchecked_warned.set()
+                log.warning("no NTP server configured ([time] ntp_servers): signing on the system clock "
+                            "without checking it (seed 000 1.3.3 wants it within ±%g s)", self.config.max_offset_s)
+            return unchecked(self.config.max_offset_s)
+        state = self._state
+        if state is None or self._monotonic() >= state[1]:
+            with self._lock:
+                state = self._state
+                if state is None or self._monotonic() >= state[1]:
+                    state = self._refresh(purpose, engine, actor)
+        check = state[0]
+        if not check.trusted:
+            raise UntrustedTime(f"untrusted time, nothing signed: {check.refusal}")
+        return check
+
+    def _refresh(self, purpose: str, engine: sa.Engine | None, actor: str) -> tuple[TimeCheck, float]:
+        check = self.check()
+        reuse = self.config.recheck_s if check.trusted else min(self.config.recheck_s, FAILED_REUSE_S)
+        self._state = state = (check, self._monotonic() + reuse)
+        if not check.trusted:
+            log.error("untrusted time, %s not signed: %s", purpose, check.refusal)
+            self._audit(engine, UNTRUSTED_EVENT, actor, check, purpose, failed=True)
+        noted = (check.outliers, check.unreachable)
+        if check.trusted and check.degraded:
+            log.warning("clock checked (offset %+.3f s) despite: %s", check.offset_s, check.notes())
+            if noted != self._noted:  # audited when it starts or changes, not at every recheck
+                self._audit(engine, DEGRADED_EVENT, actor, check, purpose, failed=False)
+        self._noted = noted
+        return state
+
+    def _audit(self, engine: sa.Engine | None, event: str, actor: str, check: TimeCheck, purpose: str, *,
+               failed: bool) -> None:
+        """Record the offsets per server; a lost audit write is logged and does not unblock signing."""
+        from ca import audit
+        from ca.db import session_scope
+
+        detail = {"purpose": purpose, "offsets_s": check.offsets(), "errors": check.errors(),
+                  "agreed_offset_s": check.offset_s, "max_offset_s": check.max_offset_s,
+                  "outliers": list(check.outliers), "unreachable": list(check.unreachable)}
+        try:
+            engine = engine or self._own_engine()
+            if engine is None:
+                log.error("no database to audit %s in: %s", event, detail)
+            elif failed:
+                audit.record_failure(engine, event, actor=actor, error=check.refusal, **detail)
+            else:
+                with session_scope(engine) as session:
+                    audit.record(session, event, actor=actor, warning=check.notes(), **detail)
+        except Exception:
+            log.exception("could not audit %s: %s", event, detail)
+
+    def _own_engine(self) -> sa.Engine | None:
+        if self._engine is None and self._db_url:
+            from ca.db import make_engine
+
+            self._engine = make_engine(self._db_url)
+        return self._engine
+
+
+def forget_unchecked_warning() -> None:
+    """Warn again about a missing NTP configuration (a new process's view; for tests)."""
+    _unchecked_warned.clear()
