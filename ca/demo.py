@@ -109,3 +109,16 @@ def ensure_demo_verifier(settings: Settings, engine: sa.Engine, keys: KeyStore) 
         password_file.touch(mode=0o600, exist_ok=True)
         password_file.write_text(password, encoding="utf-8")
     return out
+
+
+def ensure_demo_tsa(settings: Settings, engine: sa.Engine, keys: KeyStore) -> tuple[Path, Path, Path]:
+    """The TSA certificate (issued now if missing or ending soon) and a sample file to stamp:
+    (tsa.pem, bridge-roots.pem, example.txt), for the printed `openssl ts` commands."""
+    from ca.tsa.certificate import ensure_certificate, pem_paths
+
+    ensure_certificate(settings, engine, keys, now=dt.datetime.now(dt.UTC), actor="demo")
+    cert_path, roots_path = pem_paths(settings)
+    example = cert_path.parent / "example.txt"
+    if not example.exists():
+        example.write_text("Any file can be time-stamped; this one is for the demo.\n", encoding="utf-8")
+    return cert_path, roots_path, example

@@ -102,8 +102,9 @@ def cross_certify(ctx: Context, issuer_ca: CertificateAuthority, subject_ca: Cer
 
 def issue_end_entity(ctx: Context, ca: CertificateAuthority, kind: CertKind, *, subject: x509.Name,
                      dns_names: tuple[str, ...] = ()) -> x509.Certificate:
-    """A responder, CVS or TLS certificate whose key is made in the token for it."""
-    if kind not in (CertKind.OCSP_RESPONDER, CertKind.CVS_SERVER, CertKind.TLS, CertKind.RECEIPT_SIGNER):
+    """A responder, CVS, TLS, receipt or TSA certificate whose key is made in the token for it."""
+    if kind not in (CertKind.OCSP_RESPONDER, CertKind.CVS_SERVER, CertKind.TLS, CertKind.RECEIPT_SIGNER,
+                    CertKind.TSA):
         raise InvalidInput(f"{kind} is not an end-entity kind revoca makes keys for")
     issuer_key = ctx.store.current_key(ca)
     n = 1 + ctx.store.count_certificates(ca, kind)

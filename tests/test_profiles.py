@@ -118,6 +118,7 @@ def pki() -> PKI:
         "receipt": server(CertKind.RECEIPT_SIGNER),
         "ra_terminal": server(CertKind.RA_TERMINAL),
         "verifier": server(CertKind.VERIFIER),
+        "tsa": server(CertKind.TSA),
     }  # fmt: skip
     return PKI(bridge, tokyo, tokyo_new, external, certs)
 
@@ -223,6 +224,13 @@ class TestIssuedExtensions:
         assert ku.digital_signature and ku.key_encipherment and not ku.content_commitment
         assert list(_ext(pki["tls"], ExtensionOID.EXTENDED_KEY_USAGE).value) == [
             ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]  # fmt: skip
+
+    def test_tsa_has_only_time_stamping_in_a_critical_eku(self, pki: PKI) -> None:
+        eku = _ext(pki["tsa"], ExtensionOID.EXTENDED_KEY_USAGE)
+        assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]  # RFC 3161 2.3
+        ku = _ext(pki["tsa"], ExtensionOID.KEY_USAGE).value
+        assert ku.digital_signature and ku.content_commitment and not ku.key_encipherment
+        assert pki["tsa"].not_valid_after_utc == datetime(2025, 4, 1, tzinfo=UTC)
 
     def test_subscriber_has_non_repudiation_and_no_basic_constraints(self, pki: PKI) -> None:
         cert = pki["subscriber"]
@@ -375,7 +383,8 @@ class TestOpenSSLPaths:
             openssl_verify(pki["new_with_old"], trusted=[pki["tokyo_ss"]], at=after)
 
     @pytest.mark.parametrize(("name", "purpose"), [("tls", "sslserver"), ("tls", "sslclient"),
-                                                   ("ocsp", "ocsphelper"), ("cvs", None)])  # fmt: skip
+                                                   ("ocsp", "ocsphelper"), ("cvs", None),
+                                                   ("tsa", "timestampsign")])  # fmt: skip
     def test_server_certificates_verify_for_their_purpose(self, pki: PKI, name: str, purpose: str | None) -> None:
         openssl_verify(pki[name], trusted=[pki["tokyo_ss"]], at=VERIFY_AT, purpose=purpose)
 
@@ -392,7 +401,7 @@ ALL_CERTS = {
     "subscriber": CertKind.SUBSCRIBER, "subscriber_new_key": CertKind.SUBSCRIBER,
     "ocsp": CertKind.OCSP_RESPONDER, "cvs": CertKind.CVS_SERVER, "tls": CertKind.TLS,
     "receipt": CertKind.RECEIPT_SIGNER, "ra_terminal": CertKind.RA_TERMINAL,
-    "verifier": CertKind.VERIFIER,
+    "verifier": CertKind.VERIFIER, "tsa": CertKind.TSA,
 }  # fmt: skip
 
 ISSUER_SUBJECT_PAIRS = (
@@ -403,7 +412,7 @@ ISSUER_SUBJECT_PAIRS = (
     ("tokyo_ss", "new_with_old"), ("new_with_old", "subscriber_new_key"),
     ("tokyo_new_ss", "old_with_new"), ("old_with_new", "subscriber"),
     ("tokyo_ss", "subscriber"), ("tokyo_ss", "ocsp"), ("tokyo_ss", "cvs"), ("tokyo_ss", "tls"),
-    ("tokyo_ss", "receipt"), ("tokyo_ss", "ra_terminal"), ("tokyo_ss", "verifier"),
+    ("tokyo_ss", "receipt"), ("tokyo_ss", "ra_terminal"), ("tokyo_ss", "verifier"), ("tokyo_ss", "tsa"),
 )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,7 +30,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen([REVOCA, "run", "--ra-port", str(free_port()), "--ocsp-port", str(free_port())],
+    proc = subprocess.Popen([REVOCA, "run", "--ra-port", str(free_port()), "--ocsp-port", str(free_port()),
+                             "--tsa-port", str(free_port())],
                             env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -90,6 +92,11 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     seen = subprocess.run(ocsp, shell=True, capture_output=True, text=True, timeout=60)
     assert "Response verify OK" in seen.stdout + seen.stderr, seen
     assert ": revoked" in seen.stdout and "Reason: keyCompromise" in seen.stdout, seen.stdout
+    # the printed openssl ts query goes through curl to the TSA; openssl verifies the reply
+    assert re.search(r"^TSA: +http://127\.0\.0\.1:\d+/", out, re.M), out
+    stamp = next(ln.strip() for ln in lines if ln.strip().startswith("openssl ts -query "))
+    stamped = subprocess.run(stamp, shell=True, capture_output=True, text=True, timeout=60)
+    assert stamped.returncode == 0 and "Verification: OK" in stamped.stdout, stamped
     # the scheduler catches up at start: every CA gets a CRL and an ARL
     deadline = time.monotonic() + 60
     while True:

@@ -38,12 +38,14 @@ from ca.hsm.client import HSMClient
 from ca.hsm.service import HSMService, serve_in_thread
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer, SoftwareSigner
 from ca.issuance import Issuer, issue
-from ca.models import AuditEvent, Certificate, CertKind, IssuedCRL, ListType
+from ca.models import AuditEvent, Certificate, CertKind, IssuedCRL, ListType, TimeStamp
 from ca.ra.auth import CLIENT_CERT_ENVIRON
 from ca.store import ReadStore
 from ca.trusted_time import ClockGuard
 from ca.trusted_time.ntp import Reading, query
 from ca.trusted_time.policy import assess
+from ca.tsa.certificate import ensure_certificate
+from ca.tsa.stamper import CurrentAuthority
 from ocsp.issuers import public_key_bits
 from ocsp.responder import Responder
 from ocsp.wsgi import build
@@ -354,6 +356,31 @@ def test_no_certificate_is_signed_on_untrusted_time(ntp: FakeNTPs, tmp_path: Pat
     with pytest.raises(UntrustedTime, match=r"the system clock is [0-9.]+ s ahead of NTP 127\.0\.0\.1:\d+ \(offset -"):
         issue(CertKind.SELF_SIGNED, issuer=issuer, subject=name, public_key=key.public_key(),
               not_before=dt.datetime.now(dt.UTC))
+
+
+# --- signing refused: time-stamps -----------------------------------------------------------
+
+
+def test_no_time_stamp_on_untrusted_time_and_the_refusal_is_audited_after_the_rollback(
+        inst: Installation, ntp: FakeNTPs) -> None:
+    keys = HSMClient(inst.socket)
+    ensure_certificate(inst.w.settings, inst.w.engine, keys, now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+                       actor="test")
+    trusted_time.use(dataclasses.replace(inst.w.settings, time=TimeConfig(ntp_servers=(ntp[5.0].address,))))
+    before = len(inst.time_events())
+    with session_scope(inst.w.engine, readonly=True) as s:
+        stamps = s.scalar(sa.select(sa.func.count()).select_from(TimeStamp))
+    # Inside a write transaction, as the scheduler and the TSA's HTTP app stamp: on SQLite the
+    # refusal's own audit record can only be written once this transaction has rolled back.
+    with pytest.raises(UntrustedTime, match="nothing signed"), session_scope(inst.w.engine) as s:
+        CurrentAuthority(keys).stamp(s, hashlib.sha256(b"x").digest(), "sha256", "test")
+    deadline = time.monotonic() + 60
+    while len(inst.time_events()) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (result, actor, detail) = inst.time_events()[-1]
+    assert (result, actor, detail["purpose"]) == ("failure", "tsa for test", "time-stamp token")
+    with session_scope(inst.w.engine, readonly=True) as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(TimeStamp)) == stamps
 
 
 # --- signing refused: OCSP ------------------------------------------------------------------

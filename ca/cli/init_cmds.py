@@ -26,6 +26,8 @@ def init_cmd(app: App, demo: bool, key_managers: tuple[str, ...], if_needed: boo
     click.echo(f"Created CAs: {', '.join(result.cas)}")
     click.echo(f"Token {settings.hsm.token_label!r}: activation needs {settings.hsm.threshold} of "
                f"{settings.hsm.shares} key-manager shares.")
+    click.echo("Once the HSM service is activated, `revoca tsa certificate --operator KEY-MANAGER` issues the "
+               "time-stamp authority's certificate (`revoca run` does it by itself).")
     if demo:
         click.echo("DEMO ONLY: shares were written to (never do this in production):")
         for path in result.demo_files:

@@ -14,8 +14,9 @@ import click
 
 from ca import ceremony
 from ca.cli.common import App, pass_app, service_logging, table
+from ca.cli.tsa_cmds import DEFAULT_PORT as TSA_PORT
 from ca.db import session_scope
-from ca.demo import CLERK, TERMINAL, VERIFIER, ensure_demo_ra, ensure_demo_verifier
+from ca.demo import CLERK, TERMINAL, VERIFIER, ensure_demo_ra, ensure_demo_tsa, ensure_demo_verifier
 from ca.errors import ServiceUnavailable
 from ca.hsm import token_for
 from ca.hsm.client import HSMClient
@@ -90,8 +91,10 @@ def _wait_for_socket(client: HSMClient, proc: subprocess.Popen[bytes], timeout: 
               help="Port of the RA API (HTTPS) on 127.0.0.1.")
 @click.option("--ocsp-port", default=8880, show_default=True, type=click.IntRange(1, 65535),
               help="Port of the OCSP responder (HTTP) on 127.0.0.1.")
+@click.option("--tsa-port", default=TSA_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the RFC 3161 time-stamp authority (HTTP) on 127.0.0.1.")
 @pass_app
-def run_cmd(app: App, ra_port: int, ocsp_port: int) -> None:
+def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int) -> None:
     """The whole service on one machine with the embedded defaults (what `make run` does).
 
     Initialises a demo hierarchy the first time (reused afterwards), starts the HSM service,
@@ -122,6 +125,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int) -> None:
             click.echo(f"presented {path.name}: {status['line']}")
         terminal_dir, clerk_password, serial = ensure_demo_ra(settings, app.engine, client)
         verifier = ensure_demo_verifier(settings, app.engine, client)
+        tsa_cert, tsa_roots, tsa_example = ensure_demo_tsa(settings, app.engine, client)
         ra = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "ra", "--host", "127.0.0.1",
                                "--port", str(ra_port), "--workers", "2"])
         procs.append(ra)
@@ -132,8 +136,12 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int) -> None:
         ocsp = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "ocsp", "--host",
                                  "127.0.0.1", "--port", str(ocsp_port), "--workers", "2"])
         procs.append(ocsp)
+        tsa = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "tsa", "--host",
+                                "127.0.0.1", "--port", str(tsa_port), "--workers", "1"])
+        procs.append(tsa)
         _wait_for_port("127.0.0.1", ra_port, ra)
         _wait_for_port("127.0.0.1", ocsp_port, ocsp)
+        _wait_for_port("127.0.0.1", tsa_port, tsa)
         with session_scope(app.engine) as session:
             rows = [[ca.name, ca.kind.value, len(ca.keys), ca.subject_dn] for ca in Store(session).cas()]
         click.echo("")
@@ -143,6 +151,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int) -> None:
         click.echo(f"database:    {settings.db_url}")
         click.echo(f"CRLs/ARLs:   {settings.data_dir / 'crls'}  (scheduler running; `revoca crl list`)")
         click.echo(f"OCSP:        http://127.0.0.1:{ocsp_port}/  (registered verifiers only)")
+        click.echo(f"TSA:         http://127.0.0.1:{tsa_port}/  (RFC 3161; certificate {tsa_cert})")
         click.echo(f"LDAP:        {slapd.uri} base {settings.repository.base_dn}  (publisher running; "
                    "`revoca repository queue`)")
         t = terminal_dir
@@ -164,6 +173,11 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int) -> None:
             click.echo(f"  ldapsearch -x -LLL -H {slapd.uri} -D cn={VERIFIER},ou=verifiers,"
                        f"{settings.repository.base_dn} -y {verifier}/ldap.password -b '{tokyo_dn}' -s base "
                        f"-t 'certificateRevocationList;binary'")
+        q, r = tsa_example.with_suffix(".tsq"), tsa_example.with_suffix(".tsr")
+        click.echo("time-stamp a file with the TSA and check the token with openssl:")
+        click.echo(f"  openssl ts -query -data {tsa_example} -sha256 -cert -out {q} && curl -s -H 'Content-Type: "
+                   f"application/timestamp-query' --data-binary @{q} -o {r} http://127.0.0.1:{tsa_port}/ && "
+                   f"openssl ts -verify -data {tsa_example} -in {r} -CAfile {tsa_roots} -untrusted {tsa_cert}")
         click.echo("Ctrl-C stops everything.")
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

@@ -28,6 +28,7 @@ log = logging.getLogger("revoca.time")
 log.addHandler(logging.NullHandler())
 
 FAILED_REUSE_S = 10.0
+AUDIT_WAIT_S = 2.0  # how long a refusal waits for its audit record before it is raised
 UNTRUSTED_EVENT = "time.untrusted"
 DEGRADED_EVENT = "time.degraded"
 
@@ -108,17 +109,28 @@ class ClockGuard:
         detail = {"purpose": purpose, "offsets_s": check.offsets(), "errors": check.errors(),
                   "agreed_offset_s": check.offset_s, "max_offset_s": check.max_offset_s,
                   "outliers": list(check.outliers), "unreachable": list(check.unreachable)}
-        try:
-            engine = engine or self._own_engine()
-            if engine is None:
-                log.error("no database to audit %s in: %s", event, detail)
-            elif failed:
-                audit.record_failure(engine, event, actor=actor, error=check.refusal, **detail)
-            else:
-                with session_scope(engine) as session:
-                    audit.record(session, event, actor=actor, warning=check.notes(), **detail)
-        except Exception:
-            log.exception("could not audit %s: %s", event, detail)
+
+        def write() -> None:
+            try:
+                target = engine or self._own_engine()
+                if target is None:
+                    log.error("no database to audit %s in: %s", event, detail)
+                elif failed:
+                    audit.record_failure(target, event, actor=actor, error=check.refusal, **detail)
+                else:
+                    with session_scope(target) as session:
+                        audit.record(session, event, actor=actor, warning=check.notes(), **detail)
+            except Exception:
+                log.exception("could not audit %s: %s", event, detail)
+
+        # The caller may be inside a write transaction (SQLite: holding the database's write
+        # lock) that rolls back once the refusal is raised; written from this thread the record
+        # would wait for that lock.  So it is written from its own thread, waited for briefly:
+        # at once in the usual case, right after the caller's rollback otherwise.  Not a daemon,
+        # so a one-shot command still writes it before the process ends.
+        writer = threading.Thread(target=write, name="revoca-time-audit")
+        writer.start()
+        writer.join(AUDIT_WAIT_S)
 
     def _own_engine(self) -> sa.Engine | None:
         if self._engine is None and self._db_url:

@@ -1,0 +1,107 @@
+"""RFC 3161 over HTTP (section 3.4): POST application/timestamp-query, answer application/timestamp-reply.
+
+A bare WSGI callable, like the OCSP responder's.  HTTP-level mistakes (method, content type,
+size) get a short 4xx; every body that reaches the TSA gets a TimeStampResp: granted, or
+rejection with the PKIFailureInfo that names the fault.  Never a 500: a failure of the HSM,
+the database or a bug is a rejection with systemFailure.  A token is sent only after its
+row is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from ca.db import session_scope
+from ca.errors import RevocaError
+from ca.hsm.signer import KeyStore
+from ca.tsa import errors, response
+from ca.tsa.authority import Clock, TimeStampAuthority, utc_now
+from ca.tsa.request import MAX_REQUEST_BYTES, parse_request
+
+log = logging.getLogger("revoca.tsa")
+
+QUERY = "application/timestamp-query"
+REPLY = "application/timestamp-reply"
+RELOAD_SECONDS = 60.0  # a renewed TSA certificate is picked up within this
+
+StartResponse = Callable[..., Any]
+
+
+def _plain(start_response: StartResponse, status: str, text: str,
+           extra: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
+    body = (text + "\n").encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                            *(extra or [])])
+    return [body]
+
+
+class _CurrentAuthority:
+    """The authority of the current TSA certificate, loaded again every RELOAD_SECONDS (renewals)."""
+
+    def __init__(self, keys: KeyStore, clock: Clock) -> None:
+        self._keys = keys
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._authority: TimeStampAuthority | None = None
+        self._loaded = 0.0
+
+    def get(self, session: Any) -> TimeStampAuthority:
+        with self._lock:
+            if self._authority is None or time.monotonic() - self._loaded > RELOAD_SECONDS:
+                self._authority = TimeStampAuthority.load(session, self._keys, clock=self._clock)
+                self._loaded = time.monotonic()
+            return self._authority
+
+    def forget(self) -> None:
+        with self._lock:
+            self._authority = None
+
+
+def make_app(engine: sa.Engine, keys: KeyStore, *, clock: Clock = utc_now) -> Callable[..., Iterable[bytes]]:
+    current = _CurrentAuthority(keys, clock)
+
+    def answer(der: bytes, requester: str) -> bytes:
+        try:
+            request = parse_request(der)
+            with session_scope(engine) as session:
+                row = current.get(session).stamp(session, request.imprint, request.hash_name, requester,
+                                                 nonce=request.nonce, cert_req=request.cert_req)
+                token = row.token
+            return response.granted(token)  # committed: only now is the token handed out
+        except RevocaError as exc:  # the request's fault, untrusted time, no TSA certificate, HSM trouble, ...
+            fail_info = errors.fail_info_of(exc)
+            if fail_info == errors.SYSTEM_FAILURE:
+                log.warning("time-stamp refused: %s", exc)
+                current.forget()
+            return response.rejection(fail_info, str(exc))
+        except Exception:  # a bug or the database: the client still gets a TimeStampResp
+            log.exception("time-stamp failed")
+            current.forget()
+            return response.rejection(errors.SYSTEM_FAILURE, "internal error of the time-stamp authority")
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _plain(start_response, "405 Method Not Allowed", f"POST a {QUERY}", [("Allow", "POST")])
+        if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != QUERY:
+            return _plain(start_response, "415 Unsupported Media Type", f"send {QUERY}")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            length = -1
+        if length < 0:
+            return _plain(start_response, "411 Length Required", "Content-Length required")
+        if length > MAX_REQUEST_BYTES:
+            return _plain(start_response, "413 Content Too Large", f"requests are at most {MAX_REQUEST_BYTES} bytes")
+        der = environ["wsgi.input"].read(length)
+        body = answer(der, f"http:{environ.get('REMOTE_ADDR', '?')}")
+        start_response("200 OK", [("Content-Type", REPLY), ("Content-Length", str(len(body))),
+                                  ("Cache-Control", "no-store")])
+        return [body]
+
+    return app

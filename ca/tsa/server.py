@@ -1,0 +1,22 @@
+"""`revoca serve tsa`: the RFC 3161 app under gunicorn; each worker has its own database pool
+and HSM connection (made after the fork)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ca.config import Settings
+from ca.db import make_engine
+from ca.hsm.client import HSMClient
+from ca.ra.server import GunicornServer
+from ca.tsa.app import make_app
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    options = {"bind": f"{host}:{port}", "workers": workers, "timeout": 30, "graceful_timeout": 10,
+               "accesslog": "-"}
+
+    def load() -> Any:
+        return make_app(make_engine(settings.db_url, pool_pre_ping=True), HSMClient(settings.hsm_socket))
+
+    GunicornServer(options, load).run()
