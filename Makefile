@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-APT_PACKAGES := softhsm2 slapd ldap-utils openssl
+APT_PACKAGES := softhsm2 slapd ldap-utils openssl chromium
 PYTEST_ARGS ?=
 
 .PHONY: run test deps system-deps lint bench clean

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,9 +30,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 
+def _passwords(url: str, user: str, password: str) -> urllib.request.HTTPPasswordMgrWithDefaultRealm:
+    manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    manager.add_password(None, url, user, password)
+    return manager
+
+
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
     proc = subprocess.Popen([REVOCA, "run", "--ra-port", str(free_port()), "--ocsp-port", str(free_port()),
-                             "--tsa-port", str(free_port())],
+                             "--tsa-port", str(free_port()), "--status-port", str(free_port())],
                             env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -97,6 +104,19 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     stamp = next(ln.strip() for ln in lines if ln.strip().startswith("openssl ts -query "))
     stamped = subprocess.run(stamp, shell=True, capture_output=True, text=True, timeout=60)
     assert stamped.returncode == 0 and "Verification: OK" in stamped.stdout, stamped
+    # the status page, with the demo key manager's credentials as printed, and the metrics
+    page = re.search(r"^status page: (http://127\.0\.0\.1:\d+/) +\(log in as (\w+), DEMO ONLY password in (\S+)\)",
+                     out, re.M)
+    assert page, out
+    url, user, password_file = page.groups()
+    password = Path(password_file).read_text().splitlines()[-1]
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(_passwords(url, user, password)))
+    with opener.open(url, timeout=30) as resp:
+        html = resp.read().decode()
+    assert resp.status == 200 and "tokyo" in html and "hokkaido" in html
+    with urllib.request.urlopen(url + "metrics", timeout=30) as resp:
+        metrics = resp.read().decode()
+    assert "revoca_crl_next_update_seconds" in metrics and "revoca_hsm_activated" in metrics
     # the scheduler catches up at start: every CA gets a CRL and an ARL
     deadline = time.monotonic() + 60
     while True:

@@ -11,6 +11,8 @@ import sys
 import click
 
 from ca.cli import (
+    archive_cmds,
+    audit_cmds,
     ca_cmds,
     cert_cmds,
     crl_cmds,
@@ -23,6 +25,8 @@ from ca.cli import (
     repository_cmds,
     serve_cmds,
     status_cmds,
+    status_page_cmds,
+    tsa_cmds,
     verifier_cmds,
 )
 from ca.cli.common import App
@@ -39,7 +43,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 for module in (init_cmds, ca_cmds, cert_cmds, hsm_cmds, operator_cmds, serve_cmds, ra_cmds, crl_cmds, status_cmds,
-               repository_cmds, fetches_cmds, verifier_cmds, ocsp_cmds):
+               repository_cmds, fetches_cmds, verifier_cmds, ocsp_cmds, tsa_cmds, status_page_cmds, audit_cmds,
+               archive_cmds):
     module.register(cli)
 
 

@@ -93,8 +93,10 @@ def _wait_for_socket(client: HSMClient, proc: subprocess.Popen[bytes], timeout: 
               help="Port of the OCSP responder (HTTP) on 127.0.0.1.")
 @click.option("--tsa-port", default=TSA_PORT, show_default=True, type=click.IntRange(1, 65535),
               help="Port of the RFC 3161 time-stamp authority (HTTP) on 127.0.0.1.")
+@click.option("--status-port", default=8090, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the officers' status page and /metrics (HTTP) on 127.0.0.1.")
 @pass_app
-def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int) -> None:
+def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: int) -> None:
     """The whole service on one machine with the embedded defaults (what `make run` does).
 
     Initialises a demo hierarchy the first time (reused afterwards), starts the HSM service,
@@ -139,9 +141,13 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int) -> None:
         tsa = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "tsa", "--host",
                                 "127.0.0.1", "--port", str(tsa_port), "--workers", "1"])
         procs.append(tsa)
+        status_page = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "status",
+                                        "--host", "127.0.0.1", "--port", str(status_port), "--workers", "1"])
+        procs.append(status_page)
         _wait_for_port("127.0.0.1", ra_port, ra)
         _wait_for_port("127.0.0.1", ocsp_port, ocsp)
         _wait_for_port("127.0.0.1", tsa_port, tsa)
+        _wait_for_port("127.0.0.1", status_port, status_page)
         with session_scope(app.engine) as session:
             rows = [[ca.name, ca.kind.value, len(ca.keys), ca.subject_dn] for ca in Store(session).cas()]
         click.echo("")
@@ -152,6 +158,8 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int) -> None:
         click.echo(f"CRLs/ARLs:   {settings.data_dir / 'crls'}  (scheduler running; `revoca crl list`)")
         click.echo(f"OCSP:        http://127.0.0.1:{ocsp_port}/  (registered verifiers only)")
         click.echo(f"TSA:         http://127.0.0.1:{tsa_port}/  (RFC 3161; certificate {tsa_cert})")
+        click.echo(f"status page: http://127.0.0.1:{status_port}/  (log in as keymanager1, DEMO ONLY password in "
+                   f"{settings.demo_shares_dir / 'keymanager1.password'}); Prometheus metrics at /metrics")
         click.echo(f"LDAP:        {slapd.uri} base {settings.repository.base_dn}  (publisher running; "
                    "`revoca repository queue`)")
         t = terminal_dir

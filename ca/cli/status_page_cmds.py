@@ -1,0 +1,28 @@
+"""`revoca serve status`: the officers' status page and Prometheus /metrics (attached to the serve group)."""
+
+from __future__ import annotations
+
+import click
+
+from ca.cli.common import App, pass_app
+
+
+@click.command("status")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8090, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@pass_app
+def serve_status(app: App, host: str, port: int, workers: int) -> None:
+    """The status page for CA officers at / (HTTP Basic, operator name and password) and /metrics (no login)."""
+    from ca.status_page.server import serve
+
+    app.engine  # noqa: B018 -- brings the schema up to date and fails here, in one line, if the database is away
+    click.echo(f"status page on http://{host}:{port}/ (CA officers), metrics at http://{host}:{port}/metrics",
+               err=True)
+    serve(app.settings, host=host, port=port, workers=workers)
+
+
+def register(cli: click.Group) -> None:
+    serve_group = cli.commands["serve"]
+    assert isinstance(serve_group, click.Group)
+    serve_group.add_command(serve_status)

@@ -1,0 +1,56 @@
+"""The status page application: the officers' page at / and Prometheus metrics at /metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask
+
+from ca.models import Revocation
+from ca.status_page import metrics, views
+from ca.status_page.auth import CACHE_SECONDS, CredentialCache
+from ca.status_page.metrics import HSMStatus, RevocaCollector, make_registry
+from ca.status_page.tallies import Tally, revocations_by_day
+
+WARN_BEFORE = dt.timedelta(hours=24)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def create_app(engine: sa.Engine, *, hsm_status: HSMStatus | None = None,
+               clock: Callable[[], dt.datetime] = utc_now, warn_before: dt.timedelta = WARN_BEFORE,
+               auth_seconds: float = CACHE_SECONDS) -> Flask:
+    """`hsm_status` returns what the HSM service's status call does (or raises ServiceUnavailable)."""
+    app = Flask("revoca.status", root_path=str(Path(__file__).parent))
+    collector = RevocaCollector(engine, clock=clock, hsm_status=hsm_status)
+    app.extensions["revoca_status"] = {
+        "engine": engine, "hsm_status": hsm_status, "clock": clock, "warn_before": warn_before,
+        "auth_cache": CredentialCache(auth_seconds), "registry": make_registry(collector),
+        # revocations per day and reason, counted incrementally: a page load reads only new rows
+        "revocation_days": Tally(Revocation, revocations_by_day),
+    }
+    app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["left"] = time_left
+    app.register_blueprint(views.bp)
+    app.register_blueprint(metrics.bp)
+    return app
+
+
+def when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else "—"
+
+
+def time_left(value: dt.timedelta | None) -> str:
+    """"2 d 03 h", "5 h 12 min", or "expired 3 h ago"."""
+    if value is None:
+        return "—"
+    seconds = int(abs(value.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    text = f"{days} d {hours:02d} h" if days else f"{hours} h {rest // 60:02d} min"
+    return f"expired {text} ago" if value.total_seconds() <= 0 else text

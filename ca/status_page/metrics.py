@@ -1,0 +1,128 @@
+"""Prometheus metrics at /metrics, read from the database at scrape time by a custom Collector.
+
+Served without credentials (Prometheus scrapes that way), so only aggregates are exposed: CA
+names, list types and verifier account names, never a certificate, serial or person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ca.db import session_scope
+from ca.errors import RevocaError
+from ca.models import AuditEvent, OCSPQuery, RequestStatus, RevocationRequest
+from ca.scheduler import list_statuses
+from ca.status_page import tallies
+
+log = logging.getLogger("revoca.status")
+bp = Blueprint("metrics", __name__)
+
+HSMStatus = Callable[[], dict[str, Any]]
+HSM_UP = "1 when the HSM service answered"
+
+
+class RevocaCollector(Collector):
+    def __init__(self, engine: sa.Engine, *, clock: Callable[[], dt.datetime],
+                 hsm_status: HSMStatus | None = None) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.hsm_status = hsm_status
+        self.ocsp = tallies.Tally(OCSPQuery, tallies.ocsp_responses)
+        self.ocsp_answers = tallies.Tally(OCSPQuery, tallies.ocsp_certificate_answers)
+        self.signing = tallies.Tally(AuditEvent, tallies.signing_operations)
+        self.requests = tallies.Tally(AuditEvent, tallies.request_steps)
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.clock()
+        yield from self._lists(now)
+        yield from self._publication(now)
+        with session_scope(self.engine, readonly=True) as session:
+            yield _counter("revoca_ocsp_responses", "OCSP responses by response status and verifier "
+                           "(\"none\": no registered verifier identified)", ["status", "verifier"],
+                           self.ocsp.update(session))
+            yield _counter("revoca_ocsp_certificate_answers", "Certificate statuses answered by OCSP "
+                           "(one per CertID asked)", ["status"], self.ocsp_answers.update(session))
+            yield _counter("revoca_signing_operations", "Signatures by CA keys (CRL/ARL issues, certificates), "
+                           "from the audit log", ["operation", "result"], self.signing.update(session))
+            yield _counter("revoca_ra_requests", "Revocation request steps by outcome (filed, refused, reviewed, "
+                           "approved, rejected), from the audit log", ["outcome", "result"],
+                           self.requests.update(session))
+            waiting = dict(session.execute(
+                sa.select(RevocationRequest.status, sa.func.count())
+                .where(RevocationRequest.status.in_([RequestStatus.PENDING_REVIEW, RequestStatus.PENDING_APPROVAL]))
+                .group_by(RevocationRequest.status)).all())
+        g = GaugeMetricFamily("revoca_revocation_requests_waiting", "Dual-control revocation requests waiting "
+                              "for a person", labels=["step"])
+        g.add_metric(["review"], waiting.get(RequestStatus.PENDING_REVIEW, 0))
+        g.add_metric(["approval"], waiting.get(RequestStatus.PENDING_APPROVAL, 0))
+        yield g
+        yield from self._hsm()
+
+    def _lists(self, now: dt.datetime) -> Iterator[Metric]:
+        left = GaugeMetricFamily("revoca_crl_next_update_seconds", "Seconds until the nextUpdate of each CA's "
+                                 "newest CRL or ARL (negative: expired)", labels=["ca", "list"])
+        number = GaugeMetricFamily("revoca_crl_number", "CRL number of each CA's newest CRL or ARL",
+                                   labels=["ca", "list"])
+        for s in list_statuses(self.engine):
+            if s.next_update is None or s.number is None:
+                continue  # never issued: absent, which an alert on absent() catches
+            left.add_metric([s.ca_name, s.list_type.value], (s.next_update - now).total_seconds())
+            number.add_metric([s.ca_name, s.list_type.value], s.number)
+        yield left
+        yield number
+
+    def _publication(self, now: dt.datetime) -> Iterator[Metric]:
+        from repository.publisher import queue_states
+
+        length = GaugeMetricFamily("revoca_publication_queue_length", "Publications waiting to be written to "
+                                   "the LDAP repository", labels=["ca", "item"])
+        age = GaugeMetricFamily("revoca_publication_oldest_pending_seconds", "Age of the oldest waiting "
+                                "publication (0 when nothing waits)", labels=["ca", "item"])
+        for q in queue_states(self.engine):
+            length.add_metric([q.ca_name, q.item.value], q.pending)
+            age.add_metric([q.ca_name, q.item.value],
+                           max((now - q.oldest_pending).total_seconds(), 0.0) if q.oldest_pending else 0.0)
+        yield length
+        yield age
+
+    def _hsm(self) -> Iterator[Metric]:
+        if self.hsm_status is None:
+            return
+        try:
+            status = self.hsm_status()
+        except RevocaError as exc:  # not running: say so in a series, not with a failed scrape
+            log.debug("HSM status for /metrics: %s", exc)
+            yield GaugeMetricFamily("revoca_hsm_up", HSM_UP, value=0)
+            return
+        yield GaugeMetricFamily("revoca_hsm_up", HSM_UP, value=1)
+        yield GaugeMetricFamily("revoca_hsm_activated", "1 when the token is activated (M key manager shares "
+                                "presented)", value=1 if status.get("activated") else 0)
+
+
+def _counter(name: str, doc: str, labels: list[str], totals: dict[tuple[str, ...], int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for values, n in sorted(totals.items()):
+        family.add_metric(list(values), n)
+    return family
+
+
+def make_registry(collector: RevocaCollector) -> CollectorRegistry:
+    """A registry of our own, not the global one (each app, e.g. each test, has its own)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    registry: CollectorRegistry = current_app.extensions["revoca_status"]["registry"]
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

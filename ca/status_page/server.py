@@ -1,0 +1,30 @@
+"""`revoca serve status`: the status page and /metrics under gunicorn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ca.config import Settings
+from ca.crl.config import crl_config
+from ca.db import make_engine
+from ca.hsm.client import HSMClient
+from ca.ra.server import GunicornServer
+
+DEFAULT_PORT = 8090
+#: The page asks the HSM service for its state at each load; it must not hang behind a long signing.
+HSM_TIMEOUT = 3.0
+
+
+def build_app(settings: Settings) -> Any:
+    """The WSGI app with its own engine and HSM connection (one per gunicorn worker, after the fork)."""
+    from ca.status_page import create_app
+
+    engine = make_engine(settings.db_url, pool_pre_ping=True)
+    hsm = HSMClient(settings.hsm_socket, timeout=HSM_TIMEOUT)
+    return create_app(engine, hsm_status=hsm.status, warn_before=crl_config(settings).warn_before)
+
+
+def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, workers: int = 2) -> None:
+    options = {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-", "timeout": 60,
+               "graceful_timeout": 10}
+    GunicornServer(options, lambda: build_app(settings)).run()

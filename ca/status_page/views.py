@@ -1,0 +1,96 @@
+"""The status page itself: one read-only HTML page for CA officers, behind HTTP Basic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, render_template, request
+
+from ca.db import session_scope
+from ca.errors import PermissionDenied, RevocaError
+from ca.scheduler import list_statuses
+from ca.status_page import queries
+from ca.status_page.auth import REALM, Unauthenticated, basic_credentials, check_officer
+from ca.status_page.chart import stacked_bars
+
+log = logging.getLogger("revoca.status")
+bp = Blueprint("status", __name__, template_folder="templates")
+
+OCSP_MINUTES = 10
+CHART_DAYS = 30
+
+
+def _ext() -> dict[str, Any]:
+    return current_app.extensions["revoca_status"]
+
+
+@bp.before_request
+def _require_officer() -> None:
+    name, password = basic_credentials(request.headers.get("Authorization", ""))
+    cache = _ext()["auth_cache"]
+    officer = cache.get(name, password)
+    if officer is None:
+        try:
+            with session_scope(_ext()["engine"], readonly=True) as session:
+                officer = check_officer(session, name, password)
+        except PermissionDenied as exc:
+            log.warning("status page refused %s: %s", request.remote_addr, exc)
+            raise
+        cache.put(name, password, officer)
+    g.officer = officer
+
+
+@bp.errorhandler(Unauthenticated)
+def _unauthenticated(exc: Unauthenticated) -> Response:
+    response = _refusal(401, "Log in", str(exc))
+    response.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
+    return response
+
+
+@bp.errorhandler(PermissionDenied)
+def _forbidden(exc: PermissionDenied) -> Response:
+    return _refusal(403, "Not for this role", str(exc))
+
+
+def _refusal(status: int, title: str, detail: str) -> Response:
+    response = Response(render_template("refused.html", title=title, detail=detail), status=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/")
+def page() -> Response:
+    ext = _ext()
+    engine = ext["engine"]
+    now: dt.datetime = ext["clock"]()
+    lists = queries.list_lines(list_statuses(engine), now, ext["warn_before"])
+    with session_scope(engine, readonly=True) as session:
+        panels = queries.ca_panels(session, now)
+        waiting = queries.waiting_requests(session)
+        minutes = queries.ocsp_per_minute(session, now, OCSP_MINUTES)
+        days = queries.revocations_per_day(ext["revocation_days"].update(session), now.date(), CHART_DAYS)
+    from repository.publisher import queue_states
+
+    publication = queue_states(engine)
+    html = render_template(
+        "status.html", now=now, officer=g.officer, lists=lists, panels=panels, waiting=waiting,
+        minutes=minutes, chart=stacked_bars(days), chart_days=CHART_DAYS, publication=publication,
+        publication_waiting=sum(q.pending for q in publication), hsm=_hsm(ext),
+        warn_hours=ext["warn_before"].total_seconds() / 3600,
+        ocsp_last_minute=minutes[-2].count if len(minutes) > 1 else 0,
+        ocsp_peak=max((m.count for m in minutes), default=0))
+    response = Response(html, content_type="text/html; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store"  # officers' data: not kept by browsers or proxies
+    return response
+
+
+def _hsm(ext: dict[str, Any]) -> dict[str, Any]:
+    """The HSM service's own status (what `revoca status` prints), or why it could not be read."""
+    if ext["hsm_status"] is None:
+        return {"reachable": False, "activated": False, "line": "not configured for this page"}
+    try:
+        return {"reachable": True, **ext["hsm_status"]()}
+    except RevocaError as exc:
+        return {"reachable": False, "activated": False, "line": str(exc)}
