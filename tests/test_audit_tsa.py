@@ -326,3 +326,14 @@ def test_only_the_internal_auditor_verifies_and_reads_the_log(settings: Settings
     with session_scope(engine, readonly=True) as s:
         inspections = s.scalars(sa.select(AuditEvent.actor).where(AuditEvent.event_type == "audit.inspected")).all()
     assert inspections == ["aud", "aud", "aud"]
+
+
+def test_a_crl_issued_from_the_cli_checkpoints_the_chain(settings: Settings, engine: sa.Engine, keys: HSMClient,
+                                                         hsm_socket: Path, tmp_path: Path) -> None:
+    env = write_config(settings, tmp_path / "revoca.toml", hsm_socket)
+    code, out, err = revoca(env, "crl", "issue", "--ca", "tokyo", "--type", "crl")
+    assert code == 0, err
+    with session_scope(engine, readonly=True) as s:
+        cp = s.scalars(sa.select(AuditCheckpoint)).one()
+        newest = s.scalar(sa.select(sa.func.max(AuditEvent.seq)))
+    assert (cp.reason, cp.actor, cp.seq) == ("crl", "cli", newest)  # covers the crl.issued record

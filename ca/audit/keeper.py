@@ -42,11 +42,13 @@ class AuditKeeper:
             history_seal.seal(session, now)
         self._stamp_archive(now)
         reason = "crl" if issued_lists else "periodic" if self._checkpoint_due(now) else None
-        if reason is None:
-            return None
+        return None if reason is None else self.checkpoint(now, reason)
+
+    def checkpoint(self, now: dt.datetime, reason: str, actor: str = ACTOR) -> AuditCheckpoint | None:
+        """Stamp the chain's head; None (logged and audited) when the TSA cannot stamp now."""
         try:
             with session_scope(self.engine) as session:
-                return checkpoints.take(session, self.stamper, reason, now, actor=ACTOR)
+                return checkpoints.take(session, self.stamper, reason, now, actor=actor)
         except RevocaError as exc:
             self._failed("audit.checkpoint", exc, reason=reason)
             return None

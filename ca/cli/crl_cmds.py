@@ -18,6 +18,7 @@ from ca.cli.common import App, emit_json, json_option, pass_app, service_logging
 from ca.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from ca.audit.keeper import AuditKeeper
     from ca.crl.issue import IssuedCRLInfo
     from ca.models import IssuedCRL, ListType
 
@@ -51,8 +52,11 @@ def crl_issue(app: App, ca_names: tuple[str, ...], all_cas: bool, list_type: str
 
     names = issuing_cas(app.engine) if all_cas else list(dict.fromkeys(ca_names))
     targets = [(name, t) for name in names for t in _list_types(list_type)]
-    report = issue_many(app.engine, app.hsm(), app.settings.data_dir, targets, now=dt.datetime.now(dt.UTC),
+    now = dt.datetime.now(dt.UTC)
+    report = issue_many(app.engine, app.hsm(), app.settings.data_dir, targets, now=now,
                         validity=crl_config(app.settings).validity, actor="cli")
+    if report.issued:  # the audit chain is time-stamped at each CRL/ARL issuance (issue 5)
+        _keeper(app).checkpoint(now, "crl", actor="cli")
     if as_json:
         emit_json({"issued": [_info_json(i) for i in report.issued],
                    "failed": [{"ca": f.ca_name, "type": f.list_type.value, "error": f.error} for f in report.failed]})
@@ -159,17 +163,21 @@ def scheduler_cmd(app: App) -> None:
     serve_scheduler(app)
 
 
+def _keeper(app: App) -> AuditKeeper:
+    from ca.audit.keeper import AuditKeeper
+    from ca.tsa.stamper import CurrentAuthority
+
+    return AuditKeeper(app.engine, CurrentAuthority(app.hsm()), app.settings.data_dir)
+
+
 def serve_scheduler(app: App) -> None:
     """Wire the scheduler to the database and the HSM service and run it until SIGTERM or Ctrl-C."""
-    from ca.audit.keeper import AuditKeeper
     from ca.crl.config import crl_config
     from ca.scheduler import Scheduler
-    from ca.tsa.stamper import CurrentAuthority
 
     service_logging()
     config = crl_config(app.settings)
-    keeper = AuditKeeper(app.engine, CurrentAuthority(app.hsm()), app.settings.data_dir)
-    scheduler = Scheduler(app.engine, app.hsm(), app.settings.data_dir, config, keeper=keeper)
+    scheduler = Scheduler(app.engine, app.hsm(), app.settings.data_dir, config, keeper=_keeper(app))
     stop = stop_on_signals()
     click.echo(f"CRL scheduler: every {config.period_hours} h, valid {config.validity_hours} h; "
                f"data in {app.settings.data_dir}", err=True)
