@@ -31,10 +31,12 @@ from urllib.parse import unquote_to_bytes
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto.core import ObjectIdentifier, Void
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+from ca.parse_errors import PARSE_ERRORS
 
 __all__ = [
     "CertID",
@@ -55,18 +57,7 @@ _OID_NONCE = ObjectIdentifier("1.3.6.1.5.5.7.48.1.2").dump()
 _OID_ACCEPTABLE_RESPONSES = ObjectIdentifier("1.3.6.1.5.5.7.48.1.4").dump()
 _OID_BASIC_RESPONSE = "1.3.6.1.5.5.7.48.1.1"
 
-# What asn1crypto and the standard library raise on bad input; caught only at this boundary.
-_PARSE_ERRORS = (
-    ValueError,  # includes UnicodeError and binascii.Error
-    TypeError,
-    OverflowError,
-    IndexError,
-    KeyError,
-    AttributeError,
-    RecursionError,
-    NotImplementedError,
-    x509.InvalidVersion,  # cryptography, for a certificate with a version other than v1 to v3
-)
+_PARSE_ERRORS = PARSE_ERRORS  # caught only at this boundary
 
 
 class MalformedRequest(Exception):
@@ -134,7 +125,7 @@ def public_key_of(certificate_der: bytes) -> object | None:
     """The certificate's public key, or None when it cannot be loaded (unknown curve, garbage)."""
     try:
         return x509.load_der_x509_certificate(certificate_der).public_key()
-    except (UnsupportedAlgorithm, *_PARSE_ERRORS):
+    except _PARSE_ERRORS:
         return None
 
 
@@ -144,7 +135,7 @@ def verify_with_key(request: ParsedRequest, key: object) -> bool:
         return False
     try:
         return _verify(key, request)
-    except (InvalidSignature, UnsupportedAlgorithm, *_PARSE_ERRORS):
+    except (InvalidSignature, *_PARSE_ERRORS):
         return False
 
 

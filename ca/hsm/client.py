@@ -8,12 +8,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from ca.errors import ServiceUnavailable
 from ca.hsm import protocol
-from ca.hsm.signer import KeyAlgorithm, check_digest
+from ca.hsm.signer import KeyAlgorithm, check_digest, signature_hash
 
 
 class HSMClient:
@@ -84,11 +84,12 @@ class HSMClient:
 
 class ServiceSigner:
     def __init__(self, client: HSMClient, label: str, algorithm: KeyAlgorithm,
-                 public: CertificateIssuerPublicKeyTypes) -> None:
+                 public: CertificateIssuerPublicKeyTypes, hash_algorithm: hashes.HashAlgorithm | None = None) -> None:
         self._client = client
         self._label = label
         self._algorithm = algorithm
         self._public = public
+        self._hash = signature_hash(algorithm, hash_algorithm, key_label=label)
 
     @property
     def key_label(self) -> str:
@@ -98,14 +99,27 @@ class ServiceSigner:
     def algorithm(self) -> KeyAlgorithm:
         return self._algorithm
 
+    @property
+    def hash_algorithm(self) -> hashes.HashAlgorithm:
+        return self._hash
+
     def public_key(self) -> CertificateIssuerPublicKeyTypes:
         return self._public
 
+    def with_hash(self, algorithm: hashes.HashAlgorithm) -> ServiceSigner:
+        return ServiceSigner(self._client, self._label, self._algorithm, self._public, algorithm)
+
+    def _hash_field(self) -> dict[str, str]:
+        """The request's `hash`, only when not the key's default: default requests stay what old clients send."""
+        return {} if self._hash.name == self._algorithm.hash_algorithm.name else {"hash": self._hash.name}
+
     def sign(self, data: bytes) -> bytes:
-        reply = self._client.call("sign", label=self._label, data=base64.b64encode(data).decode())
+        reply = self._client.call("sign", label=self._label, data=base64.b64encode(data).decode(),
+                                  **self._hash_field())
         return base64.b64decode(reply["signature"])
 
     def sign_digest(self, digest: bytes) -> bytes:
         check_digest(self, digest)
-        reply = self._client.call("sign_digest", label=self._label, digest=base64.b64encode(digest).decode())
+        reply = self._client.call("sign_digest", label=self._label, digest=base64.b64encode(digest).decode(),
+                                  **self._hash_field())
         return base64.b64decode(reply["signature"])

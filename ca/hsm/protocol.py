@@ -1,7 +1,8 @@
 """The HSM service's wire format: one JSON object per line over a Unix socket.
 
 Errors travel as the RevocaError class name and its one-line message so that the client
-raises the same error the service hit.
+raises the same error the service hit.  `sign` and `sign_digest` may carry `hash` (sha256,
+sha384, sha512; RSA keys only); a request without it signs with the key's default hash.
 """
 
 from __future__ import annotations

@@ -93,12 +93,13 @@ class HSMService:
         signer = self.activation.session().signer(str(req.get("label")))
         return {"spki": base64.b64encode(spki_der(signer.public_key())).decode(), "algorithm": signer.algorithm.value}
 
+    # `hash` (sha256/384/512, RSA keys only) is optional: without it the key's algorithm's hash.
     def _op_sign(self, req: dict[str, Any]) -> dict[str, Any]:
-        sig = self.activation.session().sign(str(req.get("label")), _b64(req, "data"))
+        sig = self.activation.session().sign(str(req.get("label")), _b64(req, "data"), req.get("hash"))
         return {"signature": base64.b64encode(sig).decode()}
 
     def _op_sign_digest(self, req: dict[str, Any]) -> dict[str, Any]:
-        signer = self.activation.session().signer(str(req.get("label")))
+        signer = self.activation.session().signer(str(req.get("label")), hash_name=req.get("hash"))
         return {"signature": base64.b64encode(signer.sign_digest(_b64(req, "digest"))).decode()}
 
     def _op_generate(self, req: dict[str, Any]) -> dict[str, Any]:

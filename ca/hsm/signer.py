@@ -9,6 +9,7 @@ token's: cryptography builds and encodes, the token signs, and nothing is hand-e
 from __future__ import annotations
 
 import enum
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives import hashes
@@ -51,6 +52,29 @@ class KeyAlgorithm(enum.StrEnum):
         raise InvalidInput(f"unsupported CA key type {type(key).__name__} ({getattr(key, 'key_size', '?')} bits)")
 
 
+# RSA PKCS#1 v1.5 names its hash in the DigestInfo, so an RSA key may sign with any of these.
+SIGNATURE_HASHES = MappingProxyType({"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()})
+
+
+def signature_hash(algorithm: KeyAlgorithm, wanted: str | hashes.HashAlgorithm | None, *,
+                   key_label: str) -> hashes.HashAlgorithm:
+    """The hash a key of `algorithm` signs with when asked for `wanted` (None: the algorithm's own).
+
+    Any SHA-2 of SIGNATURE_HASHES for RSA; an ECDSA key keeps its curve's hash, the pairing its
+    certificates announce.  Also checks what arrives over the HSM socket, hence the one-line errors.
+    """
+    if wanted is None:
+        return algorithm.hash_algorithm
+    name = wanted.name if isinstance(wanted, hashes.HashAlgorithm) else wanted
+    chosen = SIGNATURE_HASHES.get(name) if isinstance(name, str) else None
+    if chosen is None:
+        raise InvalidInput(f"unknown signature hash {name!r:.40} for key {key_label}; use sha256, sha384 or sha512")
+    if not algorithm.is_rsa and chosen.name != algorithm.hash_algorithm.name:
+        raise InvalidInput(f"key {key_label} is ECDSA {algorithm} and signs with {algorithm.hash_algorithm.name} "
+                           f"only, not {chosen.name}; only RSA keys can sign with another hash")
+    return chosen
+
+
 @runtime_checkable
 class Signer(Protocol):
     """One private key that can sign; it does not matter where the key lives."""
@@ -61,14 +85,23 @@ class Signer(Protocol):
     @property
     def algorithm(self) -> KeyAlgorithm: ...
 
+    @property
+    def hash_algorithm(self) -> hashes.HashAlgorithm:
+        """The hash sign() and sign_digest() use: `algorithm.hash_algorithm` unless with_hash() chose another."""
+        ...
+
     def public_key(self) -> CertificateIssuerPublicKeyTypes: ...
 
+    def with_hash(self, algorithm: hashes.HashAlgorithm) -> Signer:
+        """The same key signing with `algorithm` (see signature_hash: RSA only; InvalidInput otherwise)."""
+        ...
+
     def sign(self, data: bytes) -> bytes:
-        """Sign data with the algorithm's hash: PKCS#1 v1.5 for RSA, DER ECDSA-Sig-Value for EC."""
+        """Sign data with hash_algorithm: PKCS#1 v1.5 for RSA, DER ECDSA-Sig-Value for EC."""
         ...
 
     def sign_digest(self, digest: bytes) -> bytes:
-        """Sign a digest made with the algorithm's hash (for data streamed through the hash, e.g. big CRLs)."""
+        """Sign a digest made with hash_algorithm (for data streamed through the hash, e.g. big CRLs)."""
         ...
 
 
@@ -88,12 +121,14 @@ class SoftwareSigner:
     tests, and later the delegated OCSP responder key file.  Never for a revoca CA key.
     """
 
-    def __init__(self, private_key: CertificateIssuerPrivateKeyTypes, label: str = "software") -> None:
+    def __init__(self, private_key: CertificateIssuerPrivateKeyTypes, label: str = "software", *,
+                 hash_algorithm: hashes.HashAlgorithm | None = None) -> None:
         if not isinstance(private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise InvalidInput(f"software signer supports RSA and EC keys, not {type(private_key).__name__}")
         self._key = private_key
         self._label = label
         self._algorithm = KeyAlgorithm.of_public_key(private_key.public_key())
+        self._hash = signature_hash(self._algorithm, hash_algorithm, key_label=label)
 
     @property
     def key_label(self) -> str:
@@ -103,15 +138,22 @@ class SoftwareSigner:
     def algorithm(self) -> KeyAlgorithm:
         return self._algorithm
 
+    @property
+    def hash_algorithm(self) -> hashes.HashAlgorithm:
+        return self._hash
+
     def public_key(self) -> CertificateIssuerPublicKeyTypes:
         return self._key.public_key()
 
+    def with_hash(self, algorithm: hashes.HashAlgorithm) -> SoftwareSigner:
+        return SoftwareSigner(self._key, self._label, hash_algorithm=algorithm)
+
     def sign(self, data: bytes) -> bytes:
-        return self._sign(data, self._algorithm.hash_algorithm)
+        return self._sign(data, self._hash)
 
     def sign_digest(self, digest: bytes) -> bytes:
         check_digest(self, digest)
-        return self._sign(digest, Prehashed(self._algorithm.hash_algorithm))
+        return self._sign(digest, Prehashed(self._hash))
 
     def _sign(self, data: bytes, algorithm: hashes.HashAlgorithm | Prehashed) -> bytes:
         if isinstance(self._key, rsa.RSAPrivateKey):
@@ -132,18 +174,18 @@ def verify_signature(public_key: object, signature: bytes, data: bytes,
 
 
 def check_digest(signer: Signer, digest: bytes) -> None:
-    if len(digest) != signer.algorithm.hash_algorithm.digest_size:
-        raise InvalidInput(f"key {signer.key_label} signs {signer.algorithm.hash_algorithm.name} digests "
-                           f"of {signer.algorithm.hash_algorithm.digest_size} bytes, not {len(digest)}")
+    if len(digest) != signer.hash_algorithm.digest_size:
+        raise InvalidInput(f"key {signer.key_label} signs {signer.hash_algorithm.name} digests "
+                           f"of {signer.hash_algorithm.digest_size} bytes, not {len(digest)}")
 
 
 def _check_hash(signer: Signer, algorithm: object) -> None:
     if isinstance(algorithm, Prehashed) or not isinstance(algorithm, hashes.HashAlgorithm):
         raise InvalidInput("signing a pre-hashed value is not supported through a Signer")
-    if algorithm.name != signer.algorithm.hash_algorithm.name:
+    if algorithm.name != signer.hash_algorithm.name:
         raise InvalidInput(
-            f"key {signer.key_label} signs with {signer.algorithm.hash_algorithm.name}, "
-            f"not {algorithm.name}; pass signer.algorithm.hash_algorithm to the builder"
+            f"key {signer.key_label} signs with {signer.hash_algorithm.name}, "
+            f"not {algorithm.name}; pass signer.hash_algorithm to the builder"
         )
 
 

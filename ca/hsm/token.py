@@ -21,15 +21,17 @@ from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_
 from pkcs11.util.rsa import encode_rsa_public_key
 
 from ca.errors import AlreadyExists, NotFound, TokenError
-from ca.hsm.signer import KeyAlgorithm, check_digest
+from ca.hsm.signer import KeyAlgorithm, check_digest, signature_hash
 
 _CURVE_OIDS = {KeyAlgorithm.P256: "1.2.840.10045.3.1.7", KeyAlgorithm.P384: "1.3.132.0.34"}
-_RSA_MECHANISM = {"sha256": Mechanism.SHA256_RSA_PKCS, "sha384": Mechanism.SHA384_RSA_PKCS}
+_RSA_MECHANISM = {"sha256": Mechanism.SHA256_RSA_PKCS, "sha384": Mechanism.SHA384_RSA_PKCS,
+                  "sha512": Mechanism.SHA512_RSA_PKCS}
 
 # DER of DigestInfo up to the digest octets (RFC 8017 9.2 note 1), for CKM_RSA_PKCS.
 _DIGEST_INFO_PREFIX = {
     "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
     "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
 }
 
 _lib_lock = threading.Lock()
@@ -226,10 +228,11 @@ class TokenSession:
         self._private[label] = (priv, algorithm, public)
         return self._private[label]
 
-    def signer(self, label: str) -> TokenSigner:
+    def signer(self, label: str, *, hash_name: str | None = None) -> TokenSigner:
+        """The key's Signer; `hash_name` (sha256/384/512, RSA only) overrides its algorithm's hash."""
         with self._lock:
             _priv, algorithm, public = self._find(label)
-        return TokenSigner(self, label, algorithm, public)
+        return TokenSigner(self, label, algorithm, public, signature_hash(algorithm, hash_name, key_label=label))
 
     def key_attributes(self, label: str) -> dict[str, bool]:
         """SENSITIVE / EXTRACTABLE / ALWAYS_SENSITIVE / NEVER_EXTRACTABLE, for tests and `revoca hsm status`."""
@@ -248,27 +251,28 @@ class TokenSession:
             except pkcs11.PKCS11Error as exc:
                 raise TokenError(f"the token refused to export key {label!r}: {type(exc).__name__}") from exc
 
-    def sign(self, label: str, data: bytes) -> bytes:
+    def sign(self, label: str, data: bytes, hash_name: str | None = None) -> bytes:
         with self._lock:
             priv, algorithm, _ = self._find(label)
+            hash_algorithm = signature_hash(algorithm, hash_name, key_label=label)
             try:
                 if algorithm.is_rsa:
-                    return priv.sign(data, mechanism=_RSA_MECHANISM[algorithm.hash_algorithm.name])
-                digest = hashes.Hash(algorithm.hash_algorithm)
+                    return priv.sign(data, mechanism=_RSA_MECHANISM[hash_algorithm.name])
+                digest = hashes.Hash(hash_algorithm)
                 digest.update(data)
                 raw = priv.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
                 return encode_ecdsa_signature(raw)
             except pkcs11.PKCS11Error as exc:
                 raise TokenError(f"token failed to sign with {label!r}: {type(exc).__name__}") from exc
 
-    def sign_digest(self, label: str, digest: bytes) -> bytes:
+    def sign_digest(self, label: str, digest: bytes, hash_name: str | None = None) -> bytes:
         """Sign a precomputed digest: RSA as PKCS#1 v1.5 over DigestInfo, ECDSA over the digest."""
         with self._lock:
             priv, algorithm, _ = self._find(label)
+            hash_algorithm = signature_hash(algorithm, hash_name, key_label=label)
             try:
                 if algorithm.is_rsa:
-                    return priv.sign(_DIGEST_INFO_PREFIX[algorithm.hash_algorithm.name] + digest,
-                                     mechanism=Mechanism.RSA_PKCS)
+                    return priv.sign(_DIGEST_INFO_PREFIX[hash_algorithm.name] + digest, mechanism=Mechanism.RSA_PKCS)
                 return encode_ecdsa_signature(priv.sign(digest, mechanism=Mechanism.ECDSA))
             except pkcs11.PKCS11Error as exc:
                 raise TokenError(f"token failed to sign with {label!r}: {type(exc).__name__}") from exc
@@ -285,11 +289,12 @@ class TokenSigner:
     """A Signer for one key in an open TokenSession."""
 
     def __init__(self, session: TokenSession, label: str, algorithm: KeyAlgorithm,
-                 public: CertificateIssuerPublicKeyTypes) -> None:
+                 public: CertificateIssuerPublicKeyTypes, hash_algorithm: hashes.HashAlgorithm) -> None:
         self._session = session
         self._label = label
         self._algorithm = algorithm
         self._public = public
+        self._hash = hash_algorithm
 
     @property
     def key_label(self) -> str:
@@ -299,12 +304,20 @@ class TokenSigner:
     def algorithm(self) -> KeyAlgorithm:
         return self._algorithm
 
+    @property
+    def hash_algorithm(self) -> hashes.HashAlgorithm:
+        return self._hash
+
     def public_key(self) -> CertificateIssuerPublicKeyTypes:
         return self._public
 
+    def with_hash(self, algorithm: hashes.HashAlgorithm) -> TokenSigner:
+        chosen = signature_hash(self._algorithm, algorithm, key_label=self._label)
+        return TokenSigner(self._session, self._label, self._algorithm, self._public, chosen)
+
     def sign(self, data: bytes) -> bytes:
-        return self._session.sign(self._label, data)
+        return self._session.sign(self._label, data, self._hash.name)
 
     def sign_digest(self, digest: bytes) -> bytes:
         check_digest(self, digest)
-        return self._session.sign_digest(self._label, digest)
+        return self._session.sign_digest(self._label, digest, self._hash.name)

@@ -15,13 +15,14 @@ import json
 
 from asn1crypto import cms
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.errors import InvalidInput, NotFound, PermissionDenied
 from ca.hsm.signer import verify_signature
 from ca.models import Certificate
+from ca.parse_errors import PARSE_ERRORS
 from ca.store import ReadStore
 
 _HASHES = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
@@ -40,7 +41,7 @@ def parse_signed_request(body: bytes, store: ReadStore, now: dt.datetime) -> Onl
     # it is one step, and every parse failure is the client's (422), never ours (500).
     try:
         cert, content = _verified_signer(body)
-    except (ValueError, TypeError, KeyError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
+    except PARSE_ERRORS as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InvalidInput(f"the body is not valid CMS SignedData: {detail}") from exc
     row = store.certificate_by_fingerprint(hashlib.sha256(cert.public_bytes(Encoding.DER)).digest())

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from sqlalchemy.orm import Session
 
 from ca import trusted_time
@@ -26,6 +27,7 @@ from ca.tsa.token import build_tst_info, gen_time_of, sign_token
 
 Clock = Callable[[], dt.datetime]
 MAX_REQUESTER = 128  # time_stamps.requester
+SIGNATURE_HASH = hashes.SHA512()  # seed 000 section 9: sha512WithRSAEncryption, SHA-512 digestAlgorithm
 
 
 def utc_now() -> dt.datetime:
@@ -38,7 +40,8 @@ class TimeStampAuthority:
     def __init__(self, certificate: x509.Certificate, signer: Signer, *, chain: Sequence[x509.Certificate] = (),
                  clock: Clock = utc_now, policy: str = TSA_POLICY_OID) -> None:
         self.certificate = certificate
-        self.signer = signer
+        # an RSA key signs SHA-512; an ECDSA key (not a seed 000 TSA key) keeps its curve's hash
+        self.signer = signer.with_hash(SIGNATURE_HASH) if signer.algorithm.is_rsa else signer
         self.chain = tuple(chain)
         self.policy = policy
         self._clock = clock

@@ -11,6 +11,7 @@ from cryptography import x509
 from sqlalchemy.orm import Session
 
 from ca.models import CertKind, TimeStamp
+from ca.parse_errors import PARSE_ERRORS
 from ca.store import ReadStore
 from ca.tsa.errors import InvalidTimeStamp
 from ca.tsa.verify import verify_token
@@ -48,5 +49,5 @@ def _signer_serial(token: bytes) -> int | None:
     try:
         sid = cms.ContentInfo.load(token)["content"]["signer_infos"][0]["sid"]
         return int(sid.chosen["serial_number"].native) if sid.name == "issuer_and_serial_number" else None
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+    except PARSE_ERRORS as exc:
         raise InvalidTimeStamp(f"a stored time-stamp token does not parse: {exc}") from exc

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from asn1crypto import tsp
 
+from ca.parse_errors import PARSE_ERRORS
 from ca.tsa import errors
 from ca.tsa.profile import IMPRINT_HASHES, MAX_NONCE_BITS, TSA_POLICY_OID
 
@@ -54,7 +55,7 @@ def parse_request(der: bytes) -> TimeStampRequest:
         nonce = req["nonce"].native
         cert_req = bool(req["cert_req"].native)
         extensions = req["extensions"].native
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+    except PARSE_ERRORS as exc:
         raise errors.RequestRejected(errors.BAD_DATA_FORMAT, f"not a DER TimeStampReq: {exc}") from exc
     if version != "v1":
         raise errors.RequestRejected(errors.BAD_DATA_FORMAT, f"TimeStampReq version {version} is not v1")

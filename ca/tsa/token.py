@@ -4,7 +4,7 @@ Encoded with asn1crypto because pyca/cryptography's PKCS7 builder cannot carry a
 id-ct-TSTInfo eContent nor the signingCertificateV2 attribute; no byte is written by hand.
 Signed attributes are contentType, messageDigest and signingCertificateV2 (RFC 5816 ESSCertIDv2,
 SHA-256 of the TSA certificate with its issuer and serial). The digest and signature hash are the
-signing key's: seed 000 asks for SHA-512 with RSA, which the token path offers once the Signer does.
+signer's `hash_algorithm`: SHA-512 with RSA for seed 000, chosen by ca.tsa.authority.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def sign_token(tst_info: tsp.TSTInfo, *, certificate: x509.Certificate, signer: 
                chain: Sequence[x509.Certificate] = (), include_certificates: bool = True) -> bytes:
     """The TimeStampToken (ContentInfo, DER). With `include_certificates` (the request's certReq) the
     SignedData carries the TSA certificate and `chain` (the CA certificates above it), else none (RFC 3161 2.4.1)."""
-    hash_algorithm = signer.algorithm.hash_algorithm
+    hash_algorithm = signer.hash_algorithm
     hash_name = hash_algorithm.name
     if hash_name not in _SIGNATURE_HASHES:
         raise InvalidInput(f"key {signer.key_label} signs with {hash_name}; a token needs SHA-256/384/512")

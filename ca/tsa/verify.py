@@ -18,11 +18,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ca.errors import InvalidInput
 from ca.hsm.signer import verify_signature
+from ca.parse_errors import PARSE_ERRORS
 from ca.tsa.errors import InvalidTimeStamp
 from ca.tsa.profile import IMPRINT_HASHES
 
 _SIGNATURE_ALGORITHMS = {f"{h}_{kind}" for h in IMPRINT_HASHES for kind in ("rsa", "ecdsa")} | {"rsassa_pkcs1v15"}
-_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
 
 
 def verify_token(token_der: bytes, tsa_certificate: x509.Certificate, imprint: bytes, hash_name: str) -> dt.datetime:
@@ -84,7 +84,7 @@ def _parse(token_der: bytes) -> tuple[cms.SignerInfo, bytes, tsp.TSTInfo]:
         tst_info.native  # force the lazy parse inside this try  # noqa: B018
         signer_infos = signed_data["signer_infos"]
         signer_infos.native  # noqa: B018
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise InvalidTimeStamp(f"not a time-stamp token (CMS SignedData of TSTInfo): {exc}") from exc
     if len(signer_infos) != 1:
         raise InvalidTimeStamp(f"a time-stamp token has exactly one SignerInfo, this one {len(signer_infos)}")
