@@ -14,7 +14,6 @@ import secrets
 from pathlib import Path
 
 import sqlalchemy as sa
-from cryptography import x509
 
 from ca import audit, hierarchy
 from ca.config import Settings
@@ -24,7 +23,6 @@ from ca.errors import AlreadyExists, InvalidInput, NotFound, TokenError
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm
-from ca.issuance import Issuer
 from ca.models import CAKind, CertificateAuthority, CertKind, Role
 from ca.store import Store
 from ca.subscribers import generate_subscribers
@@ -82,8 +80,7 @@ def _demo_subscribers(ctx: hierarchy.Context, cas: list[CertificateAuthority], c
     """A few subscriber certificates per regional CA, so the demo has something to revoke."""
     for ca in cas:
         key = ctx.store.current_key(ca)
-        issuer = Issuer(name=x509.Name.from_rfc4514_string(ca.subject_dn), signer=ctx.keys.signer(key.key_label),
-                        key_id=key.ski)
+        issuer = hierarchy.issuer_for(ctx.keys, ca, key)
         for cert, _private in generate_subscribers(issuer, count, now=ctx.now):
             ctx.store.add_certificate(cert, kind=CertKind.SUBSCRIBER, issuer_key=key, now=ctx.now)
 

@@ -56,11 +56,16 @@ class Context:
     algorithm: KeyAlgorithm = KeyAlgorithm.RSA2048
 
 
-def _issuer(ctx: Context, ca: CertificateAuthority, key: KeyGeneration) -> Issuer:
+def issuer_for(keys: KeyStore, ca: CertificateAuthority, key: KeyGeneration) -> Issuer:
+    """The CA as an issuer, signing with `key` in the token."""
     if key.key_label is None:
         raise InvalidInput(f"CA {ca.name} is external: revoca holds no key to sign with")
-    return Issuer(name=x509.Name.from_rfc4514_string(ca.subject_dn), signer=ctx.keys.signer(key.key_label),
+    return Issuer(name=x509.Name.from_rfc4514_string(ca.subject_dn), signer=keys.signer(key.key_label),
                   key_id=key.ski)
+
+
+def _issuer(ctx: Context, ca: CertificateAuthority, key: KeyGeneration) -> Issuer:
+    return issuer_for(ctx.keys, ca, key)
 
 
 def _self_signed(ctx: Context, ca: CertificateAuthority, key: KeyGeneration) -> x509.Certificate:

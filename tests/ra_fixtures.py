@@ -32,7 +32,6 @@ from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer
 from ca.hsm.token import TokenSession
-from ca.issuance import Issuer
 from ca.models import AuditEvent, Certificate, CertKind, Revocation, RevocationRequest, Role
 from ca.revocation_store import RevocationStore
 from ca.store import Store
@@ -171,8 +170,7 @@ def new_subscriber(engine: sa.Engine, keys: KeyStore, issuer: str = "tokyo", *,
         store = Store(s)
         ca = store.ca(issuer)
         key = store.current_key(ca)
-        iss = Issuer(name=x509.Name.from_rfc4514_string(ca.subject_dn), signer=keys.signer(key.key_label),
-                     key_id=key.ski)
+        iss = hierarchy.issuer_for(keys, ca, key)
         cert, private = next(generate_subscribers(iss, 1, now=now))
         row = store.add_certificate(cert, kind=CertKind.SUBSCRIBER, issuer_key=key, now=now)
         return _ref(store, row), private
