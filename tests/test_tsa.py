@@ -237,7 +237,7 @@ class TestStamp:
         token.write_bytes(row.token)
         _assert_verifies(_openssl_verify(files, token, token_in=True))
 
-    def test_serials_differ_and_each_token_is_kept(self, w: World) -> None:
+    def test_serials_differ_and_each_token_is_kept(self, w: World, tsa: TSACertificate) -> None:
         rows = [_stamp(w, hashlib.sha256(bytes([i])).digest()) for i in range(3)]
         assert len({r.serial for r in rows}) == 3 and all(0 < r.serial < 1 << 159 for r in rows)
         with session_scope(w.engine) as session:
