@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ca.der_over_http import BodyRefused, StartResponse, der_body, plain
 from ca.ra.auth import CLIENT_CERT_ENVIRON
 from ocsp.history import QueryHistory
 from ocsp.request import MalformedRequest, request_from_get_path
@@ -22,42 +23,26 @@ OCSP_RESPONSE = "application/ocsp-response"
 # The answers carry revocation reasons meant for registered verifiers only: no shared caches.
 CACHE_CONTROL = "private"
 
-StartResponse = Callable[..., Any]
-
-
-def _plain(start_response: StartResponse, status: str, text: str,
-           extra: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
-    body = (text + "\n").encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                            *(extra or [])])
-    return [body]
 
 
 def make_app(responder: Responder, history: QueryHistory | None = None) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "POST":
-            if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != OCSP_REQUEST:
-                return _plain(start_response, "415 Unsupported Media Type", f"send {OCSP_REQUEST}")
             try:
-                length = int(environ.get("CONTENT_LENGTH") or -1)
-            except ValueError:
-                length = -1
-            if length < 0:
-                return _plain(start_response, "411 Length Required", "Content-Length required")
-            if length > MAX_BODY:
-                return _plain(start_response, "413 Content Too Large", f"requests are at most {MAX_BODY} bytes")
-            der = environ["wsgi.input"].read(length)
+                der = der_body(environ, OCSP_REQUEST, MAX_BODY)
+            except BodyRefused as refused:
+                return plain(start_response, refused.status, refused.text)
         elif method == "GET":
             path = environ.get("PATH_INFO", "").lstrip("/")
             if len(path) > 2 * MAX_BODY:
-                return _plain(start_response, "414 URI Too Long", "request too long for GET; POST it")
+                return plain(start_response, "414 URI Too Long", "request too long for GET; POST it")
             try:
                 der = request_from_get_path(path)
             except MalformedRequest:
                 der = b""  # answered below as malformed, like any other unparsable request
         else:
-            return _plain(start_response, "405 Method Not Allowed", "GET or POST", [("Allow", "GET, POST")])
+            return plain(start_response, "405 Method Not Allowed", "GET or POST", [("Allow", "GET, POST")])
         outcome = responder.respond(der, tls_client_cert=environ.get(CLIENT_CERT_ENVIRON))
         if history is not None:
             history.record(outcome)

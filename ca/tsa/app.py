@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ca.db import session_scope
+from ca.der_over_http import BodyRefused, StartResponse, der_body, plain
 from ca.errors import RevocaError
 from ca.hsm.signer import KeyStore
 from ca.tsa import errors, response
@@ -30,15 +31,6 @@ QUERY = "application/timestamp-query"
 REPLY = "application/timestamp-reply"
 RELOAD_SECONDS = 60.0  # a renewed TSA certificate is picked up within this
 
-StartResponse = Callable[..., Any]
-
-
-def _plain(start_response: StartResponse, status: str, text: str,
-           extra: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
-    body = (text + "\n").encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                            *(extra or [])])
-    return [body]
 
 
 class _CurrentAuthority:
@@ -87,18 +79,11 @@ def make_app(engine: sa.Engine, keys: KeyStore, *, clock: Clock = utc_now) -> Ca
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
-            return _plain(start_response, "405 Method Not Allowed", f"POST a {QUERY}", [("Allow", "POST")])
-        if environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != QUERY:
-            return _plain(start_response, "415 Unsupported Media Type", f"send {QUERY}")
+            return plain(start_response, "405 Method Not Allowed", f"POST a {QUERY}", [("Allow", "POST")])
         try:
-            length = int(environ.get("CONTENT_LENGTH") or -1)
-        except ValueError:
-            length = -1
-        if length < 0:
-            return _plain(start_response, "411 Length Required", "Content-Length required")
-        if length > MAX_REQUEST_BYTES:
-            return _plain(start_response, "413 Content Too Large", f"requests are at most {MAX_REQUEST_BYTES} bytes")
-        der = environ["wsgi.input"].read(length)
+            der = der_body(environ, QUERY, MAX_REQUEST_BYTES)
+        except BodyRefused as refused:
+            return plain(start_response, refused.status, refused.text)
         body = answer(der, f"http:{environ.get('REMOTE_ADDR', '?')}")
         start_response("200 OK", [("Content-Type", REPLY), ("Content-Length", str(len(body))),
                                   ("Cache-Control", "no-store")])
