@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -235,33 +236,21 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     for f in dataclasses.fields(HSMConfig):
         key = f"REVOCA_HSM_{f.name.upper()}"
         if key in env:
-            if f.type == "int":
-                try:
-                    hsm[f.name] = int(env[key])
-                except ValueError as exc:
-                    raise ConfigError(f"{key} must be an integer, not {env[key]!r}") from exc
-            else:
-                hsm[f.name] = env[key]
+            hsm[f.name] = _parsed(env, key, int, "an integer") if f.type == "int" else env[key]
     if hsm:
         out["hsm"] = hsm
     crl: dict[str, Any] = {}
     for f in ("validity_hours", "period_hours", "warn_hours"):
         key = f"REVOCA_CRL_{f.upper()}"
         if key in env:
-            try:
-                crl[f] = int(env[key])
-            except ValueError as exc:
-                raise ConfigError(f"{key} must be an integer, not {env[key]!r}") from exc
+            crl[f] = _parsed(env, key, int, "an integer")
     if crl:
         out["crl"] = crl
     repository: dict[str, Any] = {}
     if "REVOCA_REPOSITORY_BASE_DN" in env:
         repository["base_dn"] = env["REVOCA_REPOSITORY_BASE_DN"]
-    if (port := env.get("REVOCA_REPOSITORY_PORT")) is not None:
-        try:
-            repository["port"] = int(port)
-        except ValueError as exc:
-            raise ConfigError(f"REVOCA_REPOSITORY_PORT must be an integer, not {port!r}") from exc
+    if "REVOCA_REPOSITORY_PORT" in env:
+        repository["port"] = _parsed(env, "REVOCA_REPOSITORY_PORT", int, "an integer")
     if repository:
         out["repository"] = repository
     if time := _time_overrides(env):
@@ -277,11 +266,15 @@ def _time_overrides(env: dict[str, str]) -> dict[str, Any]:
     for f in ("max_offset_s", "timeout_s", "recheck_s"):
         key = f"REVOCA_TIME_{f.upper()}"
         if key in env:
-            try:
-                time[f] = float(env[key])
-            except ValueError as exc:
-                raise ConfigError(f"{key} must be a number of seconds, not {env[key]!r}") from exc
+            time[f] = _parsed(env, key, float, "a number of seconds")
     return time
+
+
+def _parsed(env: dict[str, str], key: str, convert: Callable[[str], Any], what: str) -> Any:
+    try:
+        return convert(env[key])
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be {what}, not {env[key]!r}") from exc
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
