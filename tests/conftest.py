@@ -10,7 +10,6 @@ import contextlib
 import datetime as dt
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,12 +19,9 @@ import sqlalchemy as sa
 from ca import ceremony
 from ca.config import Settings, settings_from_dict
 from ca.db import make_engine, upgrade
-from ca.hsm import token_for
-from ca.hsm.client import HSMClient
-from ca.hsm.service import HSMService, serve_in_thread
 from repository.slapd import SLAPD, LocalSlapd
 
-from tools import free_port
+from tools import activated_hsm_service, free_port
 
 PG_URL = os.environ.get("REVOCA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
@@ -132,18 +128,5 @@ def ldap_settings(tmp_path: Path, db_url: str, slapd: LocalSlapd) -> Settings:
 @pytest.fixture
 def hsm_socket(settings: Settings, engine: sa.Engine, initialized: ceremony.CeremonyResult) -> Iterator[Path]:
     """The HSM service in this process, activated with two demo shares, as `revoca serve hsm` would run."""
-    sock_dir = Path(tempfile.mkdtemp(prefix="rvh"))  # Unix socket paths must stay short
-    service = HSMService(token_for(settings), engine)
-    server, _thread = serve_in_thread(sock_dir / "hsm.sock", service)
-    client = HSMClient(sock_dir / "hsm.sock")
-    for _, share in initialized.shares[:2]:
-        client.activate(share.encode())  # type: ignore[arg-type]
-    client.close()
-    try:
-        yield sock_dir / "hsm.sock"
-    finally:
-        server.shutdown()
-        server.server_close()
-        service.activation.deactivate()
-        (sock_dir / "hsm.sock").unlink(missing_ok=True)
-        sock_dir.rmdir()
+    with activated_hsm_service(settings, engine, initialized.shares) as socket:
+        yield socket

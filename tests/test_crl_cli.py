@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,14 +22,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ca.cli import cli as root
 from ca.db import session_scope
 from ca.errors import InvalidInput, NotFound
-from ca.hsm import token_for
-from ca.hsm.client import HSMClient
-from ca.hsm.service import HSMService, serve_in_thread
 from ca.models import ListType
 from ca.scheduler import Scheduler
 from ca.store import ReadStore
 
 from crl_tools import World, world
+from tools import activated_hsm_service
 
 ENTRY_POINT = "from ca.cli import main\nmain()\n"
 
@@ -49,20 +46,9 @@ class Installation:
 @pytest.fixture(scope="module")
 def inst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
     root_dir = tmp_path_factory.mktemp("cli")
-    sock_dir = Path(tempfile.mkdtemp(prefix="rvc"))  # Unix socket paths must stay short
     with world("sqlite", root_dir, open_token=False) as w:
-        service = HSMService(token_for(w.settings), w.engine)
-        server, _thread = serve_in_thread(sock_dir / "hsm.sock", service)
-        client = HSMClient(sock_dir / "hsm.sock")
-        for _, share in w.result.shares[:2]:
-            client.activate(share.encode())
-        client.close()
-        try:
-            yield Installation(w, sock_dir / "hsm.sock")
-        finally:
-            server.shutdown()
-            server.server_close()
-            service.activation.deactivate()
+        with activated_hsm_service(w.settings, w.engine, w.result.shares, prefix="rvc") as socket:
+            yield Installation(w, socket)
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,6 @@ import logging
 import re
 import socket
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,9 +32,7 @@ from ca import trusted_time
 from ca.config import TimeConfig, load_settings, settings_from_dict
 from ca.db import session_scope
 from ca.errors import ConfigError, UntrustedTime
-from ca.hsm import token_for
 from ca.hsm.client import HSMClient
-from ca.hsm.service import HSMService, serve_in_thread
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer, SoftwareSigner
 from ca.issuance import Issuer, issue
 from ca.models import AuditEvent, Certificate, CertKind, IssuedCRL, ListType, TimeStamp
@@ -53,7 +50,7 @@ from repository.verifiers import add_verifier
 
 from conftest import LDAP_BASE
 from crl_tools import World, world
-from tools import revoca
+from tools import activated_hsm_service, revoca
 
 NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01 in seconds
 
@@ -268,22 +265,9 @@ class Installation:
 @pytest.fixture(scope="module")
 def inst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
     """A demo installation with the HSM service running in this process, activated with two shares."""
-    sock_dir = Path(tempfile.mkdtemp(prefix="rvt"))  # Unix socket paths must stay short
     with world("sqlite", tmp_path_factory.mktemp("time"), open_token=False) as w:
-        service = HSMService(token_for(w.settings), w.engine)
-        server, _thread = serve_in_thread(sock_dir / "hsm.sock", service)
-        client = HSMClient(sock_dir / "hsm.sock")
-        for _, share in w.result.shares[:2]:
-            client.activate(share.encode())
-        client.close()
-        try:
-            yield Installation(w, sock_dir / "hsm.sock")
-        finally:
-            server.shutdown()
-            server.server_close()
-            service.activation.deactivate()
-            (sock_dir / "hsm.sock").unlink(missing_ok=True)
-            sock_dir.rmdir()
+        with activated_hsm_service(w.settings, w.engine, w.result.shares, prefix="rvt") as socket:
+            yield Installation(w, socket)
 
 
 def test_crl_issue_refuses_a_clock_5_s_off_and_issues_at_0_2_s(inst: Installation,

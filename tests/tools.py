@@ -16,11 +16,12 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -28,6 +29,9 @@ from pkilint.bin import lint_pkix_cert, lint_pkix_signer_signee_cert_chain
 
 from ca.cli import main
 from ca.config import Settings
+from ca.hsm import token_for
+from ca.hsm.client import HSMClient
+from ca.hsm.service import HSMService, serve_in_thread
 
 CertLike = x509.Certificate | bytes  # a certificate object, or its DER or PEM bytes
 
@@ -177,3 +181,28 @@ def write_config(settings: Settings, path: Path, socket: Path | None = None) -> 
         f'socket = "{socket or settings.hsm_socket}"\n'
         f'[repository]\nbase_dn = "{settings.repository.base_dn}"\nport = {settings.repository.port}\n')
     return {"REVOCA_CONFIG": str(path)}
+
+
+# --- the HSM service in this process --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def activated_hsm_service(settings: Settings, engine: sa.Engine, shares: Sequence[tuple[str, object]],
+                          prefix: str = "rvh") -> Iterator[Path]:
+    """The HSM service on a Unix socket in this process, activated with two of `shares`, as
+    `revoca serve hsm` would run; yields the socket's path and stops the service afterwards."""
+    sock_dir = Path(tempfile.mkdtemp(prefix=prefix))  # Unix socket paths must stay short
+    service = HSMService(token_for(settings), engine)
+    server, _thread = serve_in_thread(sock_dir / "hsm.sock", service)
+    client = HSMClient(sock_dir / "hsm.sock")
+    for _, share in shares[:2]:
+        client.activate(share.encode())  # type: ignore[attr-defined]
+    client.close()
+    try:
+        yield sock_dir / "hsm.sock"
+    finally:
+        server.shutdown()
+        server.server_close()
+        service.activation.deactivate()
+        (sock_dir / "hsm.sock").unlink(missing_ok=True)
+        sock_dir.rmdir()
