@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import io
 import subprocess
 import sys
@@ -32,13 +31,13 @@ from ca.revocation import revoke_certificate
 from ca.revocation_store import RevocationStore
 from ocsp.app import make_app
 from ocsp.history import QueryHistory
-from ocsp.issuers import public_key_bits
 from ocsp.keys import ResponderKeys, issue_key_file, keys_dir, passphrase_path
 from ocsp.responder import Responder
 from repository.verifiers import add_verifier, remove_verifier
 
 from conftest import LDAP_BASE
 from crl_tools import World, world
+from tools import ocsp_request
 
 TOKYO = "tokyo"
 
@@ -224,13 +223,7 @@ def test_presigned_answers_are_reused_until_the_status_changes(w: World, files: 
 def _request(serial: int, files: Path, *, nonce: bytes | None = None, signer: str = "verifier-ec") -> bytes:
     """A request for one tokyo serial (SHA-1 CertID) made with cryptography, signed by `signer` (unless None)."""
     ca = x509.load_pem_x509_certificate((files / "tokyo.pem").read_bytes())
-    spki = ca.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    builder = x509_ocsp.OCSPRequestBuilder().add_certificate_by_hash(
-        hashlib.sha1(ca.subject.public_bytes()).digest(), hashlib.sha1(public_key_bits(spki)).digest(), serial,
-        hashes.SHA1())
-    if nonce is not None:
-        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    unsigned = builder.build().public_bytes(serialization.Encoding.DER)
+    unsigned = ocsp_request(ca, serial, nonce=nonce)
     return unsigned if signer is None else sign_request(unsigned, files / f"{signer}.pem", files / f"{signer}.key")
 
 

@@ -8,7 +8,6 @@ present one, so it signs its request instead).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import signal
 import socket
@@ -35,10 +34,9 @@ from ca.models import Certificate, CertKind, OCSPQuery, RevocationReason
 from ca.ra.server import tls_paths
 from ca.revocation import revoke_certificate
 from ca.revocation_store import RevocationStore
-from ocsp.issuers import public_key_bits
 from repository import verifiers
 
-from tools import free_port, write_config
+from tools import free_port, ocsp_request, write_config
 
 TOKYO = "tokyo"
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
@@ -123,15 +121,6 @@ def _tokyo(engine: sa.Engine, out: Path) -> tuple[x509.Certificate, list[Certifi
     return ca, list(rows)
 
 
-def _request(ca: x509.Certificate, serial: int) -> bytes:
-    """An unsigned request for one of `ca`'s serials (SHA-1 CertID), made with cryptography."""
-    spki = ca.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return (x509_ocsp.OCSPRequestBuilder()
-            .add_certificate_by_hash(hashlib.sha1(ca.subject.public_bytes()).digest(),
-                                     hashlib.sha1(public_key_bits(spki)).digest(), serial, hashes.SHA1())
-            .build().public_bytes(serialization.Encoding.DER))
-
-
 def _revoke(engine: sa.Engine, certificate_id: int, reason: RevocationReason) -> None:
     with session_scope(engine) as s:
         cert = s.get(Certificate, certificate_id)
@@ -192,7 +181,7 @@ def test_unsigned_request_is_answered_for_a_verifiers_tls_client_certificate_onl
     revoked_verifier = _issue_verifier(settings, engine, keys, "lost", out)
     ca, subscribers = _tokyo(engine, out)
     subscriber = subscribers[0]
-    request = _request(ca, subscriber.serial)
+    request = ocsp_request(ca, subscriber.serial)
 
     # a registered verifier's client certificate: good, then revoked with the reason at once
     response = _ask(url, request, roots, _client(out, "court"))

@@ -43,14 +43,13 @@ from ca.trusted_time.ntp import Reading, query
 from ca.trusted_time.policy import assess
 from ca.tsa.certificate import ensure_certificate
 from ca.tsa.stamper import CurrentAuthority
-from ocsp.issuers import public_key_bits
 from ocsp.responder import Responder
 from ocsp.wsgi import build
 from repository.verifiers import add_verifier
 
 from conftest import LDAP_BASE
 from crl_tools import World, world
-from tools import activated_hsm_service, revoca
+from tools import activated_hsm_service, ocsp_request, revoca
 
 NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01 in seconds
 
@@ -418,14 +417,7 @@ def _ocsp_request(inst: Installation, serial: int, *, nonce: bytes | None = None
         tokyo = ReadStore(s).ca("tokyo")
         der = s.scalar(sa.select(Certificate.der).where(Certificate.issuer_ca_id == tokyo.id,
                                                         Certificate.kind == CertKind.SELF_SIGNED))
-    ca = x509.load_der_x509_certificate(der)  # type: ignore[arg-type]
-    spki = ca.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    builder = x509_ocsp.OCSPRequestBuilder().add_certificate_by_hash(
-        hashlib.sha1(ca.subject.public_bytes()).digest(), hashlib.sha1(public_key_bits(spki)).digest(), serial,
-        hashes.SHA1())
-    if nonce is not None:
-        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    return builder.build().public_bytes(serialization.Encoding.DER)
+    return ocsp_request(x509.load_der_x509_certificate(der), serial, nonce=nonce)  # type: ignore[arg-type]
 
 
 def test_ocsp_answers_try_later_and_signs_nothing_on_untrusted_time(inst: Installation, verifier: bytes,

@@ -9,6 +9,7 @@ the tool's own words.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import socket
@@ -24,7 +25,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from click.testing import CliRunner
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509 import ocsp as x509_ocsp
 from pkilint.bin import lint_pkix_cert, lint_pkix_signer_signee_cert_chain
 
 from ca.cli import main
@@ -32,6 +35,7 @@ from ca.config import Settings
 from ca.hsm import token_for
 from ca.hsm.client import HSMClient
 from ca.hsm.service import HSMService, serve_in_thread
+from ocsp.issuers import public_key_bits
 
 CertLike = x509.Certificate | bytes  # a certificate object, or its DER or PEM bytes
 
@@ -206,3 +210,17 @@ def activated_hsm_service(settings: Settings, engine: sa.Engine, shares: Sequenc
         service.activation.deactivate()
         (sock_dir / "hsm.sock").unlink(missing_ok=True)
         sock_dir.rmdir()
+
+
+# --- OCSP requests ----------------------------------------------------------------------------------
+
+
+def ocsp_request(ca: x509.Certificate, serial: int, *, nonce: bytes | None = None) -> bytes:
+    """An unsigned OCSP request for one of `ca`'s serials (SHA-1 CertID), made with cryptography."""
+    spki = ca.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    builder = x509_ocsp.OCSPRequestBuilder().add_certificate_by_hash(
+        hashlib.sha1(ca.subject.public_bytes()).digest(), hashlib.sha1(public_key_bits(spki)).digest(), serial,
+        hashes.SHA1())
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(Encoding.DER)
