@@ -111,3 +111,10 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     return stop
+
+
+def add_serve_command(cli: click.Group, command: click.Command) -> None:
+    """Put a service's command under `revoca serve` (the group serve_cmds registers first)."""
+    serve_group = cli.commands["serve"]
+    assert isinstance(serve_group, click.Group)
+    serve_group.add_command(command)

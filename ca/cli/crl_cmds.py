@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ca.cli.common import App, emit_json, json_option, pass_app, service_logging, stop_on_signals, table, when
+from ca.cli.common import (
+    App,
+    add_serve_command,
+    emit_json,
+    json_option,
+    pass_app,
+    service_logging,
+    stop_on_signals,
+    table,
+    when,
+)
 from ca.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -187,6 +197,4 @@ def serve_scheduler(app: App) -> None:
 
 def register(cli: click.Group) -> None:
     cli.add_command(crl_group)
-    serve_group = cli.commands["serve"]
-    assert isinstance(serve_group, click.Group)
-    serve_group.add_command(scheduler_cmd)
+    add_serve_command(cli, scheduler_cmd)

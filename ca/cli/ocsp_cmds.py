@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from ca.cli.common import App, pass_app
+from ca.cli.common import App, add_serve_command, pass_app
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm
 
@@ -70,6 +70,4 @@ def ocsp_key_file(app: App, ca_name: str, algorithm: str) -> None:
 
 def register(cli: click.Group) -> None:
     cli.add_command(ocsp_group)
-    serve_group = cli.commands["serve"]
-    assert isinstance(serve_group, click.Group)
-    serve_group.add_command(serve_ocsp)
+    add_serve_command(cli, serve_ocsp)

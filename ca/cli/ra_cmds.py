@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy, revocation
-from ca.cli.common import App, emit_json, json_option, pass_app, read_secret, table, when
+from ca.cli.common import App, add_serve_command, emit_json, json_option, pass_app, read_secret, table, when
 from ca.db import session_scope
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm
@@ -214,6 +214,4 @@ def register(cli: click.Group) -> None:
     ca_group = cli.commands["ca"]
     assert isinstance(ca_group, click.Group)
     ca_group.add_command(ca_compromise)
-    serve_group = cli.commands["serve"]
-    assert isinstance(serve_group, click.Group)
-    serve_group.add_command(serve_ra)
+    add_serve_command(cli, serve_ra)

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import click
 
-from ca.cli.common import App, emit_json, json_option, pass_app, service_logging, stop_on_signals, table, when
+from ca.cli.common import (
+    App,
+    add_serve_command,
+    emit_json,
+    json_option,
+    pass_app,
+    service_logging,
+    stop_on_signals,
+    table,
+    when,
+)
 from ca.errors import RevocaError, ServiceUnavailable
 
 
@@ -116,6 +126,4 @@ def serve_publisher(app: App, poll: float) -> None:
 
 def register(cli: click.Group) -> None:
     cli.add_command(repository_group)
-    serve_group = cli.commands["serve"]
-    assert isinstance(serve_group, click.Group)
-    serve_group.add_command(serve_publisher)
+    add_serve_command(cli, serve_publisher)

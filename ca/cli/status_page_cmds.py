@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ca.cli.common import App, pass_app
+from ca.cli.common import App, add_serve_command, pass_app
 
 
 @click.command("status")
@@ -23,6 +23,4 @@ def serve_status(app: App, host: str, port: int, workers: int) -> None:
 
 
 def register(cli: click.Group) -> None:
-    serve_group = cli.commands["serve"]
-    assert isinstance(serve_group, click.Group)
-    serve_group.add_command(serve_status)
+    add_serve_command(cli, serve_status)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ca.cli.common import App, pass_app, read_secret
+from ca.cli.common import App, add_serve_command, pass_app, read_secret
 from ca.db import session_scope
 from ca.errors import InvalidInput
 from ca.models import Role
@@ -130,6 +130,4 @@ def serve_tsa(app: App, host: str, port: int, workers: int) -> None:
 
 def register(cli: click.Group) -> None:
     cli.add_command(tsa_group)
-    serve_group = cli.commands["serve"]
-    assert isinstance(serve_group, click.Group)
-    serve_group.add_command(serve_tsa)
+    add_serve_command(cli, serve_tsa)
