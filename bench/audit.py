@@ -25,8 +25,8 @@ import sqlalchemy as sa
 
 from ca import audit
 from ca.audit.verify import verify
-from ca.db import make_engine, session_scope, upgrade
-from ca.models import AuditEvent
+from ca.storage.engine import make_engine, session_scope, upgrade
+from ca.storage.models import AuditEvent
 
 
 def _no_tokens(*_: object) -> dt.datetime:

@@ -42,11 +42,11 @@ import sqlalchemy as sa
 from ca import ceremony
 from ca.config import settings_from_dict
 from ca.crl.entry import encode_entry
-from ca.db import make_engine, session_scope
 from ca.errors import ServiceUnavailable
 from ca.hsm.client import HSMClient
-from ca.models import Certificate, CertKind, ListType, Revocation
-from ca.store import Store
+from ca.storage.engine import make_engine, session_scope
+from ca.storage.models import Certificate, CertKind, ListType, Revocation
+from ca.storage.store import Store
 
 NOW = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 BATCH = 50_000

@@ -18,13 +18,13 @@ import sqlalchemy as sa
 from ca import audit, hierarchy
 from ca.config import Settings
 from ca.credentials import hash_password
-from ca.db import session_scope, upgrade
 from ca.errors import AlreadyExists, InvalidInput, NotFound, TokenError
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm
-from ca.models import CAKind, CertificateAuthority, CertKind, Role
-from ca.store import Store
+from ca.storage.engine import session_scope, upgrade
+from ca.storage.models import CAKind, CertificateAuthority, CertKind, Role
+from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
 
 DEMO_WARNING = (

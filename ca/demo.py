@@ -19,11 +19,11 @@ from ca import hierarchy
 from ca.ceremony import DEMO_WARNING
 from ca.config import Settings
 from ca.credentials import hash_password
-from ca.db import session_scope
 from ca.errors import NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
-from ca.models import CAKind, CertKind, Role, Verifier
-from ca.revocation_store import RevocationStore
+from ca.storage.engine import session_scope
+from ca.storage.models import CAKind, CertKind, Role, Verifier
+from ca.storage.revocations import RevocationStore
 
 TERMINAL = "demo-window"
 CLERK = "demo-clerk"

@@ -25,8 +25,8 @@ from ca.config import CAConfig, Settings
 from ca.errors import InvalidInput, NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.issuance import Issuer, issue, key_identifier
-from ca.models import CAKind, CertificateAuthority, CertKind, KeyGeneration, KeyStatus
-from ca.store import Store, spki_der
+from ca.storage.models import CAKind, CertificateAuthority, CertKind, KeyGeneration, KeyStatus
+from ca.storage.store import Store, spki_der
 
 _CA_KINDS_SELF = (CertKind.SELF_SIGNED,)
 

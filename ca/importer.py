@@ -19,12 +19,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from ca.db import session_scope
 from ca.errors import InvalidInput
 from ca.hsm.signer import verify_signature
-from ca.models import CAKind, CertificateAuthority, CertKind, KeyGeneration
 from ca.serials import check_serial
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import CAKind, CertificateAuthority, CertKind, KeyGeneration
+from ca.storage.store import Store
 
 SUFFIXES = {".pem", ".crt", ".cer", ".der"}
 BATCH = 5000

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from ca import trusted_time
 from ca.errors import InvalidInput, TokenError
 from ca.hsm.signer import Signer, as_private_key, verify_signature
-from ca.models import CertKind
 from ca.profiles import PROFILES, AltNames, Profile
+from ca.storage.models import CertKind
 
 if TYPE_CHECKING:
     from ca.subscribers import BasicFour

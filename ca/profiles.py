@@ -17,7 +17,7 @@ from cryptography.x509 import ObjectIdentifier
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ca.errors import InvalidInput
-from ca.models import CertKind
+from ca.storage.models import CertKind
 
 
 class PolicyOID:

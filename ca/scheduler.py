@@ -21,13 +21,13 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ca.audit.keeper import AuditKeeper
-from ca.crl.compromise import compromise_targets
 from ca.crl.config import CRLConfig
 from ca.crl.issue import BOTH, IssuedCRLInfo, IssueFailure, IssueReport, issue_many
-from ca.db import session_scope
 from ca.hsm.signer import KeyStore
-from ca.models import CAKind, ListType
-from ca.store import ReadStore
+from ca.revocation.compromise import compromise_targets
+from ca.storage.engine import session_scope
+from ca.storage.models import CAKind, ListType
+from ca.storage.store import ReadStore
 
 log = logging.getLogger("revoca.scheduler")
 

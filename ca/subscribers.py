@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from ca.errors import InvalidInput
 from ca.issuance import Issuer, issue
-from ca.models import CertKind
+from ca.storage.models import CertKind
 
 
 class BasicFourOID:

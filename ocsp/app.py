@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ca.der_over_http import BodyRefused, StartResponse, der_body, plain
-from ca.ra.auth import CLIENT_CERT_ENVIRON
+from ca.http.client_cert import CLIENT_CERT_ENVIRON
+from ca.http.der_over_http import BodyRefused, StartResponse, der_body, plain
 from ocsp.history import QueryHistory
 from ocsp.request import MalformedRequest, request_from_get_path
 from ocsp.responder import Responder

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ca.models import OCSPQuery
+from ca.storage.models import OCSPQuery
 from ocsp.lookups import compile_positional
 
 log = logging.getLogger("revoca.ocsp")

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 
-from ca.db import session_scope
-from ca.models import CAKind, Certificate, CertificateAuthority, CertKind, KeyGeneration, Revocation
+from ca.storage.engine import session_scope
+from ca.storage.models import CAKind, Certificate, CertificateAuthority, CertKind, KeyGeneration, Revocation
 
 HASHES = ("sha1", "sha256", "sha384", "sha512")
 FILE_PREFIX = "file:"  # key labels of responder keys held in files (ocsp.keys)

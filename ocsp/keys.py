@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
 from ca.config import Settings
-from ca.db import session_scope
 from ca.errors import InvalidInput, NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer, SoftwareSigner
-from ca.models import CertKind
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import CertKind
+from ca.storage.store import Store
 from ocsp.issuers import FILE_PREFIX
 
 

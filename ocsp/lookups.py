@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ca.models import SERIAL_HEX_WIDTH, Certificate, Revocation, Verifier
+from ca.storage.models import SERIAL_HEX_WIDTH, Certificate, Revocation, Verifier
 
 _STATUS = (sa.select(Certificate.issuer_key_id, Revocation.revocation_time, Revocation.reason)
            .select_from(Certificate).outerjoin(Revocation, Revocation.certificate_id == Certificate.id)

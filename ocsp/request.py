@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from ca.parse_errors import PARSE_ERRORS
+from ca.der.parse_errors import PARSE_ERRORS
 
 __all__ = [
     "CertID",

@@ -24,13 +24,13 @@ import sqlalchemy as sa
 from ca import trusted_time
 from ca.errors import UntrustedTime
 from ca.hsm.signer import KeyStore, Signer
-from ca.models import IssuedCRL, ListType
+from ca.storage.models import IssuedCRL, ListType
+from ca.verifiers.rule import in_effect
 from ocsp.issuers import IssuerIndex, IssuerKey
 from ocsp.lookups import Lookups
 from ocsp.request import MalformedRequest, ParsedRequest, parse_request, public_key_of, verify_with_key
 from ocsp.response import Answer, basic_response, error_response
 from ocsp.status import Status, StatusSource
-from repository.verifiers import in_effect
 
 log = logging.getLogger("revoca.ocsp")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from ca.crl import der
-from ca.crl.tbs import signature_algorithm
+from ca.der import encoding as der
+from ca.der.algorithms import signature_algorithm
 from ca.hsm.signer import Signer
 from ocsp.status import CertStatus, Status
 

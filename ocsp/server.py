@@ -12,9 +12,11 @@ import ssl
 from typing import Any
 
 from ca.config import Settings
-from ca.db import make_engine
 from ca.hsm.client import HSMClient
-from ca.ra.server import ClientCertificate, GunicornServer, ensure_server_tls
+from ca.http.client_cert import ClientCertificate
+from ca.http.gunicorn import GunicornServer
+from ca.http.server_tls import ensure_server_tls
+from ca.storage.engine import make_engine
 from ocsp.wsgi import build
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import enum
 
-from ca.models import SERIAL_HEX_WIDTH
+from ca.storage.models import SERIAL_HEX_WIDTH
 from ocsp.lookups import Lookups
 
 

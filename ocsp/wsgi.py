@@ -12,8 +12,8 @@ import os
 
 from ca import trusted_time
 from ca.config import Settings, load_settings
-from ca.db import make_engine
 from ca.hsm.client import HSMClient
+from ca.storage.engine import make_engine
 from ocsp.app import make_app
 from ocsp.history import QueryHistory
 from ocsp.keys import ResponderKeys, keys_dir, passphrase_path

@@ -27,7 +27,7 @@ from asn1crypto import x509 as asn1_x509
 from ldap3.utils.dn import escape_rdn, parse_dn
 from sqlalchemy.orm import Session
 
-from ca.models import CAKind, Certificate, CertificateAuthority, CertKind, Revocation
+from ca.storage.models import CAKind, Certificate, CertificateAuthority, CertKind, Revocation
 from repository.directory import is_under
 
 CA_CERT_ATTR = "cACertificate;binary"

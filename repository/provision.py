@@ -44,9 +44,9 @@ from ldap3.utils.dn import parse_dn
 from sqlalchemy.orm import Session
 
 from ca import audit
-from ca.db import session_scope
 from ca.errors import NotFound
-from ca.models import (
+from ca.storage.engine import session_scope
+from ca.storage.models import (
     CertificateAuthority,
     CRLFetch,
     ListType,

@@ -32,16 +32,16 @@ import sqlalchemy as sa
 from asn1crypto import crl as asn1_crl
 
 from ca import audit
-from ca.db import session_scope
 from ca.errors import RevocaError
-from ca.models import (
+from ca.storage.engine import session_scope
+from ca.storage.models import (
     CertificateAuthority,
     IssuedCRL,
     Publication,
     PublicationItem,
     PublicationState,
 )
-from ca.store import Store
+from ca.storage.store import Store
 from repository import entries
 from repository.directory import (
     AssertionFailed,
@@ -451,58 +451,3 @@ def _crl_number(der: bytes) -> int | None:
         return asn1_crl.CertificateList.load(der).crl_number_value.native
     except Exception:  # whatever sits in the directory, it must not stop publication
         return None
-
-
-@dataclasses.dataclass(frozen=True)
-class QueueState:
-    """Per CA and item: what the directory holds (as far as revoca knows) and what waits."""
-
-    ca_name: str
-    item: PublicationItem
-    published_number: int | None
-    published_at: dt.datetime | None
-    pending: int
-    oldest_pending: dt.datetime | None
-    attempts: int
-    next_attempt_at: dt.datetime | None
-    last_error: str
-
-    def line(self) -> str:
-        what = f"{self.ca_name} {self.item.value}"
-        if self.published_at is None:
-            done = "never published"
-        elif self.published_number is not None:
-            done = f"#{self.published_number} published {self.published_at:%Y-%m-%d %H:%M:%SZ}"
-        else:
-            done = f"published {self.published_at:%Y-%m-%d %H:%M:%SZ}"
-        if not self.pending:
-            return f"{what}: {done}"
-        waiting = f"{self.pending} waiting since {self.oldest_pending:%Y-%m-%d %H:%M:%SZ}"
-        if self.attempts:
-            waiting += f", {self.attempts} attempts, next {self.next_attempt_at:%H:%M:%SZ}: {self.last_error}"
-        return f"{what}: {done}; {waiting}"
-
-
-def queue_states(engine: sa.Engine) -> list[QueueState]:
-    """The publication state of every CA entry, for `revoca repository queue` and the status page."""
-    out = []
-    with session_scope(engine, readonly=True) as session:
-        cas = entries.published_cas(session)
-        rows = session.scalars(sa.select(Publication).where(Publication.state != PublicationState.SUPERSEDED)
-                               .order_by(Publication.id)).all()
-        by_key: dict[tuple[int, PublicationItem], list[Publication]] = {}
-        for row in rows:
-            by_key.setdefault((row.ca_id, row.item), []).append(row)
-        for ca in cas:
-            for item in PublicationItem:
-                group = by_key.get((ca.id, item), [])
-                done = [r for r in group if r.state is PublicationState.PUBLISHED]
-                last = max(done, key=lambda r: (r.published_at, r.id)) if done else None
-                waiting = [r for r in group if r.state is PublicationState.PENDING]
-                head = waiting[0] if waiting else None
-                out.append(QueueState(
-                    ca.name, item, last.number if last else None, last.published_at if last else None,
-                    len(waiting), head.enqueued_at if head else None, max((r.attempts for r in waiting), default=0),
-                    min((r.next_attempt_at for r in waiting), default=None),
-                    next((r.last_error for r in reversed(waiting) if r.last_error), "")))
-    return out

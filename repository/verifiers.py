@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session
 from ca import audit, hierarchy
 from ca.config import Settings
 from ca.credentials import MIN_LENGTH
-from ca.db import session_scope
 from ca.errors import AlreadyExists, InvalidInput, NotFound, ServiceUnavailable
-from ca.models import Certificate, CertKind, Revocation, Verifier, VerifierStatus
+from ca.storage.engine import session_scope
+from ca.storage.models import Certificate, CertKind, Revocation, Verifier, VerifierStatus
+from ca.verifiers.rule import in_effect
 from repository.directory import Directory, normal_dn
 
 #: LDAP-safe: no character that needs escaping in a DN or a filter.
@@ -134,11 +135,6 @@ class Applied:
 
 
 # -- the effective rule --------------------------------------------------------------------------
-
-
-def in_effect(status: str, cert_not_after: dt.datetime, *, revoked: bool, now: dt.datetime) -> bool:
-    """The rule, on plain values: the OCSP responder reads them with a query of its own."""
-    return status == VerifierStatus.ACTIVE and cert_not_after > now and not revoked
 
 
 def _in_effect(verifier: Verifier, *, revoked: bool, now: dt.datetime) -> bool:

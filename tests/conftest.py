@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from ca import ceremony
 from ca.config import Settings, settings_from_dict
-from ca.db import make_engine, upgrade
+from ca.storage.engine import make_engine, upgrade
 from repository.slapd import SLAPD, LocalSlapd
 
 from tools import activated_hsm_service, free_port

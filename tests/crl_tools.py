@@ -26,10 +26,10 @@ from pkilint.bin import lint_crl
 
 from ca import ceremony
 from ca.config import Settings
-from ca.db import make_engine, upgrade
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.token import TokenSession
+from ca.storage.engine import make_engine, upgrade
 
 from conftest import NOW, fresh_database, make_settings
 from tools import CertLike, Finding, pem

@@ -26,15 +26,15 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from ca import ceremony, hierarchy
 from ca.config import Settings
 from ca.credentials import hash_password
-from ca.db import session_scope
 from ca.errors import NotActivated
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer
 from ca.hsm.token import TokenSession
-from ca.models import AuditEvent, Certificate, CertKind, Revocation, RevocationRequest, Role
-from ca.revocation_store import RevocationStore
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import AuditEvent, Certificate, CertKind, Revocation, RevocationRequest, Role
+from ca.storage.revocations import RevocationStore
+from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
 
 PASSWORD = "correct horse battery"  # >= 10 characters (ca.credentials.MIN_LENGTH)

@@ -13,14 +13,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca import ceremony
 from ca.config import Settings
-from ca.db import session_scope
 from ca.errors import AlreadyExists, InvalidInput, NotActivated, PermissionDenied, ServiceUnavailable
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.client import HSMClient
 from ca.hsm.service import HSMService, serve_in_thread
-from ca.models import AuditEvent, ShareHolder
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import AuditEvent, ShareHolder
+from ca.storage.store import Store
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from alembic import command
 from ca import audit
 from ca.audit import history_seal
 from ca.audit.verify import Report, verify
-from ca.db import alembic_config, make_engine, session_scope, upgrade
-from ca.models import AuditEvent, AuditHead, OCSPQuery, TimeStamp
+from ca.storage.engine import alembic_config, make_engine, session_scope, upgrade
+from ca.storage.models import AuditEvent, AuditHead, OCSPQuery, TimeStamp
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 

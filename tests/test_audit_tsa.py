@@ -28,12 +28,12 @@ from ca.audit.verify import Report, verify
 from ca.config import Settings
 from ca.credentials import hash_password
 from ca.crl.issue import issue_all
-from ca.db import session_scope
 from ca.errors import IntegrityFailure, InvalidInput
 from ca.hsm.client import HSMClient
-from ca.models import AuditCheckpoint, AuditEvent, IssuedCRL, ListType, OCSPQuery, Role
 from ca.scheduler import Scheduler
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import AuditCheckpoint, AuditEvent, IssuedCRL, ListType, OCSPQuery, Role
+from ca.storage.store import Store
 from ca.tsa.certificate import ensure_certificate
 from ca.tsa.known import token_checker
 from ca.tsa.stamper import CurrentAuthority
@@ -243,7 +243,7 @@ def test_archive_items_are_stamped_and_tampering_is_found(settings: Settings, en
     assert not _archive_verify(settings, engine, "ocsp-queries:4").intact
     # covering the edit by changing the stamped digest breaks the token over the round's manifest
     with session_scope(engine) as s:
-        from ca.models import ArchiveStamp
+        from ca.storage.models import ArchiveStamp
 
         stamp = s.scalars(sa.select(ArchiveStamp).where(ArchiveStamp.item_type == "certificate",
                                                         ArchiveStamp.item_id == 2)).one()

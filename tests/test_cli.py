@@ -35,13 +35,13 @@ from cryptography.x509.oid import NameOID
 from ca.ceremony import read_share_file
 from ca.cli import cli as revoca_group
 from ca.credentials import hash_password
-from ca.db import make_engine, session_scope
 from ca.errors import ServiceUnavailable
 from ca.hsm.client import HSMClient
 from ca.hsm.signer import SoftwareSigner
 from ca.issuance import Issuer, issue
-from ca.models import CertKind, Role
-from ca.store import Store
+from ca.storage.engine import make_engine, session_scope
+from ca.storage.models import CertKind, Role
+from ca.storage.store import Store
 
 from tools import openssl_verify
 

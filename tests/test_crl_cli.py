@@ -20,11 +20,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.cli import cli as root
-from ca.db import session_scope
 from ca.errors import InvalidInput, NotFound
-from ca.models import ListType
 from ca.scheduler import Scheduler
-from ca.store import ReadStore
+from ca.storage.engine import session_scope
+from ca.storage.models import ListType
+from ca.storage.store import ReadStore
 
 from crl_tools import World, world
 from tools import activated_hsm_service

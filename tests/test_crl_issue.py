@@ -24,11 +24,11 @@ from cryptography import x509
 from ca.crl import cache
 from ca.crl.entry import encode_entry
 from ca.crl.issue import IssuedCRLInfo, issue_list
-from ca.db import session_scope
 from ca.errors import InvalidInput, NotActivated, NotFound, TokenError
 from ca.hsm.signer import KeyAlgorithm, SoftwareSigner
-from ca.models import AuditEvent, Certificate, CertKind, IssuedCRL, ListType, Revocation
-from ca.store import ReadStore, Store
+from ca.storage.engine import session_scope
+from ca.storage.models import AuditEvent, Certificate, CertKind, IssuedCRL, ListType, Revocation
+from ca.storage.store import ReadStore, Store
 
 from conftest import NOW
 from crl_tools import World, openssl_crl_verify, openssl_verify_crls, pkilint_crl, world

@@ -15,13 +15,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from ca.crl import der, writer
+from ca.crl import writer
 from ca.crl.entry import encode_entry
-from ca.crl.tbs import CRLFields, signature_algorithm
+from ca.crl.tbs import CRLFields
+from ca.der import encoding as der
+from ca.der.algorithms import signature_algorithm
 from ca.errors import AlreadyExists, InvalidInput, TokenError
 from ca.hsm.signer import KeyAlgorithm, SoftwareSigner, as_private_key
 from ca.issuance import Issuer, issue, key_identifier
-from ca.models import CertKind, ListType
+from ca.storage.models import CertKind, ListType
 
 THIS = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 NEXT = THIS + dt.timedelta(hours=72)

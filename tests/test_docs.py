@@ -32,9 +32,9 @@ from docs_tools import Block, Session, expect_lines, read_blocks, split_commands
 
 from ca import hierarchy
 from ca.cli import cli
-from ca.db import make_engine, session_scope
 from ca.hsm.client import HSMClient
-from ca.store import Store
+from ca.storage.engine import make_engine, session_scope
+from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
 
 from tools import free_port

@@ -13,14 +13,14 @@ from cryptography import x509
 
 from ca import ceremony, hierarchy
 from ca.config import Settings
-from ca.db import session_scope
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm
 from ca.hsm.token import TokenSession
 from ca.issuance import Issuer, issue
-from ca.models import CAKind, Certificate, CertKind, KeyStatus
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import CAKind, Certificate, CertKind, KeyStatus
+from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
 
 from conftest import NOW, make_settings
@@ -176,7 +176,7 @@ def test_bridge_rollover_recrosses_every_regional_ca(engine: sa.Engine, initiali
 def test_default_rsa_2048_keys_and_sha256(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'rsa.db'}", hsm={"key_algorithm": "rsa2048"},
                              hierarchy={"regional": ["Tokyo"]})
-    from ca.db import make_engine, upgrade
+    from ca.storage.engine import make_engine, upgrade
 
     engine = make_engine(settings.db_url)
     upgrade(engine)
@@ -190,7 +190,7 @@ def test_default_rsa_2048_keys_and_sha256(tmp_path: Path) -> None:
 
 
 def test_all_47_prefectural_cas(tmp_path: Path, db_url: str) -> None:
-    from ca.db import make_engine, upgrade
+    from ca.storage.engine import make_engine, upgrade
 
     settings = make_settings(tmp_path, db_url, hierarchy={"regional": "all"})
     engine = make_engine(settings.db_url)

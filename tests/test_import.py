@@ -26,13 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import ca.importer
 from ca import ceremony
 from ca.config import Settings
-from ca.db import session_scope
 from ca.hsm import shares, token_for
 from ca.hsm.signer import SoftwareSigner
 from ca.importer import ImportReport, import_certificates
 from ca.issuance import Issuer, issue
-from ca.models import CertKind
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import CertKind
+from ca.storage.store import Store
 from ca.subscribers import BasicFour, generate_subscribers, key_pool
 
 from conftest import NOW

@@ -15,9 +15,10 @@ from test_status_page import StatusServer, populate, start_server
 
 from ca.config import Settings
 from ca.crl.issue import issue_list
-from ca.db import session_scope
 from ca.hsm.client import HSMClient
-from ca.models import (
+from ca.status_page import tallies
+from ca.storage.engine import session_scope
+from ca.storage.models import (
     AuditEvent,
     Certificate,
     CertificateAuthority,
@@ -29,8 +30,7 @@ from ca.models import (
     RevocationRequest,
     Verifier,
 )
-from ca.status_page import tallies
-from ca.store import ReadStore
+from ca.storage.store import ReadStore
 from ocsp.history import QueryHistory
 from ocsp.responder import Outcome
 

@@ -24,11 +24,12 @@ from cryptography.x509 import ocsp as x509_ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ca.db import session_scope
 from ca.hsm.signer import KeyAlgorithm
-from ca.models import Certificate, CertKind, OCSPQuery, RevocationReason
-from ca.revocation import revoke_certificate
-from ca.revocation_store import RevocationStore
+from ca.revocation.reasons import RevocationReason
+from ca.revocation.workflow import revoke_certificate
+from ca.storage.engine import session_scope
+from ca.storage.models import Certificate, CertKind, OCSPQuery
+from ca.storage.revocations import RevocationStore
 from ocsp.app import make_app
 from ocsp.history import QueryHistory
 from ocsp.keys import ResponderKeys, issue_key_file, keys_dir, passphrase_path
@@ -348,7 +349,7 @@ _REQUESTS: dict[str, bytes] = {}
 
 def test_ca_signed_mode_and_next_update_from_the_crl_schedule(w: World, files: Path) -> None:
     from ca.crl.issue import issue_list
-    from ca.models import ListType
+    from ca.storage.models import ListType
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     issued = issue_list(w.engine, w.keys, w.data_dir, TOKYO, ListType.CRL, now=now)

@@ -27,13 +27,14 @@ from cryptography.x509 import ocsp as x509_ocsp
 
 from ca import hierarchy
 from ca.config import Settings
-from ca.db import session_scope
 from ca.hsm.client import HSMClient
 from ca.hsm.signer import KeyAlgorithm
-from ca.models import Certificate, CertKind, OCSPQuery, RevocationReason
-from ca.ra.server import tls_paths
-from ca.revocation import revoke_certificate
-from ca.revocation_store import RevocationStore
+from ca.http.server_tls import tls_paths
+from ca.revocation.reasons import RevocationReason
+from ca.revocation.workflow import revoke_certificate
+from ca.storage.engine import session_scope
+from ca.storage.models import Certificate, CertKind, OCSPQuery
+from ca.storage.revocations import RevocationStore
 from repository import verifiers
 
 from tools import free_port, ocsp_request, write_config

@@ -20,8 +20,8 @@ from ca.config import regional_ca
 from ca.errors import InvalidInput, TokenError
 from ca.hsm.signer import SoftwareSigner
 from ca.issuance import Issuer, issue, key_identifier
-from ca.models import CertKind
 from ca.profiles import ID_KP_SCVP_SERVER, PROFILES, PolicyOID, Profile, add_years
+from ca.storage.models import CertKind
 from ca.subscribers import random_basic_four
 
 from tools import assert_pkilint_clean, openssl_verify, pkilint_cert, pkilint_chain

@@ -25,8 +25,8 @@ from cryptography.x509.oid import NameOID
 
 from ca.ceremony import CeremonyResult
 from ca.cli import cli as revoca
-from ca.db import session_scope
-from ca.models import (
+from ca.storage.engine import session_scope
+from ca.storage.models import (
     AuditEvent,
     CertificateAuthority,
     CRLFetch,

@@ -14,9 +14,9 @@ from asn1crypto import crl as asn1_crl
 from cryptography import x509
 
 from ca.crl.issue import issue_all, issue_list
-from ca.db import session_scope
-from ca.models import IssuedCRL, ListType, Publication, PublicationItem, PublicationState
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import IssuedCRL, ListType, Publication, PublicationItem, PublicationState
+from ca.storage.store import Store
 from repository.directory import Directory
 from repository.entries import CertificatePair
 from repository.publisher import Publisher, backoff
@@ -74,7 +74,7 @@ def _fetch(slapd: LocalSlapd, dn: str, attr: str, *, verifier: bool = False) -> 
 
 
 def _archived(w: World, ca: str, list_type: ListType) -> tuple[int, bytes]:
-    from ca.store import ReadStore
+    from ca.storage.store import ReadStore
 
     with session_scope(w.engine) as s:
         store = ReadStore(s)
@@ -83,7 +83,7 @@ def _archived(w: World, ca: str, list_type: ListType) -> tuple[int, bytes]:
 
 
 def _rows(w: World, item: PublicationItem | None = None, ca: str | None = None) -> list[Publication]:
-    from ca.models import CertificateAuthority
+    from ca.storage.models import CertificateAuthority
 
     with session_scope(w.engine) as s:
         q = sa.select(Publication).order_by(Publication.id)
@@ -322,8 +322,8 @@ def test_directory_full_is_a_clear_error_and_nothing_is_lost(fresh: World, tmp_p
 def _grow_crl(w: World, ca: str):  # type: ignore[no-untyped-def]
     """Issue a CRL of `ca` with 20,000 more entries (revocations inserted directly), about 700 KB."""
     from ca.crl.entry import encode_entry
-    from ca.models import Certificate, CertKind, Revocation
-    from ca.store import ReadStore
+    from ca.storage.models import Certificate, CertKind, Revocation
+    from ca.storage.store import ReadStore
 
     with session_scope(w.engine) as s:
         store = ReadStore(s)

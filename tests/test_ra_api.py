@@ -32,14 +32,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
-from ca import ceremony, revocation
+from ca import ceremony
 from ca.config import Settings
-from ca.db import make_engine, session_scope, upgrade
 from ca.hsm.token import TokenSession
-from ca.models import CertKind, RevocationReason, Role
+from ca.http.client_cert import CLIENT_CERT_ENVIRON
 from ca.ra.app import MAX_BODY, create_app
-from ca.ra.auth import CLIENT_CERT_ENVIRON
-from ca.revocation_store import RevocationStore
+from ca.revocation import workflow
+from ca.revocation.reasons import RevocationReason
+from ca.storage.engine import make_engine, session_scope, upgrade
+from ca.storage.models import CertKind, Role
+from ca.storage.revocations import RevocationStore
 from ca.subscribers import key_pool
 
 from conftest import _PG_SKIP, NOW, PG_URL, make_settings
@@ -292,7 +294,7 @@ def test_a_crash_between_request_and_revocation_then_a_retry_still_revokes(
     def crash(*_args: object) -> bytes:
         raise RuntimeError("killed between the request row and the revocation row")
 
-    monkeypatch.setattr(revocation, "_entry_der", crash)
+    monkeypatch.setattr(workflow, "entry_der", crash)
     assert ra.post(window(ref, "crash-0001")).status_code == 500
     monkeypatch.undo()
     retry = ra.post(window(ref, "crash-0001"))
@@ -355,7 +357,7 @@ def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         terminal_cert = store.certificate_by_fingerprint(
             hashlib.sha256(installation.terminals["t-revoked"].der).digest())
         assert terminal_cert is not None
-        revocation.revoke_certificate(store, terminal_cert, RevocationReason.CESSATION_OF_OPERATION, NOW)
+        workflow.revoke_certificate(store, terminal_cert, RevocationReason.CESSATION_OF_OPERATION, NOW)
     online_ref, online_key = new_subscriber(engine, installation.token, now=NOW)
     revoked_online_key = key_pool(2048)[0]  # generate_subscribers gives the first pooled key to each single one
     installation.extra.update(revoked=revoked, setup_id=setup.get_json()["request_id"], free=subscribers(engine)[1],

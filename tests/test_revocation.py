@@ -16,14 +16,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ca import ceremony, hierarchy, revocation
+from ca import ceremony, hierarchy
 from ca.config import Settings
 from ca.crl.entry import encode_entry
-from ca.db import session_scope
 from ca.errors import InvalidInput, NotFound, PermissionDenied
 from ca.hsm.signer import KeyAlgorithm
 from ca.hsm.token import TokenSession
-from ca.models import (
+from ca.revocation import compromise, reasons, workflow
+from ca.revocation.reasons import RevocationReason
+from ca.revocation.workflow import Filing, IdempotencyConflict
+from ca.storage.engine import session_scope
+from ca.storage.models import (
     Applicant,
     Certificate,
     CertKind,
@@ -33,12 +36,10 @@ from ca.models import (
     RequestChannel,
     RequestStatus,
     Revocation,
-    RevocationReason,
     RevocationRequest,
     Role,
 )
-from ca.revocation import Filing, IdempotencyConflict
-from ca.revocation_store import RevocationStore
+from ca.storage.revocations import RevocationStore
 
 from conftest import NOW
 from ra_fixtures import (
@@ -73,21 +74,21 @@ REASONS = [
 
 @pytest.mark.parametrize(("name", "number"), REASONS)
 def test_each_of_the_five_reasons_is_accepted_by_name_and_by_number(name: str, number: int) -> None:
-    assert revocation.parse_reason(name) == revocation.parse_reason(number) == RevocationReason(number)
-    assert revocation.RFC_NAME[RevocationReason(number)] == name
+    assert reasons.parse_reason(name) == reasons.parse_reason(number) == RevocationReason(number)
+    assert reasons.RFC_NAME[RevocationReason(number)] == name
 
 
 @pytest.mark.parametrize("value", [6, "certificateHold"])
 def test_certificate_hold_is_refused_because_there_is_no_suspension(value: object) -> None:
     with pytest.raises(InvalidInput, match="no suspension") as err:
-        revocation.parse_reason(value)
+        reasons.parse_reason(value)
     assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("value", [0, 7, 8, 10, -1, "bogus", "KeyCompromise", "1", "", None, True, 1.0, [1], {}])
 def test_reasons_outside_the_five_are_refused(value: object) -> None:
     with pytest.raises(InvalidInput, match="not allowed") as err:
-        revocation.parse_reason(value)
+        reasons.parse_reason(value)
     assert "\n" not in str(err.value)
 
 
@@ -109,7 +110,7 @@ def test_a_window_filing_revokes_the_subscriber_certificate_at_once(
         engine: sa.Engine, initialized: ceremony.CeremonyResult) -> None:
     ref = subscribers(engine)[0]
     with session_scope(engine) as s:
-        req, created = revocation.file_request(RevocationStore(s), _window(RevocationStore(s), ref,
+        req, created = workflow.file_request(RevocationStore(s), _window(RevocationStore(s), ref,
                                                RevocationReason.AFFILIATION_CHANGED), LATER, actor="clerk")
         public_id = req.public_id
     assert created
@@ -129,21 +130,21 @@ def test_revoking_twice_returns_the_original_revocation_unchanged(
     ref = subscribers(engine)[1]
     with session_scope(engine) as s:
         store = RevocationStore(s)
-        first, _created = revocation.file_request(store, _window(store, ref), LATER, actor="clerk")
+        first, _created = workflow.file_request(store, _window(store, ref), LATER, actor="clerk")
         first_id = first.id
     with session_scope(engine) as s:
         store = RevocationStore(s)
         original = store.revocation_of(ref.id)
         assert original is not None
         before = (original.id, original.revocation_time, original.reason, original.request_id, original.entry_der)
-        again, created = revocation.revoke_certificate(store, _cert(store, ref), RevocationReason.SUPERSEDED,
+        again, created = workflow.revoke_certificate(store, _cert(store, ref), RevocationReason.SUPERSEDED,
                                                        LATER + dt.timedelta(days=2))
         assert not created
         assert (again.id, again.revocation_time, again.reason, again.request_id, again.entry_der) == before
     # a second window request (another idempotency key) is recorded, but revokes nothing new
     with session_scope(engine) as s:
         store = RevocationStore(s)
-        second, created = revocation.file_request(store, _window(store, ref, RevocationReason.CESSATION_OF_OPERATION),
+        second, created = workflow.file_request(store, _window(store, ref, RevocationReason.CESSATION_OF_OPERATION),
                                                   LATER + dt.timedelta(days=3), actor="clerk")
         assert created and second.id != first_id
     rows = revocations(engine)
@@ -159,7 +160,7 @@ def test_entry_der_is_the_crl_entry_of_the_revocation(engine: sa.Engine,
     ref = subscribers(engine)[2]
     with session_scope(engine) as s:
         store = RevocationStore(s)
-        rev, created = revocation.revoke_certificate(store, _cert(store, ref), RevocationReason.SUPERSEDED,
+        rev, created = workflow.revoke_certificate(store, _cert(store, ref), RevocationReason.SUPERSEDED,
                                                      LATER.replace(microsecond=123456))
         assert created
     rev = revocations(engine)[ref.id]
@@ -202,7 +203,7 @@ def test_subscribers_go_on_the_crl_and_ca_certificates_on_the_arl(
     with session_scope(engine) as s:
         store = RevocationStore(s)
         for ref in picks.values():
-            revocation.revoke_certificate(store, _cert(store, ref), RevocationReason.SUPERSEDED, LATER)
+            workflow.revoke_certificate(store, _cert(store, ref), RevocationReason.SUPERSEDED, LATER)
     rows = revocations(engine)
     got = {kind: rows[ref.id].list_type for kind, ref in picks.items()}
     assert got == {CertKind.SUBSCRIBER: ListType.CRL, CertKind.SELF_SIGNED: ListType.ARL,
@@ -229,7 +230,7 @@ def test_a_ca_level_certificate_is_never_revoked_at_a_window_or_online(
                 store = RevocationStore(s)
                 filing = Filing(channel=channel, certificate=_cert(store, ref), applicant=Applicant.SELF,
                                 reason=RevocationReason.KEY_COMPROMISE, identity_document_checked=True)
-                revocation.file_request(store, filing, LATER, actor="clerk")
+                workflow.file_request(store, filing, LATER, actor="clerk")
     assert count(engine, Revocation) == count(engine, RevocationRequest) == 0
 
 
@@ -238,7 +239,7 @@ def test_a_window_filing_needs_the_identity_document_checked(engine: sa.Engine,
     ref = subscribers(engine)[3]
     with pytest.raises(InvalidInput, match="identity document"), session_scope(engine) as s:
         store = RevocationStore(s)
-        revocation.file_request(store, _window(store, ref, identity_document_checked=False), LATER, actor="clerk")
+        workflow.file_request(store, _window(store, ref, identity_document_checked=False), LATER, actor="clerk")
     assert count(engine, Revocation) == count(engine, RevocationRequest) == 0
 
 
@@ -259,7 +260,7 @@ def _file_dual(engine: sa.Engine, ref: CertRef, receptionist: str,
         store = RevocationStore(s)
         filing = Filing(channel=RequestChannel.DUAL_CONTROL, certificate=_cert(store, ref), reason=reason,
                         receptionist=store.operator(receptionist), note="cross certificate superseded")
-        req, created = revocation.file_request(store, filing, LATER, actor=receptionist)
+        req, created = workflow.file_request(store, filing, LATER, actor=receptionist)
         assert created
         return req.public_id
 
@@ -267,13 +268,13 @@ def _file_dual(engine: sa.Engine, ref: CertRef, receptionist: str,
 def _review(engine: sa.Engine, public_id: str, who: str, accept: bool = True) -> RequestStatus:
     with session_scope(engine) as s:
         store = RevocationStore(s)
-        return revocation.review(store, public_id, store.operator(who), accept=accept, now=LATER).status
+        return workflow.review(store, public_id, store.operator(who), accept=accept, now=LATER).status
 
 
 def _approve(engine: sa.Engine, public_id: str, who: str, accept: bool = True) -> RequestStatus:
     with session_scope(engine) as s:
         store = RevocationStore(s)
-        req, _rev = revocation.approve(store, public_id, store.operator(who), accept=accept,
+        req, _rev = workflow.approve(store, public_id, store.operator(who), accept=accept,
                                        now=LATER + dt.timedelta(minutes=5))
         return req.status
 
@@ -382,7 +383,7 @@ def test_same_terminal_and_key_returns_the_same_request_and_other_content_confli
     def file(terminal: str, ref: CertRef, key: str, **kw: object) -> tuple[str, bool]:
         with session_scope(engine) as s:
             store = RevocationStore(s)
-            req, created = revocation.file_request(
+            req, created = workflow.file_request(
                 store, _window(store, ref, terminal_id=ids[terminal], idempotency_key=key, **kw), LATER,
                 actor="clerk")
             return req.public_id, created
@@ -412,16 +413,16 @@ def test_a_failure_while_revoking_leaves_neither_request_nor_revocation(
     """A filing is one transaction: if anything fails after the request row was written (here the
     CRL entry encoding; in real life a crash), nothing of it may stay behind, or a retry with the
     same idempotency key would be answered with a request whose certificate was never revoked.
-    (On SQLite this needs SQLAlchemy, not pysqlite, to send BEGIN: see ca/db.py.)"""
+    (On SQLite this needs SQLAlchemy, not pysqlite, to send BEGIN: see ca/storage/engine.py.)"""
     ref = subscribers(engine)[6]
 
     def broken(*_args: object) -> bytes:
         raise RuntimeError("crash between the request and the revocation")
 
-    monkeypatch.setattr(revocation, "_entry_der", broken)
+    monkeypatch.setattr(workflow, "entry_der", broken)
     with pytest.raises(RuntimeError), session_scope(engine) as s:
         store = RevocationStore(s)
-        revocation.file_request(store, _window(store, ref), LATER, actor="clerk")
+        workflow.file_request(store, _window(store, ref), LATER, actor="clerk")
     assert (count(engine, RevocationRequest), count(engine, Revocation)) == (0, 0)
 
 
@@ -432,7 +433,7 @@ def _compromise(engine: sa.Engine, ca: str, *names: str) -> int:
     with session_scope(engine) as s:
         store = RevocationStore(s)
         ops = tuple(store.operator(n) for n in names)
-        return revocation.compromise(store, ca, ops, LATER, note="key found on a stolen laptop")  # type: ignore[arg-type]
+        return compromise.compromise(store, ca, ops, LATER, note="key found on a stolen laptop")  # type: ignore[arg-type]
 
 
 def _key_status(engine: sa.Engine, ca: str) -> list[KeyStatus]:
@@ -453,12 +454,12 @@ def test_compromise_needs_two_different_senior_operators(engine: sa.Engine, staf
 @pytest.mark.parametrize("chunk", [5000, 7])  # 7: the bulk insert runs over several chunks
 def test_compromise_revokes_everything_the_key_signed_and_every_certificate_of_the_key(
         engine: sa.Engine, staff: dict[str, str], monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
-    monkeypatch.setattr(revocation, "COMPROMISE_CHUNK", chunk)
+    monkeypatch.setattr(compromise, "COMPROMISE_CHUNK", chunk)
     # one subscriber was revoked earlier: that revocation stands, with its own reason and time
     early = subscribers(engine)[0]
     with session_scope(engine) as s:
         store = RevocationStore(s)
-        revocation.file_request(store, _window(store, early), NOW + dt.timedelta(minutes=1), actor="clerk")
+        workflow.file_request(store, _window(store, early), NOW + dt.timedelta(minutes=1), actor="clerk")
     with session_scope(engine) as s:
         store = RevocationStore(s)
         key_id = store.current_key(store.ca("tokyo")).id

@@ -3,7 +3,6 @@ issue at once after a key compromise, expiry warnings, retries; nothing here sle
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -15,16 +14,15 @@ import pytest
 import sqlalchemy as sa
 from cryptography import x509
 
-from ca.config import Settings
-from ca.crl.compromise import issue_after_compromise
 from ca.crl.config import CRLConfig, crl_config
 from ca.crl.entry import encode_entry
 from ca.crl.issue import issue_all, issue_list
-from ca.db import session_scope
 from ca.errors import ConfigError, NotActivated, RevocaError
-from ca.models import CertKind, CRLCounter, KeyStatus, ListType, Revocation
+from ca.revocation.compromise import issue_after_compromise
 from ca.scheduler import RETRY, Scheduler, expiry_warnings
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import CertKind, CRLCounter, KeyStatus, ListType, Revocation
+from ca.storage.store import Store
 
 from conftest import NOW
 from crl_tools import World, world
@@ -146,24 +144,12 @@ def _self_signed(w: World, ca: str) -> list[Any]:
         return list(store.certificates(issuer=store.ca(ca), kinds=[CertKind.SELF_SIGNED]))
 
 
-@dataclasses.dataclass
-class FakeApp:
-    """What `revoca ca compromise` hands to issue_after_compromise: the CLI's App."""
-
-    engine: sa.Engine
-    settings: Settings
-    keys: Any
-
-    def hsm(self) -> Any:
-        return self.keys
-
-
 def test_issue_after_compromise_prints_one_line_per_list_and_fails_loudly(w: World) -> None:
     _compromise_tokyo(w)
-    lines = list(issue_after_compromise(FakeApp(w.engine, w.settings, w.keys), "tokyo"))
+    lines = list(issue_after_compromise(w.engine, w.keys, w.settings, "tokyo"))
     assert [line.split(":")[0] for line in lines] == ["tokyo CRL #1", "tokyo ARL #1", "bridge ARL #1"]
     with pytest.raises(RevocaError, match="revoca crl issue --ca tokyo"):
-        list(issue_after_compromise(FakeApp(w.engine, w.settings, Inactive()), "tokyo"))
+        list(issue_after_compromise(w.engine, Inactive(), w.settings, "tokyo"))
 
 
 def test_shorter_period_and_validity_from_the_configuration(w: World) -> None:

@@ -28,13 +28,16 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from ca import revocation
 from ca.config import Settings
 from ca.crl.issue import issue_all, issue_list
-from ca.db import session_scope
 from ca.demo import VERIFIER, ensure_demo_verifier
 from ca.hsm.client import HSMClient
-from ca.models import (
+from ca.revocation import reasons, workflow
+from ca.revocation.reasons import RevocationReason
+from ca.revocation.workflow import Filing
+from ca.status_page.auth import CredentialCache, Officer
+from ca.storage.engine import session_scope
+from ca.storage.models import (
     Applicant,
     AuditEvent,
     CAKind,
@@ -45,15 +48,12 @@ from ca.models import (
     RequestChannel,
     RequestStatus,
     Revocation,
-    RevocationReason,
     RevocationRequest,
     Role,
     Verifier,
 )
-from ca.revocation import Filing
-from ca.revocation_store import RevocationStore
-from ca.status_page.auth import CredentialCache, Officer
-from ca.store import ReadStore
+from ca.storage.revocations import RevocationStore
+from ca.storage.store import ReadStore
 from ocsp.history import QueryHistory
 from ocsp.responder import Outcome
 
@@ -88,12 +88,12 @@ def populate(engine: sa.Engine, keys: HSMClient, settings: Settings, now: dt.dat
         for (days, reason), ref in zip(WINDOW_REVOCATIONS, targets, strict=True):
             filing = Filing(RequestChannel.RA_WINDOW, s.get(Certificate, ref.id), reason, applicant=Applicant.SELF,
                             identity_document_checked=True)
-            revocation.file_request(store, filing, now - dt.timedelta(days=days), actor="test")
+            workflow.file_request(store, filing, now - dt.timedelta(days=days), actor="test")
         rita, ren = store.operator("rita"), store.operator("ren")
-        filed = [revocation.file_request(store, Filing(RequestChannel.DUAL_CONTROL, s.get(Certificate, ref.id),
+        filed = [workflow.file_request(store, Filing(RequestChannel.DUAL_CONTROL, s.get(Certificate, ref.id),
                                                        R.SUPERSEDED, receptionist=rita), now, actor="rita")[0]
                  for ref in responders]
-        revocation.review(store, filed[0].public_id, ren, accept=True, now=now)  # now waits for approval
+        workflow.review(store, filed[0].public_id, ren, accept=True, now=now)  # now waits for approval
     verifier_id = _verifier_id(engine, settings, keys)
     history = QueryHistory(engine, thread=False)
     for i in range(7):
@@ -287,11 +287,11 @@ def test_the_page_shows_what_the_database_holds(officer_site: StatusServer, engi
     per_day: dict[tuple[str, str], int] = {}
     for at, reason in revoked:
         if at.date() >= first:
-            key = (at.date().isoformat(), revocation.RFC_NAME[RevocationReason(reason)])
+            key = (at.date().isoformat(), reasons.RFC_NAME[RevocationReason(reason)])
             per_day[key] = per_day.get(key, 0) + 1
     assert page.bars == per_day
     for reason in RevocationReason:
-        name = revocation.RFC_NAME[reason]
+        name = reasons.RFC_NAME[reason]
         assert page.figure(f"reason-total:{name}") == str(sum(n for (_, r), n in per_day.items() if r == name))
     assert page.figure("revocations-total") == str(len(WINDOW_REVOCATIONS) - 1)  # the one 40 days ago is out
 
@@ -308,7 +308,7 @@ def test_the_page_shows_what_the_database_holds(officer_site: StatusServer, engi
     # a revocation made after that load is in the next one (the chart counts only new rows)
     ref = subscribers(engine, "osaka")[0]
     with session_scope(engine) as s:
-        revocation.file_request(RevocationStore(s), Filing(
+        workflow.file_request(RevocationStore(s), Filing(
             RequestChannel.RA_WINDOW, s.get(Certificate, ref.id), R.CESSATION_OF_OPERATION,
             applicant=Applicant.AGENT, identity_document_checked=True), dt.datetime.now(dt.UTC), actor="test")
     http = requests.Session()

@@ -20,7 +20,7 @@ from ca.config import regional_ca
 from ca.errors import InvalidInput
 from ca.hsm.signer import SoftwareSigner
 from ca.issuance import Issuer, issue
-from ca.models import CertKind
+from ca.storage.models import CertKind
 from ca.subscribers import (
     KEY_POOL_SIZE,
     BasicFour,

@@ -30,14 +30,14 @@ from cryptography.x509 import ocsp as x509_ocsp
 
 from ca import trusted_time
 from ca.config import TimeConfig, load_settings, settings_from_dict
-from ca.db import session_scope
 from ca.errors import ConfigError, UntrustedTime
 from ca.hsm.client import HSMClient
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer, SoftwareSigner
+from ca.http.client_cert import CLIENT_CERT_ENVIRON
 from ca.issuance import Issuer, issue
-from ca.models import AuditEvent, Certificate, CertKind, IssuedCRL, ListType, TimeStamp
-from ca.ra.auth import CLIENT_CERT_ENVIRON
-from ca.store import ReadStore
+from ca.storage.engine import session_scope
+from ca.storage.models import AuditEvent, Certificate, CertKind, IssuedCRL, ListType, TimeStamp
+from ca.storage.store import ReadStore
 from ca.trusted_time import ClockGuard
 from ca.trusted_time.ntp import Reading, query
 from ca.trusted_time.policy import assess

@@ -29,11 +29,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ca.db import session_scope
 from ca.errors import NotActivated, RevocaError, UntrustedTime
 from ca.hsm.signer import SoftwareSigner
 from ca.issuance import Issuer, issue
-from ca.models import CertKind, TimeStamp
+from ca.storage.engine import session_scope
+from ca.storage.models import CertKind, TimeStamp
 from ca.tsa import errors
 from ca.tsa.app import QUERY, REPLY, make_app
 from ca.tsa.authority import TimeStampAuthority

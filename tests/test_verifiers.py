@@ -22,13 +22,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ca import ceremony, hierarchy, revocation
+from ca import ceremony, hierarchy
 from ca.config import Settings
-from ca.db import session_scope
 from ca.errors import AlreadyExists, InvalidInput, NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
-from ca.models import AuditEvent, Certificate, CertKind, RevocationReason, Verifier, VerifierStatus
-from ca.revocation_store import RevocationStore
+from ca.revocation import workflow
+from ca.revocation.reasons import RevocationReason
+from ca.storage.engine import session_scope
+from ca.storage.models import AuditEvent, Certificate, CertKind, Verifier, VerifierStatus
+from ca.storage.revocations import RevocationStore
 from repository import verifiers
 from repository.directory import Directory, Endpoint, RepositoryError
 from repository.slapd import SLAPD, LocalSlapd
@@ -250,7 +252,7 @@ def test_verifier_whose_certificate_is_revoked_loses_access_at_the_next_sync(
 
     with session_scope(engine) as s:
         store = RevocationStore(s)
-        revocation.revoke_certificate(store, store.session.get(Certificate, cert_id), RevocationReason.KEY_COMPROMISE,
+        workflow.revoke_certificate(store, store.session.get(Certificate, cert_id), RevocationReason.KEY_COMPROMISE,
                                       NOW)  # type: ignore[arg-type]
     with session_scope(engine) as s:
         row = s.scalar(sa.select(Verifier))

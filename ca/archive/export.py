@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from ca.archive.items import TYPES, HistoryRange
 from ca.archive.stamping import manifest
 from ca.errors import InvalidInput
-from ca.models import ArchiveStamp, Certificate, CertKind, TimeStamp
+from ca.storage.models import ArchiveStamp, Certificate, CertKind, TimeStamp
 from ca.tsa.known import tsa_certificates
 
 _SCRIPT = """#!/bin/sh

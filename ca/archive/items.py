@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ca.audit import history_seal
 from ca.errors import InvalidInput, NotFound
-from ca.models import ArchiveStamp, Certificate, IssuedCRL, RequestStatus, RevocationRequest
+from ca.storage.models import ArchiveStamp, Certificate, IssuedCRL, RequestStatus, RevocationRequest
 
 CHUNK = 1 << 20
 

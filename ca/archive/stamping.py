@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ca.archive.items import RANGES, SINGLES, digest
 from ca.audit.checkpoints import Stamper
-from ca.models import ArchiveStamp
+from ca.storage.models import ArchiveStamp
 
 ROUND = 20_000  # items per token: a manifest of a few MB at most
 REQUESTER = "archive"

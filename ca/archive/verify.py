@@ -19,7 +19,7 @@ from ca.archive.items import HistoryRange, digest, parse_ref
 from ca.archive.stamping import manifest
 from ca.audit.verify import TokenCheck
 from ca.errors import NotFound, RevocaError
-from ca.models import ArchiveStamp
+from ca.storage.models import ArchiveStamp
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ca.audit import chain
-from ca.db import session_scope
-from ca.models import AuditEvent
+from ca.storage.engine import session_scope
+from ca.storage.models import AuditEvent
 
 SUCCESS = "success"
 FAILURE = "failure"

@@ -19,7 +19,7 @@ import json
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ca.models import AuditEvent, AuditHead
+from ca.storage.models import AuditEvent, AuditHead
 
 GENESIS = bytes(32)
 HEAD_ID = 1

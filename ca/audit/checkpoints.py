@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ca.audit.chain import HEAD_ID
-from ca.models import AuditCheckpoint, AuditHead, TimeStamp
+from ca.storage.models import AuditCheckpoint, AuditHead, TimeStamp
 
 HASH = "sha256"
 REQUESTER = "audit"

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ca import audit
-from ca.models import AuditEvent, CRLFetch, OCSPQuery
+from ca.storage.models import AuditEvent, CRLFetch, OCSPQuery
 
 EVENT = "history.sealed"
 ACTOR = "system:audit-sealer"

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from ca import audit
 from ca.archive.stamping import stamp_round
 from ca.audit import checkpoints, history_seal
-from ca.db import session_scope
 from ca.errors import RevocaError
-from ca.models import AuditCheckpoint
+from ca.storage.engine import session_scope
+from ca.storage.models import AuditCheckpoint
 
 log = logging.getLogger("revoca.audit")
 

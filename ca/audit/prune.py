@@ -17,7 +17,7 @@ from ca import audit
 from ca.audit import checkpoints
 from ca.audit.verify import TokenCheck, verify
 from ca.errors import IntegrityFailure, InvalidInput
-from ca.models import AuditEvent
+from ca.storage.models import AuditEvent
 
 
 @dataclasses.dataclass(frozen=True)

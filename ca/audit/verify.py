@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ca.audit import checkpoints, history_seal
 from ca.audit.chain import GENESIS, HEAD_ID, link_event
 from ca.errors import RevocaError
-from ca.models import AuditCheckpoint, AuditEvent, AuditHead, TimeStamp
+from ca.storage.models import AuditCheckpoint, AuditEvent, AuditHead, TimeStamp
 
 # Checks a token against what it should cover and returns its genTime; raises on anything wrong.
 TokenCheck = Callable[[TimeStamp, bytes], dt.datetime]

@@ -9,9 +9,9 @@ import click
 
 from ca.cli.common import App, emit_json, json_option, pass_app, when
 from ca.cli.login import authenticate
-from ca.db import session_scope
 from ca.errors import IntegrityFailure
-from ca.models import Role
+from ca.storage.engine import session_scope
+from ca.storage.models import Role
 
 _operator = click.option("--operator", required=True, help="An internal auditor or CA administrator.")
 _ROLES = (Role.INTERNAL_AUDITOR, Role.CA_ADMINISTRATOR)

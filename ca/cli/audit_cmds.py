@@ -20,9 +20,9 @@ from ca.audit.checkpoints import Stamper, take
 from ca.audit.verify import TokenCheck, verify
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
 from ca.cli.login import authenticate
-from ca.db import session_scope
 from ca.errors import IntegrityFailure, InvalidInput
-from ca.models import AuditEvent, Role
+from ca.storage.engine import session_scope
+from ca.storage.models import AuditEvent, Role
 
 RETENTION = dt.timedelta(days=365)  # seed 004 5.4.3: audit records are kept at least a year
 

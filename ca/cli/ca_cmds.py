@@ -10,15 +10,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
-from ca.cli.common import App, emit_json, json_option, pass_app, table, when
+from ca.cli.common import App, emit_json, json_option, pass_app, read_secret, table, when
 from ca.cli.login import authenticate
 from ca.config import Settings
-from ca.db import session_scope
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.importer import read_certificates
-from ca.models import Certificate, CertificateAuthority, CertKind, Role
-from ca.store import Store
+from ca.revocation import compromise
+from ca.storage.engine import session_scope
+from ca.storage.models import Certificate, CertificateAuthority, CertKind, Role
+from ca.storage.revocations import RevocationStore
+from ca.storage.store import Store
 
 
 def _ca_summary(store: Store, ca: CertificateAuthority) -> dict[str, object]:
@@ -165,6 +167,27 @@ def _one_cert(path: Path) -> x509.Certificate:
     if len(certs) != 1:
         raise InvalidInput(f"{path}: expected one certificate, found {len(certs)}")
     return certs[0]
+
+
+@ca_group.command("compromise")
+@click.argument("name")
+@click.option("--operator", "operators", multiple=True, required=True,
+              help="Give twice: the two senior operators confirming.")
+@click.option("--note", default="")
+@pass_app
+def ca_compromise(app: App, name: str, operators: tuple[str, ...], note: str) -> None:
+    """CA key compromise: revoke everything the key signed (cACompromise) and issue its CRL and ARL at once."""
+    if len(operators) != 2:
+        raise InvalidInput("a CA key compromise is confirmed by exactly two senior operators (--operator twice)")
+    with session_scope(app.engine) as session:
+        store = RevocationStore(session)
+        confirmers = tuple(store.authenticate(op, read_secret(f"Password for {op}"), Role.SENIOR_OPERATOR)
+                           for op in operators)
+        count = compromise.compromise(store, name, (confirmers[0], confirmers[1]), dt.datetime.now(dt.UTC),
+                                      note=note)
+    click.echo(f"CA {name}: key marked compromised, {count} certificate(s) revoked with reason cACompromise")
+    for line in compromise.issue_after_compromise(app.engine, app.hsm(), app.settings, name):
+        click.echo(line)
 
 
 def register(cli: click.Group) -> None:

@@ -13,9 +13,9 @@ import click
 import sqlalchemy as sa
 
 from ca.config import Settings, load_settings
-from ca.db import ensure_current, make_engine
 from ca.errors import ConfigError, InvalidInput, ServiceUnavailable
 from ca.hsm.client import HSMClient
+from ca.storage.engine import ensure_current, make_engine
 
 
 @dataclasses.dataclass

@@ -30,13 +30,13 @@ from ca.errors import InvalidInput
 if TYPE_CHECKING:
     from ca.audit.keeper import AuditKeeper
     from ca.crl.issue import IssuedCRLInfo
-    from ca.models import IssuedCRL, ListType
+    from ca.storage.models import IssuedCRL, ListType
 
 TYPE_CHOICES = ("crl", "arl", "both")
 
 
 def _list_types(value: str) -> list[ListType]:
-    from ca.models import ListType
+    from ca.storage.models import ListType
 
     return [ListType.CRL, ListType.ARL] if value == "both" else [ListType(value)]
 
@@ -100,8 +100,8 @@ def _row_json(row: IssuedCRL, ca_name: str, data_dir: Path) -> dict[str, Any]:
 @pass_app
 def crl_list(app: App, ca_name: str | None, list_type: str, limit: int, as_json: bool) -> None:
     """The archive of issued CRLs and ARLs, newest first."""
-    from ca.db import session_scope
-    from ca.store import ReadStore
+    from ca.storage.engine import session_scope
+    from ca.storage.store import ReadStore
 
     with session_scope(app.engine) as session:
         store = ReadStore(session)
@@ -132,9 +132,9 @@ def crl_show(app: App, ca_name: str, list_type: str, number: int | None, pem: bo
     """One archived CRL or ARL; the file is checked against the archived SHA-256."""
     import hashlib
 
-    from ca.db import session_scope
-    from ca.models import ListType
-    from ca.store import ReadStore
+    from ca.storage.engine import session_scope
+    from ca.storage.models import ListType
+    from ca.storage.store import ReadStore
 
     with session_scope(app.engine) as session:
         store = ReadStore(session)

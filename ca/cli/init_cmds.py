@@ -6,7 +6,7 @@ import click
 
 from ca import ceremony
 from ca.cli.common import App, pass_app
-from ca.db import upgrade
+from ca.storage.engine import upgrade
 
 
 @click.command("init")

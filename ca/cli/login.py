@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ca import audit
 from ca.cli.common import App, read_secret
-from ca.db import session_scope
 from ca.errors import PermissionDenied
-from ca.models import Role
-from ca.store import ReadStore
+from ca.storage.engine import session_scope
+from ca.storage.models import Role
+from ca.storage.store import ReadStore
 
 
 def authenticate(app: App, operator: str, *roles: Role) -> None:

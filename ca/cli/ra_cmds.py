@@ -1,4 +1,4 @@
-"""`revoca ra ...` (terminals), `revoca revocation ...` (dual control) and `revoca ca compromise`."""
+"""`revoca ra ...` (terminals) and `revoca revocation ...` (dual control)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca import hierarchy, revocation
+from ca import hierarchy
 from ca.cli.common import App, add_serve_command, emit_json, json_option, pass_app, read_secret, table, when
-from ca.db import session_scope
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm
-from ca.models import CertKind, RequestChannel, Role
-from ca.revocation_store import RevocationStore
+from ca.revocation import workflow
+from ca.revocation.reasons import RFC_NAME, parse_reason
 from ca.serials import parse_hex_serial
+from ca.storage.engine import session_scope
+from ca.storage.models import CertKind, RequestChannel, Role
+from ca.storage.revocations import RevocationStore
 
 
 def _now() -> dt.datetime:
@@ -111,10 +113,10 @@ def revocation_file(app: App, ca_name: str, serial: str, reason: str, operator: 
         cert = store.certificate(store.ca(ca_name), number)
         if cert.kind is CertKind.SUBSCRIBER:
             raise InvalidInput("subscriber certificates are revoked at an RA window, not under dual control")
-        filing = revocation.Filing(channel=RequestChannel.DUAL_CONTROL, certificate=cert,
-                                   reason=revocation.parse_reason(int(reason) if reason.isdigit() else reason),
+        filing = workflow.Filing(channel=RequestChannel.DUAL_CONTROL, certificate=cert,
+                                   reason=parse_reason(int(reason) if reason.isdigit() else reason),
                                    receptionist=clerk, note=note)
-        req, _ = revocation.file_request(store, filing, _now(), actor=operator)
+        req, _ = workflow.file_request(store, filing, _now(), actor=operator)
         out = {"request_id": req.public_id, "status": req.status.value}
     emit_json(out) if as_json else click.echo(f"request {out['request_id']} filed: {out['status']}")
 
@@ -124,10 +126,10 @@ def _decide(app: App, public_id: str, operator: str, accept: bool, note: str, st
         store = RevocationStore(session)
         if step == "review":
             op = _login(store, operator, Role.REVIEWER)
-            req = revocation.review(store, public_id, op, accept=accept, now=_now(), note=note)
+            req = workflow.review(store, public_id, op, accept=accept, now=_now(), note=note)
         else:
             op = _login(store, operator, Role.APPROVER)
-            req, _ = revocation.approve(store, public_id, op, accept=accept, now=_now(), note=note)
+            req, _ = workflow.approve(store, public_id, op, accept=accept, now=_now(), note=note)
         status = req.status.value
     click.echo(f"request {public_id}: {status}")
 
@@ -164,7 +166,7 @@ def revocation_pending(app: App, as_json: bool) -> None:
         names = {c.id: c.name for c in store.cas()}
         rows = [{"request_id": r.public_id, "status": r.status.value, "issuer": names[r.certificate.issuer_ca_id],
                  "serial": format(r.certificate.serial, "x"), "kind": r.certificate.kind.value,
-                 "reason": revocation.RFC_NAME[revocation.parse_reason(r.reason)], "accepted_at": r.accepted_at}
+                 "reason": RFC_NAME[parse_reason(r.reason)], "accepted_at": r.accepted_at}
                 for r in store.pending_requests()]
     if as_json:
         emit_json(rows)
@@ -172,28 +174,6 @@ def revocation_pending(app: App, as_json: bool) -> None:
     table(["REQUEST", "STATUS", "ISSUER", "SERIAL", "KIND", "REASON", "FILED"],
           [[r["request_id"], r["status"], r["issuer"], r["serial"], r["kind"], r["reason"], when(r["accepted_at"])]
            for r in rows])
-
-
-@click.command("compromise")
-@click.argument("name")
-@click.option("--operator", "operators", multiple=True, required=True,
-              help="Give twice: the two senior operators confirming.")
-@click.option("--note", default="")
-@pass_app
-def ca_compromise(app: App, name: str, operators: tuple[str, ...], note: str) -> None:
-    """CA key compromise: revoke everything the key signed (cACompromise) and issue its CRL and ARL at once."""
-    if len(operators) != 2:
-        raise InvalidInput("a CA key compromise is confirmed by exactly two senior operators (--operator twice)")
-    with session_scope(app.engine) as session:
-        store = RevocationStore(session)
-        confirmers = (_login(store, operators[0], Role.SENIOR_OPERATOR), _login(store, operators[1],
-                                                                                Role.SENIOR_OPERATOR))
-        count = revocation.compromise(store, name, confirmers, _now(), note=note)
-    click.echo(f"CA {name}: key marked compromised, {count} certificate(s) revoked with reason cACompromise")
-    from ca.crl.compromise import issue_after_compromise  # the CRL package signs through the HSM service
-
-    for line in issue_after_compromise(app, name):
-        click.echo(line)
 
 
 @click.command("ra")
@@ -211,7 +191,4 @@ def serve_ra(app: App, host: str, port: int, workers: int) -> None:
 def register(cli: click.Group) -> None:
     cli.add_command(ra_group)
     cli.add_command(revocation_group)
-    ca_group = cli.commands["ca"]
-    assert isinstance(ca_group, click.Group)
-    ca_group.add_command(ca_compromise)
     add_serve_command(cli, serve_ra)

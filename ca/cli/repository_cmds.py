@@ -93,7 +93,7 @@ def repository_publish(app: App, everything: bool) -> None:
 @pass_app
 def repository_queue(app: App, as_json: bool) -> None:
     """What the directory holds and what waits to be published, per CA."""
-    from repository.publisher import queue_states
+    from ca.storage.publications import queue_states
 
     states = queue_states(app.engine)
     if as_json:

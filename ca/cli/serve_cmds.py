@@ -15,13 +15,13 @@ import click
 from ca import ceremony
 from ca.cli.common import App, pass_app, service_logging, table
 from ca.cli.tsa_cmds import DEFAULT_PORT as TSA_PORT
-from ca.db import session_scope
 from ca.demo import CLERK, TERMINAL, VERIFIER, ensure_demo_ra, ensure_demo_tsa, ensure_demo_verifier
 from ca.errors import ServiceUnavailable
 from ca.hsm import token_for
 from ca.hsm.client import HSMClient
 from ca.hsm.service import HSMService, bind
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.store import Store
 from repository.service import local_slapd
 
 

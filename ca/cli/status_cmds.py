@@ -9,10 +9,10 @@ import click
 
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
 from ca.crl.config import crl_config
-from ca.db import session_scope
 from ca.errors import ServiceUnavailable
-from ca.revocation_store import RevocationStore
 from ca.scheduler import expiry_warnings, list_statuses
+from ca.storage.engine import session_scope
+from ca.storage.revocations import RevocationStore
 
 #: A publication still waiting after this long means relying parties are not getting it.
 PUBLICATION_LATE = dt.timedelta(minutes=15)
@@ -36,7 +36,7 @@ def status_cmd(app: App, as_json: bool) -> None:
     lists = list_statuses(app.engine)
     with session_scope(app.engine, readonly=True) as session:
         pending = len(RevocationStore(session).pending_requests())
-    from repository.publisher import queue_states
+    from ca.storage.publications import queue_states
 
     queue = [q for q in queue_states(app.engine) if q.pending]
     warnings += [f"not in the LDAP repository yet: {q.line()}" for q in queue

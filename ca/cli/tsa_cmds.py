@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from ca.cli.common import App, add_serve_command, pass_app, read_secret
-from ca.db import session_scope
 from ca.errors import InvalidInput
-from ca.models import Role
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import Role
+from ca.storage.store import Store
 from ca.tsa.profile import IMPRINT_HASHES
 
 DEFAULT_PORT = 8318

@@ -18,11 +18,11 @@ from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
-from ca.db import session_scope
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm
-from ca.models import CertKind
-from ca.store import Store
+from ca.storage.engine import session_scope
+from ca.storage.models import CertKind
+from ca.storage.store import Store
 from repository import verifiers
 from repository.directory import RepositoryError
 

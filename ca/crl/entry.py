@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ca.crl import der
+from ca.der import encoding as der
 from ca.errors import InvalidInput
+from ca.revocation.reasons import ALLOWED_REASONS
 
 # RFC 5280 4.1.2.2 allows 20 octets; a positive 160-bit serial needs a 21st (sign) octet.  Such
 # serials come only from non-conforming imported certificates, which must still be revocable.
 MAX_SERIAL = (1 << 160) - 1
 
-# Seed 004 4.9.9: keyCompromise(1), cACompromise(2), affiliationChanged(3), superseded(4),
-# cessationOfOperation(5).  No certificateHold(6): revoca has no suspension.
-ALLOWED_REASONS = frozenset(range(1, 6))
 
 _REASON_CODE = der.oid("2.5.29.21")  # id-ce-cRLReasons, non-critical: no BOOLEAN (DER omits the default)
 
@@ -40,7 +38,7 @@ def encode_entry(serial: int, revocation_time: dt.datetime, reason: int) -> byte
     """DER of one revokedCertificates element with a reasonCode entry extension.
 
     `revocation_time` must be timezone-aware; fractions of a second are dropped (store the
-    time already truncated, as ca.revocation does, so the row and the entry agree).
+    time already truncated, as ca.revocation.workflow does, so the row and the entry agree).
     """
     if isinstance(serial, bool) or not isinstance(serial, int):
         raise InvalidInput(f"serial number must be an int, not {type(serial).__name__}")

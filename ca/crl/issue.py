@@ -21,15 +21,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ca import audit, trusted_time
-from ca.crl import cache, der
+from ca.crl import cache
 from ca.crl.entry import encode_entry
 from ca.crl.tbs import CRLFields
 from ca.crl.writer import MissingEntryDER, Published, SegmentMismatch, spool_entries, write_certificate_list
-from ca.db import session_scope
+from ca.der import encoding as der
 from ca.errors import InvalidInput, RevocaError, TokenError
 from ca.hsm.signer import KeyStore, Signer
-from ca.models import CAKind, ListType, PublicationItem
-from ca.store import ReadStore, Store, spki_der
+from ca.storage.engine import session_scope
+from ca.storage.models import CAKind, ListType, PublicationItem
+from ca.storage.store import ReadStore, Store, spki_der
 
 log = logging.getLogger("revoca.crl")
 

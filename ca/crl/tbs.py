@@ -15,25 +15,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from ca.crl import der
+from ca.der import encoding as der
+from ca.der.algorithms import signature_algorithm
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm
-from ca.models import ListType
+from ca.storage.models import ListType
 
 _VERSION_2 = der.integer(1)
-
-# AlgorithmIdentifier DER (RFC 4055 2.1 / RFC 5758 3.2): RSA carries NULL parameters, ECDSA none.
-_RSA = {"sha256": "1.2.840.113549.1.1.11", "sha384": "1.2.840.113549.1.1.12"}
-_ECDSA = {"sha256": "1.2.840.10045.4.3.2", "sha384": "1.2.840.10045.4.3.3"}
-
-
-def signature_algorithm(algorithm: KeyAlgorithm) -> bytes:
-    """The AlgorithmIdentifier for what a Signer of this key algorithm produces."""
-    hash_name = algorithm.hash_algorithm.name
-    if algorithm.is_rsa:
-        return der.tlv(der.SEQUENCE, der.oid(_RSA[hash_name]) + der.NULL)
-    return der.tlv(der.SEQUENCE, der.oid(_ECDSA[hash_name]))
-
 
 _AKI = der.oid("2.5.29.35")
 _CRL_NUMBER = der.oid("2.5.29.20")

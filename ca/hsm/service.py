@@ -19,14 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from ca import audit
-from ca.db import session_scope
 from ca.errors import InvalidInput, RevocaError, ServiceUnavailable
 from ca.hsm import protocol
 from ca.hsm.activation import Activation, Holder, ShareSetInfo
 from ca.hsm.signer import KeyAlgorithm
 from ca.hsm.token import Token
-from ca.models import Role
-from ca.store import ReadStore, spki_der
+from ca.storage.engine import session_scope
+from ca.storage.models import Role
+from ca.storage.store import ReadStore, spki_der
 
 log = logging.getLogger("revoca.hsm")
 

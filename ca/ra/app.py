@@ -23,16 +23,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ca import audit, revocation
-from ca.db import session_scope
+from ca import audit
 from ca.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, RevocaError
 from ca.hsm.signer import KeyStore
-from ca.models import Applicant, RequestChannel, RevocationRequest
 from ca.ra import auth, online
 from ca.ra.openapi import OPENAPI
-from ca.receipts import ReceiptSigner, receipt_content
-from ca.revocation_store import RevocationStore
+from ca.ra.receipts import ReceiptSigner, receipt_content
+from ca.revocation import reasons, workflow
 from ca.serials import parse_hex_serial
+from ca.storage.engine import session_scope
+from ca.storage.models import Applicant, RequestChannel, RevocationRequest
+from ca.storage.revocations import RevocationStore
 
 log = logging.getLogger("revoca.ra")
 MAX_BODY = 64 * 1024
@@ -43,7 +44,7 @@ _STATUS = {
     auth.Unauthenticated: 401,
     PermissionDenied: 403,
     NotFound: 404,
-    revocation.IdempotencyConflict: 409,
+    workflow.IdempotencyConflict: 409,
     AlreadyExists: 409,
     InvalidInput: 422,
 }
@@ -185,13 +186,13 @@ def file_revocation() -> tuple[Response, int]:
             applicant = Applicant(body.get("applicant"))
         except ValueError as exc:
             raise InvalidInput('applicant must be "self" or "agent"') from exc
-        filing = revocation.Filing(
+        filing = workflow.Filing(
             channel=RequestChannel.RA_WINDOW, certificate=_certificate(store, body),
-            reason=revocation.parse_reason(body.get("reason")), applicant=applicant,
+            reason=reasons.parse_reason(body.get("reason")), applicant=applicant,
             identity_document_checked=body.get("identity_document_checked") is True,
             terminal_id=terminal.id, receptionist=clerk, idempotency_key=key,
         )
-        req, created = revocation.file_request(store, filing, now, actor=g.actor)
+        req, created = workflow.file_request(store, filing, now, actor=g.actor)
         public_id = req.public_id
     # committed: from here on the revocation is durable whatever happens to this process
     return jsonify(_with_receipt(engine, public_id)), 201 if created else 200
@@ -238,10 +239,10 @@ def online_revocation() -> tuple[Response, int]:
         store = RevocationStore(session)
         signed = online.parse_signed_request(body, store, now)
         g.actor = f"subscriber {signed.certificate.subject_dn}"
-        filing = revocation.Filing(channel=RequestChannel.ONLINE, certificate=signed.certificate,
-                                   reason=revocation.parse_reason(signed.reason), applicant=Applicant.SELF,
+        filing = workflow.Filing(channel=RequestChannel.ONLINE, certificate=signed.certificate,
+                                   reason=reasons.parse_reason(signed.reason), applicant=Applicant.SELF,
                                    identity_document_checked=True)
-        req, _ = revocation.file_request(store, filing, now, actor=g.actor)
+        req, _ = workflow.file_request(store, filing, now, actor=g.actor)
         public_id = req.public_id
     return jsonify(_with_receipt(engine, public_id)), 201
 

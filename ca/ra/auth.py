@@ -16,10 +16,9 @@ import hashlib
 from flask import Request
 
 from ca.errors import PermissionDenied
-from ca.models import Operator, RATerminal, Role
-from ca.revocation_store import RevocationStore
-
-CLIENT_CERT_ENVIRON = "revoca.client_cert_der"
+from ca.http.client_cert import CLIENT_CERT_ENVIRON
+from ca.storage.models import Operator, RATerminal, Role
+from ca.storage.revocations import RevocationStore
 
 
 class Unauthenticated(PermissionDenied):

@@ -19,11 +19,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ca.der.parse_errors import PARSE_ERRORS
 from ca.errors import InvalidInput, NotFound, PermissionDenied
 from ca.hsm.signer import verify_signature
-from ca.models import Certificate
-from ca.parse_errors import PARSE_ERRORS
-from ca.store import ReadStore
+from ca.storage.models import Certificate
+from ca.storage.store import ReadStore
 
 _HASHES = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
 ID_DATA = "data"

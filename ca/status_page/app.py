@@ -9,11 +9,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask
 
-from ca.models import Revocation
 from ca.status_page import metrics, views
 from ca.status_page.auth import CACHE_SECONDS, CredentialCache
 from ca.status_page.metrics import HSMStatus, RevocaCollector, make_registry
 from ca.status_page.tallies import Tally, revocations_by_day
+from ca.storage.models import Revocation
 
 WARN_BEFORE = dt.timedelta(hours=24)
 

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from ca.credentials import hash_password, verify_password
 from ca.errors import NotFound, PermissionDenied
-from ca.models import Role
-from ca.store import ReadStore
+from ca.storage.models import Role
+from ca.storage.store import ReadStore
 
 PAGE_ROLES = frozenset({Role.CA_ADMINISTRATOR, Role.KEY_MANAGER, Role.REVIEWER, Role.APPROVER,
                         Role.SENIOR_OPERATOR, Role.OPERATOR})

@@ -17,11 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ca.db import session_scope
 from ca.errors import RevocaError
-from ca.models import AuditEvent, OCSPQuery, RequestStatus, RevocationRequest
 from ca.scheduler import list_statuses
 from ca.status_page import tallies
+from ca.storage.engine import session_scope
+from ca.storage.models import AuditEvent, OCSPQuery, RequestStatus, RevocationRequest
 
 log = logging.getLogger("revoca.status")
 bp = Blueprint("metrics", __name__)
@@ -81,7 +81,7 @@ class RevocaCollector(Collector):
         yield number
 
     def _publication(self, now: dt.datetime) -> Iterator[Metric]:
-        from repository.publisher import queue_states
+        from ca.storage.publications import queue_states
 
         length = GaugeMetricFamily("revoca_publication_queue_length", "Publications waiting to be written to "
                                    "the LDAP repository", labels=["ca", "item"])

@@ -14,19 +14,11 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ca.models import (
-    Certificate,
-    CertificateAuthority,
-    CertKind,
-    OCSPQuery,
-    RequestStatus,
-    Revocation,
-    RevocationReason,
-)
-from ca.revocation import RFC_NAME
-from ca.revocation_store import RevocationStore
+from ca.revocation.reasons import RFC_NAME, RevocationReason
 from ca.scheduler import ListStatus
-from ca.store import ReadStore
+from ca.storage.models import Certificate, CertificateAuthority, CertKind, OCSPQuery, RequestStatus, Revocation
+from ca.storage.revocations import RevocationStore
+from ca.storage.store import ReadStore
 
 CA_CERT_KINDS = (CertKind.SELF_SIGNED, CertKind.CROSS, CertKind.LINK_OLD_WITH_NEW, CertKind.LINK_NEW_WITH_OLD)
 KIND_LABEL = {CertKind.SELF_SIGNED: "self-signed", CertKind.CROSS: "cross",

@@ -6,9 +6,9 @@ from typing import Any
 
 from ca.config import Settings
 from ca.crl.config import crl_config
-from ca.db import make_engine
 from ca.hsm.client import HSMClient
-from ca.ra.server import GunicornServer
+from ca.http.gunicorn import GunicornServer
+from ca.storage.engine import make_engine
 
 DEFAULT_PORT = 8090
 #: The page asks the HSM service for its state at each load; it must not hang behind a long signing.

@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ca.models import AuditEvent, OCSPQuery, Revocation, RevocationReason, Verifier
-from ca.revocation import RFC_NAME
+from ca.revocation.reasons import RFC_NAME, RevocationReason
 from ca.status_page.queries import utc_text
+from ca.storage.models import AuditEvent, OCSPQuery, Revocation, Verifier
 
 CERT_STATUSES = ("good", "revoked", "unknown")
 REASON_NUMBERS = frozenset(int(r) for r in RevocationReason)

@@ -8,12 +8,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, render_template, request
 
-from ca.db import session_scope
 from ca.errors import PermissionDenied, RevocaError
 from ca.scheduler import list_statuses
 from ca.status_page import queries
 from ca.status_page.auth import REALM, Unauthenticated, basic_credentials, check_officer
 from ca.status_page.chart import stacked_bars
+from ca.storage.engine import session_scope
 
 log = logging.getLogger("revoca.status")
 bp = Blueprint("status", __name__, template_folder="templates")
@@ -71,7 +71,7 @@ def page() -> Response:
         waiting = queries.waiting_requests(session)
         minutes = queries.ocsp_per_minute(session, now, OCSP_MINUTES)
         days = queries.revocations_per_day(ext["revocation_days"].update(session), now.date(), CHART_DAYS)
-    from repository.publisher import queue_states
+    from ca.storage.publications import queue_states
 
     publication = queue_states(engine)
     html = render_template(

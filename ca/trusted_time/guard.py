@@ -104,7 +104,7 @@ class ClockGuard:
                failed: bool) -> None:
         """Record the offsets per server; a lost audit write is logged and does not unblock signing."""
         from ca import audit
-        from ca.db import session_scope
+        from ca.storage.engine import session_scope
 
         detail = {"purpose": purpose, "offsets_s": check.offsets(), "errors": check.errors(),
                   "agreed_offset_s": check.offset_s, "max_offset_s": check.max_offset_s,
@@ -134,7 +134,7 @@ class ClockGuard:
 
     def _own_engine(self) -> sa.Engine | None:
         if self._engine is None and self._db_url:
-            from ca.db import make_engine
+            from ca.storage.engine import make_engine
 
             self._engine = make_engine(self._db_url)
         return self._engine

@@ -17,10 +17,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ca.db import session_scope
-from ca.der_over_http import BodyRefused, StartResponse, der_body, plain
 from ca.errors import RevocaError
 from ca.hsm.signer import KeyStore
+from ca.http.der_over_http import BodyRefused, StartResponse, der_body, plain
+from ca.storage.engine import session_scope
 from ca.tsa import errors, response
 from ca.tsa.authority import Clock, TimeStampAuthority, utc_now
 from ca.tsa.request import MAX_REQUEST_BYTES, parse_request

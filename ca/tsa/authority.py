@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from ca import trusted_time
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyStore, Signer
-from ca.models import TimeStamp
-from ca.store import ReadStore
+from ca.storage.models import TimeStamp
+from ca.storage.store import ReadStore
 from ca.tsa import certificate as tsa_certificate
 from ca.tsa import errors
 from ca.tsa.profile import TSA_POLICY_OID

@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
 from ca.config import Settings
-from ca.db import session_scope
 from ca.errors import NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
-from ca.models import CertKind
-from ca.store import ReadStore, Store
+from ca.storage.engine import session_scope
+from ca.storage.models import CertKind
+from ca.storage.store import ReadStore, Store
 from ca.tsa.profile import TSA_SUBJECT, key_algorithm
 
 RENEW_BEFORE = dt.timedelta(days=30)

@@ -10,9 +10,9 @@ from asn1crypto import cms
 from cryptography import x509
 from sqlalchemy.orm import Session
 
-from ca.models import CertKind, TimeStamp
-from ca.parse_errors import PARSE_ERRORS
-from ca.store import ReadStore
+from ca.der.parse_errors import PARSE_ERRORS
+from ca.storage.models import CertKind, TimeStamp
+from ca.storage.store import ReadStore
 from ca.tsa.errors import InvalidTimeStamp
 from ca.tsa.verify import verify_token
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from asn1crypto import tsp
 
-from ca.parse_errors import PARSE_ERRORS
+from ca.der.parse_errors import PARSE_ERRORS
 from ca.tsa import errors
 from ca.tsa.profile import IMPRINT_HASHES, MAX_NONCE_BITS, TSA_POLICY_OID
 

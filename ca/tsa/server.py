@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from ca.config import Settings
-from ca.db import make_engine
 from ca.hsm.client import HSMClient
-from ca.ra.server import GunicornServer
+from ca.http.gunicorn import GunicornServer
+from ca.storage.engine import make_engine
 from ca.tsa.app import make_app
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from ca.hsm.signer import KeyStore
-from ca.models import TimeStamp
+from ca.storage.models import TimeStamp
 from ca.tsa.authority import TimeStampAuthority
 
 

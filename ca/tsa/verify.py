@@ -16,9 +16,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from ca.der.parse_errors import PARSE_ERRORS
 from ca.errors import InvalidInput
 from ca.hsm.signer import verify_signature
-from ca.parse_errors import PARSE_ERRORS
 from ca.tsa.errors import InvalidTimeStamp
 from ca.tsa.profile import IMPRINT_HASHES
 

@@ -4,21 +4,34 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-22 12:00:00
 
-Chains the audit records of earlier releases in id order (ca.audit.chain's frozen encoding),
-then makes seq and chain_hash required.  A previous release would append unchained records,
+Chains the audit records of earlier releases in id order, then makes seq and chain_hash
+required.  The link encoding is copied here, not imported: a migration must keep meaning what
+it meant when it was written.  tests check that it equals ca.audit.chain's, which is frozen.  A previous release would append unchained records,
 so stop it before upgrading.
 """
 import datetime as dt
+import hashlib
+import json
 
 import sqlalchemy as sa
 from alembic import op
-
-from ca.audit.chain import GENESIS, HEAD_ID, link
 
 revision = '0006'
 down_revision = '0005'
 branch_labels = None
 depends_on = None
+
+GENESIS = bytes(32)
+HEAD_ID = 1
+
+
+def link(previous: bytes, seq: int, occurred_at: dt.datetime, event_type: str, result: str, actor: str,
+         detail: str) -> bytes:
+    """SHA-256(previous link || canonical record), as ca.audit.chain wrote it in release 0006."""
+    at = occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    canonical = json.dumps([seq, at, event_type, result, actor, detail], ensure_ascii=False,
+                           separators=(",", ":")).encode()
+    return hashlib.sha256(previous + canonical).digest()
 
 
 def upgrade() -> None:

@@ -120,16 +120,6 @@ class Role(enum.StrEnum):
     INTERNAL_AUDITOR = "internal-auditor"
 
 
-class RevocationReason(enum.IntEnum):
-    """The only reasons seed 004 4.9.9 allows; RFC 5280 numbers.  No certificateHold."""
-
-    KEY_COMPROMISE = 1
-    CA_COMPROMISE = 2
-    AFFILIATION_CHANGED = 3
-    SUPERSEDED = 4
-    CESSATION_OF_OPERATION = 5
-
-
 class ListType(enum.StrEnum):
     CRL = "crl"  # subscriber certificates
     ARL = "arl"  # CA certificates: self-signed, cross, link

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 from ca.errors import NotFound
 from ca.hsm.signer import KeyStore, as_private_key
-from ca.models import CertKind, RevocationRequest
-from ca.store import ReadStore
+from ca.storage.models import CertKind, RevocationRequest
+from ca.storage.store import ReadStore
 
 
 def receipt_content(request: RevocationRequest, *, issuer_ca: str, revocation_time: Any) -> dict[str, Any]:

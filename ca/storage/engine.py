@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration; tests/test_migrations.py checks it equals Alembic's head.  Knowing it
 # lets every command skip importing Alembic (a third of a second) when the schema is current.
 SCHEMA_HEAD = "0006"

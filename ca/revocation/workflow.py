@@ -6,7 +6,7 @@
 - A window clerk or the subscriber online may revoke subscriber certificates at once;
   CA-level certificates (cross, link, responder, CVS, TLS...) need a receptionist, a
   reviewer and an approver: three different operators (5.2.1).
-- A CA key compromise revokes everything that key signed, with reason cACompromise.
+- A CA key compromise (ca.revocation.compromise) revokes everything that key signed.
 
 Every function works in the caller's transaction; the caller commits before it
 acknowledges anything, so an acknowledged revocation is durable.
@@ -21,33 +21,21 @@ import json
 import uuid
 
 from ca import audit
-from ca.errors import InvalidInput, NotFound, PermissionDenied, RevocaError
-from ca.models import (
+from ca.errors import InvalidInput, PermissionDenied, RevocaError
+from ca.revocation.reasons import RevocationReason
+from ca.storage.models import (
     Applicant,
-    CAStatus,
     Certificate,
     CertKind,
-    KeyStatus,
     ListType,
     Operator,
     RequestChannel,
     RequestStatus,
     Revocation,
-    RevocationReason,
     RevocationRequest,
     Role,
 )
-from ca.revocation_store import RevocationStore
-
-REASON_NAMES = {
-    "keyCompromise": RevocationReason.KEY_COMPROMISE,
-    "cACompromise": RevocationReason.CA_COMPROMISE,
-    "affiliationChanged": RevocationReason.AFFILIATION_CHANGED,
-    "superseded": RevocationReason.SUPERSEDED,
-    "cessationOfOperation": RevocationReason.CESSATION_OF_OPERATION,
-}
-RFC_NAME = {v: k for k, v in REASON_NAMES.items()}
-CERTIFICATE_HOLD = 6
+from ca.storage.revocations import RevocationStore
 
 
 class IdempotencyConflict(RevocaError):
@@ -56,26 +44,11 @@ class IdempotencyConflict(RevocaError):
     exit_code = 4
 
 
-def parse_reason(value: object) -> RevocationReason:
-    """A reason by RFC 5280 name or number; certificateHold and unknown values are refused."""
-    if value == CERTIFICATE_HOLD or value == "certificateHold":
-        raise InvalidInput("certificateHold is refused: revoca offers no suspension (seed 004 4.9.13); "
-                           "use one of " + ", ".join(REASON_NAMES))
-    if isinstance(value, str) and value in REASON_NAMES:
-        return REASON_NAMES[value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return RevocationReason(value)
-        except ValueError:
-            pass
-    raise InvalidInput(f"reason {value!r} is not allowed; use one of {', '.join(REASON_NAMES)} (1-5)")
-
-
 def list_type_for(kind: CertKind) -> ListType:
     return ListType.ARL if kind.is_ca_certificate else ListType.CRL
 
 
-def _entry_der(serial: int, when: dt.datetime, reason: int) -> bytes:
+def entry_der(serial: int, when: dt.datetime, reason: int) -> bytes:
     from ca.crl.entry import encode_entry  # imported late: the CRL package is optional for readers
 
     return encode_entry(serial, when, reason)
@@ -91,7 +64,7 @@ def revoke_certificate(store: RevocationStore, certificate: Certificate, reason:
     revocation = Revocation(
         certificate_id=certificate.id, issuer_ca_id=certificate.issuer_ca_id, serial=certificate.serial,
         revocation_time=when, reason=int(reason), recorded_at=now,
-        entry_der=_entry_der(certificate.serial, when, int(reason)),
+        entry_der=entry_der(certificate.serial, when, int(reason)),
         list_type=list_type_for(certificate.kind), request_id=request.id if request else None,
     )
     stored = store.add_revocation(revocation)
@@ -210,49 +183,3 @@ def approve(store: RevocationStore, public_id: str, approver: Operator, *, accep
     audit.record(store.session, "revocation.approved" if accept else "revocation.rejected", actor=approver.name,
                  request=public_id, certificate_id=request.certificate_id)
     return request, revocation
-
-
-COMPROMISE_CHUNK = 5000
-
-
-def compromise(store: RevocationStore, ca_name: str, confirmers: tuple[Operator, Operator], now: dt.datetime,
-               *, note: str = "") -> int:
-    """CA key compromise (seed 004 4.9.12, 5.7.3): two senior operators confirm; the CA's current
-    key is marked compromised and everything it signed, and every certificate of that key, is
-    revoked with reason cACompromise. Returns how many certificates were revoked.
-
-    Bulk inserts in chunks: a regional CA may have signed millions of certificates.
-    """
-    first, second = confirmers
-    for op in confirmers:
-        if Role.SENIOR_OPERATOR not in op.role_set:
-            raise PermissionDenied(f"operator {op.name} does not hold the senior-operator role")
-    if first.id == second.id:
-        raise PermissionDenied("a CA key compromise must be confirmed by two different senior operators")
-    ca = store.ca(ca_name)
-    try:
-        key = store.current_key(ca)
-    except NotFound as exc:
-        raise InvalidInput(f"CA {ca_name} has no active key to declare compromised") from exc
-    if key.key_label is None:
-        raise InvalidInput(f"CA {ca_name} is external; its own operator handles its compromise")
-    key.status = KeyStatus.COMPROMISED
-    ca.status = CAStatus.COMPROMISED
-    when = now.replace(microsecond=0)
-    reason = int(RevocationReason.CA_COMPROMISE)
-    total = 0
-    for cert in store.certificates_of_key(key.id):  # self-signed, cross and link certificates of the key
-        _rev, created = revoke_certificate(store, cert, RevocationReason.CA_COMPROMISE, now)
-        total += created
-    after = 0
-    while chunk := store.unrevoked_signed_by(key.id, after_id=after, limit=COMPROMISE_CHUNK):
-        store.insert_revocations([{
-            "certificate_id": c.id, "issuer_ca_id": c.issuer_ca_id, "serial": c.serial, "revocation_time": when,
-            "reason": reason, "recorded_at": now, "entry_der": _entry_der(c.serial, when, reason),
-            "list_type": list_type_for(c.kind), "request_id": None,
-        } for c in chunk])
-        total += len(chunk)
-        after = chunk[-1].id
-    audit.record(store.session, "ca.key_compromise", actor=f"{first.name}+{second.name}", ca=ca_name,
-                 key_generation=key.generation, revoked=total, note=note)
-    return total

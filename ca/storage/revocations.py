@@ -14,14 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from ca.errors import NotFound
-from ca.models import (
+from ca.storage.models import (
     Certificate,
     RATerminal,
     RequestStatus,
     Revocation,
     RevocationRequest,
 )
-from ca.store import Store
+from ca.storage.store import Store
 
 
 class RevocationStore(Store):

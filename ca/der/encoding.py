@@ -1,4 +1,4 @@
-"""The DER primitives a CRL needs, and nothing more (X.690 section 10).
+"""The DER primitives the CRL and OCSP encoders need, and nothing more (X.690 section 10).
 
 A CRL of a million entries cannot be built as one ASN.1 object in memory, so its framing
 (tag, length) is written around bytes that stream from the database; asn1crypto and

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ca.credentials import verify_password
 from ca.errors import AlreadyExists, NotFound, PermissionDenied
-from ca.models import (
+from ca.storage.models import (
     CAKind,
     Certificate,
     CertificateAuthority,

@@ -1,0 +1,25 @@
+"""gunicorn as a library: the RA, OCSP (with --tls), TSA and status page serve through it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn with these options, serving what `load` builds in each worker (after the fork, so that
+    each worker has its own database pool and HSM connection)."""
+
+    def __init__(self, options: dict[str, Any], load: Callable[[], Any]) -> None:
+        self.options = options
+        self._load = load
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self._load()
