@@ -4,11 +4,12 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+LOCKS  := requirements.lock requirements-dev.lock
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) | sha1sum | cut -c1-12)
 APT_PACKAGES := softhsm2 slapd ldap-utils openssl chromium
 PYTEST_ARGS ?=
 
-.PHONY: run test deps system-deps lint bench clean
+.PHONY: run test deps system-deps lock lint bench clean
 
 run: deps
 	$(BIN)/revoca run
@@ -33,12 +34,45 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# Python packages come from the lock files, never from pyproject.toml's ranges, so that two
+# fresh machines install the same bytes. pyproject.toml declares what we are compatible with;
+#   requirements-dev.lock  runtime + the dev extra: what `make run` and `make test` install;
+#   requirements.lock      runtime only, same versions, for a server: `pip install
+#                          --require-hashes -r requirements.lock`, then
+#                          `pip install --no-deps --no-build-isolation .`.
+# Each pins every package, transitive ones included, for CPython 3.11 on Linux x86_64, with
+# the sha256 of every file PyPI serves for that release: pip --require-hashes refuses any
+# other bytes, whichever index or local wheel folder it found them in. pip itself and
+# setuptools (the build backend, hence --no-build-isolation below) are locked too.
+# A venv made before a lock change keeps packages that the lock dropped: `make clean` first
+# for an exact one.
+$(STAMP): pyproject.toml $(LOCKS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# `make lock` writes both lock files again from pyproject.toml, resolved against PyPI alone
+# (uv reads no pip configuration), keeping every pin that still fits: run it after changing
+# the dependencies in pyproject.toml and commit the lock files with it.
+#   make lock LOCK_ARGS=--upgrade                          newest releases the ranges allow
+#   make lock LOCK_ARGS='--upgrade-package cryptography'   one package (and what it needs)
+# uv runs from a throwaway venv; it needs PyPI, nothing of the project's .venv.
+UV_VERSION := 0.13.9
+LOCK_ARGS  ?=
+UV_COMPILE  = "$$tool/bin/uv" pip compile --quiet --no-config --default-index https://pypi.org/simple \
+	--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes \
+	--custom-compile-command 'make lock' $(LOCK_ARGS)
+LOCK_TOOLS := pip 'setuptools>=68'
+
+lock:
+	@tool=$$(mktemp -d) && trap 'rm -rf "$$tool"' EXIT && \
+	$(PYTHON) -m venv "$$tool" && "$$tool/bin/pip" install -q uv==$(UV_VERSION) && \
+	printf '%s\n' $(LOCK_TOOLS) | $(UV_COMPILE) --extra dev pyproject.toml - -o requirements-dev.lock && \
+	printf '%s\n' $(LOCK_TOOLS) | $(UV_COMPILE) -c requirements-dev.lock pyproject.toml - -o requirements.lock && \
+	echo "requirements.lock: $$(grep -c '^[a-z]' requirements.lock) packages," \
+	  "requirements-dev.lock: $$(grep -c '^[a-z]' requirements-dev.lock)"
 
 lint: deps
 	$(BIN)/ruff check ca ocsp repository tests bench migrations
