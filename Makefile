@@ -16,7 +16,8 @@ run: deps
 
 test: deps
 	$(BIN)/ruff check ca ocsp repository tests bench migrations
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/mypy ca ocsp repository
+	$(BIN)/pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
 deps: system-deps $(STAMP)
 
@@ -76,6 +77,7 @@ lock:
 
 lint: deps
 	$(BIN)/ruff check ca ocsp repository tests bench migrations
+	$(BIN)/mypy ca ocsp repository
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

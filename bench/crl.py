@@ -41,11 +41,12 @@ import sqlalchemy as sa
 
 from ca import ceremony
 from ca.config import settings_from_dict
-from ca.crl.entry import encode_entry
+from ca.enums import CertKind, ListType
 from ca.errors import ServiceUnavailable
 from ca.hsm.client import HSMClient
+from ca.revocation.crl_entry import encode_entry
 from ca.storage.engine import make_engine, session_scope
-from ca.storage.models import Certificate, CertKind, ListType, Revocation
+from ca.storage.models import Certificate, Revocation
 from ca.storage.store import Store
 
 NOW = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)

@@ -44,12 +44,12 @@ import crl as crl_bench  # noqa: E402  (bench/crl.py: revocation rows and the wa
 from ca import ceremony  # noqa: E402
 from ca.config import settings_from_dict  # noqa: E402
 from ca.crl.issue import issue_list  # noqa: E402
+from ca.enums import ListType
 from ca.hsm import shares as sharing  # noqa: E402
 from ca.hsm import token_for  # noqa: E402
 from ca.storage.engine import make_engine  # noqa: E402
-from ca.storage.models import ListType  # noqa: E402
+from ca.verifiers.registry import add_verifier  # noqa: E402
 from repository.service import local_slapd, make_publisher  # noqa: E402
-from repository.verifiers import add_verifier  # noqa: E402
 
 NOW = crl_bench.NOW
 TOKYO_DN = "CN=Governor of Tokyo,OU=Tokyo,OU=Prefectural CA,O=JPKI,C=JP"

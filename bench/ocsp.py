@@ -108,11 +108,12 @@ _spec.loader.exec_module(crl_bench)
 
 from ca import ceremony  # noqa: E402
 from ca.config import settings_from_dict  # noqa: E402
+from ca.enums import CertKind  # noqa: E402
 from ca.storage.engine import make_engine, session_scope  # noqa: E402
-from ca.storage.models import Certificate, CertKind, OCSPQuery  # noqa: E402
+from ca.storage.models import Certificate, OCSPQuery  # noqa: E402
 from ca.storage.store import Store  # noqa: E402
+from ca.verifiers.registry import add_verifier  # noqa: E402
 from ocsp.issuers import public_key_bits  # noqa: E402
-from repository.verifiers import add_verifier  # noqa: E402
 
 REVOCA = crl_bench.REVOCA
 NOW = crl_bench.NOW

@@ -13,17 +13,16 @@ import datetime as dt
 import secrets
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from ca import audit, hierarchy
 from ca.config import Settings
 from ca.credentials import hash_password
+from ca.enums import CAKind, CertKind, Role
 from ca.errors import AlreadyExists, InvalidInput, NotFound, TokenError
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm
-from ca.storage.engine import session_scope, upgrade
-from ca.storage.models import CAKind, CertificateAuthority, CertKind, Role
+from ca.storage.engine import Engine, session_scope, upgrade
+from ca.storage.models import CertificateAuthority
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
 
@@ -41,7 +40,7 @@ class CeremonyResult:
     demo_files: tuple[Path, ...] = ()
 
 
-def is_initialized(settings: Settings, engine: sa.Engine) -> bool:
+def is_initialized(settings: Settings, engine: Engine) -> bool:
     upgrade(engine)
     with session_scope(engine) as session:
         try:
@@ -85,7 +84,7 @@ def _demo_subscribers(ctx: hierarchy.Context, cas: list[CertificateAuthority], c
             ctx.store.add_certificate(cert, kind=CertKind.SUBSCRIBER, issuer_key=key, now=ctx.now)
 
 
-def run(settings: Settings, engine: sa.Engine, *, key_managers: list[str] | None = None, demo: bool = False,
+def run(settings: Settings, engine: Engine, *, key_managers: list[str] | None = None, demo: bool = False,
         now: dt.datetime | None = None, actor: str = "ceremony",
         demo_subscribers: int = DEMO_SUBSCRIBERS_PER_CA) -> CeremonyResult:
     now = now or dt.datetime.now(dt.UTC)

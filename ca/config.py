@@ -7,6 +7,7 @@ ignored typo, and the defaults run on one machine with nothing configured.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import tomllib
 from collections.abc import Callable
@@ -15,7 +16,6 @@ from typing import Any
 
 from cryptography import x509
 
-from ca.crl.config import CRLConfig
 from ca.errors import ConfigError
 
 KEY_ALGORITHMS = ("rsa2048", "rsa3072", "rsa4096", "p256", "p384")
@@ -164,6 +164,45 @@ class TimeConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CRLConfig:
+    """Seed 004 4.9.7: issued every 24 hours, valid 72 hours; warn when less than 24 hours remain.
+
+    Refused at start-up rather than discovered in production: a period that is not shorter
+    than the validity (relying parties would see expired CRLs), and a warning threshold that
+    normal operation would cross (period + warning longer than validity).
+    """
+
+    validity_hours: int = 72
+    period_hours: int = 24
+    warn_hours: int = 24
+
+    def __post_init__(self) -> None:
+        for name in ("validity_hours", "period_hours", "warn_hours"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"crl.{name} must be a positive whole number of hours, not {value!r}")
+        if self.period_hours >= self.validity_hours:
+            raise ConfigError(f"crl.period_hours ({self.period_hours}) must be shorter than crl.validity_hours "
+                              f"({self.validity_hours}), or CRLs expire before their successors are issued")
+        if self.period_hours + self.warn_hours > self.validity_hours:
+            raise ConfigError(f"crl.period_hours + crl.warn_hours ({self.period_hours} + {self.warn_hours}) must "
+                              f"not exceed crl.validity_hours ({self.validity_hours}), or every CRL would warn "
+                              "before its successor is due")
+
+    @property
+    def validity(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.validity_hours)
+
+    @property
+    def period(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.period_hours)
+
+    @property
+    def warn_before(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.warn_hours)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
@@ -297,13 +336,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
     for table in tables:
         if table in overrides:
             raw[table] = {**raw.get(table, {}), **overrides[table]}
-    settings = settings_from_dict(raw)
-    # Every revoca process (CLI, services, OCSP workers) loads its settings here: signing code
-    # that is not handed settings checks the clock against this process's [time] policy.
-    from ca import trusted_time
-
-    trusted_time.use(settings)
-    return settings
+    return settings_from_dict(raw)
 
 
 def settings_from_dict(raw: dict[str, Any]) -> Settings:

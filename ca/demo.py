@@ -11,7 +11,6 @@ import datetime as dt
 import secrets
 from pathlib import Path
 
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -19,11 +18,12 @@ from ca import hierarchy
 from ca.ceremony import DEMO_WARNING
 from ca.config import Settings
 from ca.credentials import hash_password
+from ca.enums import CAKind, CertKind, Role
 from ca.errors import NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
-from ca.storage.engine import session_scope
-from ca.storage.models import CAKind, CertKind, Role, Verifier
-from ca.storage.revocations import RevocationStore
+from ca.storage.engine import Engine, session_scope
+from ca.storage.revocations import RevocationReadStore, RevocationStore
+from ca.storage.verifiers import VerifierReads
 
 TERMINAL = "demo-window"
 CLERK = "demo-clerk"
@@ -34,7 +34,7 @@ def demo_dir(settings: Settings) -> Path:
     return settings.data_dir / "demo-terminal"
 
 
-def ensure_demo_ra(settings: Settings, engine: sa.Engine, keys: KeyStore) -> tuple[Path, str, str]:
+def ensure_demo_ra(settings: Settings, engine: Engine, keys: KeyStore) -> tuple[Path, str, str]:
     """(directory with demo-window.pem/.key and bridge-roots.pem, clerk name, clerk password)."""
     out = demo_dir(settings)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -70,7 +70,7 @@ def ensure_demo_ra(settings: Settings, engine: sa.Engine, keys: KeyStore) -> tup
     return out, password, serial
 
 
-def _has(store: RevocationStore, name: str) -> bool:
+def _has(store: RevocationReadStore, name: str) -> bool:
     return any(c.name == name for c in store.cas())
 
 
@@ -78,11 +78,11 @@ def verifier_dir(settings: Settings) -> Path:
     return settings.data_dir / "demo-verifier"
 
 
-def ensure_demo_verifier(settings: Settings, engine: sa.Engine, keys: KeyStore) -> Path:
+def ensure_demo_verifier(settings: Settings, engine: Engine, keys: KeyStore) -> Path:
     """A registered verifier with a bridge-issued certificate; its directory holds the key, the
     certificate, `ldap.password` (the bare password, as `ldapsearch -y` reads it) and each CA's
     self-signed certificate (`tokyo.pem`, ...) for `openssl ocsp -issuer`."""
-    from repository import verifiers
+    from ca.verifiers import registry
 
     out = verifier_dir(settings)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -95,30 +95,18 @@ def ensure_demo_verifier(settings: Settings, engine: sa.Engine, keys: KeyStore) 
         for name, der in roots.items():  # the -issuer and -CAfile of `openssl ocsp`
             (out / f"{name}.pem").write_bytes(x509.load_der_x509_certificate(der).public_bytes(
                 serialization.Encoding.PEM))
-        if session.scalar(sa.select(sa.func.count()).select_from(Verifier).where(Verifier.name == VERIFIER)):
+        if VerifierReads(session).id_of(VERIFIER) is not None:
             return out
         ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="demo",
                                 algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
         (out / f"{VERIFIER}.key").unlink(missing_ok=True)  # left by a run that did not finish
-        cert, row = verifiers.issue_certificate(ctx, VERIFIER, key_path=out / f"{VERIFIER}.key")
+        cert, certificate_id = registry.issue_certificate(ctx, VERIFIER, key_path=out / f"{VERIFIER}.key")
         password = secrets.token_urlsafe(18)
-        verifiers.register(session, name=VERIFIER, certificate=cert, password=password, now=now,
-                           base_dn=settings.repository.base_dn, certificate_id=row.id, actor="demo")
+        registry.register(session, name=VERIFIER, certificate=cert, password=password, now=now,
+                          base_dn=settings.repository.base_dn, certificate_id=certificate_id, actor="demo")
         (out / f"{VERIFIER}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         (out / "README").write_text(DEMO_WARNING, encoding="utf-8")
         password_file.touch(mode=0o600, exist_ok=True)
         password_file.write_text(password, encoding="utf-8")
     return out
 
-
-def ensure_demo_tsa(settings: Settings, engine: sa.Engine, keys: KeyStore) -> tuple[Path, Path, Path]:
-    """The TSA certificate (issued now if missing or ending soon) and a sample file to stamp:
-    (tsa.pem, bridge-roots.pem, example.txt), for the printed `openssl ts` commands."""
-    from ca.tsa.certificate import ensure_certificate, pem_paths
-
-    ensure_certificate(settings, engine, keys, now=dt.datetime.now(dt.UTC), actor="demo")
-    cert_path, roots_path = pem_paths(settings)
-    example = cert_path.parent / "example.txt"
-    if not example.exists():
-        example.write_text("Any file can be time-stamped; this one is for the demo.\n", encoding="utf-8")
-    return cert_path, roots_path, example

@@ -22,11 +22,13 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPub
 
 from ca import audit
 from ca.config import CAConfig, Settings
+from ca.enums import CAKind, CertKind, KeyStatus
 from ca.errors import InvalidInput, NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.issuance import Issuer, issue, key_identifier
-from ca.storage.models import CAKind, CertificateAuthority, CertKind, KeyGeneration, KeyStatus
-from ca.storage.store import Store, spki_der
+from ca.storage.authorities import spki_der
+from ca.storage.models import CertificateAuthority, KeyGeneration
+from ca.storage.store import Store
 
 _CA_KINDS_SELF = (CertKind.SELF_SIGNED,)
 

@@ -14,16 +14,16 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
+from ca.enums import CAKind, CertKind
 from ca.errors import InvalidInput
 from ca.hsm.signer import verify_signature
 from ca.serials import check_serial
-from ca.storage.engine import session_scope
-from ca.storage.models import CAKind, CertificateAuthority, CertKind, KeyGeneration
+from ca.storage.engine import Engine, session_scope
+from ca.storage.models import CertificateAuthority, KeyGeneration
 from ca.storage.store import Store
 
 SUFFIXES = {".pem", ".crt", ".cer", ".der"}
@@ -111,7 +111,7 @@ def _not_a_subscriber(cert: x509.Certificate) -> str | None:
     return None
 
 
-def import_certificates(engine: sa.Engine, paths: Iterable[Path], *, now: dt.datetime | None = None,
+def import_certificates(engine: Engine, paths: Iterable[Path], *, now: dt.datetime | None = None,
                         progress: Callable[[int], None] | None = None) -> ImportReport:
     now = now or dt.datetime.now(dt.UTC)
     report = ImportReport()

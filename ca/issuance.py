@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from ca import trusted_time
+from ca.enums import CertKind
 from ca.errors import InvalidInput, TokenError
 from ca.hsm.signer import Signer, as_private_key, verify_signature
 from ca.profiles import PROFILES, AltNames, Profile
-from ca.storage.models import CertKind
 
 if TYPE_CHECKING:
-    from ca.subscribers import BasicFour
+    from ca.basic_four import BasicFour
 
 # RFC 5280 4.1.2.2: at most 20 octets; cryptography caps positive serials at 159 bits.
 MAX_SERIAL_BITS = 159

@@ -16,8 +16,8 @@ from types import MappingProxyType
 from cryptography.x509 import ObjectIdentifier
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from ca.enums import CertKind
 from ca.errors import InvalidInput
-from ca.storage.models import CertKind
 
 
 class PolicyOID:

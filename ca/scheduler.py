@@ -18,15 +18,13 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from ca.audit.keeper import AuditKeeper
-from ca.crl.config import CRLConfig
+from ca.config import CRLConfig
+from ca.crl.after_compromise import compromise_targets
 from ca.crl.issue import BOTH, IssuedCRLInfo, IssueFailure, IssueReport, issue_many
+from ca.enums import CAKind, ListType
 from ca.hsm.signer import KeyStore
-from ca.revocation.compromise import compromise_targets
-from ca.storage.engine import session_scope
-from ca.storage.models import CAKind, ListType
+from ca.storage.engine import Engine, session_scope
 from ca.storage.store import ReadStore
 
 log = logging.getLogger("revoca.scheduler")
@@ -56,7 +54,7 @@ class ListStatus:
         return f"{self.ca_name} {self.list_type.value.upper()}"
 
 
-def list_statuses(engine: sa.Engine) -> list[ListStatus]:
+def list_statuses(engine: Engine) -> list[ListStatus]:
     """Every issuing CA's newest CRL and ARL, bridge first."""
     with session_scope(engine) as session:
         store = ReadStore(session)
@@ -72,7 +70,7 @@ def list_statuses(engine: sa.Engine) -> list[ListStatus]:
         return out
 
 
-def expiry_warnings(engine: sa.Engine, now: dt.datetime, *,
+def expiry_warnings(engine: Engine, now: dt.datetime, *,
                     warn_before: dt.timedelta = WARN_BEFORE) -> list[str]:
     """One line per CRL/ARL that is missing, expired or has less than `warn_before` left at `now`."""
     lines = []
@@ -101,7 +99,7 @@ class TickResult:
 class Scheduler:
     """Decides what is due and issues it; `tick` is one round, `run` repeats it until stopped."""
 
-    def __init__(self, engine: sa.Engine, keys: KeyStore, data_dir: Path, config: CRLConfig | None = None, *,
+    def __init__(self, engine: Engine, keys: KeyStore, data_dir: Path, config: CRLConfig | None = None, *,
                  clock: Clock = utc_now, actor: str = "scheduler", keeper: AuditKeeper | None = None) -> None:
         self.engine = engine
         self.keeper = keeper

@@ -13,12 +13,12 @@ import dataclasses
 import datetime as dt
 import hashlib
 
-import sqlalchemy as sa
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 
-from ca.storage.engine import session_scope
-from ca.storage.models import CAKind, Certificate, CertificateAuthority, CertKind, KeyGeneration, Revocation
+from ca.enums import CAKind, CertKind
+from ca.storage.engine import Engine, session_scope
+from ca.storage.store import ReadStore
 
 HASHES = ("sha1", "sha256", "sha384", "sha512")
 FILE_PREFIX = "file:"  # key labels of responder keys held in files (ocsp.keys)
@@ -55,19 +55,17 @@ class IssuerIndex:
         return len({k.key_id for k in self._by_hashes.values()})
 
     @classmethod
-    def load(cls, engine: sa.Engine, *, now: dt.datetime, ca_signed: bool = False,
+    def load(cls, engine: Engine, *, now: dt.datetime, ca_signed: bool = False,
              key_files: bool = False) -> IssuerIndex:
         """`key_files`: prefer delegated responder keys held in files (ocsp.keys) to token keys."""
         by_hashes: dict[tuple[str, bytes, bytes], IssuerKey] = {}
         with session_scope(engine, readonly=True) as session:
-            cas = session.scalars(sa.select(CertificateAuthority).where(
-                CertificateAuthority.kind != CAKind.EXTERNAL)).all()
-            revoked = sa.select(Revocation.certificate_id)
-            for ca in cas:
-                for key in session.scalars(sa.select(KeyGeneration).where(KeyGeneration.ca_id == ca.id)).all():
-                    own = session.scalar(sa.select(Certificate.der).where(
-                        Certificate.issuer_key_id == key.id, Certificate.subject_key_id == key.id,
-                        Certificate.kind == CertKind.SELF_SIGNED).limit(1))
+            store = ReadStore(session)
+            for ca in store.cas():
+                if ca.kind is CAKind.EXTERNAL:
+                    continue
+                for key in ca.keys:
+                    own = store.self_signed_of_key(key.id)
                     if own is None:
                         continue
                     name_der = asn1_x509.Certificate.load(own).subject.dump()
@@ -75,8 +73,8 @@ class IssuerIndex:
                     responder = None
                     if not ca_signed:
                         if key_files:
-                            responder = _delegated(session, key.id, now, revoked, files=True)
-                        responder = responder or _delegated(session, key.id, now, revoked, files=False)
+                            responder = _delegated(store, key.id, now, files=True)
+                        responder = responder or _delegated(store, key.id, now, files=False)
                     if responder is None and key.key_label is not None:
                         responder = ResponderKey(key.key_label, None, hashlib.sha1(key_bits).digest(), None)
                     issuer = IssuerKey(ca.id, ca.name, key.id, responder)
@@ -85,15 +83,9 @@ class IssuerIndex:
         return cls(by_hashes)
 
 
-def _delegated(session: sa.orm.Session, key_id: int, now: dt.datetime, revoked: sa.Select, *,
-               files: bool) -> ResponderKey | None:
+def _delegated(store: ReadStore, key_id: int, now: dt.datetime, *, files: bool) -> ResponderKey | None:
     """The newest current responder certificate this key issued, with its key in a file or in the token."""
-    in_file = Certificate.key_label.startswith(FILE_PREFIX)
-    row = session.scalars(sa.select(Certificate).where(
-        Certificate.issuer_key_id == key_id, Certificate.kind == CertKind.OCSP_RESPONDER,
-        Certificate.key_label.is_not(None), in_file if files else sa.not_(in_file),
-        Certificate.not_before <= now, Certificate.not_after > now,
-        Certificate.id.not_in(revoked)).order_by(Certificate.not_before.desc(), Certificate.id.desc()).limit(1)).first()
+    row = store.current_delegate(key_id, CertKind.OCSP_RESPONDER, now, label_prefix=FILE_PREFIX, prefixed=files)
     if row is None:
         return None
     bits = public_key_bits(asn1_x509.Certificate.load(row.der).public_key.dump())

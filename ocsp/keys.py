@@ -15,16 +15,15 @@ import os
 import secrets
 from pathlib import Path
 
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
 from ca.config import Settings
+from ca.enums import CertKind
 from ca.errors import InvalidInput, NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer, SoftwareSigner
-from ca.storage.engine import session_scope
-from ca.storage.models import CertKind
+from ca.storage.engine import Engine, session_scope
 from ca.storage.store import Store
 from ocsp.issuers import FILE_PREFIX
 
@@ -82,7 +81,7 @@ class ResponderKeys:
         return signer
 
 
-def issue_key_file(settings: Settings, engine: sa.Engine, keys: KeyStore, ca_name: str, *,
+def issue_key_file(settings: Settings, engine: Engine, keys: KeyStore, ca_name: str, *,
                    algorithm: KeyAlgorithm, now: dt.datetime, actor: str) -> tuple[x509.Certificate, Path]:
     """A delegated responder certificate for `ca_name` (issued by its current key) with an encrypted key file."""
     passphrase = read_passphrase(passphrase_path(settings), create=True)

@@ -19,15 +19,14 @@ import logging
 import threading
 from collections.abc import Callable
 
-import sqlalchemy as sa
-
 from ca import trusted_time
 from ca.errors import UntrustedTime
 from ca.hsm.signer import KeyStore, Signer
-from ca.storage.models import IssuedCRL, ListType
+from ca.storage.engine import Engine, session_scope
+from ca.storage.ocsp_lookups import Lookups
+from ca.storage.store import ReadStore
 from ca.verifiers.rule import in_effect
 from ocsp.issuers import IssuerIndex, IssuerKey
-from ocsp.lookups import Lookups
 from ocsp.request import MalformedRequest, ParsedRequest, parse_request, public_key_of, verify_with_key
 from ocsp.response import Answer, basic_response, error_response
 from ocsp.status import Status, StatusSource
@@ -72,7 +71,7 @@ class _Presigned:
 
 
 class Responder:
-    def __init__(self, engine: sa.Engine, keys: KeyStore, *, clock: Clock = utc_now, ca_signed: bool = False,
+    def __init__(self, engine: Engine, keys: KeyStore, *, clock: Clock = utc_now, ca_signed: bool = False,
                  key_files: bool = False, time_guard: trusted_time.ClockGuard | None = None) -> None:
         """`keys` signs for the labels the index names (ocsp.keys.ResponderKeys when `key_files`);
         `time_guard` checks the clock before each signature (default: this process's settings')."""
@@ -206,10 +205,9 @@ class Responder:
         """Read the issuer keys, responder certificates and CRL schedule again."""
         now = now or self.clock()
         index = IssuerIndex.load(self.engine, now=now, ca_signed=self.ca_signed, key_files=self.key_files)
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(IssuedCRL.ca_id, sa.func.max(IssuedCRL.next_update))
-                                .where(IssuedCRL.list_type == ListType.CRL).group_by(IssuedCRL.ca_id)).all()
-        self._next_updates = {ca_id: _aware(next_update) for ca_id, next_update in rows}
+        with session_scope(self.engine, readonly=True) as session:
+            next_updates = ReadStore(session).crl_next_updates()
+        self._next_updates = {ca_id: _aware(next_update) for ca_id, next_update in next_updates.items()}
         self._index, self._loaded_at = index, now
         self._presigned.clear()  # responder certificates may have changed
 

@@ -26,7 +26,9 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
 
     `history=False` only for measuring what the history costs (bench/ocsp.py).
     """
-    settings = settings or load_settings()
+    if settings is None:  # a granian worker: this process's settings guard every signature
+        settings = load_settings()
+        trusted_time.use(settings)
     if ca_signed is None:
         ca_signed = os.environ.get("REVOCA_OCSP_CA_SIGNED") == "1"
     if key_files is None:

@@ -20,14 +20,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from typing import Protocol
 
-import sqlalchemy as sa
 from asn1crypto import core
 from asn1crypto import x509 as asn1_x509
 from ldap3.utils.dn import escape_rdn, parse_dn
-from sqlalchemy.orm import Session
 
-from ca.storage.models import CAKind, Certificate, CertificateAuthority, CertKind, Revocation
+from ca.storage.publications import PublicationReads
 from repository.directory import is_under
 
 CA_CERT_ATTR = "cACertificate;binary"
@@ -39,7 +38,13 @@ FULL_CA_CLASS = "certificationAuthority"
 #: Attributes certificationAuthority requires (lower case, without options).
 FULL_CA_REQUIRES = frozenset({"cacertificate", "certificaterevocationlist", "authorityrevocationlist"})
 
-SELF_ISSUED = (CertKind.SELF_SIGNED, CertKind.LINK_OLD_WITH_NEW, CertKind.LINK_NEW_WITH_OLD)
+
+class NamedCA(Protocol):
+    """What an entry needs of a CA (a row of ca.storage)."""
+
+    id: int
+    name: str
+    subject_dn: str
 
 
 class CertificatePair(core.Sequence):
@@ -63,7 +68,7 @@ def certificate_pair(forward: bytes | None, reverse: bytes | None) -> bytes:
     return CertificatePair(value).dump()
 
 
-def ca_entry_dn(ca: CertificateAuthority, base_dn: str) -> str:
+def ca_entry_dn(ca: NamedCA, base_dn: str) -> str:
     """The DN of `ca`'s entry in a directory rooted at `base_dn`."""
     subject = ca.subject_dn
     if (is_under(subject, base_dn) and subject.lower() != base_dn.lower()
@@ -101,22 +106,9 @@ def certificate_set_digest(ca_certificates: object, pairs: object) -> bytes:
     return h.digest()
 
 
-def published_cas(session: Session) -> list[CertificateAuthority]:
-    """The CAs that have an entry: those revoca runs (external CAs publish their own)."""
-    return list(session.scalars(sa.select(CertificateAuthority).where(CertificateAuthority.kind != CAKind.EXTERNAL)
-                                .order_by(CertificateAuthority.id)))
-
-
-def certificate_set(session: Session, ca: CertificateAuthority, base_dn: str, *, now: dt.datetime) -> CertificateSet:
+def certificate_set(store: PublicationReads, ca: NamedCA, base_dn: str, *, now: dt.datetime) -> CertificateSet:
     """What cACertificate and crossCertificatePair of `ca`'s entry should hold at `now`."""
-    revoked = sa.select(Revocation.certificate_id)
-    current = sa.and_(Certificate.not_after > now, Certificate.not_before <= now, Certificate.id.not_in(revoked))
-    own = session.scalars(sa.select(Certificate).where(
-        Certificate.issuer_ca_id == ca.id, Certificate.subject_ca_id == ca.id, Certificate.kind.in_(SELF_ISSUED),
-        current).order_by(Certificate.id)).all()
-    crosses = session.scalars(sa.select(Certificate).where(
-        Certificate.kind == CertKind.CROSS, current,
-        sa.or_(Certificate.issuer_ca_id == ca.id, Certificate.subject_ca_id == ca.id)).order_by(Certificate.id)).all()
+    own, crosses = store.entry_certificates(ca.id, now=now)
     forward = [c for c in crosses if c.subject_ca_id == ca.id and c.issuer_ca_id != ca.id]
     reverse = [c for c in crosses if c.issuer_ca_id == ca.id and c.subject_ca_id != ca.id]
     pairs = []

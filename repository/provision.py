@@ -1,8 +1,9 @@
 """Provision history (seed 004 5.5.1.2): which verifier fetched which CRL from LDAP, and when.
 
 slapd's accesslog overlay writes every search and bind of the directory into ``cn=accesslog``
-(see repository/slapd.py); `ingest` turns that log into `CRLFetch` rows and audit records,
-then deletes what it read so the log stays small.  The rules, per log entry:
+(see repository/slapd.py); `ingest` turns that log into provision-history rows (stored by
+ca.storage.provision) and audit records, then deletes what it read so the log stays small.
+The rules, per log entry:
 
 * a successful search (result 0, at least one entry, values not just attribute names) by a
   bind DN that is a registered verifier's, reaching a CA entry and asking for
@@ -38,24 +39,18 @@ import bisect
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
-import sqlalchemy as sa
 from ldap3.utils.dn import parse_dn
-from sqlalchemy.orm import Session
 
 from ca import audit
+from ca.enums import ListType, VerifierStatus
 from ca.errors import NotFound
-from ca.storage.engine import session_scope
-from ca.storage.models import (
-    CertificateAuthority,
-    CRLFetch,
-    ListType,
-    Publication,
-    PublicationItem,
-    PublicationState,
-    Verifier,
-    VerifierStatus,
-)
+from ca.storage.engine import Engine, Session, session_scope
+from ca.storage.provision import AlreadyRecorded, ProvisionReads, ProvisionWrites
+from ca.storage.publications import PublicationReads
+from ca.storage.store import ReadStore
+from ca.storage.verifiers import VerifierReads
 from repository.directory import Directory, is_under, normal_dn
 from repository.entries import ca_entry_dn
 from repository.slapd import ACCESSLOG_SUFFIX
@@ -72,7 +67,6 @@ _CRL_NAMES = frozenset({"certificaterevocationlist", "2.5.4.39"})
 #: LDAP result codes a failed bind usually carries, named for the audit log.
 _RESULT_NAMES = {32: "noSuchObject", 34: "invalidDNSyntax", 48: "inappropriateAuthentication",
                  49: "invalidCredentials", 50: "insufficientAccessRights", 53: "unwillingToPerform"}
-_IN_CHUNK = 500  # log keys per IN (...) query: well under every backend's parameter limit
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,6 +103,30 @@ class IngestReport:
     @property
     def recorded(self) -> int:
         return self.delivered + self.denied + self.failed_binds
+
+
+class _Verifier(Protocol):
+    """What deciding a log entry needs of a registered verifier (a row of ca.storage.verifiers)."""
+
+    id: int
+    name: str
+    status: VerifierStatus
+    removed_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fetch:
+    """One row of the provision history as a log entry makes it (stored by ca.storage.provision)."""
+
+    log_key: str  # the log entry's reqStart
+    fetched_at: dt.datetime
+    bind_dn: str
+    verifier_id: int | None
+    dn: str
+    ca_id: int | None
+    list_type: ListType | None
+    crl_number: int | None
+    result: str  # DELIVERED | DENIED | FAILED
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -233,10 +251,10 @@ class _Context:
     own_dn: str  # normalised DN ingest is bound as (the publisher's rootdn): its operations are skipped
     verifiers_dn: str
     ca_by_entry: dict[str, int]  # normalised CA entry DN -> CA id
-    verifiers_by_dn: dict[str, list[Verifier]]
+    verifiers_by_dn: dict[str, list[_Verifier]]
     crl_history: dict[int, tuple[list[dt.datetime], list[int | None]]]  # CA id -> published_at, number
 
-    def verifier(self, bind_dn: str, at: dt.datetime) -> tuple[Verifier | None, bool]:
+    def verifier(self, bind_dn: str, at: dt.datetime) -> tuple[_Verifier | None, bool]:
         """The verifier with this LDAP DN and whether it was registered (not removed) at `at`."""
         candidates = self.verifiers_by_dn.get(_dn(bind_dn), []) if bind_dn else []
         for v in candidates:
@@ -251,18 +269,12 @@ class _Context:
 
 
 def _load_context(session: Session, base_dn: str, own_dn: str) -> _Context:
-    cas = session.scalars(sa.select(CertificateAuthority)).all()
-    verifiers: dict[str, list[Verifier]] = {}
-    for v in session.scalars(sa.select(Verifier).order_by(Verifier.created_at.desc(), Verifier.id.desc())):
+    cas = ReadStore(session).cas()  # external CAs too: a search may name any entry
+    verifiers: dict[str, list[_Verifier]] = {}
+    for v in VerifierReads(session).newest_first():
         verifiers.setdefault(_dn(v.ldap_dn), []).append(v)
-    # The CRL in the directory at any time is the newest one published by then.  A published row
-    # later replaced may be marked superseded; it still tells what the directory held before.
-    published = session.execute(
-        sa.select(Publication.ca_id, Publication.published_at, Publication.number)
-        .where(Publication.item == PublicationItem.CRL, Publication.published_at.is_not(None),
-               Publication.state.in_((PublicationState.PUBLISHED, PublicationState.SUPERSEDED)))
-        .order_by(Publication.ca_id, Publication.published_at, Publication.number, Publication.id)
-    ).all()
+    # The CRL in the directory at any time is the newest one published by then.
+    published = PublicationReads(session).crl_publication_history()
     history: dict[int, tuple[list[dt.datetime], list[int | None]]] = {}
     for ca_id, published_at, number in published:
         times, numbers = history.setdefault(ca_id, ([], []))
@@ -275,7 +287,7 @@ def _load_context(session: Session, base_dn: str, own_dn: str) -> _Context:
     )
 
 
-def _row_for(entry: LogEntry, ctx: _Context) -> CRLFetch | None:
+def _row_for(entry: LogEntry, ctx: _Context) -> Fetch | None:
     """The provision-history row one log entry makes, or None when it is not about the CRL."""
     if entry.type == "bind":
         return _bind_row(entry, ctx)
@@ -298,35 +310,27 @@ def _row_for(entry: LogEntry, ctx: _Context) -> CRLFetch | None:
         result = DENIED
     else:
         return None
-    return CRLFetch(
+    return Fetch(
         log_key=entry.key, fetched_at=entry.at, bind_dn=entry.authz_dn, verifier_id=verifier.id if verifier else None,
         dn=entry.target_dn, ca_id=exact, list_type=ListType.CRL,
         crl_number=ctx.crl_number(exact, entry.at) if exact is not None else None, result=result,
     )
 
 
-def _bind_row(entry: LogEntry, ctx: _Context) -> CRLFetch | None:
+def _bind_row(entry: LogEntry, ctx: _Context) -> Fetch | None:
     target = _dn(entry.target_dn) if entry.target_dn else ""
     if entry.result == 0 or not target or target == ctx.verifiers_dn or not is_under(target, ctx.verifiers_dn):
         return None
     verifier, _registered = ctx.verifier(entry.target_dn, entry.at)
-    return CRLFetch(log_key=entry.key, fetched_at=entry.at, bind_dn=entry.target_dn,
-                    verifier_id=verifier.id if verifier else None, dn=entry.target_dn, ca_id=None, list_type=None,
-                    crl_number=None, result=FAILED)
+    return Fetch(log_key=entry.key, fetched_at=entry.at, bind_dn=entry.target_dn,
+                 verifier_id=verifier.id if verifier else None, dn=entry.target_dn, ca_id=None, list_type=None,
+                 crl_number=None, result=FAILED)
 
 
 # -- recording ------------------------------------------------------------------------------------
 
 
-def _recorded_keys(session: Session, keys: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(keys), _IN_CHUNK):
-        chunk = keys[i:i + _IN_CHUNK]
-        found.update(session.scalars(sa.select(CRLFetch.log_key).where(CRLFetch.log_key.in_(chunk))))
-    return found
-
-
-def record(engine: sa.Engine, entries: Sequence[LogEntry], base_dn: str, *, own_dn: str,
+def record(engine: Engine, entries: Sequence[LogEntry], base_dn: str, *, own_dn: str,
            now: dt.datetime) -> IngestReport:
     """Record `entries` in one transaction, skipping log keys already recorded.
 
@@ -336,7 +340,7 @@ def record(engine: sa.Engine, entries: Sequence[LogEntry], base_dn: str, *, own_
     for attempt in (1, 2):
         try:
             return _record_once(engine, entries, base_dn, own_dn=own_dn, now=now)
-        except sa.exc.IntegrityError:
+        except AlreadyRecorded:
             if attempt == 2:
                 raise
             # another round recorded some of these keys between our check and our insert;
@@ -344,20 +348,20 @@ def record(engine: sa.Engine, entries: Sequence[LogEntry], base_dn: str, *, own_
     raise AssertionError("unreachable")
 
 
-def _record_once(engine: sa.Engine, entries: Sequence[LogEntry], base_dn: str, *, own_dn: str,
+def _record_once(engine: Engine, entries: Sequence[LogEntry], base_dn: str, *, own_dn: str,
                  now: dt.datetime) -> IngestReport:
     counts = {DELIVERED: 0, DENIED: 0, FAILED: 0}
-    already = 0
     with session_scope(engine) as session:
+        store = ProvisionWrites(session)
         ctx = _load_context(session, base_dn, own_dn)
         rows = [(entry, row) for entry in entries if (row := _row_for(entry, ctx)) is not None]
-        done = _recorded_keys(session, [row.log_key for _entry, row in rows])
+        done = store.recorded_keys([row.log_key for _entry, row in rows])
         names = {v.id: v.name for vs in ctx.verifiers_by_dn.values() for v in vs}
-        for entry, row in rows:
-            if row.log_key in done:
-                already += 1
-                continue
-            session.add(row)
+        new = [(entry, row) for entry, row in rows if row.log_key not in done]
+        already = len(rows) - len(new)
+        # a key another round recorded meanwhile raises AlreadyRecorded here: `record` tries again
+        store.add_fetches(dataclasses.asdict(row) for _entry, row in new)
+        for entry, row in new:
             counts[row.result] += 1
             if row.result == FAILED:
                 # The audit time is when revoca recorded it, so the audit log stays in time
@@ -375,7 +379,7 @@ def purge(directory: Directory, entries: Iterable[LogEntry]) -> int:
     return sum(1 for entry in entries if directory.delete(entry.dn))
 
 
-def ingest(engine: sa.Engine, directory: Directory, base_dn: str, *, now: dt.datetime) -> IngestReport:
+def ingest(engine: Engine, directory: Directory, base_dn: str, *, now: dt.datetime) -> IngestReport:
     """Read the accesslog, record the provision history, then delete what was read.
 
     `directory` must be bound as the rootdn (only it reads and deletes cn=accesslog).  The
@@ -392,28 +396,21 @@ def ingest(engine: sa.Engine, directory: Directory, base_dn: str, *, now: dt.dat
 # -- reading the history --------------------------------------------------------------------------
 
 
-def fetches(engine: sa.Engine, *, verifier: str | None = None, since: dt.datetime | None = None,
+def fetches(engine: Engine, *, verifier: str | None = None, since: dt.datetime | None = None,
             limit: int | None = 100) -> list[FetchRecord]:
     """The provision history, newest first: all of it, or one verifier's (by name), from `since` on."""
     if since is not None and since.tzinfo is None:
         raise ValueError("since must be timezone-aware (UTC)")
     with session_scope(engine, readonly=True) as session:
-        query = (sa.select(CRLFetch, Verifier.name, CertificateAuthority.name)
-                 .outerjoin(Verifier, CRLFetch.verifier_id == Verifier.id)
-                 .outerjoin(CertificateAuthority, CRLFetch.ca_id == CertificateAuthority.id)
-                 .order_by(CRLFetch.fetched_at.desc(), CRLFetch.id.desc()))
+        verifier_id = None
         if verifier is not None:
-            verifier_id = session.scalar(sa.select(Verifier.id).where(Verifier.name == verifier))
+            verifier_id = VerifierReads(session).id_of(verifier)
             if verifier_id is None:
                 raise NotFound(f"no verifier named {verifier!r}")
-            query = query.where(CRLFetch.verifier_id == verifier_id)
-        if since is not None:
-            query = query.where(CRLFetch.fetched_at >= since)
-        if limit is not None:
-            query = query.limit(limit)
+        rows = ProvisionReads(session).fetches(verifier_id=verifier_id, since=since, limit=limit)
         return [
             FetchRecord(fetched_at=row.fetched_at, result=row.result, verifier=verifier_name, bind_dn=row.bind_dn,
                         ca=ca_name, dn=row.dn, list_type=row.list_type.value if row.list_type else None,
                         crl_number=row.crl_number)
-            for row, verifier_name, ca_name in session.execute(query)
+            for row, verifier_name, ca_name in rows
         ]

@@ -28,20 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ldap3
-import sqlalchemy as sa
 from asn1crypto import crl as asn1_crl
 
 from ca import audit
+from ca.enums import PublicationItem, PublicationState
 from ca.errors import RevocaError
-from ca.storage.engine import session_scope
-from ca.storage.models import (
-    CertificateAuthority,
-    IssuedCRL,
-    Publication,
-    PublicationItem,
-    PublicationState,
-)
-from ca.storage.store import Store
+from ca.storage.engine import Engine, session_scope
+from ca.storage.publications import DueRow, PublicationReads, PublicationWrites
 from repository import entries
 from repository.directory import (
     AssertionFailed,
@@ -85,20 +78,8 @@ class RoundReport:
         return not self.failed and self.unavailable is None
 
 
-@dataclasses.dataclass(frozen=True)
-class _Due:
-    id: int
-    ca_id: int
-    ca_name: str
-    item: PublicationItem
-    number: int | None
-    sha256: bytes
-    attempts: int
-    path: str | None  # of the archived CRL/ARL, relative to the data directory
-
-
 class Publisher:
-    def __init__(self, engine: sa.Engine, endpoint: Endpoint, base_dn: str, data_dir: Path, *,
+    def __init__(self, engine: Engine, endpoint: Endpoint, base_dn: str, data_dir: Path, *,
                  clock: Clock = utc_now, actor: str = "publisher",
                  side_work: Callable[[Directory, dt.datetime], list[str]] | None = None) -> None:
         self.engine = engine
@@ -182,13 +163,10 @@ class Publisher:
         """
         count = 0
         with session_scope(self.engine) as session:
-            store = Store(session)
-            for ca in entries.published_cas(session):
-                pending = session.scalar(sa.select(Publication.id).where(
-                    Publication.ca_id == ca.id, Publication.item == PublicationItem.CERTIFICATES,
-                    Publication.state == PublicationState.PENDING))
-                if (ca_id is None or ca.id == ca_id) and pending is None:
-                    wanted = entries.certificate_set(session, ca, self.base_dn, now=now)
+            store = PublicationWrites(session)
+            for ca in store.published_cas():
+                if (ca_id is None or ca.id == ca_id) and not store.certificates_pending(ca.id):
+                    wanted = entries.certificate_set(store, ca, self.base_dn, now=now)
                     store.enqueue_publication(ca_id=ca.id, item=PublicationItem.CERTIFICATES, sha256=wanted.digest,
                                               now=now)
                     count += 1
@@ -196,10 +174,7 @@ class Publisher:
                 if ca_id is not None and list_ca_id != ca_id:
                     continue
                 item = PublicationItem(list_type.value)
-                pending = session.scalar(sa.select(Publication.id).where(
-                    Publication.ca_id == list_ca_id, Publication.item == item, Publication.number >= row.number,
-                    Publication.state == PublicationState.PENDING))
-                if pending is None:
+                if not store.list_pending(list_ca_id, item, number_at_least=row.number):
                     store.enqueue_publication(ca_id=list_ca_id, item=item, sha256=row.sha256, issued_crl_id=row.id,
                                               number=row.number, now=now)
                     count += 1
@@ -209,12 +184,10 @@ class Publisher:
         """Queue a certificate publication for each CA whose entry should differ from what was published."""
         queued = 0
         with session_scope(self.engine) as session:
-            store = Store(session)
-            for ca in entries.published_cas(session):
-                wanted = entries.certificate_set(session, ca, self.base_dn, now=now)
-                last = session.scalars(sa.select(Publication).where(
-                    Publication.ca_id == ca.id, Publication.item == PublicationItem.CERTIFICATES,
-                    Publication.state != PublicationState.SUPERSEDED).order_by(Publication.id.desc()).limit(1)).first()
+            store = PublicationWrites(session)
+            for ca in store.published_cas():
+                wanted = entries.certificate_set(store, ca, self.base_dn, now=now)
+                last = store.last_certificates_publication(ca.id)
                 if last is not None and last.sha256 == wanted.digest and (
                         last.state is PublicationState.PENDING or last.dn == wanted.dn):
                     continue
@@ -223,85 +196,58 @@ class Publisher:
                 queued += 1
         return queued
 
-    def _due(self, now: dt.datetime, retry_now: bool = False) -> list[_Due]:
+    def _due(self, now: dt.datetime, retry_now: bool = False) -> list[DueRow]:
         """The newest due row per CA and item (older pending ones wait to be superseded)."""
-        due = Publication.state == PublicationState.PENDING
-        if not retry_now:
-            due = sa.and_(due, Publication.next_attempt_at <= now)
         with session_scope(self.engine, readonly=True) as session:
-            rows = session.execute(
-                sa.select(Publication, CertificateAuthority.name, IssuedCRL.path)
-                .join(CertificateAuthority, CertificateAuthority.id == Publication.ca_id)
-                .outerjoin(IssuedCRL, IssuedCRL.id == Publication.issued_crl_id)
-                .where(due).order_by(Publication.id)).all()
-            newest: dict[tuple[int, PublicationItem], _Due] = {}
-            for pub, ca_name, path in rows:
-                key = (pub.ca_id, pub.item)
-                have = newest.get(key)
-                if have is None or _newer(pub, have):
-                    newest[key] = _Due(pub.id, pub.ca_id, ca_name, pub.item, pub.number, pub.sha256,
-                                       pub.attempts, path)
+            rows = PublicationReads(session).due(now, retry_now=retry_now)
+        newest: dict[tuple[int, PublicationItem], DueRow] = {}
+        for row in rows:
+            key = (row.ca_id, row.item)
+            have = newest.get(key)
+            if have is None or _newer(row, have):
+                newest[key] = row
         # certificates first: a new CA's entry then exists with its certificates before its lists
         return sorted(newest.values(), key=lambda d: (d.item is not PublicationItem.CERTIFICATES, d.id))
 
     def _supersede_older(self, now: dt.datetime) -> int:
         """Pending rows older than a published row of the same CA and item will never be needed."""
         with session_scope(self.engine) as session:
-            done = (sa.select(Publication.ca_id, Publication.item, sa.func.max(Publication.id).label("id"),
-                              sa.func.max(Publication.number).label("number"))
-                    .where(Publication.state == PublicationState.PUBLISHED)
-                    .group_by(Publication.ca_id, Publication.item).subquery())
-            older = sa.select(Publication.id).join(done, sa.and_(
-                done.c.ca_id == Publication.ca_id, done.c.item == Publication.item)).where(
-                Publication.state == PublicationState.PENDING,
-                sa.or_(sa.and_(Publication.item == PublicationItem.CERTIFICATES, Publication.id < done.c.id),
-                       sa.and_(Publication.item != PublicationItem.CERTIFICATES, Publication.number <= done.c.number)))
-            ids = list(session.scalars(older))
-            if ids:
-                # published_at stays empty: the provision history reads it as "in the directory since"
-                session.execute(sa.update(Publication).where(Publication.id.in_(ids)).values(
-                    state=PublicationState.SUPERSEDED, last_error="a newer one was published"))
-            return len(ids)
+            return PublicationWrites(session).supersede_older()
 
-    def _failed(self, due: _Due, error: str, now: dt.datetime) -> None:
+    def _failed(self, due: DueRow, error: str, now: dt.datetime) -> None:
         with session_scope(self.engine) as session:
-            session.execute(sa.update(Publication).where(Publication.id == due.id).values(
-                attempts=Publication.attempts + 1, last_error=error[:2000],
-                next_attempt_at=now + backoff(due.attempts + 1)))
+            PublicationWrites(session).record_failure(due.id, error=error[:2000],
+                                                      next_attempt_at=now + backoff(due.attempts + 1))
             audit.record(session, "repository.publish", actor=self.actor, at=now, result="failure",
                          ca=due.ca_name, item=due.item.value, number=due.number, error=error[:500])
 
     def _directory_away(self, error: str, now: dt.datetime) -> None:
         """Every due row waits for the directory, with one back-off (not one attempt per row)."""
         with session_scope(self.engine) as session:
-            due = sa.and_(Publication.state == PublicationState.PENDING, Publication.next_attempt_at <= now)
-            attempts = session.scalar(sa.select(sa.func.max(Publication.attempts)).where(due))
+            store = PublicationWrites(session)
+            attempts = store.most_due_attempts(now)
             if attempts is None:
                 return
-            session.execute(sa.update(Publication).where(due).values(
-                attempts=Publication.attempts + 1, last_error=error[:2000],
-                next_attempt_at=now + backoff(attempts + 1)))
+            store.postpone_due(now, error=error[:2000], next_attempt_at=now + backoff(attempts + 1))
 
-    def _done(self, due: _Due, *, state: PublicationState, dn: str, sha256: bytes, now: dt.datetime,
+    def _done(self, due: DueRow, *, state: PublicationState, dn: str, sha256: bytes, now: dt.datetime,
               note: str = "", csn: str | None = None) -> None:
         with session_scope(self.engine) as session:
-            published = state is PublicationState.PUBLISHED
-            session.execute(sa.update(Publication).where(Publication.id == due.id).values(
-                state=state, dn=dn, sha256=sha256, published_at=now if published else None, last_error=note,
-                csn=csn))
+            PublicationWrites(session).record_outcome(due.id, state=state, dn=dn, sha256=sha256, now=now, note=note,
+                                                      csn=csn)
             if state is PublicationState.PUBLISHED:
                 audit.record(session, "repository.published", actor=self.actor, at=now, ca=due.ca_name,
                              item=due.item.value, number=due.number, dn=dn, sha256=sha256.hex())
 
     # -- writing one row -----------------------------------------------------------------------
 
-    def _publish(self, directory: Directory, due: _Due, now: dt.datetime) -> str | None:
+    def _publish(self, directory: Directory, due: DueRow, now: dt.datetime) -> str | None:
         """Publish one row; the line for the log, or None when it was superseded."""
         with session_scope(self.engine, readonly=True) as session:
-            ca = session.get(CertificateAuthority, due.ca_id)
-            assert ca is not None
+            store = PublicationReads(session)
+            ca = store.ca_by_id(due.ca_id)
             if due.item is PublicationItem.CERTIFICATES:
-                wanted = entries.certificate_set(session, ca, self.base_dn, now=now)
+                wanted = entries.certificate_set(store, ca, self.base_dn, now=now)
                 dn = wanted.dn
             else:
                 dn = entries.ca_entry_dn(ca, self.base_dn)
@@ -316,7 +262,7 @@ class Publisher:
                 log.info("%s changed while publishing; reading it again", dn)
         raise AssertionError("unreachable")
 
-    def _entry(self, directory: Directory, due: _Due, dn: str, attrs: tuple[str, ...],
+    def _entry(self, directory: Directory, due: DueRow, dn: str, attrs: tuple[str, ...],
                now: dt.datetime) -> tuple[Entry, set[str]]:
         """The entry (created when missing) with `attrs`, and the names of all attributes it has."""
         entry = directory.read(dn, attrs)
@@ -346,7 +292,7 @@ class Publisher:
             return [(ldap3.MODIFY_DELETE, [entries.FULL_CA_CLASS])]
         return []
 
-    def _publish_list(self, directory: Directory, due: _Due, dn: str, now: dt.datetime) -> str | None:
+    def _publish_list(self, directory: Directory, due: DueRow, dn: str, now: dt.datetime) -> str | None:
         attr = LIST_ATTR[due.item]
         label = f"{due.ca_name} {due.item.value.upper()} #{due.number}"
         if due.path is None:
@@ -381,7 +327,7 @@ class Publisher:
                    csn=back.csn if back else None)
         return f"{label} at {dn} ({due_size(self.data_dir, due)} bytes, read back and compared)"
 
-    def _current_list(self, directory: Directory, due: _Due, dn: str, attr: str,
+    def _current_list(self, directory: Directory, due: DueRow, dn: str, attr: str,
                       csn: str | None) -> tuple[int | None, bytes | None]:
         """The number and SHA-256 of the CRL/ARL in the entry now.
 
@@ -389,22 +335,16 @@ class Publisher:
         the database knows the answer; only otherwise is the value read (it may be 40 MB).
         """
         with session_scope(self.engine, readonly=True) as session:
-            last_csn = session.scalar(sa.select(Publication.csn).where(
-                Publication.dn == dn, Publication.csn.is_not(None)).order_by(Publication.published_at.desc(),
-                                                                          Publication.id.desc()).limit(1))
-            if csn is not None and csn == last_csn:
-                row = session.execute(sa.select(Publication.number, Publication.sha256).where(
-                    Publication.ca_id == due.ca_id, Publication.item == due.item, Publication.dn == dn,
-                    Publication.state == PublicationState.PUBLISHED).order_by(
-                    Publication.published_at.desc(), Publication.id.desc()).limit(1)).first()
-                return (row.number, row.sha256) if row else (None, None)
+            store = PublicationReads(session)
+            if csn is not None and csn == store.last_csn(dn):
+                return store.last_published_list(due.ca_id, due.item, dn) or (None, None)
         entry = directory.read(dn, (attr,))
         values = entry.values(attr) if entry else []
         if not values:
             return None, None
         return _crl_number(values[0]), hashlib.sha256(values[0]).digest()
 
-    def _publish_certificates(self, directory: Directory, due: _Due, wanted: entries.CertificateSet,
+    def _publish_certificates(self, directory: Directory, due: DueRow, wanted: entries.CertificateSet,
                               now: dt.datetime) -> str:
         dn = wanted.dn
         label = f"{due.ca_name} certificates"
@@ -435,11 +375,11 @@ class Publisher:
         return line
 
 
-def due_size(data_dir: Path, due: _Due) -> int:
+def due_size(data_dir: Path, due: DueRow) -> int:
     return (data_dir / due.path).stat().st_size if due.path else 0
 
 
-def _newer(pub: Publication, than: _Due) -> bool:
+def _newer(pub: DueRow, than: DueRow) -> bool:
     if pub.item is PublicationItem.CERTIFICATES:
         return pub.id > than.id
     return (pub.number or 0) > (than.number or 0)

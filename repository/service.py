@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import sqlalchemy as sa
-
 from ca.config import Settings
 from ca.errors import RevocaError
+from ca.storage.engine import Engine
 from repository.directory import Directory, RepositoryUnavailable
 from repository.publisher import Clock, Publisher, utc_now
 from repository.slapd import LocalSlapd
@@ -21,15 +20,15 @@ def local_slapd(settings: Settings) -> LocalSlapd:
     return LocalSlapd(settings.ldap_dir, settings.repository.base_dn, settings.repository.port)
 
 
-def make_publisher(settings: Settings, engine: sa.Engine, *, clock: Clock = utc_now) -> Publisher:
+def make_publisher(settings: Settings, engine: Engine, *, clock: Clock = utc_now) -> Publisher:
     """The publisher with its side work: verifier accounts kept in step, the access log copied."""
-    from repository import provision, verifiers
+    from repository import provision, verifier_accounts
 
     base_dn = settings.repository.base_dn
 
     def side_work(directory: Directory, now: dt.datetime) -> list[str]:
         errors = []
-        for what, step in (("verifier accounts", verifiers.sync), ("provision history", provision.ingest)):
+        for what, step in (("verifier accounts", verifier_accounts.sync), ("provision history", provision.ingest)):
             try:
                 step(engine, directory, base_dn, now=now)
             except RepositoryUnavailable:

@@ -4,14 +4,7 @@ The configuration (slapd.conf style, passed with ``-f``) loads the RFC 4523 clas
 attributes from OpenLDAP's core schema (certificationAuthority, cRLDistributionPoint,
 cACertificate, crossCertificatePair, authorityRevocationList, certificateRevocationList),
 keeps the directory in an mdb database under the data directory, and carries the access
-rules of the repository:
-
-* certificateRevocationList (with any option, e.g. ``;binary``) is readable only by members
-  of the verifiers group; nobody else sees it, not even that it exists;
-* passwords are usable for binding and readable by nobody;
-* everything else (CA certificates, cross pairs, link certificates, ARLs, the entries) is
-  readable anonymously;
-* only the rootdn writes (the rootdn is never subject to the access rules).
+rules of the repository (who may read the CRL: repository/acl.py).
 
 Limits are raised so that a 40 MB CRL can be written in one request and fetched whole.
 
@@ -32,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ca.errors import ServiceUnavailable
+from repository.acl import access_rules
 from repository.directory import Endpoint
 
 SLAPD = os.environ.get("REVOCA_SLAPD", "/usr/sbin/slapd")
@@ -207,7 +201,6 @@ class LocalSlapd:
         for name in SCHEMAS:
             if not (SCHEMA_DIR / name).exists():
                 raise SlapdError(f"schema file {SCHEMA_DIR / name} missing; install Debian's slapd package")
-        group = self.verifiers_group_dn
         includes = "\n".join(f"include {SCHEMA_DIR / name}" for name in SCHEMAS)
         return f"""\
 # Written by revoca (repository/slapd.py); rewritten at each start, do not edit.
@@ -255,19 +248,7 @@ logdb "{ACCESSLOG_SUFFIX}"
 logops search bind
 logpurge {ACCESSLOG_KEEP}
 
-# Access (the first rule that names an attribute wins; the rootdn is never restricted).
-# 1. CRLs: only members of the verifiers group, checked at every operation.
-access to attrs=certificateRevocationList
-    by group/groupOfNames/member.exact="{group}" read
-    by * none
-# 2. Passwords: usable to bind, readable by nobody.
-access to attrs=userPassword
-    by anonymous auth
-    by * none
-# 3. Everything else (CA certificates, cross pairs, link certificates, ARLs): anyone may read.
-access to *
-    by * read
-"""
+{access_rules(self.verifiers_group_dn)}"""
 
     def write_config(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

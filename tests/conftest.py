@@ -1,15 +1,13 @@
 """Fixtures: real SQLite and PostgreSQL databases (schema from Alembic), real SoftHSM2 tokens.
 
-PostgreSQL tests run at 127.0.0.1:5432 (trust auth, database `test`) in a schema of their
-own, dropped afterwards; where no server answers they are skipped with that reason.
+PostgreSQL tests run at 127.0.0.1:5432 (trust auth) in a database of their own, dropped
+afterwards; where no server answers they are skipped with that reason.  Databases and key
+ceremonies are made once per worker and copied per test: see support/database.py and
+support/installation.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,81 +15,58 @@ import pytest
 import sqlalchemy as sa
 
 from ca import ceremony
-from ca.config import Settings, settings_from_dict
-from ca.storage.engine import make_engine, upgrade
+from ca.config import Settings
+from ca.storage.engine import ensure_current, make_engine
 from repository.slapd import SLAPD, LocalSlapd
 
-from tools import activated_hsm_service, free_port
-
-PG_URL = os.environ.get("REVOCA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-NOW = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
-LDAP_BASE = "o=JPKI,c=JP"
-LDAP_ROOT_PASSWORD = "root-secret"
+from support.database import Databases
+from support.installation import CeremonyTemplates
+from support.settings import LDAP_BASE, LDAP_ROOT_PASSWORD, NOW, make_settings
+from support.tools import activated_hsm_service, free_port
 
 
-def _pg_reason() -> str | None:
-    try:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception as exc:  # any failure to connect means: no PostgreSQL here
-        return f"no PostgreSQL answers at {PG_URL}: {type(exc).__name__}"
-    return None
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a test marked slow run first (each module stays together, in its own order),
+    so that xdist does not end the run with one worker busy on a long test and the other idle."""
+    slow_modules = {item.module for item in items if item.get_closest_marker("slow")}  # type: ignore[attr-defined]
+    items.sort(key=lambda item: getattr(item, "module", None) not in slow_modules)
 
 
-_PG_SKIP = _pg_reason()
-
-
-@contextlib.contextmanager
-def fresh_database(kind: str, directory: Path) -> Iterator[str]:
-    """A fresh empty database URL: SQLite in `directory`, or a PostgreSQL schema of its own,
-    dropped afterwards (skipped, with the reason, where no PostgreSQL answers)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{directory / 'revoca.db'}"
-        return
-    if _PG_SKIP:
-        pytest.skip(_PG_SKIP)
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    """This worker's test databases (and the migrated template each `engine` starts from)."""
+    made = Databases(tmp_path_factory.mktemp("databases"))
+    yield made
+    made.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh empty database of each kind."""
-    with fresh_database(request.param, tmp_path) as url:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, databases: Databases,
+           ceremony_templates: CeremonyTemplates) -> Iterator[str]:
+    """A database of each kind of the test's own.
+
+    Made as what the test will have once its fixtures ran: a copy of this worker's ceremony
+    database where the test uses `initialized`, of the migrated empty database where it uses
+    `engine`, else empty."""
+    kind = request.param
+    template = None
+    if "initialized" in request.fixturenames:
+        template = ceremony_templates.database(kind)
+    elif "engine" in request.fixturenames:
+        template = databases.migrated(kind)
+    with databases.fresh(kind, tmp_path, template=template) as url:
+        if "initialized" in request.fixturenames:
+            ceremony_templates.copied.add(url)
         yield url
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[sa.Engine]:
+    """`db_url`'s database, migrated to the newest schema."""
     eng = make_engine(db_url)
-    upgrade(eng)
+    ensure_current(eng)
     yield eng
     eng.dispose()
-
-
-def make_settings(tmp_path: Path, db_url: str, **overrides: object) -> Settings:
-    raw: dict[str, object] = {
-        "data_dir": str(tmp_path / "var"),
-        "database_url": db_url,
-        # A label per test: SoftHSM2 keeps tokens in the test's own directory anyway.
-        "hsm": {"token_label": f"t{secrets.token_hex(4)}", "key_algorithm": "p256"},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
-            raw[key] = {**raw[key], **value}  # type: ignore[dict-item]
-        else:
-            raw[key] = value
-    return settings_from_dict(raw)
 
 
 @pytest.fixture
@@ -100,9 +75,27 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     return make_settings(tmp_path, db_url)
 
 
+@pytest.fixture(scope="session")
+def ceremony_templates(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[CeremonyTemplates]:
+    """One demo key ceremony per database kind in this worker, copied into each test's installation."""
+    templates = CeremonyTemplates(tmp_path_factory.mktemp("ceremony-templates"), databases)
+    yield templates
+    templates.close()
+
+
 @pytest.fixture
-def initialized(settings: Settings, engine: sa.Engine) -> ceremony.CeremonyResult:
-    """A finished key ceremony: token, 2-of-3 share set, bridge and three regional CAs."""
+def initialized(settings: Settings, engine: sa.Engine, databases: Databases,
+                ceremony_templates: CeremonyTemplates) -> ceremony.CeremonyResult:
+    """A finished key ceremony: token, 2-of-3 share set, bridge and three regional CAs.
+
+    A copy of this worker's template ceremony (database, token directory, share files) where
+    `settings` are the demo ones; any other configuration runs a ceremony of its own."""
+    kind = "sqlite" if engine.dialect.name == "sqlite" else "postgresql"
+    copied = engine.url.render_as_string(hide_password=False) in ceremony_templates.copied
+    if ceremony_templates.matches(settings):
+        return ceremony_templates.restore(kind, settings, engine, database_copied=copied)
+    if copied:
+        databases.reset(kind, engine)  # back to migrated and empty: this ceremony is not the template's
     return ceremony.run(settings, engine, demo=True, now=NOW)
 
 

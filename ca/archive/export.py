@@ -7,18 +7,18 @@ certificates to check the tokens with and verify.sh, which needs only openssl an
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy.orm import Session
 
 from ca.archive.items import TYPES, HistoryRange
 from ca.archive.stamping import manifest
-from ca.errors import InvalidInput
-from ca.storage.models import ArchiveStamp, Certificate, CertKind, TimeStamp
-from ca.tsa.known import tsa_certificates
+from ca.errors import InvalidInput, NotFound
+from ca.storage.archive import ArchiveReads
+from ca.storage.engine import Session
 
 _SCRIPT = """#!/bin/sh
 # Checks every round of this revoca archive export offline: the RFC 3161 token over the
@@ -53,26 +53,27 @@ class Exported:
     path: Path
 
 
-def file_name(stamp: ArchiveStamp) -> str:
+def file_name(stamp: Any) -> str:
     kind = TYPES[stamp.item_type]
     span = f"{stamp.item_id}" + ("" if stamp.last_item_id is None else f"-{stamp.last_item_id}")
     return f"{stamp.item_type}-{span}.{kind.suffix}"
 
 
-def export(session: Session, data_dir: Path, out: Path) -> Exported:
+def export(session: Session, data_dir: Path, out: Path, tsa_certificates: Sequence[x509.Certificate]) -> Exported:
+    """The bundle in `out`; `tsa_certificates` are the TSA certificates the tokens are checked
+    with (ca.tsa.known.tsa_certificates, handed in by the CLI)."""
     if out.exists() and any(out.iterdir()):
         raise InvalidInput(f"{out} is not empty: export into a new directory")
     out.mkdir(parents=True, exist_ok=True)
-    _write_certificates(session, out)
+    store = ArchiveReads(session)
+    _write_certificates(store, tsa_certificates, out)
     cases = " ".join(f'{name}) suffix={kind.suffix} ;;' for name, kind in TYPES.items())
     script = out / "verify.sh"
     script.write_text(_SCRIPT % {"cases": cases})
     script.chmod(0o755)
     rounds = items = 0
-    for token in session.scalars(sa.select(TimeStamp).where(TimeStamp.id.in_(
-            sa.select(ArchiveStamp.time_stamp_id))).order_by(TimeStamp.id)):
-        stamps = session.scalars(sa.select(ArchiveStamp).where(ArchiveStamp.time_stamp_id == token.id)
-                                 .order_by(ArchiveStamp.id)).all()
+    for token in store.round_tokens():
+        stamps = store.round_stamps(token.id)
         folder = out / "rounds" / f"{token.id:08d}"
         (folder / "items").mkdir(parents=True)
         (folder / "manifest.txt").write_bytes(manifest(stamps))
@@ -83,14 +84,15 @@ def export(session: Session, data_dir: Path, out: Path) -> Exported:
     return Exported(rounds, items, out)
 
 
-def _write_item(session: Session, data_dir: Path, stamp: ArchiveStamp, path: Path) -> None:
+def _write_item(session: Session, data_dir: Path, stamp: Any, path: Path) -> None:
     kind = TYPES[stamp.item_type]
     if isinstance(kind, HistoryRange):
         assert stamp.last_item_id is not None
         chunks = kind.chunks(session, stamp.item_id, stamp.last_item_id)
     else:
-        row = session.get(kind.model, stamp.item_id)
-        if row is None:  # gone: leave it missing, and verify.sh reports it
+        try:
+            row = kind.get(session, stamp.item_id)
+        except NotFound:  # gone: leave it missing, and verify.sh reports it
             return
         chunks = kind.chunks(row, data_dir)
     with open(path, "wb") as f:
@@ -98,10 +100,9 @@ def _write_item(session: Session, data_dir: Path, stamp: ArchiveStamp, path: Pat
             f.write(chunk)
 
 
-def _write_certificates(session: Session, out: Path) -> None:
-    anchors = session.scalars(sa.select(Certificate.der).where(Certificate.kind == CertKind.SELF_SIGNED)).all()
-    (out / "ca.pem").write_bytes(b"".join(_pem(der) for der in anchors))
-    (out / "tsa.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in tsa_certificates(session)))
+def _write_certificates(store: ArchiveReads, tsa_certificates: Sequence[x509.Certificate], out: Path) -> None:
+    (out / "ca.pem").write_bytes(b"".join(_pem(der) for der in store.self_signed_ders()))
+    (out / "tsa.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in tsa_certificates))
 
 
 def _pem(der: bytes) -> bytes:

@@ -3,7 +3,8 @@
 The bytes are what an export writes to a file, so an auditor can check an item offline with
 sha256sum against the stamped manifest.  Certificates and CRLs are their DER; a revocation
 request is canonical JSON, stamped once it is decided and can no longer change; history
-rows go in settled ranges as JSON lines (the encoding ca.audit.history_seal also seals).
+rows go in settled ranges as JSON lines (ca.storage.history's encoding, which the audit
+log's history seals use too).
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
-from ca.audit import history_seal
 from ca.errors import InvalidInput, NotFound
-from ca.storage.models import ArchiveStamp, Certificate, IssuedCRL, RequestStatus, RevocationRequest
+from ca.storage.archive import ArchiveReads
+from ca.storage.engine import Session
+from ca.storage.history import HistoryReads
 
 CHUNK = 1 << 20
 
@@ -30,7 +29,7 @@ def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _request_json(r: RevocationRequest) -> bytes:
+def _request_json(r: Any) -> bytes:
     fields = [r.id, r.public_id, r.channel.value, r.status.value, r.terminal_id, r.idempotency_key,
               r.request_digest.hex(), r.certificate_id, r.reason, r.applicant.value if r.applicant else None,
               r.identity_document_checked, r.receptionist_id, r.reviewer_id, r.approver_id, _iso(r.accepted_at),
@@ -43,25 +42,18 @@ class SingleItem:
     """One row is one item: a certificate, a CRL or ARL, a decided revocation request."""
 
     name: str
-    model: Any
-    ready: Callable[[], Any]  # the WHERE clause of rows that may be stamped now
     chunks: Callable[[Any, Path], Iterator[bytes]]
     suffix: str
 
     def pending(self, session: Session, limit: int) -> list[Any]:
-        stamped = sa.select(ArchiveStamp.id).where(ArchiveStamp.item_type == self.name,
-                                                   ArchiveStamp.item_id == self.model.id)
-        q = sa.select(self.model).where(self.ready(), ~stamped.exists()).order_by(self.model.id).limit(limit)
-        return list(session.scalars(q))
+        """Rows that may be stamped now and have not been, in id order."""
+        return ArchiveReads(session).unstamped(self.name, limit)
 
     def get(self, session: Session, item_id: int) -> Any:
-        row = session.get(self.model, item_id)
-        if row is None:
-            raise NotFound(f"no {self.name} with id {item_id}")
-        return row
+        return ArchiveReads(session).item(self.name, item_id)
 
 
-def _crl_chunks(row: IssuedCRL, data_dir: Path) -> Iterator[bytes]:
+def _crl_chunks(row: Any, data_dir: Path) -> Iterator[bytes]:
     path = data_dir / row.path
     try:
         with open(path, "rb") as f:
@@ -72,11 +64,9 @@ def _crl_chunks(row: IssuedCRL, data_dir: Path) -> Iterator[bytes]:
 
 
 SINGLES = (
-    SingleItem("certificate", Certificate, lambda: sa.true(), lambda r, _: iter([r.der]), "der"),
-    SingleItem("crl", IssuedCRL, lambda: sa.true(), _crl_chunks, "crl"),
-    SingleItem("revocation-request", RevocationRequest,
-               lambda: RevocationRequest.status.in_([RequestStatus.COMPLETED, RequestStatus.REJECTED]),
-               lambda r, _: iter([_request_json(r)]), "json"),
+    SingleItem("certificate", lambda r, _: iter([r.der]), "der"),
+    SingleItem("crl", _crl_chunks, "crl"),
+    SingleItem("revocation-request", lambda r, _: iter([_request_json(r)]), "json"),
 )
 
 
@@ -85,29 +75,18 @@ class HistoryRange:
     """History rows go in ranges of ids; one stamp covers a settled range."""
 
     name: str
-    table: history_seal.SealedTable
+    table: str  # the ca.storage.history table
     suffix: str = "jsonl"
 
     def next_range(self, session: Session, now: dt.datetime, limit: int) -> tuple[int, int] | None:
-        after = session.scalar(sa.select(sa.func.max(ArchiveStamp.last_item_id))
-                               .where(ArchiveStamp.item_type == self.name)) or 0
-        model = self.table.model
-        rows = session.execute(sa.select(model.id, self.table.at).where(model.id > after).order_by(model.id)
-                               .limit(limit)).all()
-        last = None
-        for row_id, at in rows:
-            if at > now - history_seal.SETTLE:
-                break
-            last = row_id
-        return None if last is None else (after + 1, last)
+        after = ArchiveReads(session).last_stamped_id(self.name)
+        return HistoryReads(session).settled_range(self.table, after, now, limit)
 
     def chunks(self, session: Session, first_id: int, last_id: int) -> Iterator[bytes]:
-        for row in self.table.rows_between(session, first_id, last_id):
-            yield history_seal.line(self.table, row)
+        return HistoryReads(session).lines(self.table, first_id, last_id)
 
 
-RANGES = (HistoryRange("ocsp-queries", history_seal.BY_NAME["ocsp_queries"]),
-          HistoryRange("crl-fetches", history_seal.BY_NAME["crl_fetches"]))
+RANGES = (HistoryRange("ocsp-queries", "ocsp_queries"), HistoryRange("crl-fetches", "crl_fetches"))
 TYPES: dict[str, SingleItem | HistoryRange] = {t.name: t for t in (*SINGLES, *RANGES)}
 
 

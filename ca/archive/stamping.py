@@ -11,43 +11,38 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-
-from sqlalchemy.orm import Session
+from typing import Any
 
 from ca.archive.items import RANGES, SINGLES, digest
-from ca.audit.checkpoints import Stamper
-from ca.storage.models import ArchiveStamp
+from ca.storage.archive import ArchiveWrites, NewStamp
+from ca.storage.engine import Session
+from ca.timestamps import Stamper
 
 ROUND = 20_000  # items per token: a manifest of a few MB at most
 REQUESTER = "archive"
 
 
-def manifest(stamps: Sequence[ArchiveStamp]) -> bytes:
+def manifest(stamps: Sequence[Any]) -> bytes:
+    """One line per stamp (kept ones, or NewStamps of a round being made), in the round's order."""
     return b"".join(
         f"{s.item_type} {s.item_id} {'-' if s.last_item_id is None else s.last_item_id} {s.digest.hex()}\n".encode()
         for s in stamps)
 
 
 def stamp_round(session: Session, stamper: Stamper, data_dir: Path, now: dt.datetime,
-                limit: int = ROUND) -> list[ArchiveStamp]:
+                limit: int = ROUND) -> list[Any]:
     """Stamp up to `limit` unstamped items in one token; [] when there is nothing to stamp."""
-    stamps: list[ArchiveStamp] = []
+    stamps: list[NewStamp] = []
     for kind in SINGLES:
         for row in kind.pending(session, limit - len(stamps)):
-            stamps.append(ArchiveStamp(item_type=kind.name, item_id=row.id, last_item_id=None,
-                                       digest=digest(kind.chunks(row, data_dir))))
+            stamps.append(NewStamp(kind.name, row.id, None, digest(kind.chunks(row, data_dir))))
         if len(stamps) >= limit:
             break
     for history in RANGES:
         span = history.next_range(session, now, max(limit - len(stamps), 1))
         if span is not None:
-            stamps.append(ArchiveStamp(item_type=history.name, item_id=span[0], last_item_id=span[1],
-                                       digest=digest(history.chunks(session, *span))))
+            stamps.append(NewStamp(history.name, span[0], span[1], digest(history.chunks(session, *span))))
     if not stamps:
         return []
     token = stamper.stamp(session, hashlib.sha256(manifest(stamps)).digest(), "sha256", REQUESTER)
-    for stamp in stamps:
-        stamp.time_stamp = token
-    session.add_all(stamps)
-    session.flush()
-    return stamps
+    return ArchiveWrites(session).add_round(token, stamps)

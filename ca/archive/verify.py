@@ -12,14 +12,12 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
 from ca.archive.items import HistoryRange, digest, parse_ref
 from ca.archive.stamping import manifest
-from ca.audit.verify import TokenCheck
 from ca.errors import NotFound, RevocaError
-from ca.storage.models import ArchiveStamp
+from ca.storage.archive import ArchiveReads
+from ca.storage.engine import Session
+from ca.timestamps import TokenCheck
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,13 +31,11 @@ class Verdict:
 
 def verify_item(session: Session, data_dir: Path, ref: str, check_token: TokenCheck) -> Verdict:
     kind, number = parse_ref(ref)
+    store = ArchiveReads(session)
     if isinstance(kind, HistoryRange):
-        stamp = session.scalars(sa.select(ArchiveStamp).where(
-            ArchiveStamp.item_type == kind.name, ArchiveStamp.item_id <= number,
-            ArchiveStamp.last_item_id >= number)).first()
+        stamp = store.stamp_covering(kind.name, number)
     else:
-        stamp = session.scalars(sa.select(ArchiveStamp).where(
-            ArchiveStamp.item_type == kind.name, ArchiveStamp.item_id == number)).first()
+        stamp = store.stamp_of(kind.name, number)
     if stamp is None:
         raise NotFound(f"{ref} has not been stamped (yet): `revoca archive stamp` stamps what is waiting")
     shown = f"{kind.name}:{stamp.item_id}" + (f"..{stamp.last_item_id}" if stamp.last_item_id else "")
@@ -58,8 +54,7 @@ def verify_item(session: Session, data_dir: Path, ref: str, check_token: TokenCh
         return bad(f"the record is gone: {exc}")
     if now_digest != stamp.digest:
         return bad("the stored record differs from what was stamped")
-    round_stamps = session.scalars(sa.select(ArchiveStamp).where(ArchiveStamp.time_stamp_id == stamp.time_stamp_id)
-                                   .order_by(ArchiveStamp.id)).all()
+    round_stamps = store.round_stamps(stamp.time_stamp_id)
     try:
         gen_time = check_token(token, hashlib.sha256(manifest(round_stamps)).digest())
     except RevocaError as exc:

@@ -2,7 +2,7 @@
 
 Events are written in the same transaction as the change they describe, so a change and
 its record commit or roll back together; they are hash-chained as that transaction commits
-(ca.audit.chain).  Failed attempts are recorded in a transaction of
+(ca.storage.audit_chain).  Failed attempts are recorded in a transaction of
 their own (`record_failure`) because the operation's own transaction rolls back.
 """
 
@@ -12,12 +12,8 @@ import datetime as dt
 import json
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
-from ca.audit import chain
-from ca.storage.engine import session_scope
-from ca.storage.models import AuditEvent
+from ca.storage.audit import AuditWrites
+from ca.storage.engine import Engine, Session, session_scope
 
 SUCCESS = "success"
 FAILURE = "failure"
@@ -25,15 +21,15 @@ FAILURE = "failure"
 
 def record(session: Session, event_type: str, *, actor: str, result: str = SUCCESS,
            at: dt.datetime | None = None, **detail: Any) -> None:
-    chain.defer(session, AuditEvent(
+    AuditWrites(session).append(
         occurred_at=at or dt.datetime.now(dt.UTC),
         event_type=event_type,
         result=result,
         actor=actor,
         detail=json.dumps(detail, sort_keys=True, ensure_ascii=False, default=str),
-    ))
+    )
 
 
-def record_failure(engine: sa.Engine, event_type: str, *, actor: str, error: str, **detail: Any) -> None:
+def record_failure(engine: Engine, event_type: str, *, actor: str, error: str, **detail: Any) -> None:
     with session_scope(engine) as session:
         record(session, event_type, actor=actor, result=FAILURE, error=error, **detail)

@@ -1,68 +1,14 @@
 """The audit hash chain: each record commits to the one before it (seed 001, seed 004 5.4).
 
-A record's link is SHA-256(previous link || canonical bytes of the record).  The canonical
-bytes are frozen: changing them would break every chain already written, so the migration
-that chained the records of earlier releases uses this module too.
-
-Records are linked when their transaction commits, under a lock on the one `audit_head` row
-(BEGIN IMMEDIATE on SQLite, SELECT ... FOR UPDATE on PostgreSQL), so chain order is commit
-order and two writers can never take the same position.  Holding the lock only for the
-commit keeps a long operation from stalling every other audited one.
+A record's link is SHA-256(previous link || canonical bytes of the record).  The encoding is
+frozen (migration 0006 keeps its own copy, which a test compares with this one) and lives with
+the commit-time linking in the storage layer, ca.storage.audit_chain: records are linked when
+their transaction commits, under a lock on the one `audit_head` row, so chain order is commit
+order.  Here it is named for the code that verifies the chain.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
+from ca.storage.audit_chain import GENESIS, HEAD_ID, canonical, link, link_event
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
-from ca.storage.models import AuditEvent, AuditHead
-
-GENESIS = bytes(32)
-HEAD_ID = 1
-_PENDING = "revoca.audit.pending"
-
-
-def canonical(seq: int, occurred_at: dt.datetime, event_type: str, result: str, actor: str, detail: str) -> bytes:
-    at = occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return json.dumps([seq, at, event_type, result, actor, detail], ensure_ascii=False,
-                      separators=(",", ":")).encode()
-
-
-def link(previous: bytes, seq: int, occurred_at: dt.datetime, event_type: str, result: str, actor: str,
-         detail: str) -> bytes:
-    return hashlib.sha256(previous + canonical(seq, occurred_at, event_type, result, actor, detail)).digest()
-
-
-def link_event(previous: bytes, event: AuditEvent) -> bytes:
-    return link(previous, event.seq, event.occurred_at, event.event_type, event.result, event.actor, event.detail)
-
-
-def defer(session: Session, event: AuditEvent) -> None:
-    """Queue an event to be chained and inserted when the session commits."""
-    session.info.setdefault(_PENDING, []).append(event)
-
-
-def _append_pending(session: Session) -> None:
-    pending: list[AuditEvent] | None = session.info.pop(_PENDING, None)
-    if not pending:
-        return
-    head = session.scalars(sa.select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
-                           .execution_options(populate_existing=True)).one()
-    for event in pending:
-        event.seq = head.seq + 1
-        event.chain_hash = link_event(head.chain_hash, event)
-        head.seq, head.chain_hash = event.seq, event.chain_hash
-        session.add(event)
-    session.flush()
-
-
-def _drop_pending(session: Session, *_: object) -> None:
-    session.info.pop(_PENDING, None)
-
-
-sa.event.listen(Session, "before_commit", _append_pending)
-sa.event.listen(Session, "after_rollback", _drop_pending)
+__all__ = ["GENESIS", "HEAD_ID", "canonical", "link", "link_event"]

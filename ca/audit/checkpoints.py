@@ -12,20 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Protocol
+from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
-from ca.audit.chain import HEAD_ID
-from ca.storage.models import AuditCheckpoint, AuditHead, TimeStamp
+from ca.errors import NotFound
+from ca.storage.audit import AuditReads, AuditWrites
+from ca.storage.engine import Session
+from ca.timestamps import Stamper
 
 HASH = "sha256"
 REQUESTER = "audit"
-
-
-class Stamper(Protocol):
-    def stamp(self, session: Session, imprint: bytes, hash_name: str, requester: str) -> TimeStamp: ...
 
 
 def imprint(seq: int, chain_hash: bytes, reason: str, pruned_from: int | None, pruned_count: int | None) -> bytes:
@@ -35,28 +30,27 @@ def imprint(seq: int, chain_hash: bytes, reason: str, pruned_from: int | None, p
     return hashlib.sha256(body).digest()
 
 
-def of(checkpoint: AuditCheckpoint) -> bytes:
+def of(checkpoint: Any) -> bytes:
+    """The imprint of a stored checkpoint (an audit_checkpoints row)."""
     return imprint(checkpoint.seq, checkpoint.chain_hash, checkpoint.reason, checkpoint.pruned_from,
                    checkpoint.pruned_count)
 
 
 def take(session: Session, stamper: Stamper, reason: str, now: dt.datetime, *, actor: str = "system",
          pruned_from: int | None = None, pruned_count: int | None = None,
-         at: tuple[int, bytes] | None = None) -> AuditCheckpoint:
+         at: tuple[int, bytes] | None = None) -> Any:
     """Stamp the chain's head (or `at` = (seq, hash), for a prune anchor) and keep the checkpoint."""
+    store = AuditWrites(session)
     if at is None:
-        head = session.scalars(sa.select(AuditHead).where(AuditHead.id == HEAD_ID)
-                               .execution_options(populate_existing=True)).one()
+        head = store.head()
+        if head is None:
+            raise NotFound("the audit chain has no head row; run `revoca init` (or the migrations) first")
         at = (head.seq, head.chain_hash)
     seq, chain_hash = at
     token = stamper.stamp(session, imprint(seq, chain_hash, reason, pruned_from, pruned_count), HASH, REQUESTER)
-    checkpoint = AuditCheckpoint(seq=seq, chain_hash=chain_hash, reason=reason, created_at=now,
-                                 time_stamp=token, pruned_from=pruned_from, pruned_count=pruned_count, actor=actor)
-    session.add(checkpoint)
-    session.flush()
-    return checkpoint
+    return store.add_checkpoint(seq=seq, chain_hash=chain_hash, reason=reason, now=now, time_stamp=token,
+                                actor=actor, pruned_from=pruned_from, pruned_count=pruned_count)
 
 
-def newest_anchor(session: Session) -> AuditCheckpoint | None:
-    return session.scalars(sa.select(AuditCheckpoint).where(AuditCheckpoint.reason == "prune")
-                           .order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
+def newest_anchor(session: Session) -> Any:
+    return AuditReads(session).newest_anchor()

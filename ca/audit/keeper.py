@@ -5,6 +5,9 @@ Every round seals the settled OCSP and CRL-fetch history and stamps what the arc
 stamped yet; a checkpoint is stamped when the newest is older than the interval, and after
 every round that issued a CRL or ARL.  The time-stamp authority being unavailable never
 stops CRL issuance: the failure is logged and audited, and the next round tries again.
+
+The keeper drives the archive, so ca.audit depends on ca.archive and never the other way: the
+archive takes its history encoding from ca.storage.history and its Stamper from ca.timestamps.
 """
 
 from __future__ import annotations
@@ -12,15 +15,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from pathlib import Path
-
-import sqlalchemy as sa
+from typing import Any
 
 from ca import audit
 from ca.archive.stamping import stamp_round
 from ca.audit import checkpoints, history_seal
 from ca.errors import RevocaError
-from ca.storage.engine import session_scope
-from ca.storage.models import AuditCheckpoint
+from ca.storage.audit import AuditReads
+from ca.storage.engine import Engine, session_scope
+from ca.timestamps import Stamper
 
 log = logging.getLogger("revoca.audit")
 
@@ -30,21 +33,21 @@ MAX_ROUNDS = 10  # archive rounds per tick: a first run over a big archive sprea
 
 
 class AuditKeeper:
-    def __init__(self, engine: sa.Engine, stamper: checkpoints.Stamper, data_dir: Path, *,
+    def __init__(self, engine: Engine, stamper: Stamper, data_dir: Path, *,
                  interval: dt.timedelta = INTERVAL) -> None:
         self.engine = engine
         self.stamper = stamper
         self.data_dir = Path(data_dir)
         self.interval = interval
 
-    def tick(self, now: dt.datetime, *, issued_lists: bool = False) -> AuditCheckpoint | None:
+    def tick(self, now: dt.datetime, *, issued_lists: bool = False) -> Any:
         with session_scope(self.engine) as session:
             history_seal.seal(session, now)
         self._stamp_archive(now)
         reason = "crl" if issued_lists else "periodic" if self._checkpoint_due(now) else None
         return None if reason is None else self.checkpoint(now, reason)
 
-    def checkpoint(self, now: dt.datetime, reason: str, actor: str = ACTOR) -> AuditCheckpoint | None:
+    def checkpoint(self, now: dt.datetime, reason: str, actor: str = ACTOR) -> Any:
         """Stamp the chain's head; None (logged and audited) when the TSA cannot stamp now."""
         try:
             with session_scope(self.engine) as session:
@@ -68,5 +71,5 @@ class AuditKeeper:
 
     def _checkpoint_due(self, now: dt.datetime) -> bool:
         with session_scope(self.engine, readonly=True) as session:
-            newest = session.scalar(sa.select(sa.func.max(AuditCheckpoint.created_at)))
+            newest = AuditReads(session).newest_checkpoint_at()
         return newest is None or newest + self.interval <= now

@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
 from ca import audit
 from ca.audit import checkpoints
-from ca.audit.verify import TokenCheck, verify
+from ca.audit.verify import verify
 from ca.errors import IntegrityFailure, InvalidInput
-from ca.storage.models import AuditEvent
+from ca.storage.audit import AuditWrites
+from ca.storage.engine import Session
+from ca.timestamps import Stamper, TokenCheck
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +26,7 @@ class Pruned:
     anchor_id: int | None
 
 
-def prune(session: Session, stamper: checkpoints.Stamper, check_token: TokenCheck, *, before: dt.datetime,
+def prune(session: Session, stamper: Stamper, check_token: TokenCheck, *, before: dt.datetime,
           retention: dt.timedelta, now: dt.datetime, actor: str) -> Pruned:
     if before > now - retention:
         raise InvalidInput(f"records younger than the retention ({retention.days} days) are kept: "
@@ -37,16 +36,17 @@ def prune(session: Session, stamper: checkpoints.Stamper, check_token: TokenChec
         raise IntegrityFailure(f"the audit chain does not verify ({report.findings[0]}); nothing was deleted: "
                        "investigate with `revoca audit verify` first")
     # The prefix of the chain older than `before`: up to the first record at or after it.
-    first_kept = session.scalar(sa.select(sa.func.min(AuditEvent.seq)).where(AuditEvent.occurred_at >= before))
+    store = AuditWrites(session)
+    first_kept = store.first_seq_since(before)
     through = (first_kept - 1) if first_kept is not None else report.last_seq
     if through < report.first_seq:
         audit.record(session, "audit.pruned", actor=actor, at=now, before=before.isoformat(), count=0)
         return Pruned(0, through, None)
-    last = session.scalars(sa.select(AuditEvent).where(AuditEvent.seq == through)).one()
-    count = session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.seq <= through)) or 0
+    last = store.event(through)
+    count = store.count_through(through)
     anchor = checkpoints.take(session, stamper, "prune", now, actor=actor, pruned_from=report.first_seq,
                               pruned_count=count, at=(last.seq, last.chain_hash))
-    session.execute(sa.delete(AuditEvent).where(AuditEvent.seq <= through))
+    store.delete_through(through)
     audit.record(session, "audit.pruned", actor=actor, at=now, before=before.isoformat(), count=count,
                  first_seq=report.first_seq, through_seq=through, anchor_id=anchor.id)
     return Pruned(count, through, anchor.id)

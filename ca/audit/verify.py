@@ -12,18 +12,15 @@ import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Callable
-
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from typing import Any
 
 from ca.audit import checkpoints, history_seal
-from ca.audit.chain import GENESIS, HEAD_ID, link_event
+from ca.audit.chain import GENESIS, link_event
 from ca.errors import RevocaError
-from ca.storage.models import AuditCheckpoint, AuditEvent, AuditHead, TimeStamp
+from ca.storage.audit import AuditReads
+from ca.storage.engine import Session
+from ca.timestamps import TokenCheck
 
-# Checks a token against what it should cover and returns its genTime; raises on anything wrong.
-TokenCheck = Callable[[TimeStamp, bytes], dt.datetime]
 MAX_FINDINGS = 50
 
 
@@ -59,15 +56,14 @@ class Report:
 
 def verify(session: Session, check_token: TokenCheck) -> Report:
     report = Report()
-    start_seq, previous = _start(session, check_token, report)
+    store = AuditReads(session)
+    start_seq, previous = _start(store, check_token, report)
     report.first_seq = start_seq + 1
-    pending = _checkpoints_by_seq(session, start_seq)
+    pending = _checkpoints_by_seq(store, start_seq)
     if start_seq in pending:
         _check_checkpoints(pending.pop(start_seq), start_seq, previous, check_token, report)
     expected = start_seq + 1
-    events = session.scalars(sa.select(AuditEvent).where(AuditEvent.seq > start_seq).order_by(AuditEvent.seq)
-                             .execution_options(yield_per=2000))
-    for event in events:
+    for event in store.events_after(start_seq):
         if event.seq != expected:
             gap = f"seq {expected}" if event.seq == expected + 1 else f"seq {expected}..{event.seq - 1}"
             report.add(Finding(event.seq, event.id, f"the records before it are missing ({gap} deleted)"))
@@ -86,12 +82,12 @@ def verify(session: Session, check_token: TokenCheck) -> Report:
         expected = event.seq + 1
         report.records += 1
     report.last_seq = expected - 1
-    _check_tail(session, report, pending)
+    _check_tail(store, report, pending)
     return report
 
 
-def _start(session: Session, check_token: TokenCheck, report: Report) -> tuple[int, bytes]:
-    anchor = checkpoints.newest_anchor(session)
+def _start(store: AuditReads, check_token: TokenCheck, report: Report) -> tuple[int, bytes]:
+    anchor = store.newest_anchor()
     if anchor is None:
         return 0, GENESIS
     try:
@@ -101,15 +97,14 @@ def _start(session: Session, check_token: TokenCheck, report: Report) -> tuple[i
     return anchor.seq, anchor.chain_hash
 
 
-def _checkpoints_by_seq(session: Session, after: int) -> dict[int, list[AuditCheckpoint]]:
-    found: dict[int, list[AuditCheckpoint]] = defaultdict(list)
-    q = sa.select(AuditCheckpoint).where(AuditCheckpoint.seq >= after, AuditCheckpoint.reason != "prune")
-    for cp in session.scalars(q):
+def _checkpoints_by_seq(store: AuditReads, after: int) -> dict[int, list[Any]]:
+    found: dict[int, list[Any]] = defaultdict(list)
+    for cp in store.checkpoints_from(after):
         found[cp.seq].append(cp)
     return found
 
 
-def _check_checkpoints(found: list[AuditCheckpoint], seq: int, computed: bytes, check_token: TokenCheck,
+def _check_checkpoints(found: list[Any], seq: int, computed: bytes, check_token: TokenCheck,
                        report: Report) -> None:
     for cp in found:
         report.checkpoints += 1
@@ -124,8 +119,8 @@ def _check_checkpoints(found: list[AuditCheckpoint], seq: int, computed: bytes, 
             report.add(Finding(seq, None, f"the checkpoint of {when} has a bad time-stamp: {exc}"))
 
 
-def _check_tail(session: Session, report: Report, unreached: dict[int, list[AuditCheckpoint]]) -> None:
-    head = session.get(AuditHead, HEAD_ID)
+def _check_tail(store: AuditReads, report: Report, unreached: dict[int, list[Any]]) -> None:
+    head = store.head()
     if head is not None and head.seq > report.last_seq:
         report.add(Finding(None, None, f"records seq {report.last_seq + 1}..{head.seq} are missing: "
                                        f"the chain ends at seq {report.last_seq} but its head says {head.seq}"))

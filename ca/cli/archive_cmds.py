@@ -9,9 +9,9 @@ import click
 
 from ca.cli.common import App, emit_json, json_option, pass_app, when
 from ca.cli.login import authenticate
+from ca.enums import Role
 from ca.errors import IntegrityFailure
 from ca.storage.engine import session_scope
-from ca.storage.models import Role
 
 _operator = click.option("--operator", required=True, help="An internal auditor or CA administrator.")
 _ROLES = (Role.INTERNAL_AUDITOR, Role.CA_ADMINISTRATOR)
@@ -71,10 +71,11 @@ def archive_verify(app: App, ref: str, operator: str, as_json: bool) -> None:
 def archive_export(app: App, out: Path, operator: str) -> None:
     """Write every stamped item with its tokens and verify.sh, to be checked offline with openssl."""
     from ca.archive.export import export
+    from ca.tsa.known import tsa_certificates
 
     authenticate(app, operator, *_ROLES)
     with session_scope(app.engine, readonly=True) as session:
-        done = export(session, app.settings.data_dir, out)
+        done = export(session, app.settings.data_dir, out, tsa_certificates(session))
     click.echo(f"exported {done.items} items in {done.rounds} time-stamped rounds to {done.path}; "
                f"check them with {done.path / 'verify.sh'}")
 

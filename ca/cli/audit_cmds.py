@@ -11,18 +11,18 @@ import datetime as dt
 import json
 
 import click
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from ca import audit
 from ca.audit import prune as pruning
-from ca.audit.checkpoints import Stamper, take
-from ca.audit.verify import TokenCheck, verify
+from ca.audit.checkpoints import take
+from ca.audit.verify import verify
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
 from ca.cli.login import authenticate
+from ca.enums import Role
 from ca.errors import IntegrityFailure, InvalidInput
-from ca.storage.engine import session_scope
-from ca.storage.models import AuditEvent, Role
+from ca.storage.audit import AuditReads
+from ca.storage.engine import Session, session_scope
+from ca.timestamps import Stamper, TokenCheck
 
 RETENTION = dt.timedelta(days=365)  # seed 004 5.4.3: audit records are kept at least a year
 
@@ -101,15 +101,10 @@ def audit_show(app: App, operator: str, since: str | None, event_type: str | Non
                as_json: bool) -> None:
     """The newest audit records, newest first."""
     authenticate(app, operator, Role.INTERNAL_AUDITOR)
-    q = sa.select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
-    if (start := _utc(since)) is not None:
-        q = q.where(AuditEvent.occurred_at >= start)
-    if event_type:
-        q = q.where(AuditEvent.event_type == event_type)
-    if actor:
-        q = q.where(AuditEvent.actor == actor)
+    start = _utc(since)
     with session_scope(app.engine, readonly=True) as session:
-        rows = [(e.seq, e.occurred_at, e.event_type, e.result, e.actor, e.detail) for e in session.scalars(q)]
+        rows = [(e.seq, e.occurred_at, e.event_type, e.result, e.actor, e.detail) for e in
+                AuditReads(session).newest_events(limit=limit, since=start, event_type=event_type, actor=actor)]
     _inspected(app, operator, "show", since=since, type=event_type, actor_filter=actor, shown=len(rows))
     if as_json:
         emit_json([{"seq": s, "at": at.isoformat(), "type": t, "result": r, "actor": a, "detail": json.loads(d)}

@@ -13,12 +13,14 @@ from ca import hierarchy
 from ca.cli.common import App, emit_json, json_option, pass_app, read_secret, table, when
 from ca.cli.login import authenticate
 from ca.config import Settings
+from ca.crl.after_compromise import issue_after_compromise
+from ca.enums import CertKind, Role
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.importer import read_certificates
 from ca.revocation import compromise
 from ca.storage.engine import session_scope
-from ca.storage.models import Certificate, CertificateAuthority, CertKind, Role
+from ca.storage.models import Certificate, CertificateAuthority
 from ca.storage.revocations import RevocationStore
 from ca.storage.store import Store
 
@@ -186,7 +188,7 @@ def ca_compromise(app: App, name: str, operators: tuple[str, ...], note: str) ->
         count = compromise.compromise(store, name, (confirmers[0], confirmers[1]), dt.datetime.now(dt.UTC),
                                       note=note)
     click.echo(f"CA {name}: key marked compromised, {count} certificate(s) revoked with reason cACompromise")
-    for line in compromise.issue_after_compromise(app.engine, app.hsm(), app.settings, name):
+    for line in issue_after_compromise(app.engine, app.hsm(), app.settings, name):
         click.echo(line)
 
 

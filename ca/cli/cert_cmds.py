@@ -10,10 +10,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
+from ca.enums import CertKind
 from ca.importer import certificate_files, import_certificates
 from ca.serials import parse_hex_serial
 from ca.storage.engine import session_scope
-from ca.storage.models import CertKind
 from ca.storage.store import Store
 
 KIND_NAMES = [k.value for k in CertKind]

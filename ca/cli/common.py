@@ -10,39 +10,33 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
-import sqlalchemy as sa
 
+from ca import trusted_time
 from ca.config import Settings, load_settings
-from ca.errors import ConfigError, InvalidInput, ServiceUnavailable
+from ca.errors import InvalidInput
 from ca.hsm.client import HSMClient
-from ca.storage.engine import ensure_current, make_engine
+from ca.storage.engine import Engine, open_current
 
 
 @dataclasses.dataclass
 class App:
     config_path: str | None
     _settings: Settings | None = None
-    _engine: sa.Engine | None = None
+    _engine: Engine | None = None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_path)
+            # Signing code that is not handed settings checks the clock against this process's
+            # [time] policy; the services `revoca serve` starts inherit it.
+            trusted_time.use(self._settings)
         return self._settings
 
     @property
-    def engine(self) -> sa.Engine:
+    def engine(self) -> Engine:
         if self._engine is None:
-            url = self.settings.db_url
-            try:
-                engine = make_engine(url)
-                ensure_current(engine)
-            except sa.exc.ArgumentError as exc:
-                raise ConfigError(f"database_url {_safe(url)!r} is not a database URL: {exc}") from exc
-            except sa.exc.OperationalError as exc:
-                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-                raise ServiceUnavailable(f"cannot reach the database {_safe(url)}: {reason}") from exc
-            self._engine = engine
+            self._engine = open_current(self.settings.db_url)
         return self._engine
 
     def hsm(self) -> HSMClient:
@@ -78,13 +72,6 @@ def read_secret(prompt: str, *, confirm: bool = False) -> str:
     if not line:
         raise InvalidInput(f"{prompt}: nothing on standard input")
     return line.rstrip("\n")
-
-
-def _safe(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
 
 
 def when(value: Any) -> str:

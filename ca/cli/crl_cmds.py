@@ -30,13 +30,14 @@ from ca.errors import InvalidInput
 if TYPE_CHECKING:
     from ca.audit.keeper import AuditKeeper
     from ca.crl.issue import IssuedCRLInfo
-    from ca.storage.models import IssuedCRL, ListType
+    from ca.enums import ListType
+    from ca.storage.models import IssuedCRL
 
 TYPE_CHOICES = ("crl", "arl", "both")
 
 
 def _list_types(value: str) -> list[ListType]:
-    from ca.storage.models import ListType
+    from ca.enums import ListType
 
     return [ListType.CRL, ListType.ARL] if value == "both" else [ListType(value)]
 
@@ -57,14 +58,13 @@ def crl_issue(app: App, ca_names: tuple[str, ...], all_cas: bool, list_type: str
     """Issue CRLs/ARLs now, signed through the running HSM service, and archive them."""
     if bool(ca_names) == all_cas:
         raise click.UsageError("name the CAs with --ca NAME (repeatable) or give --all, not both")
-    from ca.crl.config import crl_config
     from ca.crl.issue import issue_many, issuing_cas
 
     names = issuing_cas(app.engine) if all_cas else list(dict.fromkeys(ca_names))
     targets = [(name, t) for name in names for t in _list_types(list_type)]
     now = dt.datetime.now(dt.UTC)
     report = issue_many(app.engine, app.hsm(), app.settings.data_dir, targets, now=now,
-                        validity=crl_config(app.settings).validity, actor="cli")
+                        validity=app.settings.crl.validity, actor="cli")
     if report.issued:  # the audit chain is time-stamped at each CRL/ARL issuance (issue 5)
         _keeper(app).checkpoint(now, "crl", actor="cli")
     if as_json:
@@ -132,8 +132,8 @@ def crl_show(app: App, ca_name: str, list_type: str, number: int | None, pem: bo
     """One archived CRL or ARL; the file is checked against the archived SHA-256."""
     import hashlib
 
+    from ca.enums import ListType
     from ca.storage.engine import session_scope
-    from ca.storage.models import ListType
     from ca.storage.store import ReadStore
 
     with session_scope(app.engine) as session:
@@ -182,11 +182,10 @@ def _keeper(app: App) -> AuditKeeper:
 
 def serve_scheduler(app: App) -> None:
     """Wire the scheduler to the database and the HSM service and run it until SIGTERM or Ctrl-C."""
-    from ca.crl.config import crl_config
     from ca.scheduler import Scheduler
 
     service_logging()
-    config = crl_config(app.settings)
+    config = app.settings.crl
     scheduler = Scheduler(app.engine, app.hsm(), app.settings.data_dir, config, keeper=_keeper(app))
     stop = stop_on_signals()
     click.echo(f"CRL scheduler: every {config.period_hours} h, valid {config.validity_hours} h; "

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ca import audit
 from ca.cli.common import App, read_secret
+from ca.enums import Role
 from ca.errors import PermissionDenied
 from ca.storage.engine import session_scope
-from ca.storage.models import Role
 from ca.storage.store import ReadStore
 
 

@@ -9,8 +9,8 @@ import click
 from ca import audit
 from ca.cli.common import App, emit_json, json_option, pass_app, read_secret, table, when
 from ca.credentials import hash_password
+from ca.enums import Role
 from ca.storage.engine import session_scope
-from ca.storage.models import Role
 from ca.storage.store import Store
 
 ROLE_NAMES = [r.value for r in Role]

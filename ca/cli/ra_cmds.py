@@ -11,21 +11,21 @@ from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
 from ca.cli.common import App, add_serve_command, emit_json, json_option, pass_app, read_secret, table, when
+from ca.enums import CertKind, RequestChannel, Role
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm
 from ca.revocation import workflow
 from ca.revocation.reasons import RFC_NAME, parse_reason
 from ca.serials import parse_hex_serial
 from ca.storage.engine import session_scope
-from ca.storage.models import CertKind, RequestChannel, Role
-from ca.storage.revocations import RevocationStore
+from ca.storage.revocations import RevocationReadStore, RevocationStore
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _login(store: RevocationStore, name: str, role: Role):  # type: ignore[no-untyped-def]
+def _login(store: RevocationReadStore, name: str, role: Role):  # type: ignore[no-untyped-def]
     return store.authenticate(name, read_secret(f"Password for {name}"), role)
 
 
@@ -68,9 +68,9 @@ def ra_add(app: App, name: str, out_dir: Path) -> None:
 @pass_app
 def ra_list(app: App, as_json: bool) -> None:
     """Registered terminals."""
-    with session_scope(app.engine) as session:
+    with session_scope(app.engine, readonly=True) as session:
         rows = [{"name": t.name, "disabled": t.disabled, "fingerprint_sha256": t.cert_fingerprint.hex(),
-                 "created_at": t.created_at} for t in RevocationStore(session).terminals()]
+                 "created_at": t.created_at} for t in RevocationReadStore(session).terminals()]
     if as_json:
         emit_json(rows)
         return
@@ -161,8 +161,8 @@ def revocation_approve(app: App, request_id: str, operator: str, reject: bool, n
 @pass_app
 def revocation_pending(app: App, as_json: bool) -> None:
     """Requests waiting for review or approval."""
-    with session_scope(app.engine) as session:
-        store = RevocationStore(session)
+    with session_scope(app.engine, readonly=True) as session:
+        store = RevocationReadStore(session)
         names = {c.id: c.name for c in store.cas()}
         rows = [{"request_id": r.public_id, "status": r.status.value, "issuer": names[r.certificate.issuer_ca_id],
                  "serial": format(r.certificate.serial, "x"), "kind": r.certificate.kind.value,

@@ -15,7 +15,8 @@ import click
 from ca import ceremony
 from ca.cli.common import App, pass_app, service_logging, table
 from ca.cli.tsa_cmds import DEFAULT_PORT as TSA_PORT
-from ca.demo import CLERK, TERMINAL, VERIFIER, ensure_demo_ra, ensure_demo_tsa, ensure_demo_verifier
+from ca.cli.tsa_cmds import ensure_demo_tsa
+from ca.demo import CLERK, TERMINAL, VERIFIER, ensure_demo_ra, ensure_demo_verifier
 from ca.errors import ServiceUnavailable
 from ca.hsm import token_for
 from ca.hsm.client import HSMClient
@@ -127,7 +128,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
             click.echo(f"presented {path.name}: {status['line']}")
         terminal_dir, clerk_password, serial = ensure_demo_ra(settings, app.engine, client)
         verifier = ensure_demo_verifier(settings, app.engine, client)
-        tsa_cert, tsa_roots, tsa_example = ensure_demo_tsa(settings, app.engine, client)
+        tsa_cert, tsa_roots, tsa_example = ensure_demo_tsa(app, client)
         ra = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "ra", "--host", "127.0.0.1",
                                "--port", str(ra_port), "--workers", "2"])
         procs.append(ra)

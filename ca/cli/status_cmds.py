@@ -8,11 +8,10 @@ import sys
 import click
 
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
-from ca.crl.config import crl_config
 from ca.errors import ServiceUnavailable
 from ca.scheduler import expiry_warnings, list_statuses
 from ca.storage.engine import session_scope
-from ca.storage.revocations import RevocationStore
+from ca.storage.revocations import RevocationReadStore
 
 #: A publication still waiting after this long means relying parties are not getting it.
 PUBLICATION_LATE = dt.timedelta(minutes=15)
@@ -32,10 +31,10 @@ def status_cmd(app: App, as_json: bool) -> None:
         hsm = app.hsm().status()["line"]
     except ServiceUnavailable as exc:
         hsm = str(exc)
-    warnings = expiry_warnings(app.engine, now, warn_before=crl_config(app.settings).warn_before)
+    warnings = expiry_warnings(app.engine, now, warn_before=app.settings.crl.warn_before)
     lists = list_statuses(app.engine)
     with session_scope(app.engine, readonly=True) as session:
-        pending = len(RevocationStore(session).pending_requests())
+        pending = len(RevocationReadStore(session).pending_requests())
     from ca.storage.publications import queue_states
 
     queue = [q for q in queue_states(app.engine) if q.pending]

@@ -9,13 +9,27 @@ from pathlib import Path
 import click
 
 from ca.cli.common import App, add_serve_command, pass_app, read_secret
+from ca.enums import Role
 from ca.errors import InvalidInput
+from ca.hsm.signer import KeyStore
 from ca.storage.engine import session_scope
-from ca.storage.models import Role
 from ca.storage.store import Store
 from ca.tsa.profile import IMPRINT_HASHES
 
 DEFAULT_PORT = 8318
+
+
+def ensure_demo_tsa(app: App, keys: KeyStore) -> tuple[Path, Path, Path]:
+    """For `revoca run`: the TSA certificate (issued now if missing or ending soon) and a sample file
+    to stamp: (tsa.pem, bridge-roots.pem, example.txt), for the printed `openssl ts` commands."""
+    from ca.tsa.certificate import ensure_certificate, pem_paths
+
+    ensure_certificate(app.settings, app.engine, keys, now=dt.datetime.now(dt.UTC), actor="demo")
+    cert_path, roots_path = pem_paths(app.settings)
+    example = cert_path.parent / "example.txt"
+    if not example.exists():
+        example.write_text("Any file can be time-stamped; this one is for the demo.\n", encoding="utf-8")
+    return cert_path, roots_path, example
 
 
 @click.group("tsa")

@@ -18,12 +18,13 @@ from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
+from ca.enums import CertKind
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm
 from ca.storage.engine import session_scope
-from ca.storage.models import CertKind
 from ca.storage.store import Store
-from repository import verifiers
+from ca.verifiers import registry
+from repository import verifier_accounts
 from repository.directory import RepositoryError
 
 CRL_ATTRIBUTE = "certificateRevocationList;binary"
@@ -61,7 +62,7 @@ def _read_password_file(path: Path) -> str:
 def _apply(app: App, done: str, pending: str) -> None:
     """Apply the committed change to LDAP now; an unreachable directory is not a failure of the command."""
     try:
-        applied = verifiers.apply_now(app.settings, app.engine, now=_now())
+        applied = verifier_accounts.apply_now(app.settings, app.engine, now=_now())
     except RepositoryError as exc:
         raise RepositoryError(f"the database change is committed, but the directory refused it: {exc}") from exc
     if applied.report is None:
@@ -87,17 +88,17 @@ def verifier_group() -> None:
 def verifier_add(app: App, name: str, cert_path: Path | None, out_dir: Path | None,
                  password_file: Path | None) -> None:
     """Register a verifier and create its LDAP account (member of the group that may read CRLs)."""
-    verifiers.check_name(name)
+    registry.check_name(name)
     if cert_path is not None and out_dir is not None:
         raise InvalidInput("--out is only for a certificate revoca issues; with --cert the verifier keeps its own key")
     password = _read_password_file(password_file) if password_file else secrets.token_urlsafe(24)
-    verifiers.check_password(password)  # refused before anything is issued
+    registry.check_password(password)  # refused before anything is issued
     base_dn = app.settings.repository.base_dn
     now = _now()
     written: list[Path] = []
     if cert_path is not None:
-        info = verifiers.add_verifier(app.engine, name=name, certificate=_load_certificate(cert_path),
-                                      password=password, now=now, base_dn=base_dn, actor="cli")
+        info = registry.add_verifier(app.engine, name=name, certificate=_load_certificate(cert_path),
+                                     password=password, now=now, base_dn=base_dn, actor="cli")
     else:
         out = out_dir or Path(".")
         key_path, pem_path, roots_path = out / f"{name}.key", out / f"{name}.pem", out / "bridge-roots.pem"
@@ -107,12 +108,12 @@ def verifier_add(app: App, name: str, cert_path: Path | None, out_dir: Path | No
         try:
             with session_scope(app.engine) as session:
                 store = Store(session)
-                verifiers.check_available(session, name)  # before a certificate is issued for nothing
+                registry.check_available(session, name)  # before a certificate is issued for nothing
                 ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="cli",
                                         algorithm=KeyAlgorithm(app.settings.hsm.key_algorithm))
-                cert, row = verifiers.issue_certificate(ctx, name, key_path=key_path)
-                info = verifiers.register(session, name=name, certificate=cert, password=password, now=now,
-                                          base_dn=base_dn, certificate_id=row.id, actor="cli")
+                cert, certificate_id = registry.issue_certificate(ctx, name, key_path=key_path)
+                info = registry.register(session, name=name, certificate=cert, password=password, now=now,
+                                         base_dn=base_dn, certificate_id=certificate_id, actor="cli")
                 roots = store.certificates(issuer=store.bridge(), kinds=[CertKind.SELF_SIGNED])
         except BaseException:
             if key_path.exists() and not pem_path.exists():
@@ -140,7 +141,7 @@ def verifier_add(app: App, name: str, cert_path: Path | None, out_dir: Path | No
 @pass_app
 def verifier_remove(app: App, name: str, reason: str) -> None:
     """Remove a verifier: its account leaves the group and is deleted at once (the record stays)."""
-    info = verifiers.remove_verifier(app.engine, name, reason=reason, now=_now(), actor="cli")
+    info = registry.remove_verifier(app.engine, name, reason=reason, now=_now(), actor="cli")
     click.echo(f"verifier {info.name} removed")
     _apply(app, done=f"account {info.dn} deleted; CRL access ended",
            pending=f"the account {info.dn} will be deleted when the repository is reachable")
@@ -156,7 +157,7 @@ def verifier_list(app: App, as_json: bool) -> None:
              "fingerprint_sha256": v.fingerprint.hex(), "not_after": v.not_after,
              "issued_by_revoca": v.issued_by_revoca, "password": v.has_password, "created_at": v.created_at,
              "removed_at": v.removed_at, "removed_reason": v.removed_reason}
-            for v in verifiers.list_verifiers(app.engine, now=_now())]
+            for v in registry.list_verifiers(app.engine, now=_now())]
     if as_json:
         emit_json(rows)
         return

@@ -17,20 +17,18 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
 from ca import audit, trusted_time
 from ca.crl import cache
-from ca.crl.entry import encode_entry
 from ca.crl.tbs import CRLFields
 from ca.crl.writer import MissingEntryDER, Published, SegmentMismatch, spool_entries, write_certificate_list
 from ca.der import encoding as der
+from ca.enums import CAKind, ListType, PublicationItem
 from ca.errors import InvalidInput, RevocaError, TokenError
 from ca.hsm.signer import KeyStore, Signer
-from ca.storage.engine import session_scope
-from ca.storage.models import CAKind, ListType, PublicationItem
-from ca.storage.store import ReadStore, Store, spki_der
+from ca.revocation.crl_entry import encode_entry
+from ca.storage.authorities import spki_der
+from ca.storage.engine import Engine, Session, session_scope
+from ca.storage.store import ReadStore, Store
 
 log = logging.getLogger("revoca.crl")
 
@@ -99,7 +97,7 @@ def relative_path(ca_name: str, list_type: ListType, number: int) -> Path:
     return relative_directory(ca_name, list_type) / f"{number}.crl"
 
 
-def issue_list(engine: sa.Engine, keys: KeyStore, data_dir: Path, ca_name: str, list_type: ListType, *,
+def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, list_type: ListType, *,
                now: dt.datetime, validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
                incremental: bool = True, chunk_rows: int = CHUNK_ROWS) -> IssuedCRLInfo:
     """Issue one CRL (subscriber certificates) or ARL (CA certificates) of one CA and archive it.
@@ -138,7 +136,7 @@ def issue_list(engine: sa.Engine, keys: KeyStore, data_dir: Path, ca_name: str, 
     return info
 
 
-def issue_many(engine: sa.Engine, keys: KeyStore, data_dir: Path, targets: Iterable[tuple[str, ListType]], *,
+def issue_many(engine: Engine, keys: KeyStore, data_dir: Path, targets: Iterable[tuple[str, ListType]], *,
                now: dt.datetime, validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
                incremental: bool = True) -> IssueReport:
     """Issue each (CA, list) in turn; one failure does not stop the others."""
@@ -157,13 +155,13 @@ def issue_many(engine: sa.Engine, keys: KeyStore, data_dir: Path, targets: Itera
     return IssueReport(tuple(issued), tuple(failed))
 
 
-def issuing_cas(engine: sa.Engine) -> list[str]:
+def issuing_cas(engine: Engine) -> list[str]:
     """Every CA whose keys revoca holds, bridge first: each issues a CRL and an ARL."""
     with session_scope(engine) as session:
         return [ca.name for ca in ReadStore(session).cas() if ca.kind is not CAKind.EXTERNAL]
 
 
-def issue_all(engine: sa.Engine, keys: KeyStore, data_dir: Path, *, now: dt.datetime,
+def issue_all(engine: Engine, keys: KeyStore, data_dir: Path, *, now: dt.datetime,
               validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
               list_types: Iterable[ListType] = BOTH) -> IssueReport:
     """The CRL and ARL of every CA revoca holds keys for."""
@@ -186,7 +184,7 @@ def _exclusive(directory: Path) -> Iterator[None]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def _signing_key(engine: sa.Engine, ca_name: str) -> _SigningKey:
+def _signing_key(engine: Engine, ca_name: str) -> _SigningKey:
     with session_scope(engine) as session:
         store = ReadStore(session)
         ca = store.ca(ca_name)
@@ -206,7 +204,7 @@ def _signer(keys: KeyStore, key: _SigningKey, ca_name: str) -> Signer:
 
 
 @contextlib.contextmanager
-def _snapshot(engine: sa.Engine) -> Iterator[Session]:
+def _snapshot(engine: Engine) -> Iterator[Session]:
     """One snapshot for the cache check, the upper bound and the stream.
 
     PostgreSQL: REPEATABLE READ.  SQLite needs nothing more: its single writer hands out ids
@@ -218,7 +216,7 @@ def _snapshot(engine: sa.Engine) -> Iterator[Session]:
         yield session
 
 
-def _sign(engine: sa.Engine, ca_id: int, fields: CRLFields, signer: Signer, directory: Path,
+def _sign(engine: Engine, ca_id: int, fields: CRLFields, signer: Signer, directory: Path,
           chunk_rows: int, incremental: bool) -> Published:
     """Stream the entries (only the new ones when the cache holds the rest), sign, publish."""
     spool_path = directory / f".{fields.number}.entries.tmp"
@@ -265,7 +263,7 @@ def _sign(engine: sa.Engine, ca_id: int, fields: CRLFields, signer: Signer, dire
         spool_path.unlink(missing_ok=True)
 
 
-def _archive(engine: sa.Engine, ca_name: str, key: _SigningKey, fields: CRLFields, published: Published,
+def _archive(engine: Engine, ca_name: str, key: _SigningKey, fields: CRLFields, published: Published,
              data_dir: Path, *, now: dt.datetime, actor: str) -> IssuedCRLInfo:
     relative = relative_path(ca_name, fields.list_type, fields.number)
     info = IssuedCRLInfo(ca_name=ca_name, list_type=fields.list_type, number=fields.number,
@@ -288,7 +286,7 @@ def _archive(engine: sa.Engine, ca_name: str, key: _SigningKey, fields: CRLField
     return info
 
 
-def _record_failure(engine: sa.Engine, actor: str, exc: Exception, **detail: object) -> None:
+def _record_failure(engine: Engine, actor: str, exc: Exception, **detail: object) -> None:
     """Audit a failed issue (it explains a gap in the CRL numbers) without hiding the original error."""
     try:
         audit.record_failure(engine, "crl.issued", actor=actor, error=str(exc) or type(exc).__name__, **detail)

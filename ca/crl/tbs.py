@@ -17,9 +17,9 @@ import datetime as dt
 
 from ca.der import encoding as der
 from ca.der.algorithms import signature_algorithm
+from ca.enums import ListType
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm
-from ca.storage.models import ListType
 
 _VERSION_2 = der.integer(1)
 

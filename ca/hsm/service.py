@@ -16,22 +16,21 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from ca import audit
+from ca.enums import Role
 from ca.errors import InvalidInput, RevocaError, ServiceUnavailable
 from ca.hsm import protocol
 from ca.hsm.activation import Activation, Holder, ShareSetInfo
 from ca.hsm.signer import KeyAlgorithm
 from ca.hsm.token import Token
-from ca.storage.engine import session_scope
-from ca.storage.models import Role
-from ca.storage.store import ReadStore, spki_der
+from ca.storage.authorities import spki_der
+from ca.storage.engine import Engine, session_scope
+from ca.storage.store import ReadStore
 
 log = logging.getLogger("revoca.hsm")
 
 
-def load_share_set(engine: sa.Engine, token_label: str) -> ShareSetInfo:
+def load_share_set(engine: Engine, token_label: str) -> ShareSetInfo:
     with session_scope(engine) as session:
         share_set = ReadStore(session).active_share_set(token_label)
         return ShareSetInfo(
@@ -43,7 +42,7 @@ def load_share_set(engine: sa.Engine, token_label: str) -> ShareSetInfo:
 class HSMService:
     """Answers one request at a time per connection; see ca.hsm.protocol for the format."""
 
-    def __init__(self, token: Token, engine: sa.Engine) -> None:
+    def __init__(self, token: Token, engine: Engine) -> None:
         self.engine = engine
         self.activation = Activation(token, load_share_set(engine, token.label))
 

@@ -10,15 +10,14 @@ import datetime as dt
 import ipaddress
 from pathlib import Path
 
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
 from ca.config import Settings
+from ca.enums import CertKind
 from ca.hsm.signer import KeyAlgorithm, KeyStore
-from ca.storage.engine import session_scope
-from ca.storage.models import CertKind
+from ca.storage.engine import Engine, session_scope
 from ca.storage.store import Store
 
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -29,7 +28,7 @@ def tls_paths(settings: Settings) -> tuple[Path, Path, Path]:
     return base / "ra-server.pem", base / "ra-server.key", base / "bridge-roots.pem"
 
 
-def ensure_server_tls(settings: Settings, engine: sa.Engine, keys: KeyStore, host: str) -> tuple[Path, Path, Path]:
+def ensure_server_tls(settings: Settings, engine: Engine, keys: KeyStore, host: str) -> tuple[Path, Path, Path]:
     """The server's certificate (from the bridge, key in a file) and the roots clients chain to."""
     cert_path, key_path, roots_path = tls_paths(settings)
     now = dt.datetime.now(dt.UTC)

@@ -17,13 +17,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ca import audit
+from ca.enums import Applicant, RequestChannel
 from ca.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, RevocaError
 from ca.hsm.signer import KeyStore
 from ca.ra import auth, online
@@ -31,9 +31,9 @@ from ca.ra.openapi import OPENAPI
 from ca.ra.receipts import ReceiptSigner, receipt_content
 from ca.revocation import reasons, workflow
 from ca.serials import parse_hex_serial
-from ca.storage.engine import session_scope
-from ca.storage.models import Applicant, RequestChannel, RevocationRequest
-from ca.storage.revocations import RevocationStore
+from ca.storage.engine import Engine, session_scope
+from ca.storage.models import RevocationRequest
+from ca.storage.revocations import RevocationReadStore, RevocationStore
 
 log = logging.getLogger("revoca.ra")
 MAX_BODY = 64 * 1024
@@ -50,7 +50,7 @@ _STATUS = {
 }
 
 
-def create_app(engine: sa.Engine, keys: KeyStore, *, clock: Callable[[], dt.datetime] | None = None) -> Flask:
+def create_app(engine: Engine, keys: KeyStore, *, clock: Callable[[], dt.datetime] | None = None) -> Flask:
     app = Flask("revoca.ra")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["revoca"] = {"engine": engine, "keys": keys, "clock": clock or (lambda: dt.datetime.now(dt.UTC))}
@@ -120,7 +120,7 @@ def _check_text(value: object) -> None:
             raise InvalidInput("text fields must be valid Unicode (no lone surrogates)") from exc
 
 
-def _certificate(store: RevocationStore, body: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _certificate(store: RevocationReadStore, body: dict[str, Any]):  # type: ignore[no-untyped-def]
     if "certificate" in body:
         raw = str(body["certificate"]).strip()
         try:
@@ -138,7 +138,7 @@ def _certificate(store: RevocationStore, body: dict[str, Any]):  # type: ignore[
     return store.certificate(store.ca(issuer), parse_hex_serial(serial))
 
 
-def _view(store: RevocationStore, req: RevocationRequest) -> dict[str, Any]:
+def _view(store: RevocationReadStore, req: RevocationRequest) -> dict[str, Any]:
     revoked = store.revocation_of(req.certificate_id)
     issuer = next(c.name for c in store.cas() if c.id == req.certificate.issuer_ca_id)
     content = receipt_content(req, issuer_ca=issuer, revocation_time=revoked.revocation_time if revoked else None)
@@ -147,7 +147,7 @@ def _view(store: RevocationStore, req: RevocationRequest) -> dict[str, Any]:
     return content
 
 
-def _with_receipt(engine: sa.Engine, public_id: str) -> dict[str, Any]:
+def _with_receipt(engine: Engine, public_id: str) -> dict[str, Any]:
     """The request's view and its signed receipt, signing and storing the receipt if missing."""
     with session_scope(engine) as session:
         store = RevocationStore(session)
@@ -162,9 +162,7 @@ def _with_receipt(engine: sa.Engine, public_id: str) -> dict[str, Any]:
             log.warning("receipt for %s not signed yet: %s", public_id, exc)
             return {**view, "receipt": None, "receipt_error": str(exc)}
         with session_scope(engine) as session:
-            session.execute(sa.update(RevocationRequest).where(RevocationRequest.public_id == public_id,
-                                                               RevocationRequest.receipt.is_(None))
-                            .values(receipt=receipt))
+            RevocationStore(session).store_receipt(public_id, receipt)
     return {**view, "receipt": base64.b64encode(receipt).decode()}
 
 
@@ -202,7 +200,7 @@ def file_revocation() -> tuple[Response, int]:
 def revocation_status(public_id: str) -> Response:
     engine = _ext()["engine"]
     with session_scope(engine, readonly=True) as session:
-        store = RevocationStore(session)
+        store = RevocationReadStore(session)
         terminal = auth.terminal_of(request, store)
         g.actor = f"terminal {terminal.name}"
         _check_text(public_id)
@@ -214,7 +212,7 @@ def revocation_status(public_id: str) -> Response:
 @bp.get("/v1/revocations")
 def list_revocations() -> Response:
     with session_scope(_ext()["engine"], readonly=True) as session:
-        store = RevocationStore(session)
+        store = RevocationReadStore(session)
         terminal = auth.terminal_of(request, store)
         g.actor = f"terminal {terminal.name}"
         try:

@@ -15,17 +15,18 @@ import hashlib
 
 from flask import Request
 
+from ca.enums import Role
 from ca.errors import PermissionDenied
 from ca.http.client_cert import CLIENT_CERT_ENVIRON
-from ca.storage.models import Operator, RATerminal, Role
-from ca.storage.revocations import RevocationStore
+from ca.storage.models import Operator, RATerminal
+from ca.storage.revocations import RevocationReadStore
 
 
 class Unauthenticated(PermissionDenied):
     """No usable credential at all (HTTP 401), as opposed to one that is not allowed (403)."""
 
 
-def terminal_of(request: Request, store: RevocationStore) -> RATerminal:
+def terminal_of(request: Request, store: RevocationReadStore) -> RATerminal:
     der = request.environ.get(CLIENT_CERT_ENVIRON)
     if not der:
         raise Unauthenticated("no TLS client certificate: RA terminals authenticate with the certificate "
@@ -40,7 +41,7 @@ def terminal_of(request: Request, store: RevocationStore) -> RATerminal:
     return terminal
 
 
-def receptionist_of(request: Request, store: RevocationStore) -> Operator:
+def receptionist_of(request: Request, store: RevocationReadStore) -> Operator:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:

@@ -15,9 +15,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from ca.enums import CertKind
 from ca.errors import NotFound
 from ca.hsm.signer import KeyStore, as_private_key
-from ca.storage.models import CertKind, RevocationRequest
+from ca.storage.models import RevocationRequest
 from ca.storage.store import ReadStore
 
 

@@ -11,18 +11,16 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-import sqlalchemy as sa
-
 from ca.config import Settings
 from ca.hsm.client import HSMClient
 from ca.http.client_cert import ClientCertificate
 from ca.http.gunicorn import GunicornServer
 from ca.http.server_tls import ensure_server_tls
 from ca.ra.app import create_app
-from ca.storage.engine import make_engine
+from ca.storage.engine import Engine, make_engine
 
 
-def serve(settings: Settings, engine: sa.Engine, *, host: str, port: int, workers: int) -> None:
+def serve(settings: Settings, engine: Engine, *, host: str, port: int, workers: int) -> None:
     cert, key, roots = ensure_server_tls(settings, engine, HSMClient(settings.hsm_socket), host)
     options = {
         "bind": f"{host}:{port}", "workers": workers, "certfile": str(cert), "keyfile": str(key),

@@ -1,27 +1,22 @@
-"""A CA key compromise (seed 004 4.9.12, 5.7.3): what it revokes, and what to issue at once.
+"""A CA key compromise (seed 004 4.9.12, 5.7.3): what it revokes.
 
 Two senior operators confirm.  The compromise revokes the key's own certificates (self-signed,
 links: on the CA's ARL), the cross certificates other CAs issued to it (on *their* ARLs) and
-everything it signed (on its CRL and ARL).  So: the CA's CRL and ARL, and the ARL of every CA of ours that certified it.
+everything it signed (on its CRL and ARL).  What to issue at once afterwards is
+ca.crl.after_compromise.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-
-import sqlalchemy as sa
 
 from ca import audit
-from ca.config import Settings
-from ca.errors import InvalidInput, NotFound, PermissionDenied, RevocaError
-from ca.hsm.signer import KeyStore
+from ca.enums import CAStatus, KeyStatus, Role
+from ca.errors import InvalidInput, NotFound, PermissionDenied
 from ca.revocation.reasons import RevocationReason
 from ca.revocation.workflow import entry_der, list_type_for, revoke_certificate
-from ca.storage.engine import session_scope
-from ca.storage.models import CAStatus, KeyStatus, ListType, Operator, Role
+from ca.storage.models import Operator
 from ca.storage.revocations import RevocationStore
-from ca.storage.store import ReadStore
 
 COMPROMISE_CHUNK = 5000
 
@@ -67,30 +62,3 @@ def compromise(store: RevocationStore, ca_name: str, confirmers: tuple[Operator,
     audit.record(store.session, "ca.key_compromise", actor=f"{first.name}+{second.name}", ca=ca_name,
                  key_generation=key.generation, revoked=total, note=note)
     return total
-
-
-def compromise_targets(engine: sa.Engine, ca_name: str) -> list[tuple[str, ListType]]:
-    with session_scope(engine) as session:
-        store = ReadStore(session)
-        ca = store.ca(ca_name)
-        certifiers = [c.name for c in store.certifiers_of(ca)]
-    return [(ca_name, ListType.CRL), (ca_name, ListType.ARL)] + [(name, ListType.ARL) for name in certifiers]
-
-
-def issue_after_compromise(engine: sa.Engine, keys: KeyStore, settings: Settings, ca_name: str) -> Iterator[str]:
-    """For `revoca ca compromise`: issue at once through the HSM service; one line per list issued.
-
-    Raises a RevocaError naming what could not be issued, after the lines of what was, so the
-    command ends with a non-zero exit code.
-    """
-    from ca.crl.config import crl_config
-    from ca.crl.issue import issue_many
-
-    report = issue_many(engine, keys, settings.data_dir, compromise_targets(engine, ca_name),
-                        now=dt.datetime.now(dt.UTC), validity=crl_config(settings).validity,
-                        actor="ca-compromise")
-    for info in report.issued:
-        yield info.line()
-    if report.failed:
-        raise RevocaError("; ".join(f.line() for f in report.failed)
-                          + f"; issue them as soon as possible with `revoca crl issue --ca {ca_name}`")

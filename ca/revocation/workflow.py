@@ -21,20 +21,10 @@ import json
 import uuid
 
 from ca import audit
+from ca.enums import Applicant, CertKind, ListType, RequestChannel, RequestStatus, Role
 from ca.errors import InvalidInput, PermissionDenied, RevocaError
 from ca.revocation.reasons import RevocationReason
-from ca.storage.models import (
-    Applicant,
-    Certificate,
-    CertKind,
-    ListType,
-    Operator,
-    RequestChannel,
-    RequestStatus,
-    Revocation,
-    RevocationRequest,
-    Role,
-)
+from ca.storage.models import Certificate, Operator, Revocation, RevocationRequest
 from ca.storage.revocations import RevocationStore
 
 
@@ -49,7 +39,7 @@ def list_type_for(kind: CertKind) -> ListType:
 
 
 def entry_der(serial: int, when: dt.datetime, reason: int) -> bytes:
-    from ca.crl.entry import encode_entry  # imported late: the CRL package is optional for readers
+    from ca.revocation.crl_entry import encode_entry  # imported late: the CRL package is optional for readers
 
     return encode_entry(serial, when, reason)
 

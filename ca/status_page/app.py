@@ -6,14 +6,13 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-import sqlalchemy as sa
 from flask import Flask
 
 from ca.status_page import metrics, views
 from ca.status_page.auth import CACHE_SECONDS, CredentialCache
 from ca.status_page.metrics import HSMStatus, RevocaCollector, make_registry
 from ca.status_page.tallies import Tally, revocations_by_day
-from ca.storage.models import Revocation
+from ca.storage.engine import Engine
 
 WARN_BEFORE = dt.timedelta(hours=24)
 
@@ -22,7 +21,7 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def create_app(engine: sa.Engine, *, hsm_status: HSMStatus | None = None,
+def create_app(engine: Engine, *, hsm_status: HSMStatus | None = None,
                clock: Callable[[], dt.datetime] = utc_now, warn_before: dt.timedelta = WARN_BEFORE,
                auth_seconds: float = CACHE_SECONDS) -> Flask:
     """`hsm_status` returns what the HSM service's status call does (or raises ServiceUnavailable)."""
@@ -32,7 +31,7 @@ def create_app(engine: sa.Engine, *, hsm_status: HSMStatus | None = None,
         "engine": engine, "hsm_status": hsm_status, "clock": clock, "warn_before": warn_before,
         "auth_cache": CredentialCache(auth_seconds), "registry": make_registry(collector),
         # revocations per day and reason, counted incrementally: a page load reads only new rows
-        "revocation_days": Tally(Revocation, revocations_by_day),
+        "revocation_days": Tally("revocations", revocations_by_day),
     }
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["left"] = time_left

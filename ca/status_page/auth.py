@@ -23,11 +23,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy.orm import Session
-
 from ca.credentials import hash_password, verify_password
+from ca.enums import Role
 from ca.errors import NotFound, PermissionDenied
-from ca.storage.models import Role
+from ca.storage.engine import Session
 from ca.storage.store import ReadStore
 
 PAGE_ROLES = frozenset({Role.CA_ADMINISTRATOR, Role.KEY_MANAGER, Role.REVIEWER, Role.APPROVER,

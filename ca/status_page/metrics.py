@@ -11,17 +11,17 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ca.enums import RequestStatus
 from ca.errors import RevocaError
-from ca.scheduler import list_statuses
 from ca.status_page import tallies
-from ca.storage.engine import session_scope
-from ca.storage.models import AuditEvent, OCSPQuery, RequestStatus, RevocationRequest
+from ca.storage.engine import Engine, session_scope
+from ca.storage.publications import queue_states
+from ca.storage.reporting import ReportingReads
 
 log = logging.getLogger("revoca.status")
 bp = Blueprint("metrics", __name__)
@@ -31,15 +31,15 @@ HSM_UP = "1 when the HSM service answered"
 
 
 class RevocaCollector(Collector):
-    def __init__(self, engine: sa.Engine, *, clock: Callable[[], dt.datetime],
+    def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime],
                  hsm_status: HSMStatus | None = None) -> None:
         self.engine = engine
         self.clock = clock
         self.hsm_status = hsm_status
-        self.ocsp = tallies.Tally(OCSPQuery, tallies.ocsp_responses)
-        self.ocsp_answers = tallies.Tally(OCSPQuery, tallies.ocsp_certificate_answers)
-        self.signing = tallies.Tally(AuditEvent, tallies.signing_operations)
-        self.requests = tallies.Tally(AuditEvent, tallies.request_steps)
+        self.ocsp = tallies.Tally("ocsp_queries", tallies.ocsp_responses)
+        self.ocsp_answers = tallies.Tally("ocsp_queries", tallies.ocsp_certificate_answers)
+        self.signing = tallies.Tally("audit_events", tallies.signing_operations)
+        self.requests = tallies.Tally("audit_events", tallies.request_steps)
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
@@ -56,10 +56,7 @@ class RevocaCollector(Collector):
             yield _counter("revoca_ra_requests", "Revocation request steps by outcome (filed, refused, reviewed, "
                            "approved, rejected), from the audit log", ["outcome", "result"],
                            self.requests.update(session))
-            waiting = dict(session.execute(
-                sa.select(RevocationRequest.status, sa.func.count())
-                .where(RevocationRequest.status.in_([RequestStatus.PENDING_REVIEW, RequestStatus.PENDING_APPROVAL]))
-                .group_by(RevocationRequest.status)).all())
+            waiting = ReportingReads(session).waiting_counts()
         g = GaugeMetricFamily("revoca_revocation_requests_waiting", "Dual-control revocation requests waiting "
                               "for a person", labels=["step"])
         g.add_metric(["review"], waiting.get(RequestStatus.PENDING_REVIEW, 0))
@@ -72,7 +69,9 @@ class RevocaCollector(Collector):
                                  "newest CRL or ARL (negative: expired)", labels=["ca", "list"])
         number = GaugeMetricFamily("revoca_crl_number", "CRL number of each CA's newest CRL or ARL",
                                    labels=["ca", "list"])
-        for s in list_statuses(self.engine):
+        with session_scope(self.engine, readonly=True) as session:
+            statuses = ReportingReads(session).list_statuses()
+        for s in statuses:
             if s.next_update is None or s.number is None:
                 continue  # never issued: absent, which an alert on absent() catches
             left.add_metric([s.ca_name, s.list_type.value], (s.next_update - now).total_seconds())
@@ -81,8 +80,6 @@ class RevocaCollector(Collector):
         yield number
 
     def _publication(self, now: dt.datetime) -> Iterator[Metric]:
-        from ca.storage.publications import queue_states
-
         length = GaugeMetricFamily("revoca_publication_queue_length", "Publications waiting to be written to "
                                    "the LDAP repository", labels=["ca", "item"])
         age = GaugeMetricFamily("revoca_publication_oldest_pending_seconds", "Age of the oldest waiting "

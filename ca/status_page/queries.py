@@ -1,7 +1,8 @@
 """What the status page shows, read in one read-only transaction and returned as plain values.
 
-Kept apart from the views so that the page's SQL is in one place (the same rule as ca.store),
-and so the templates see frozen values, never ORM rows that could lazy-load mid-render.
+Kept apart from the views so that what the page reads is in one place (the queries themselves
+are ca.storage.reporting's, a read-only store), and so the templates see frozen values, never
+ORM rows that could lazy-load mid-render.
 Nothing here reads audit_events: the page shows the state of the CAs, not who audited what.
 """
 
@@ -11,14 +12,9 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
+from ca.enums import CertKind, RequestStatus
 from ca.revocation.reasons import RFC_NAME, RevocationReason
-from ca.scheduler import ListStatus
-from ca.storage.models import Certificate, CertificateAuthority, CertKind, OCSPQuery, RequestStatus, Revocation
-from ca.storage.revocations import RevocationStore
-from ca.storage.store import ReadStore
+from ca.storage.reporting import ListStatus, ReportingReads
 
 CA_CERT_KINDS = (CertKind.SELF_SIGNED, CertKind.CROSS, CertKind.LINK_OLD_WITH_NEW, CertKind.LINK_NEW_WITH_OLD)
 KIND_LABEL = {CertKind.SELF_SIGNED: "self-signed", CertKind.CROSS: "cross",
@@ -101,23 +97,17 @@ class DayCounts:
 REASONS = tuple(RFC_NAME[r] for r in RevocationReason)
 
 
-def ca_panels(session: Session, now: dt.datetime) -> list[CAPanel]:
+def ca_panels(store: ReportingReads, now: dt.datetime) -> list[CAPanel]:
     """Every CA with its key generations and its CA certificates (self-signed, cross both ways, links)."""
-    store = ReadStore(session)
     cas = store.cas()
-    names = {ca.id: ca.name for ca in cas}
-    generations = {k.id: k.generation for ca in cas for k in ca.keys}
-    rows = session.execute(
-        sa.select(Certificate.kind, Certificate.issuer_ca_id, Certificate.subject_ca_id, Certificate.subject_key_id,
-                  Certificate.serial, Certificate.not_before, Certificate.not_after, Revocation.id)
-        .outerjoin(Revocation, Revocation.certificate_id == Certificate.id)
-        .where(Certificate.kind.in_(CA_CERT_KINDS)).order_by(Certificate.id)).all()
+    names: dict[int | None, str] = {ca.id: ca.name for ca in cas}
+    generations: dict[int | None, int] = {k.id: k.generation for ca in cas for k in ca.keys}
     by_ca: dict[int, list[CertLine]] = {ca.id: [] for ca in cas}
-    for kind, issuer_id, subject_id, subject_key_id, serial, not_before, not_after, revocation_id in rows:
-        line = CertLine(KIND_LABEL[kind], names.get(issuer_id, "?"), names.get(subject_id, "?"),
-                        generations.get(subject_key_id), format(serial, "x"), not_before, not_after,
-                        _cert_state(not_before, not_after, revocation_id is not None, now))
-        owners = {subject_id, issuer_id} if kind is CertKind.CROSS else {subject_id}
+    for row in store.ca_certificate_rows(CA_CERT_KINDS):
+        line = CertLine(KIND_LABEL[row.kind], names.get(row.issuer_ca_id, "?"), names.get(row.subject_ca_id, "?"),
+                        generations.get(row.subject_key_id), format(row.serial, "x"), row.not_before, row.not_after,
+                        _cert_state(row.not_before, row.not_after, row.revoked, now))
+        owners = {row.subject_ca_id, row.issuer_ca_id} if row.kind is CertKind.CROSS else {row.subject_ca_id}
         for owner in owners:
             if owner in by_ca:
                 by_ca[owner].append(line)
@@ -138,7 +128,7 @@ def _cert_state(not_before: dt.datetime, not_after: dt.datetime, revoked: bool, 
 
 
 def list_lines(statuses: Sequence[ListStatus], now: dt.datetime, warn_before: dt.timedelta) -> list[ListLine]:
-    """The scheduler's view of each CA's newest CRL and ARL, with the time left and whether to warn."""
+    """Each CA's newest CRL and ARL (ReportingReads.list_statuses), with the time left and whether to warn."""
     out = []
     for s in statuses:
         left = s.next_update - now if s.next_update is not None else None
@@ -154,10 +144,9 @@ def list_lines(statuses: Sequence[ListStatus], now: dt.datetime, warn_before: dt
     return out
 
 
-def waiting_requests(session: Session) -> list[WaitingRequest]:
+def waiting_requests(store: ReportingReads) -> list[WaitingRequest]:
     """Dual-control requests waiting for a reviewer or an approver, oldest first."""
-    store = RevocationStore(session)
-    names = dict(session.execute(sa.select(CertificateAuthority.id, CertificateAuthority.name)).all())
+    names = store.ca_names()
     return [WaitingRequest(r.public_id, r.channel.value,
                            "review" if r.status is RequestStatus.PENDING_REVIEW else "approval",
                            names.get(r.certificate.issuer_ca_id, "?"), r.certificate.kind.value,
@@ -166,29 +155,15 @@ def waiting_requests(session: Session) -> list[WaitingRequest]:
             for r in store.pending_requests()]
 
 
-def utc_text(column: sa.ColumnElement[dt.datetime], dialect: str, unit: str) -> sa.ColumnElement[str]:
-    """The UTC day (YYYY-MM-DD) or minute (YYYY-MM-DD HH:MM) of a timestamp, as text, on either backend.
-
-    SQLite keeps naive UTC text (ca.models.UTCDateTime); PostgreSQL keeps timestamptz, converted
-    to UTC here so that the session's time zone cannot move a revocation to another day.
-    """
-    if dialect == "postgresql":
-        pattern = {"day": "YYYY-MM-DD", "minute": "YYYY-MM-DD HH24:MI"}[unit]
-        return sa.func.to_char(sa.func.timezone("UTC", column), pattern)
-    return sa.func.strftime({"day": "%Y-%m-%d", "minute": "%Y-%m-%d %H:%M"}[unit], column)
-
-
-def ocsp_per_minute(session: Session, now: dt.datetime, minutes: int = 10) -> list[MinuteCount]:
+def ocsp_per_minute(store: ReportingReads, now: dt.datetime, minutes: int = 10) -> list[MinuteCount]:
     """OCSP queries in each of the last `minutes` whole minutes plus the current one, oldest first.
 
-    One GROUP BY over the `at` index range; the responders write the history in batches about a
-    second late, so the current minute is still filling.
+    The responders write the history in batches about a second late, so the current minute is
+    still filling.
     """
     current = now.astimezone(dt.UTC).replace(second=0, microsecond=0)
     since = current - dt.timedelta(minutes=minutes)
-    bucket = utc_text(OCSPQuery.at, session.get_bind().dialect.name, "minute")
-    counts = dict(session.execute(sa.select(bucket, sa.func.count()).where(OCSPQuery.at >= since)
-                                  .group_by(bucket)).all())
+    counts = store.ocsp_minute_counts(since)
     out = []
     for i in range(minutes + 1):
         start = since + dt.timedelta(minutes=i)

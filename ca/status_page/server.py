@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ca.config import Settings
-from ca.crl.config import crl_config
 from ca.hsm.client import HSMClient
 from ca.http.gunicorn import GunicornServer
 from ca.storage.engine import make_engine
@@ -21,7 +20,7 @@ def build_app(settings: Settings) -> Any:
 
     engine = make_engine(settings.db_url, pool_pre_ping=True)
     hsm = HSMClient(settings.hsm_socket, timeout=HSM_TIMEOUT)
-    return create_app(engine, hsm_status=hsm.status, warn_before=crl_config(settings).warn_before)
+    return create_app(engine, hsm_status=hsm.status, warn_before=settings.crl.warn_before)
 
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, workers: int = 2) -> None:

@@ -14,6 +14,8 @@ smaller id may become visible after a larger one.  So the running totals only ad
 highest id the *previous* scrape saw, and the rows above that are counted afresh at each scrape
 (the tail, at most one scrape interval of rows): a row still being committed when a higher id
 was first seen is counted once it shows, as long as that takes less than a scrape interval.
+
+The counting queries are ca.storage.reporting's; here are the running totals and the labels.
 """
 
 from __future__ import annotations
@@ -21,13 +23,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable
-
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from typing import Any
 
 from ca.revocation.reasons import RFC_NAME, RevocationReason
-from ca.status_page.queries import utc_text
-from ca.storage.models import AuditEvent, OCSPQuery, Revocation, Verifier
+from ca.storage.engine import Session
+from ca.storage.reporting import ReportingReads
 
 CERT_STATUSES = ("good", "revoked", "unknown")
 REASON_NUMBERS = frozenset(int(r) for r in RevocationReason)
@@ -56,12 +56,18 @@ class Watermark:
         self.counted = max(self.counted, up_to)
 
 
-class Tally:
-    """Totals by label tuple, grown by a counting function over an id range of one table."""
+Counts = list[tuple[tuple[str, ...], int]]
 
-    def __init__(self, table: type, count: Callable[[Session, int, int], Iterable[tuple[tuple[str, ...], int]]]
-                 ) -> None:
-        self.table = table
+
+class Tally:
+    """Totals by label tuple, grown by a counting function over an id range of one table.
+
+    `table` is an append-only table by name ("ocsp_queries", "audit_events", "revocations") or
+    its model class; `count(store, after, up_to)` counts the ids in (after, up_to].
+    """
+
+    def __init__(self, table: Any, count: Callable[[ReportingReads, int, int], Counts]) -> None:
+        self.table: str = getattr(table, "__tablename__", table)
         self._count = count
         self._mark = Watermark()
         self._totals: dict[tuple[str, ...], int] = {}
@@ -69,15 +75,16 @@ class Tally:
 
     def update(self, session: Session) -> dict[tuple[str, ...], int]:
         """Totals over every row visible now: the running totals advanced, plus the tail counted afresh."""
+        store = ReportingReads(session)
         with self._lock:
-            current = session.scalar(sa.select(sa.func.max(self.table.id))) or 0  # type: ignore[attr-defined]
+            current = store.max_id(self.table)
             after, up_to = self._mark.next_range(current)
             if up_to > after:
-                _add(self._totals, self._count(session, after, up_to))
+                _add(self._totals, self._count(store, after, up_to))
             self._mark.done(up_to)
             out = dict(self._totals)
             if current > up_to:
-                _add(out, self._count(session, up_to, current))
+                _add(out, self._count(store, up_to, current))
             return out
 
 
@@ -86,62 +93,40 @@ def _add(totals: dict[tuple[str, ...], int], counts: Iterable[tuple[tuple[str, .
         totals[labels] = totals.get(labels, 0) + n
 
 
-def _occurrences(column: sa.ColumnElement[str], word: str) -> sa.ColumnElement[int]:
-    """How often `word` occurs in a text column, in portable SQL (the length the REPLACE removes)."""
-    return (sa.func.length(column) - sa.func.length(sa.func.replace(column, word, ""))) / len(word)
-
-
-def _verifier_names(session: Session) -> dict[int, str]:
-    return dict(session.execute(sa.select(Verifier.id, Verifier.name)).all())
-
-
-def ocsp_responses(session: Session, after: int, up_to: int) -> list[tuple[tuple[str, ...], int]]:
+def ocsp_responses(store: ReportingReads, after: int, up_to: int) -> Counts:
     """(response status, verifier name or "none") -> responses, over ocsp_queries ids in (after, up_to]."""
-    rows = session.execute(sa.select(OCSPQuery.response_status, OCSPQuery.verifier_id, sa.func.count())
-                           .where(OCSPQuery.id > after, OCSPQuery.id <= up_to)
-                           .group_by(OCSPQuery.response_status, OCSPQuery.verifier_id)).all()
-    names = _verifier_names(session) if any(v is not None for _, v, _ in rows) else {}
-    return [((status, "none" if v is None else names.get(v, f"id-{v}")), int(n)) for status, v, n in rows]
+    rows = store.ocsp_response_counts(after, up_to)
+    names = store.verifier_names() if any(v is not None for _, v, _ in rows) else {}
+    return [((status, "none" if v is None else names.get(v, f"id-{v}")), n) for status, v, n in rows]
 
 
-def ocsp_certificate_answers(session: Session, after: int, up_to: int) -> list[tuple[tuple[str, ...], int]]:
+def ocsp_certificate_answers(store: ReportingReads, after: int, up_to: int) -> Counts:
     """good / revoked / unknown answers (one per CertID of a request) over ocsp_queries ids in (after, up_to]."""
-    sums = session.execute(sa.select(*(sa.func.coalesce(sa.func.sum(_occurrences(OCSPQuery.answers, f"={s}")), 0)
-                                       for s in CERT_STATUSES))
-                           .where(OCSPQuery.id > after, OCSPQuery.id <= up_to)).one()
-    return [((s,), int(n)) for s, n in zip(CERT_STATUSES, sums, strict=True)]
+    sums = store.ocsp_answer_counts(after, up_to, CERT_STATUSES)
+    return [((s,), n) for s, n in zip(CERT_STATUSES, sums, strict=True)]
 
 
-def _audit_counts(session: Session, after: int, up_to: int, labels: dict[str, str]
-                  ) -> list[tuple[tuple[str, ...], int]]:
-    rows = session.execute(sa.select(AuditEvent.event_type, AuditEvent.result, sa.func.count())
-                           .where(AuditEvent.id > after, AuditEvent.id <= up_to,
-                                  AuditEvent.event_type.in_(list(labels)))
-                           .group_by(AuditEvent.event_type, AuditEvent.result)).all()
-    return [((labels[event], result), int(n)) for event, result, n in rows]
+def _audit_counts(store: ReportingReads, after: int, up_to: int, labels: dict[str, str]) -> Counts:
+    return [((labels[event], result), n) for event, result, n in store.audit_counts(after, up_to, labels)]
 
 
-def signing_operations(session: Session, after: int, up_to: int) -> list[tuple[tuple[str, ...], int]]:
+def signing_operations(store: ReportingReads, after: int, up_to: int) -> Counts:
     """(operation, result) -> count, from the audit events of CRL/ARL issues and certificate issues."""
-    return _audit_counts(session, after, up_to, SIGNING_EVENTS)
+    return _audit_counts(store, after, up_to, SIGNING_EVENTS)
 
 
-def revocations_by_day(session: Session, after: int, up_to: int) -> list[tuple[tuple[str, ...], int]]:
+def revocations_by_day(store: ReportingReads, after: int, up_to: int) -> Counts:
     """(UTC day of the revocation time, RFC reason name) -> revocations, over revocation ids in (after, up_to].
 
     Revocation rows are never updated or deleted, so a day's count only grows.
     """
-    day = utc_text(Revocation.revocation_time, session.get_bind().dialect.name, "day")
-    rows = session.execute(sa.select(day, Revocation.reason, sa.func.count())
-                           .where(Revocation.id > after, Revocation.id <= up_to)
-                           .group_by(day, Revocation.reason)).all()
-    return [((d, _reason_name(int(r))), int(n)) for d, r, n in rows]
+    return [((d, _reason_name(r)), n) for d, r, n in store.revocation_day_counts(after, up_to)]
 
 
 def _reason_name(number: int) -> str:
     return RFC_NAME[RevocationReason(number)] if number in REASON_NUMBERS else str(number)
 
 
-def request_steps(session: Session, after: int, up_to: int) -> list[tuple[tuple[str, ...], int]]:
+def request_steps(store: ReportingReads, after: int, up_to: int) -> Counts:
     """(outcome, result) -> count, from the audit events of revocation requests (filed, refused, decided)."""
-    return _audit_counts(session, after, up_to, REQUEST_EVENTS)
+    return _audit_counts(store, after, up_to, REQUEST_EVENTS)

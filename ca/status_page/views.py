@@ -9,11 +9,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, render_template, request
 
 from ca.errors import PermissionDenied, RevocaError
-from ca.scheduler import list_statuses
 from ca.status_page import queries
 from ca.status_page.auth import REALM, Unauthenticated, basic_credentials, check_officer
 from ca.status_page.chart import stacked_bars
 from ca.storage.engine import session_scope
+from ca.storage.publications import queue_states
+from ca.storage.reporting import ReportingReads
 
 log = logging.getLogger("revoca.status")
 bp = Blueprint("status", __name__, template_folder="templates")
@@ -65,14 +66,13 @@ def page() -> Response:
     ext = _ext()
     engine = ext["engine"]
     now: dt.datetime = ext["clock"]()
-    lists = queries.list_lines(list_statuses(engine), now, ext["warn_before"])
     with session_scope(engine, readonly=True) as session:
-        panels = queries.ca_panels(session, now)
-        waiting = queries.waiting_requests(session)
-        minutes = queries.ocsp_per_minute(session, now, OCSP_MINUTES)
+        store = ReportingReads(session)
+        lists = queries.list_lines(store.list_statuses(), now, ext["warn_before"])
+        panels = queries.ca_panels(store, now)
+        waiting = queries.waiting_requests(store)
+        minutes = queries.ocsp_per_minute(store, now, OCSP_MINUTES)
         days = queries.revocations_per_day(ext["revocation_days"].update(session), now.date(), CHART_DAYS)
-    from ca.storage.publications import queue_states
-
     publication = queue_states(engine)
     html = render_template(
         "status.html", now=now, officer=g.officer, lists=lists, panels=panels, waiting=waiting,

@@ -14,8 +14,14 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from ca.errors import ConfigError, ServiceUnavailable
+
 if TYPE_CHECKING:
     from alembic.config import Config
+
+# The database types other packages name in signatures (Engine, and Session imported above):
+# taken from here, so that outside ca/storage only this layer imports SQLAlchemy (issue 11).
+Engine = sa.Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration; tests/test_migrations.py checks it equals Alembic's head.  Knowing it
@@ -85,6 +91,28 @@ def current_revision(engine: sa.Engine) -> str | None:
         raise
     except sa.exc.ProgrammingError:  # PostgreSQL: relation does not exist yet
         return None
+
+
+def open_current(url: str) -> sa.Engine:
+    """An engine for `url` with the schema brought up to date, or one clear error: ConfigError for
+    a URL that is not one, ServiceUnavailable for a database that cannot be reached."""
+    try:
+        engine = make_engine(url)
+        ensure_current(engine)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"database_url {safe_url(url)!r} is not a database URL: {exc}") from exc
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise ServiceUnavailable(f"cannot reach the database {safe_url(url)}: {reason}") from exc
+    return engine
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 def is_current(engine: sa.Engine) -> bool:

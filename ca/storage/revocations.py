@@ -1,8 +1,10 @@
 """Queries of the revocation side: requests, revocations and RA terminals.
 
-Kept beside ca.store (same conventions: the caller owns the transaction) so that the
-revocation path reads as one unit; conditional writes use savepoints so that a lost race
-on a unique constraint turns into "return what the winner wrote", never an error.
+`RevocationReadStore` only reads (with everything ReadStore reads), for read-only sessions:
+the RA's status pages, `revoca status`, the status page.  `RevocationStore` adds the writes
+(with everything Store writes).  Same conventions as ca.storage.store: the caller owns the
+transaction; conditional writes use savepoints so that a lost race on a unique constraint
+turns into "return what the winner wrote", never an error.
 """
 
 from __future__ import annotations
@@ -13,18 +15,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
+from ca.enums import RequestStatus
 from ca.errors import NotFound
-from ca.storage.models import (
-    Certificate,
-    RATerminal,
-    RequestStatus,
-    Revocation,
-    RevocationRequest,
-)
-from ca.storage.store import Store
+from ca.storage.models import Certificate, RATerminal, Revocation, RevocationRequest
+from ca.storage.store import ReadStore, Store
 
 
-class RevocationStore(Store):
+class RevocationReadStore(ReadStore):
     # requests
     def request(self, public_id: str) -> RevocationRequest:
         found = self.session.scalar(
@@ -50,32 +47,9 @@ class RevocationStore(Store):
             .where(RevocationRequest.status.in_([RequestStatus.PENDING_REVIEW, RequestStatus.PENDING_APPROVAL]))
             .order_by(RevocationRequest.id)).all()
 
-    def add_request(self, request: RevocationRequest) -> RevocationRequest | None:
-        """Insert, or None when a concurrent request with the same idempotency key won."""
-        try:
-            with self.session.begin_nested():
-                self.session.add(request)
-                self.session.flush()
-        except sa.exc.IntegrityError:
-            return None
-        return request
-
     # revocations
     def revocation_of(self, certificate_id: int) -> Revocation | None:
         return self.session.scalar(sa.select(Revocation).where(Revocation.certificate_id == certificate_id))
-
-    def add_revocation(self, revocation: Revocation) -> Revocation:
-        """Insert unless the certificate is already revoked; then the first revocation stands."""
-        try:
-            with self.session.begin_nested():
-                self.session.add(revocation)
-                self.session.flush()
-        except sa.exc.IntegrityError:
-            existing = self.revocation_of(revocation.certificate_id)
-            if existing is None:
-                raise
-            return existing
-        return revocation
 
     def unrevoked_signed_by(self, key_id: int, *, after_id: int = 0, limit: int = 5000) -> Sequence[Certificate]:
         """Certificates a key signed that are not revoked yet, in id order, a chunk at a time."""
@@ -88,10 +62,6 @@ class RevocationStore(Store):
         """CA certificates that carry a key (self-signed, cross, links): revoked with the key."""
         return self.session.scalars(sa.select(Certificate).where(Certificate.subject_key_id == key_id)
                                     .order_by(Certificate.id)).all()
-
-    def insert_revocations(self, rows: list[dict[str, object]]) -> None:
-        if rows:
-            self.session.execute(sa.insert(Revocation), rows)
 
     # RA terminals
     def terminal_by_fingerprint(self, fingerprint: bytes) -> RATerminal | None:
@@ -106,6 +76,44 @@ class RevocationStore(Store):
     def terminals(self) -> Sequence[RATerminal]:
         return self.session.scalars(sa.select(RATerminal).order_by(RATerminal.name)).all()
 
+
+class RevocationStore(RevocationReadStore, Store):
+    # requests
+    def add_request(self, request: RevocationRequest) -> RevocationRequest | None:
+        """Insert, or None when a concurrent request with the same idempotency key won."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(request)
+                self.session.flush()
+        except sa.exc.IntegrityError:
+            return None
+        return request
+
+    def store_receipt(self, public_id: str, receipt: bytes) -> None:
+        """Keep a request's signed receipt unless one is stored already (the first one signed stands)."""
+        self.session.execute(sa.update(RevocationRequest).where(RevocationRequest.public_id == public_id,
+                                                                RevocationRequest.receipt.is_(None))
+                             .values(receipt=receipt))
+
+    # revocations
+    def add_revocation(self, revocation: Revocation) -> Revocation:
+        """Insert unless the certificate is already revoked; then the first revocation stands."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(revocation)
+                self.session.flush()
+        except sa.exc.IntegrityError:
+            existing = self.revocation_of(revocation.certificate_id)
+            if existing is None:
+                raise
+            return existing
+        return revocation
+
+    def insert_revocations(self, rows: list[dict[str, object]]) -> None:
+        if rows:
+            self.session.execute(sa.insert(Revocation), rows)
+
+    # RA terminals
     def add_terminal(self, *, name: str, certificate: Certificate, now: dt.datetime) -> RATerminal:
         terminal = RATerminal(name=name, certificate_id=certificate.id,
                               cert_fingerprint=certificate.fingerprint_sha256, created_at=now)

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import threading
 
-import sqlalchemy as sa
-
 from ca.config import Settings, TimeConfig
+from ca.storage.engine import Engine
 from ca.trusted_time.guard import ClockGuard, forget_unchecked_warning
 from ca.trusted_time.ntp import Reading
 from ca.trusted_time.policy import TimeCheck
@@ -61,13 +60,13 @@ def current_guard() -> ClockGuard:
     return guard
 
 
-def require(settings: Settings, purpose: str, *, engine: sa.Engine | None = None,
+def require(settings: Settings, purpose: str, *, engine: Engine | None = None,
             actor: str = "revoca") -> TimeCheck:
     """Call right before signing `purpose`; raises UntrustedTime (one line, audited) when the clock is off."""
     return guard_for(settings).require(purpose, engine=engine, actor=actor)
 
 
-def require_current(purpose: str, *, engine: sa.Engine | None = None, actor: str = "revoca") -> TimeCheck:
+def require_current(purpose: str, *, engine: Engine | None = None, actor: str = "revoca") -> TimeCheck:
     """`require` against this process's settings (those `load_settings` loaded last; else the defaults)."""
     return current_guard().require(purpose, engine=engine, actor=actor)
 

@@ -15,10 +15,9 @@ import threading
 import time
 from collections.abc import Callable
 
-import sqlalchemy as sa
-
 from ca.config import TimeConfig
 from ca.errors import UntrustedTime
+from ca.storage.engine import Engine
 from ca.trusted_time import ntp
 from ca.trusted_time.policy import TimeCheck, assess, unchecked
 
@@ -45,7 +44,7 @@ class ClockGuard:
         """`db_url` is where refusals are audited when the caller passes no engine."""
         self.config = config
         self._db_url = db_url
-        self._engine: sa.Engine | None = None
+        self._engine: Engine | None = None
         self._query = query
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -62,7 +61,7 @@ class ClockGuard:
                 readings = tuple(pool.map(lambda s: self._query(s, timeout), servers))
         return assess(readings, self.config.max_offset_s)
 
-    def require(self, purpose: str, *, engine: sa.Engine | None = None, actor: str = "revoca") -> TimeCheck:
+    def require(self, purpose: str, *, engine: Engine | None = None, actor: str = "revoca") -> TimeCheck:
         """Return the (possibly reused) check, or raise UntrustedTime naming the servers and offset.
 
         `purpose` names what is about to be signed ("tokyo CRL", "time-stamp token") in the
@@ -85,7 +84,7 @@ class ClockGuard:
             raise UntrustedTime(f"untrusted time, nothing signed: {check.refusal}")
         return check
 
-    def _refresh(self, purpose: str, engine: sa.Engine | None, actor: str) -> tuple[TimeCheck, float]:
+    def _refresh(self, purpose: str, engine: Engine | None, actor: str) -> tuple[TimeCheck, float]:
         check = self.check()
         reuse = self.config.recheck_s if check.trusted else min(self.config.recheck_s, FAILED_REUSE_S)
         self._state = state = (check, self._monotonic() + reuse)
@@ -100,7 +99,7 @@ class ClockGuard:
         self._noted = noted
         return state
 
-    def _audit(self, engine: sa.Engine | None, event: str, actor: str, check: TimeCheck, purpose: str, *,
+    def _audit(self, engine: Engine | None, event: str, actor: str, check: TimeCheck, purpose: str, *,
                failed: bool) -> None:
         """Record the offsets per server; a lost audit write is logged and does not unblock signing."""
         from ca import audit
@@ -132,7 +131,7 @@ class ClockGuard:
         writer.start()
         writer.join(AUDIT_WAIT_S)
 
-    def _own_engine(self) -> sa.Engine | None:
+    def _own_engine(self) -> Engine | None:
         if self._engine is None and self._db_url:
             from ca.storage.engine import make_engine
 

@@ -15,12 +15,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import sqlalchemy as sa
-
 from ca.errors import RevocaError
 from ca.hsm.signer import KeyStore
 from ca.http.der_over_http import BodyRefused, StartResponse, der_body, plain
-from ca.storage.engine import session_scope
+from ca.storage.engine import Engine, session_scope
 from ca.tsa import errors, response
 from ca.tsa.authority import Clock, TimeStampAuthority, utc_now
 from ca.tsa.request import MAX_REQUEST_BYTES, parse_request
@@ -55,7 +53,7 @@ class _CurrentAuthority:
             self._authority = None
 
 
-def make_app(engine: sa.Engine, keys: KeyStore, *, clock: Clock = utc_now) -> Callable[..., Iterable[bytes]]:
+def make_app(engine: Engine, keys: KeyStore, *, clock: Clock = utc_now) -> Callable[..., Iterable[bytes]]:
     current = _CurrentAuthority(keys, clock)
 
     def answer(der: bytes, requester: str) -> bytes:

@@ -12,13 +12,14 @@ from collections.abc import Callable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy.orm import Session
 
 from ca import trusted_time
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyStore, Signer
+from ca.storage.engine import Session
 from ca.storage.models import TimeStamp
 from ca.storage.store import ReadStore
+from ca.storage.time_stamps import TimeStampWrites
 from ca.tsa import certificate as tsa_certificate
 from ca.tsa import errors
 from ca.tsa.profile import TSA_POLICY_OID
@@ -75,8 +76,6 @@ class TimeStampAuthority:
         trusted_time.require_current("time-stamp token", actor=f"tsa for {requester}"[:128])
         token = sign_token(tst_info, certificate=cert, signer=self.signer, chain=self.chain,
                            include_certificates=cert_req)
-        row = TimeStamp(serial=serial, gen_time=now, hash_algorithm=hash_name, message_imprint=imprint,
-                        requester=requester[:MAX_REQUESTER], token=token)
-        session.add(row)
-        session.flush()
-        return row
+        return TimeStampWrites(session).add_time_stamp(
+            serial=serial, gen_time=now, hash_algorithm=hash_name, message_imprint=imprint,
+            requester=requester[:MAX_REQUESTER], token=token)

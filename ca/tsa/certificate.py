@@ -9,16 +9,15 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
 from ca.config import Settings
+from ca.enums import CertKind
 from ca.errors import NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
-from ca.storage.engine import session_scope
-from ca.storage.models import CertKind
+from ca.storage.engine import Engine, session_scope
 from ca.storage.store import ReadStore, Store
 from ca.tsa.profile import TSA_SUBJECT, key_algorithm
 
@@ -57,7 +56,7 @@ def issue_certificate(ctx: hierarchy.Context) -> x509.Certificate:
                                       subject=x509.Name.from_rfc4514_string(TSA_SUBJECT))
 
 
-def ensure_certificate(settings: Settings, engine: sa.Engine, keys: KeyStore, *, now: dt.datetime, actor: str,
+def ensure_certificate(settings: Settings, engine: Engine, keys: KeyStore, *, now: dt.datetime, actor: str,
                        renew: bool = False) -> tuple[TSACertificate, bool]:
     """The current TSA certificate, issued first when there is none, it ends within RENEW_BEFORE, or
     `renew`; (certificate, whether it was issued now).  Writes its PEM files (see `pem_paths`)."""

@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 from asn1crypto import cms
 from cryptography import x509
-from sqlalchemy.orm import Session
 
 from ca.der.parse_errors import PARSE_ERRORS
-from ca.storage.models import CertKind, TimeStamp
+from ca.enums import CertKind
+from ca.storage.engine import Session
+from ca.storage.models import TimeStamp
 from ca.storage.store import ReadStore
 from ca.tsa.errors import InvalidTimeStamp
 from ca.tsa.verify import verify_token

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
 from ca.hsm.signer import KeyStore
+from ca.storage.engine import Session
 from ca.storage.models import TimeStamp
 from ca.tsa.authority import TimeStampAuthority
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from ca.errors import InvalidInput, TokenError
 from ca.hsm.signer import Signer, verify_signature
-from ca.storage.store import spki_der
+from ca.storage.authorities import spki_der
 from ca.tsa.profile import ACCURACY_SECONDS, GEN_TIME_DIGITS, ORDERING, TSA_POLICY_OID
 from ca.tsa.request import check_imprint
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ca.storage.models import VerifierStatus
+from ca.enums import VerifierStatus
 
 
 def in_effect(status: str, cert_not_after: dt.datetime, *, revoked: bool, now: dt.datetime) -> bool:

@@ -1,0 +1,94 @@
+"""Queries of the audit log (seed 004 5.4): its records, the chain's head, the time-stamped
+checkpoints, the history seals.  The chain itself is linked at commit (ca.storage.audit_chain).
+
+`AuditReads` only reads (verification, the auditor's `show`); `AuditWrites` appends records,
+keeps checkpoints and prunes.  Callers own the transaction (ca.storage.engine.session_scope).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ca.storage import audit_chain
+from ca.storage.base import SessionStore
+from ca.storage.models import AuditCheckpoint, AuditEvent, AuditHead
+
+PRUNE = "prune"  # the reason of a prune anchor
+
+
+class AuditReads(SessionStore):
+    def head(self) -> AuditHead | None:
+        """The chain's newest position as committed now (not a copy this session read earlier)."""
+        return self.session.scalars(sa.select(AuditHead).where(AuditHead.id == audit_chain.HEAD_ID)
+                                    .execution_options(populate_existing=True)).one_or_none()
+
+    def events_after(self, seq: int) -> Iterable[AuditEvent]:
+        """Every record after `seq`, in chain order, streamed."""
+        return self.session.scalars(sa.select(AuditEvent).where(AuditEvent.seq > seq).order_by(AuditEvent.seq)
+                                    .execution_options(yield_per=2000))
+
+    def newest_events(self, *, limit: int, since: dt.datetime | None = None, event_type: str | None = None,
+                      actor: str | None = None) -> Sequence[AuditEvent]:
+        q = sa.select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
+        if since is not None:
+            q = q.where(AuditEvent.occurred_at >= since)
+        if event_type:
+            q = q.where(AuditEvent.event_type == event_type)
+        if actor:
+            q = q.where(AuditEvent.actor == actor)
+        return self.session.scalars(q).all()
+
+    def event(self, seq: int) -> AuditEvent:
+        return self.session.scalars(sa.select(AuditEvent).where(AuditEvent.seq == seq)).one()
+
+    def first_seq_since(self, at: dt.datetime) -> int | None:
+        """The first record that occurred at or after `at`."""
+        return self.session.scalar(sa.select(sa.func.min(AuditEvent.seq)).where(AuditEvent.occurred_at >= at))
+
+    def count_through(self, seq: int) -> int:
+        return self.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                   .where(AuditEvent.seq <= seq)) or 0
+
+    def details_newest_first(self, event_type: str) -> Iterator[str]:
+        """The detail (JSON text) of every record of one type, newest first, streamed."""
+        q = sa.select(AuditEvent.detail).where(AuditEvent.event_type == event_type).order_by(AuditEvent.seq.desc())
+        yield from self.session.scalars(q.execution_options(yield_per=100))
+
+    # checkpoints
+    def newest_anchor(self) -> AuditCheckpoint | None:
+        """The newest prune anchor: where the chain that remains starts."""
+        return self.session.scalars(sa.select(AuditCheckpoint).where(AuditCheckpoint.reason == PRUNE)
+                                    .order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
+
+    def checkpoints_from(self, seq: int) -> Sequence[AuditCheckpoint]:
+        """The checkpoints (not prune anchors) at `seq` or later."""
+        return self.session.scalars(sa.select(AuditCheckpoint).where(
+            AuditCheckpoint.seq >= seq, AuditCheckpoint.reason != PRUNE)).all()
+
+    def newest_checkpoint_at(self) -> dt.datetime | None:
+        return self.session.scalar(sa.select(sa.func.max(AuditCheckpoint.created_at)))
+
+
+class AuditWrites(AuditReads):
+    def append(self, *, occurred_at: dt.datetime, event_type: str, result: str, actor: str, detail: str) -> None:
+        """A record, chained and inserted when the transaction commits (and never if it rolls back)."""
+        audit_chain.append(self.session, occurred_at=occurred_at, event_type=event_type, result=result, actor=actor,
+                           detail=detail)
+
+    def add_checkpoint(self, *, seq: int, chain_hash: bytes, reason: str, now: dt.datetime, time_stamp: Any,
+                       actor: str, pruned_from: int | None = None,
+                       pruned_count: int | None = None) -> AuditCheckpoint:
+        checkpoint = AuditCheckpoint(seq=seq, chain_hash=chain_hash, reason=reason, created_at=now,
+                                     time_stamp=time_stamp, pruned_from=pruned_from, pruned_count=pruned_count,
+                                     actor=actor)
+        self.session.add(checkpoint)
+        self.session.flush()
+        return checkpoint
+
+    def delete_through(self, seq: int) -> None:
+        """Delete the records up to and including `seq` (pruning, after an anchor was stamped)."""
+        self.session.execute(sa.delete(AuditEvent).where(AuditEvent.seq <= seq))

@@ -1,0 +1,304 @@
+"""The guides in docs/ work as written: each one's marked blocks run in order, and every `revoca`
+command line they mention parses.
+
+The four guides share one installation, as they would in production: the runbook makes it
+(ceremony, activation, services) and the RA, verifier and deployment guides use it. The
+installation is real: a SoftHSM2 token, SQLite, Debian's slapd, the services under gunicorn and
+granian, openssl, curl and ldapsearch. Keys are P-256 (REVOCA_HSM_KEY_ALGORITHM) to keep the
+token fast; the guides' ports are replaced by free ones. See tests/support/docs_tools.py for how blocks
+are marked and run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ca import hierarchy
+from ca.cli import cli
+from ca.hsm.client import HSMClient
+from ca.storage.engine import make_engine, session_scope
+from ca.storage.store import Store
+from ca.subscribers import generate_subscribers
+
+from support.docs_tools import Block, Session, expect_lines, read_blocks, split_commands
+from support.tools import free_port
+
+ROOT = Path(__file__).resolve().parents[2]  # tests/e2e/ -> the repository
+DOCS = ROOT / "docs"
+GUIDES = ("operator-runbook.md", "ra-integration.md", "verifier-guide.md", "deployment.md")  # in the order run
+OPERATORS = ("alice", "bob", "carol", "dave", "erin", "clerk1", "auditor1", "auditor2")
+ISSUED = {"tokyo": 6, "osaka": 2}
+
+pytestmark = pytest.mark.skipif(shutil.which("slapd") is None and not Path("/usr/sbin/slapd").exists(),
+                                reason="Debian's slapd is not installed")
+
+
+# --- the test's own steps between blocks ------------------------------------------------------------
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def issued_certificates(session: Session) -> None:
+    """Subscriber certificates as the CAs issued them years ago (signed through the HSM service),
+    for `revoca cert import`; one key is kept, for the subscriber's own online revocation."""
+    engine = make_engine(f"sqlite:///{session.cwd / 'var' / 'revoca.db'}")
+    keys = HSMClient(session.cwd / "var" / "run" / "hsm.sock")
+    serials: dict[str, list[str]] = {}
+    try:
+        for ca_name, count in ISSUED.items():
+            with session_scope(engine) as s:
+                store = Store(s)
+                ca = store.ca(ca_name)
+                key = store.current_key(ca)
+                issuer = hierarchy.issuer_for(keys, ca, key)
+            out = session.cwd / "issued" / ca_name
+            out.mkdir(parents=True)
+            serials[ca_name] = []
+            for cert, private in generate_subscribers(issuer, count, now=dt.datetime.now(dt.UTC)):
+                serial = format(cert.serial_number, "x")
+                (out / f"{serial}.pem").write_bytes(_pem(cert))
+                serials[ca_name].append(serial)
+                card = {0: "my-card", count - 1: "my-card-2"}.get(len(serials[ca_name]) - 1)
+                if ca_name == "tokyo" and card:  # two subscribers keep their keys, to revoke online
+                    (session.cwd / f"{card}.pem").write_bytes(_pem(cert))
+                    (session.cwd / f"{card}.key").write_bytes(private.private_bytes(
+                        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption()))
+    finally:
+        keys.close()
+        engine.dispose()
+    tokyo = serials["tokyo"]
+    session.values.update({"serial": tokyo[1], "serial-2": tokyo[2], "serial-3": tokyo[3]})
+    session.values["good-serial"] = tokyo[4]
+
+
+def documents(session: Session) -> None:
+    """The certificates a verifier checks: one the RA guide revoked, one still good."""
+    issued = session.cwd / "issued" / "tokyo"
+    shutil.copy(issued / f"{session.values['serial']}.pem", session.cwd / "document-signer.pem")
+    shutil.copy(issued / f"{session.values['good-serial']}.pem", session.cwd / "other-signer.pem")
+
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+def _pg_tool(name: str) -> str | None:
+    found = sorted(PG_BIN.glob(f"*/bin/{name}"))
+    return str(found[-1]) if found else shutil.which(name)
+
+
+def postgresql(session: Session) -> None:
+    """A PostgreSQL primary with the guide's settings and a streaming standby (pg_basebackup -R), on the
+    guide's ports; what a DBA provides. Skipped where the server binaries or the postgres user are missing."""
+    tools = {name: _pg_tool(name) for name in ("initdb", "pg_ctl", "pg_basebackup", "psql")}
+    if None in tools.values() or shutil.which("runuser") is None or os.geteuid() != 0:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup) or root for runuser missing")
+    try:
+        import pwd
+
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres user to run a PostgreSQL server as")
+    base = Path(tempfile.mkdtemp(prefix="rvpg"))  # the postgres user cannot enter pytest's root-only tmp
+    shutil.chown(base, "postgres")
+    session.cleanups.append(lambda: _stop_postgresql(base, tools["pg_ctl"]))  # type: ignore[arg-type]
+    primary, standby = base / "primary", base / "standby"
+    primary_port, standby_port = session.ports[5432], session.ports[5433]
+
+    def as_postgres(*cmd: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=120)
+
+    as_postgres(tools["initdb"], "-D", str(primary), "-A", "trust", "-U", "postgres", "--no-sync")  # type: ignore
+    shutil.copy(session.cwd / "pg" / "primary-revoca.conf", primary / "revoca.conf")
+    with open(primary / "postgresql.conf", "a", encoding="utf-8") as conf:
+        conf.write(f"port = {primary_port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{base}'\n"
+                   "fsync = off\ninclude 'revoca.conf'\n")
+    with open(primary / "pg_hba.conf", "a", encoding="utf-8") as hba:
+        hba.write("host replication all 127.0.0.1/32 trust\n")
+    as_postgres(tools["pg_ctl"], "-D", str(primary), "-l", str(base / "primary.log"), "-w", "start")  # type: ignore
+    psql = [tools["psql"], "-h", "127.0.0.1", "-p", str(primary_port), "-U", "postgres", "-v", "ON_ERROR_STOP=1"]
+    as_postgres(tools["pg_basebackup"], "-h", "127.0.0.1", "-p", str(primary_port), "-U", "postgres",  # type: ignore
+                "-D", str(standby), "-R", "-X", "stream")
+    with open(standby / "postgresql.conf", "a", encoding="utf-8") as conf:
+        conf.write(f"port = {standby_port}\n")
+    as_postgres(tools["pg_ctl"], "-D", str(standby), "-l", str(base / "standby.log"), "-w", "start")  # type: ignore
+    # the role and database revoca uses; created once the standby is attached (remote_apply waits for it)
+    as_postgres(*psql, "-c", "CREATE ROLE revoca LOGIN", "-c", "CREATE DATABASE revoca OWNER revoca")  # type: ignore
+
+
+def _stop_postgresql(base: Path, pg_ctl: str) -> None:
+    for name in ("standby", "primary"):
+        if (base / name / "postmaster.pid").exists():
+            subprocess.run(["runuser", "-u", "postgres", "--", pg_ctl, "-D", str(base / name), "-m", "immediate",
+                            "stop"], capture_output=True, timeout=60)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+HOOKS = {"issued-certificates": issued_certificates, "documents": documents, "postgresql": postgresql}
+
+
+# --- the installation the guides share ----------------------------------------------------------------
+
+
+@pytest.fixture
+def docs_session(tmp_path: Path) -> Iterator[Session]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVOCA_")}
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+               REVOCA_HSM_KEY_ALGORITHM="p256", PYTHONUNBUFFERED="1")
+    ports = {p: free_port() for p in (1389, 1390, 5432, 5433, 8443, 8880, 8881, 8882)}
+    passwords = {name: f"{name}-pw-{secrets.token_hex(6)}" for name in OPERATORS}
+    session = Session(tmp_path, env, ports=ports, paths={"/srv/revoca-replica": str(tmp_path / "replica")},
+                      passwords=passwords, hooks=HOOKS)
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+def _revoca_json(session: Session, *args: str) -> object:
+    out = subprocess.run(["revoca", *args, "--json"], cwd=session.cwd, env=session.env, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.slow
+def test_the_guides_run_as_written_one_after_another(docs_session: Session) -> None:
+    """One test, not four: the guides share the installation the runbook makes (and xdist could
+    otherwise hand them to different workers)."""
+    docs_session.run_guide(DOCS / "operator-runbook.md")
+    # what the runbook left: everything published, the compromised CA's lists included
+    queue = _revoca_json(docs_session, "repository", "queue")
+    assert all(q["published_at"] and not q["pending"] for q in queue), queue  # type: ignore[union-attr]
+    cas = {c["name"]: c["status"] for c in _revoca_json(docs_session, "ca", "list")}  # type: ignore[union-attr]
+    assert cas == {"bridge": "active", "tokyo": "active", "osaka": "active", "hokkaido": "compromised",
+                   "gpki": "active"}
+    docs_session.run_guide(DOCS / "ra-integration.md")
+    docs_session.run_guide(DOCS / "verifier-guide.md")
+    docs_session.run_guide(DOCS / "deployment.md")
+
+
+# --- every revoca command line in the guides parses -----------------------------------------------------
+
+REVOCA_LINE = re.compile(r"(?:^|[\s;|&(`$])(?:\.venv/bin/)?(revoca(?:\s+[^\s;|&)`#<>]+)*)")
+
+
+def _command_lines() -> list[tuple[str, list[str], bool]]:
+    """(where, argv after `revoca`, complete) for each revoca command in the guides: command lines in code
+    blocks are complete; inline code in the text may name a command without its required options."""
+    found = []
+    for path in sorted(DOCS.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        snippets = [(b.where, b.text, True) for b in read_blocks(path) if not b.file and b.info.split()[:1] in (
+            ["sh"], ["bash"], ["console"])]
+        snippets += [(f"{path.name} inline", m.group(1), False) for m in re.finditer(r"`([^`\n]+)`", text)]
+        for where, snippet, complete in snippets:
+            joined = snippet.replace("\\\n", " ")
+            for line in joined.splitlines():
+                line = line.split(" #", 1)[0]
+                for m in REVOCA_LINE.finditer(line):
+                    words = shlex.split(m.group(1).rstrip("&").strip(), posix=True)
+                    if words[1:] and words[1:] != ["..."]:  # `revoca ...` stands for any command
+                        found.append((where, words[1:], complete))
+    return found
+
+
+def _parse(argv: list[str], complete: bool = True) -> None:
+    """Resolve the command path and parse its options as click would (no callback runs); a complete
+    command line must also give the required options and arguments."""
+    command: click.Command = cli
+    ctx = click.Context(cli, info_name="revoca")
+    args = list(argv)
+    while isinstance(command, click.Group):
+        _opts, rest, _order = command.make_parser(ctx).parse_args(args)
+        if not rest:
+            raise click.UsageError(f"{' '.join(argv)}: names no command")
+        sub = command.get_command(ctx, rest[0])
+        if sub is None:
+            raise click.UsageError(f"no command {rest[0]!r} in {' '.join(argv)}")
+        command, args = sub, rest[1:]
+        ctx = click.Context(command, info_name=rest[0], parent=ctx)
+    opts, rest, _order = command.make_parser(ctx).parse_args(args)
+    for param in command.params:
+        value = opts.get(param.name) if param.name else None
+        if complete and isinstance(param, click.Option) and param.required and value is None:
+            raise click.UsageError(f"{' '.join(argv)}: {param.opts[0]} is required")
+        if isinstance(param.type, click.Choice) and value is not None:
+            for v in value if isinstance(value, list | tuple) else [value]:
+                if v not in param.type.choices:
+                    raise click.UsageError(f"{' '.join(argv)}: {v!r} is not one of {param.type.choices}")
+    arguments = [p for p in command.params if isinstance(p, click.Argument)]
+    wanted = sum(1 for p in arguments if p.nargs == 1 and p.required)
+    variadic = any(p.nargs == -1 for p in arguments)
+    given = sum(1 for p in arguments if p.name in opts and opts[p.name] not in (None, ()))
+    if (complete and given < wanted) or (len(rest) > 0 and not variadic):
+        raise click.UsageError(f"{' '.join(argv)}: expects {wanted} argument(s)")
+
+
+def test_every_revoca_command_in_the_guides_parses() -> None:
+    lines = _command_lines()
+    assert len(lines) > 60, lines  # the guides are full of them: an empty scan is a broken scan
+    failures = []
+    for where, argv, complete in lines:
+        try:
+            _parse(argv, complete)
+        except click.ClickException as exc:
+            failures.append(f"{where}: {exc.format_message()}")
+    assert not failures, "\n".join(failures)
+
+
+def test_the_parse_check_catches_a_wrong_command() -> None:
+    for argv in (["crl", "issue", "--everything"], ["ca", "rollback", "tokyo"], ["ca", "rollover", "tokyo"],
+                 ["crl", "issue", "--type", "delta"], ["verifier", "remove"]):
+        with pytest.raises(click.ClickException):
+            _parse(argv)
+    _parse(["ca", "rollover", "tokyo", "--operator", "alice"])
+
+
+def test_guides_mark_their_blocks_and_the_readme_links_them() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for guide in GUIDES:
+        blocks: list[Block] = read_blocks(DOCS / guide)
+        assert any(b.runnable for b in blocks), guide
+        assert f"docs/{guide}" in readme, f"README.md does not link docs/{guide}"
+
+
+# --- the runner itself fails where it should ------------------------------------------------------------
+
+
+def test_commands_are_split_as_bash_parses_them() -> None:
+    script = "# a comment\nrevoca ca list\nfor i in 1 2; do\n  echo $i\ndone\ncat <<EOF\nx\nEOF\nls \\\n  -l\n"
+    assert split_commands(script) == ["revoca ca list", "for i in 1 2; do\n  echo $i\ndone", "cat <<EOF\nx\nEOF",
+                                      "ls \\\n  -l"]
+
+
+def test_an_expected_line_missing_from_the_output_fails() -> None:
+    expect_lines("token revoca: activated ...\nCA  TYPE", "token revoca: activated (2 of 3)\nCA    TYPE  NUMBER", "x")
+    with pytest.raises(AssertionError, match="not activated"):
+        expect_lines("token revoca: not activated", "token revoca: activated (2 of 3)", "x")
+
+
+def test_an_unknown_placeholder_or_a_failing_command_fails(tmp_path: Path) -> None:
+    session = Session(tmp_path, dict(os.environ), ports={8443: 1}, paths={}, passwords={}, hooks={})
+    assert session.substitute("https://127.0.0.1:8443/ <x>".replace("<x>", ""), "t") == "https://127.0.0.1:1/ "
+    with pytest.raises(AssertionError, match="placeholder <serial>"):
+        session.substitute("curl -d '{\"serial\": \"<serial>\"}'", "t")
+    with pytest.raises(AssertionError, match="exit 3"):
+        session.run_block(Block("t.md", 1, "sh test", "true\nexit 3\n"))

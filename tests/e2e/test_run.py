@@ -1,0 +1,167 @@
+"""`revoca run` (what `make run` starts): ceremony once, HSM service activated, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from repository.slapd import LocalSlapd
+
+from support.tools import free_port
+
+REVOCA = str(Path(sys.executable).with_name("revoca"))
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "REVOCA_DATA_DIR": str(tmp_path / "var"), "REVOCA_HSM_KEY_ALGORITHM": "p256",
+            "REVOCA_HSM_SOCKET": str(Path(tempfile.mkdtemp(prefix="rvrun")) / "hsm.sock"),
+            "REVOCA_REPOSITORY_PORT": str(free_port())}
+
+
+
+def _passwords(url: str, user: str, password: str) -> urllib.request.HTTPPasswordMgrWithDefaultRealm:
+    manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    manager.add_password(None, url, user, password)
+    return manager
+
+
+def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen([REVOCA, "run", "--ra-port", str(free_port()), "--ocsp-port", str(free_port()),
+                             "--tsa-port", str(free_port()), "--status-port", str(free_port())],
+                            env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if "Ctrl-C stops everything" in line or time.monotonic() > deadline:
+            break
+    if not any("Ctrl-C stops everything" in ln for ln in lines):
+        proc.terminate()  # do not leave a half-started service behind
+        proc.wait(timeout=30)
+        raise AssertionError("".join(lines))
+    return proc, lines
+
+
+def _stop(proc: subprocess.Popen[str], sig: signal.Signals) -> str:
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=30)
+    return rest
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
+    """The `revoca run` processes a test starts: stopped (and their slapd too) even when the test fails."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    LocalSlapd(tmp_path / "var" / "ldap", "o=JPKI,c=JP", 1).stop()
+
+
+@pytest.mark.slow
+def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
+        tmp_path: Path, started: list[subprocess.Popen[str]]) -> None:
+    env = _env(tmp_path)
+    proc, lines = _start(env)
+    started.append(proc)
+    out = "".join(lines)
+    assert "first run: key ceremony with demo shares (DEMO ONLY)" in out
+    assert "activated (2 of 3 key managers)" in out
+    status = subprocess.run([REVOCA, "hsm", "status"], env=env, capture_output=True, text=True, check=True)
+    assert "activated" in status.stdout and "not activated" not in status.stdout
+    listing = subprocess.run([REVOCA, "ca", "list"], env=env, capture_output=True, text=True, check=True)
+    assert all(name in listing.stdout for name in ("bridge", "tokyo", "osaka", "hokkaido"))
+    # the printed curl command revokes a demo certificate through the RA API, as printed
+    curl = next(ln.strip() for ln in lines if ln.strip().startswith("curl "))
+    answer = subprocess.run(curl + " -s -w '\n%{http_code}'", shell=True, capture_output=True, text=True,
+                            check=True).stdout
+    assert answer.rstrip().endswith("201"), answer
+    assert '"status":"completed"' in answer
+    # the printed openssl ocsp, signed as the demo verifier, sees that revocation at once
+    ocsp = next(ln.strip() for ln in lines if ln.strip().startswith("openssl ocsp "))
+    seen = subprocess.run(ocsp, shell=True, capture_output=True, text=True, timeout=60)
+    assert "Response verify OK" in seen.stdout + seen.stderr, seen
+    assert ": revoked" in seen.stdout and "Reason: keyCompromise" in seen.stdout, seen.stdout
+    # the printed openssl ts query goes through curl to the TSA; openssl verifies the reply
+    assert re.search(r"^TSA: +http://127\.0\.0\.1:\d+/", out, re.M), out
+    stamp = next(ln.strip() for ln in lines if ln.strip().startswith("openssl ts -query "))
+    stamped = subprocess.run(stamp, shell=True, capture_output=True, text=True, timeout=60)
+    assert stamped.returncode == 0 and "Verification: OK" in stamped.stdout, stamped
+    # the status page, with the demo key manager's credentials as printed, and the metrics
+    page = re.search(r"^status page: (http://127\.0\.0\.1:\d+/) +\(log in as (\w+), DEMO ONLY password in (\S+)\)",
+                     out, re.M)
+    assert page, out
+    url, user, password_file = page.groups()
+    password = Path(password_file).read_text().splitlines()[-1]
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(_passwords(url, user, password)))
+    with opener.open(url, timeout=30) as resp:
+        html = resp.read().decode()
+    assert resp.status == 200 and "tokyo" in html and "hokkaido" in html
+    with urllib.request.urlopen(url + "metrics", timeout=30) as resp:
+        metrics = resp.read().decode()
+    assert "revoca_crl_next_update_seconds" in metrics and "revoca_hsm_activated" in metrics
+    # the scheduler catches up at start: every CA gets a CRL and an ARL
+    deadline = time.monotonic() + 60
+    while True:
+        issued = json.loads(subprocess.run([REVOCA, "crl", "list", "--json"], env=env, capture_output=True,
+                                           text=True, check=True).stdout)
+        if {(r["ca"], r["type"]) for r in issued} >= {(ca, t) for ca in ("bridge", "tokyo", "osaka", "hokkaido")
+                                                     for t in ("crl", "arl")} or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len({(r["ca"], r["type"]) for r in issued}) == 8, issued
+    # ... and the publisher puts them into the local slapd
+    deadline = time.monotonic() + 60
+    while True:
+        queue = json.loads(subprocess.run([REVOCA, "repository", "queue", "--json"], env=env, capture_output=True,
+                                          text=True, check=True).stdout)
+        if all(q["published_at"] and not q["pending"] for q in queue) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len(queue) == 12 and all(q["published_at"] and not q["pending"] for q in queue), queue
+    port = env["REVOCA_REPOSITORY_PORT"]
+    arl = subprocess.run(["ldapsearch", "-x", "-LLL", "-H", f"ldap://127.0.0.1:{port}/", "-b", "o=JPKI,c=JP",
+                          "(cn=Governor of Tokyo)", "authorityRevocationList;binary"], capture_output=True, text=True)
+    assert arl.returncode == 0 and "authorityRevocationList;binary::" in arl.stdout, arl
+    # the printed ldapsearch, as the demo verifier, gets tokyo's CRL: the archived bytes
+    ldapsearch = next(ln.strip() for ln in lines if ln.strip().startswith("ldapsearch "))
+    deadline = time.monotonic() + 30
+    while True:  # the publisher creates the verifier's account within its first rounds
+        got = subprocess.run(ldapsearch + f" -o ldif-wrap=no -T {tmp_path}", shell=True, capture_output=True, text=True)
+        if "certificateRevocationList;binary:< file://" in got.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    fetched = Path(got.stdout.split("certificateRevocationList;binary:< file://", 1)[1].split()[0])
+    newest = max((tmp_path / "var" / "crls" / "tokyo" / "crl").glob("*.crl"), key=lambda p: int(p.stem))
+    assert fetched.read_bytes() == newest.read_bytes()
+    rest = _stop(proc, signal.SIGINT)
+    assert proc.returncode == 0, rest
+    assert "stopping" in rest
+    assert not Path(env["REVOCA_HSM_SOCKET"]).exists()
+    status = subprocess.run([REVOCA, "repository", "status"], env=env, capture_output=True, text=True, check=True)
+    assert "not running" in status.stdout  # run started slapd, so run stopped it
+
+    proc, lines = _start(env)  # the second run reuses the hierarchy
+    started.append(proc)
+    assert not any("first run" in ln for ln in lines)
+    _stop(proc, signal.SIGTERM)
+    assert proc.returncode == 0
+    assert not Path(env["REVOCA_HSM_SOCKET"]).exists()

@@ -1,0 +1,394 @@
+"""Running the guides in docs/ as written: their marked blocks, in order, in one working directory.
+
+A guide marks what the test runs:
+
+* ```` ```sh test ```` — shell commands, run one complete command at a time (a command may span
+  lines: continuations, loops, here-documents).  A command ending in ``&`` is a service: it is
+  started in the background with its output in ``logs/``, and the next command waits until it
+  answers (its ``--port``, or the line it prints when ready).  Other commands run on a
+  pseudo-terminal, where the session types what a person would at the prompts (operator
+  passwords, activation shares), and must exit 0 (or N, with ``exit=N`` in the info string).
+* ```` ```text output ```` right after a ``sh test`` block — lines that must appear in that block's
+  output, in any order; ``...`` stands for anything, runs of spaces for any white space.
+* ```` ```LANG test file=PATH ```` — a file (configuration, a Python script) written to PATH.
+* ``<!-- doc-test: hook NAME -->`` — a step of the test's own between two blocks (e.g. issuing
+  subscriber certificates, which the real CA did years ago and revoca only imports).
+
+A plain ``revoca ...`` command (no pipes, redirections or variables; not ``init``, which opens
+the token itself) runs in this process through the console script's entry point, as
+support/tools.revoca does, in the session's directory and environment, with the prompts' answers
+on standard input: that saves about a second of start-up per command, and the guides have
+dozens. Services and everything else run under bash.
+
+Before a block runs, the session substitutes the test environment into it: the ports the
+guides use (1389, 8443, ...) become free ports, fixed paths become paths in the working
+directory, and ``<placeholders>`` (``<serial>``, ``<request-id>``) become values the session
+holds; a placeholder it does not know fails the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+import re
+import select
+import shlex
+import signal
+import socket
+import subprocess
+import termios
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from support.tools import revoca
+
+FENCE = re.compile(r"^```(.*)$")
+HOOK = re.compile(r"<!--\s*doc-test:\s*hook\s+([\w-]+)\s*-->")
+PLACEHOLDER = re.compile(r"<([a-z][a-z0-9-]*)>")
+HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?")
+PORT_IN_COMMAND = re.compile(r"--port[ =](\d+)")
+SHELL_SYNTAX = re.compile(r"[|&;<>$`\\\n(){}*?]|^\w+=")
+
+# What a person types at a prompt of `revoca` (click prompts, on the terminal).
+PROMPTS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"Password for ([\w.-]+): $"), "password"),
+    (re.compile(r"Repeat for confirmation: $"), "repeat"),
+    (re.compile(r"Activation share: $"), "share"),
+    (re.compile(r"Enter host password for user '([\w.-]+)':$"), "password"),  # curl -u NAME
+]
+# Lines a background service prints once it serves (for services without a --port).
+READY = {"serve hsm": "HSM service listening on", "serve publisher": "publisher: into",
+         "serve scheduler": "round done:"}  # the scheduler's first round (catch-up) is over
+# Values the session picks up from command output for later <placeholders>.
+CAPTURES = {"request-id": re.compile(r'"request_id"\s*:\s*"([0-9a-f-]{36})"')}
+SHARE_LINE = re.compile(r"share (\d+) for ([\w.-]+): (RVS1-[0-9a-f-]+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    guide: str
+    line: int
+    info: str
+    text: str
+    hook: str | None = None
+    output: str | None = None
+
+    @property
+    def runnable(self) -> bool:
+        return "test" in self.info.split()
+
+    @property
+    def file(self) -> str | None:
+        return next((t[5:] for t in self.info.split() if t.startswith("file=")), None)
+
+    @property
+    def exit_code(self) -> int:
+        """What every command of the block must exit with (`exit=N` in the info string; 0 by default)."""
+        return next((int(t[5:]) for t in self.info.split() if t.startswith("exit=")), 0)
+
+    @property
+    def where(self) -> str:
+        return f"{self.guide}:{self.line}"
+
+
+def read_blocks(path: Path) -> list[Block]:
+    """Every fenced block and hook of a guide, in order; an `output` block is attached to the block before."""
+    blocks: list[Block] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        hook = HOOK.search(lines[i])
+        if hook:
+            blocks.append(Block(path.name, i + 1, "", "", hook=hook.group(1)))
+        fence = FENCE.match(lines[i])
+        if fence:
+            start, body = i, []
+            i += 1
+            while i < len(lines) and lines[i] != "```":
+                body.append(lines[i])
+                i += 1
+            if i == len(lines):
+                raise AssertionError(f"{path.name}:{start + 1}: code block never closed")
+            block = Block(path.name, start + 1, fence.group(1).strip(), "\n".join(body) + "\n")
+            if block.info.split()[1:2] == ["output"]:
+                if not blocks or not blocks[-1].runnable or blocks[-1].file:
+                    raise AssertionError(f"{block.where}: an output block must follow a `sh test` block")
+                blocks[-1] = dataclasses.replace(blocks[-1], output=block.text)
+            else:
+                blocks.append(block)
+        i += 1
+    return blocks
+
+
+def split_commands(script: str) -> list[str]:
+    """Complete shell commands, as bash parses them (loops, continuations, here-documents kept whole)."""
+    commands, pending = [], []
+    for line in script.splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        pending.append(line)
+        text = "\n".join(pending)
+        if line.endswith("\\") or _open_heredoc(text):
+            continue
+        if subprocess.run(["bash", "-n", "-c", text], capture_output=True).returncode == 0:
+            commands.append(text)
+            pending = []
+    if pending:
+        raise AssertionError(f"incomplete shell command:\n{chr(10).join(pending)}")
+    return commands
+
+
+def _open_heredoc(text: str) -> bool:
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
+        for delimiter in HEREDOC.findall(line):
+            if delimiter not in (ln.strip() for ln in lines[n + 1:]):
+                return True
+    return False
+
+
+def expect_lines(expected: str, actual: str, where: str) -> None:
+    """Each expected line must match a line of the output (`...` is anything, spaces are any white space)."""
+    missing = []
+    for line in (ln.strip() for ln in expected.splitlines()):
+        if not line:
+            continue
+        pattern = r"\s+".join(".*".join(re.escape(part) for part in word.split("...")) for word in line.split())
+        if not re.search(pattern, actual, re.MULTILINE):
+            missing.append(line)
+    if missing:
+        raise AssertionError(f"{where}: output lacks\n  " + "\n  ".join(missing) + f"\n--- output ---\n{actual}")
+
+
+def _controlling_terminal() -> None:
+    """In the child: a session of its own with the pty as its terminal, so getpass-style prompts work."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@dataclasses.dataclass
+class Service:
+    command: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+class Session:
+    """One person's terminal in one working directory, for a series of guides."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], *, ports: dict[int, int], paths: dict[str, str],
+                 passwords: dict[str, str], hooks: dict[str, Callable[[Session], None]]) -> None:
+        self.cwd, self.env, self.ports, self.paths = cwd, env, ports, paths
+        self.passwords, self.hooks = passwords, hooks
+        self.values: dict[str, str] = {}
+        self.shares: dict[str, str] = {}  # key manager -> share, as `revoca init` printed them
+        self.shares_presented = 0
+        self.services: list[Service] = []
+        self.cleanups: list[Callable[[], None]] = []  # what hooks set up, undone at the end
+        (cwd / "logs").mkdir(exist_ok=True)
+
+    # -- substitution ----------------------------------------------------------------------
+
+    def substitute(self, text: str, where: str) -> str:
+        for path, here in self.paths.items():
+            text = text.replace(path, here)
+        text = re.sub(r"(?<!\d)(" + "|".join(map(str, self.ports)) + r")(?!\d)",
+                      lambda m: str(self.ports[int(m.group(1))]), text)
+
+        def value(m: re.Match[str]) -> str:
+            if m.group(1) not in self.values:
+                raise AssertionError(f"{where}: placeholder <{m.group(1)}> has no value in the test session")
+            return self.values[m.group(1)]
+
+        return PLACEHOLDER.sub(value, text)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run_guide(self, path: Path) -> None:
+        for block in read_blocks(path):
+            if block.hook:
+                self.hooks[block.hook](self)
+            elif block.runnable:
+                self.run_block(block)
+
+    def run_block(self, block: Block) -> None:
+        text = self.substitute(block.text, block.where)
+        if block.file:
+            target = self.cwd / self.substitute(block.file, block.where)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            return
+        outputs: list[str] = []
+        starting: list[Service] = []
+        for command in split_commands(text):
+            if command.rstrip().endswith("&"):  # services typed one after another start together
+                starting.append(self.start_service(command.rstrip()[:-1].rstrip()))
+                continue
+            self.wait_ready(starting, block.where)
+            starting = []
+            started = time.monotonic()
+            code, out = self.run_command(command)
+            with open(self.cwd / "logs" / "timing.log", "a", encoding="utf-8") as timing:  # where the time goes
+                timing.write(f"{time.monotonic() - started:6.2f} {block.where} {command.splitlines()[0][:100]}\n")
+            outputs.append(out)
+            if code != block.exit_code:
+                raise AssertionError(f"{block.where}: exit {code} (not {block.exit_code}) from\n{command}\n"
+                                     f"--- output ---\n{out}")
+        self.wait_ready(starting, block.where)
+        if block.output is not None:
+            expect_lines(self.substitute(block.output, block.where), "".join(outputs), block.where)
+
+    def run_command(self, command: str, timeout: float = 180.0) -> tuple[int, str]:
+        argv = shlex.split(command) if not SHELL_SYNTAX.search(command) else []
+        if argv[:1] == ["revoca"] and argv[1:2] != ["init"]:
+            return self._revoca_in_process(argv[1:])
+        return self._run_on_terminal(command, timeout)
+
+    def _revoca_in_process(self, argv: list[str]) -> tuple[int, str]:
+        """`revoca ARGV` through the console script's entry point in this process (no second of start-up),
+        in the session's directory and environment, with the prompts' answers on standard input."""
+        answers = []
+        words = argv[2:] if argv[:1] == ["--config"] else argv  # the command after the global option
+        if words[:2] == ["operator", "add"]:
+            answers.append(self.passwords[words[2]])
+        answers += [self.passwords[words[i + 1]] for i, a in enumerate(words[:-1]) if a == "--operator"]
+        if words[:2] == ["hsm", "activate"] and "--share-file" not in words:
+            answers.append(self._next_share())
+        env = {**{k: None for k in os.environ if k not in self.env}, **self.env}
+        before = os.getcwd()
+        os.chdir(self.cwd)
+        try:
+            code, out, err = revoca(env, *argv, stdin="".join(a + "\n" for a in answers))  # type: ignore[arg-type]
+            text = out + err
+        finally:
+            os.chdir(before)
+        self._capture(text)
+        return code, text
+
+    def _next_share(self) -> str:
+        holders = list(self.shares)  # the key managers present their shares in turn
+        self.shares_presented += 1
+        return self.shares[holders[(self.shares_presented - 1) % len(holders)]]
+
+    def _run_on_terminal(self, command: str, timeout: float) -> tuple[int, str]:
+        master, slave = os.openpty()
+        proc = subprocess.Popen(["bash", "-c", command], cwd=self.cwd, env=self.env, stdin=slave, stdout=slave,
+                                stderr=slave, preexec_fn=_controlling_terminal, close_fds=True)
+        os.close(slave)
+        raw, typed, last = b"", 0, ""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                ready, _, _ = select.select([master], [], [], 0.1)
+                if ready:
+                    try:
+                        chunk = os.read(master, 65536)
+                    except OSError:  # EIO: every writer has closed the terminal
+                        chunk = b""
+                    raw += chunk
+                    answer = self._answer(raw[typed:].decode(errors="replace"), last)
+                    if answer is not None:
+                        os.write(master, answer.encode() + b"\n")
+                        typed, last = len(raw), answer
+                    if not chunk and proc.poll() is not None:
+                        break
+                elif proc.poll() is not None:
+                    break
+                if time.monotonic() > deadline:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    raise AssertionError(f"no end after {timeout:.0f} s:\n{command}\n--- output ---\n{raw.decode()}")
+        finally:
+            os.close(master)
+        out = raw.decode(errors="replace").replace("\r\n", "\n")
+        self._capture(out)
+        return proc.wait(), out
+
+    def _answer(self, tail: str, last: str) -> str | None:
+        for pattern, kind in PROMPTS:
+            m = pattern.search(tail)
+            if m is None:
+                continue
+            if kind == "password":
+                return self.passwords[m.group(1)]
+            if kind == "repeat":
+                return last
+            return self._next_share()
+        return None
+
+    def _capture(self, out: str) -> None:
+        for _index, holder, share in SHARE_LINE.findall(out):
+            self.shares[holder] = share
+        for name, pattern in CAPTURES.items():
+            found = pattern.findall(out)
+            if found:
+                self.values[name] = found[-1]
+
+    def start_service(self, command: str) -> Service:
+        name = re.sub(r"\W+", "-", command)[:60]
+        log = self.cwd / "logs" / f"{len(self.services):02d}-{name}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=self.cwd, env=self.env, stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        service = Service(command, proc, log)
+        self.services.append(service)
+        return service
+
+    def wait_ready(self, services: list[Service], where: str, timeout: float = 90.0) -> None:
+        """Until each service answers: its --port accepts connections, or it has printed its ready line."""
+        started = time.monotonic()
+        for service in services:
+            port = PORT_IN_COMMAND.search(service.command)
+            ready = next((line for key, line in READY.items() if key in service.command), None)
+            if port is None and ready is None:
+                raise AssertionError(f"{where}: no way to tell when `{service.command}` is up")
+            while not (_listens(int(port.group(1))) if port else ready in service.log.read_text(errors="replace")):
+                if service.proc.poll() is not None or time.monotonic() > started + timeout:
+                    raise AssertionError(f"{where}: service did not come up: {service.command}\n"
+                                         f"{service.log.read_text(errors='replace')}")
+                time.sleep(0.1)
+        if services:
+            with open(self.cwd / "logs" / "timing.log", "a", encoding="utf-8") as timing:
+                timing.write(f"{time.monotonic() - started:6.2f} {where} {len(services)} service(s) up\n")
+
+    def stop(self) -> None:
+        """Stop every service this session started (by process group), then every slapd under its directory."""
+        for service in reversed(self.services):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.proc.pid, signal.SIGTERM)
+        for service in self.services:
+            try:
+                service.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(service.proc.pid, signal.SIGKILL)
+                service.proc.wait(timeout=10)
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+        for pidfile in self.cwd.rglob("slapd.pid"):
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                pid = int(pidfile.read_text().split()[0])
+                os.kill(pid, signal.SIGTERM)
+                _wait_gone(pid)
+
+
+def _listens(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def _wait_gone(pid: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

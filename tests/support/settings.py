@@ -1,0 +1,29 @@
+"""The test installations' fixed clock, directory base and settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from ca.config import Settings, settings_from_dict
+
+NOW = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+LDAP_BASE = "o=JPKI,c=JP"
+LDAP_ROOT_PASSWORD = "root-secret"
+# SoftHSM2 keeps each installation's tokens in its own data directory, so one label serves all
+# (and lets support.installation copy a token from one installation to another).
+TOKEN_LABEL = "revoca-test"
+
+
+def make_settings(tmp_path: Path, db_url: str, **overrides: object) -> Settings:
+    raw: dict[str, object] = {
+        "data_dir": str(tmp_path / "var"),
+        "database_url": db_url,
+        "hsm": {"token_label": TOKEN_LABEL, "key_algorithm": "p256"},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}  # type: ignore[dict-item]
+        else:
+            raw[key] = value
+    return settings_from_dict(raw)

@@ -1,0 +1,138 @@
+"""The officers' status page under gunicorn: a populated installation and the running server."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+
+from ca.config import Settings
+from ca.crl.issue import issue_all, issue_list
+from ca.demo import VERIFIER, ensure_demo_verifier
+from ca.enums import Applicant, CertKind, ListType, RequestChannel, Role
+from ca.hsm.client import HSMClient
+from ca.revocation import workflow
+from ca.revocation.reasons import RevocationReason
+from ca.revocation.workflow import Filing
+from ca.storage.engine import session_scope
+from ca.storage.models import Certificate, Verifier
+from ca.storage.revocations import RevocationStore
+from ocsp.history import QueryHistory
+from ocsp.responder import Outcome
+
+from support.ra_fixtures import add_operator, certificates, subscribers
+from support.tools import free_port, write_config
+
+REVOCA = str(Path(sys.executable).with_name("revoca"))
+CHROMIUM = shutil.which("chromium")
+START_TIMEOUT = 60
+R = RevocationReason
+# (days before now, reason) of RA window revocations: four days in the chart, one day outside it
+WINDOW_REVOCATIONS = [(0, R.KEY_COMPROMISE), (0, R.CESSATION_OF_OPERATION), (1, R.KEY_COMPROMISE),
+                      (1, R.KEY_COMPROMISE), (1, R.SUPERSEDED), (3, R.AFFILIATION_CHANGED), (12, R.SUPERSEDED),
+                      (40, R.KEY_COMPROMISE)]
+
+
+# --- the installation -------------------------------------------------------------------------------
+
+
+def populate(engine: sa.Engine, keys: HSMClient, settings: Settings, now: dt.datetime) -> None:
+    """CRLs/ARLs (most near expiry), window revocations over several days, dual-control requests
+    waiting for review and for approval, and OCSP history, all through revoca's own code."""
+    report = issue_all(engine, keys, settings.data_dir, now=now - dt.timedelta(hours=50))  # 22 h left
+    assert not report.failed, report.failed
+    issue_list(engine, keys, settings.data_dir, "tokyo", ListType.CRL, now=now - dt.timedelta(hours=1))
+    add_operator(engine, "rita", Role.RECEPTIONIST)
+    add_operator(engine, "ren", Role.REVIEWER)
+    targets = subscribers(engine, "tokyo")[:len(WINDOW_REVOCATIONS)]
+    responders = [c for ca in ("osaka", "hokkaido", "tokyo") for c in certificates(engine, ca, CertKind.OCSP_RESPONDER)]
+    with session_scope(engine) as s:
+        store = RevocationStore(s)
+        for (days, reason), ref in zip(WINDOW_REVOCATIONS, targets, strict=True):
+            filing = Filing(RequestChannel.RA_WINDOW, s.get(Certificate, ref.id), reason, applicant=Applicant.SELF,
+                            identity_document_checked=True)
+            workflow.file_request(store, filing, now - dt.timedelta(days=days), actor="test")
+        rita, ren = store.operator("rita"), store.operator("ren")
+        filed = [workflow.file_request(store, Filing(RequestChannel.DUAL_CONTROL, s.get(Certificate, ref.id),
+                                                       R.SUPERSEDED, receptionist=rita), now, actor="rita")[0]
+                 for ref in responders]
+        workflow.review(store, filed[0].public_id, ren, accept=True, now=now)  # now waits for approval
+    verifier_id = _verifier_id(engine, settings, keys)
+    history = QueryHistory(engine, thread=False)
+    for i in range(7):
+        history.record(Outcome(b"", "successful", "signed", verifier_id, None, i % 2 == 0, f"{i:x}=good,ff=revoked"))
+    for _ in range(3):
+        history.record(Outcome(b"", "unauthorized"))
+    history.record(Outcome(b"", "malformed_request"))
+    history.close()
+
+
+def _verifier_id(engine: sa.Engine, settings: Settings, keys: HSMClient) -> int:
+    ensure_demo_verifier(settings, engine, keys)
+    with session_scope(engine) as s:
+        return s.scalar(sa.select(Verifier.id).where(Verifier.name == VERIFIER))  # type: ignore[return-value]
+
+
+@dataclasses.dataclass
+class StatusServer:
+    """`revoca serve status` in a process group of its own (gunicorn master and workers stop together)."""
+
+    env: dict[str, str]
+    log: Path
+    workers: int = 1
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, path: str = "/", auth: tuple[str, str] | None = None) -> str:
+        if auth is None:
+            return f"http://127.0.0.1:{self.port}{path}"
+        user, password = (urllib.parse.quote(v, safe="") for v in auth)
+        return f"http://{user}:{password}@127.0.0.1:{self.port}{path}"
+
+    def start(self) -> StatusServer:
+        self.port = free_port()
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([REVOCA, "serve", "status", "--port", str(self.port), "--workers",
+                                          str(self.workers)], env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        session = requests.Session()
+        session.trust_env = False
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if session.get(self.url("/metrics"), timeout=5).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("revoca serve status did not come up:\n" + self.log.read_text(errors="replace"))
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+
+def start_server(settings: Settings, tmp_path: Path, hsm_socket: Path | None) -> StatusServer:
+    env = {**os.environ, **write_config(settings, tmp_path / "revoca.toml", hsm_socket)}
+    return StatusServer(env, tmp_path / "status-server.log").start()
