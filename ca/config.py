@@ -272,10 +272,10 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         if f"REVOCA_{f.upper()}" in env:
             out[f] = env[f"REVOCA_{f.upper()}"]
     hsm: dict[str, Any] = {}
-    for f in dataclasses.fields(HSMConfig):
-        key = f"REVOCA_HSM_{f.name.upper()}"
+    for fld in dataclasses.fields(HSMConfig):
+        key = f"REVOCA_HSM_{fld.name.upper()}"
         if key in env:
-            hsm[f.name] = _parsed(env, key, int, "an integer") if f.type == "int" else env[key]
+            hsm[fld.name] = _parsed(env, key, int, "an integer") if fld.type == "int" else env[key]
     if hsm:
         out["hsm"] = hsm
     crl: dict[str, Any] = {}

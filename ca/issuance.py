@@ -225,7 +225,8 @@ def _alt_names(profile: Profile, dns_names: Sequence[str],
             _check_dns_name(name)
         # iPAddress entries let loopback services be reached by address (https://127.0.0.1:...).
         ips = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
-        return [x509.DNSName(name.lower()) for name in dns_names] + ips  # type: ignore[list-item]
+        names: list[x509.GeneralName] = [x509.DNSName(name.lower()) for name in dns_names]
+        return names + ips
     if wants_four:
         if basic_four is None:
             raise InvalidInput(f"{profile.kind} certificates need the holder's basic_four")

@@ -21,11 +21,11 @@ from pathlib import Path
 from ca.audit.keeper import AuditKeeper
 from ca.config import CRLConfig
 from ca.crl.after_compromise import compromise_targets
-from ca.crl.issue import BOTH, IssuedCRLInfo, IssueFailure, IssueReport, issue_many
-from ca.enums import CAKind, ListType
+from ca.crl.issue import IssuedCRLInfo, IssueFailure, IssueReport, issue_many
+from ca.enums import ListType
 from ca.hsm.signer import KeyStore
 from ca.storage.engine import Engine, session_scope
-from ca.storage.store import ReadStore
+from ca.storage.reporting import ListStatus, ReportingReads
 
 log = logging.getLogger("revoca.scheduler")
 
@@ -40,34 +40,10 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ListStatus:
-    """The newest archived CRL or ARL of one CA; number and times are None when none was issued."""
-
-    ca_name: str
-    list_type: ListType
-    number: int | None
-    this_update: dt.datetime | None
-    next_update: dt.datetime | None
-
-    def label(self) -> str:
-        return f"{self.ca_name} {self.list_type.value.upper()}"
-
-
 def list_statuses(engine: Engine) -> list[ListStatus]:
-    """Every issuing CA's newest CRL and ARL, bridge first."""
-    with session_scope(engine) as session:
-        store = ReadStore(session)
-        latest = store.latest_issued_crls()
-        out = []
-        for ca in store.cas():
-            if ca.kind is CAKind.EXTERNAL:
-                continue
-            for list_type in BOTH:
-                row = latest.get((ca.id, list_type))
-                out.append(ListStatus(ca.name, list_type, row.number if row else None,
-                                      row.this_update if row else None, row.next_update if row else None))
-        return out
+    """Every issuing CA's newest CRL and ARL, bridge first (read-only)."""
+    with session_scope(engine, readonly=True) as session:
+        return ReportingReads(session).list_statuses()
 
 
 def expiry_warnings(engine: Engine, now: dt.datetime, *,

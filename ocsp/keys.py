@@ -60,7 +60,7 @@ class ResponderKeys:
         self.passphrase_file = passphrase_file
         self._files: dict[str, Signer] = {}
 
-    def generate(self, label: str, algorithm: KeyAlgorithm):  # type: ignore[no-untyped-def]
+    def generate(self, label: str, algorithm: KeyAlgorithm):
         return self.token.generate(label, algorithm)
 
     def signer(self, label: str) -> Signer:

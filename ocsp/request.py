@@ -58,6 +58,7 @@ _OID_ACCEPTABLE_RESPONSES = ObjectIdentifier("1.3.6.1.5.5.7.48.1.4").dump()
 _OID_BASIC_RESPONSE = "1.3.6.1.5.5.7.48.1.1"
 
 _PARSE_ERRORS = PARSE_ERRORS  # caught only at this boundary
+_VERIFY_ERRORS: tuple[type[Exception], ...] = (InvalidSignature, *_PARSE_ERRORS)
 
 
 class MalformedRequest(Exception):
@@ -121,7 +122,7 @@ def verify_signature(request: ParsedRequest, certificate_der: bytes) -> bool:
     return key is not None and verify_with_key(request, key)
 
 
-def public_key_of(certificate_der: bytes) -> object | None:
+def public_key_of(certificate_der: bytes) -> CertificatePublicKeyTypes | None:
     """The certificate's public key, or None when it cannot be loaded (unknown curve, garbage)."""
     try:
         return x509.load_der_x509_certificate(certificate_der).public_key()
@@ -129,13 +130,13 @@ def public_key_of(certificate_der: bytes) -> object | None:
         return None
 
 
-def verify_with_key(request: ParsedRequest, key: object) -> bool:
+def verify_with_key(request: ParsedRequest, key: CertificatePublicKeyTypes) -> bool:
     """`verify_signature` with the public key already loaded (the responder keeps verifiers' keys)."""
     if request.signature is None or request.signature_algorithm is None:
         return False
     try:
         return _verify(key, request)
-    except (InvalidSignature, *_PARSE_ERRORS):
+    except _VERIFY_ERRORS:
         return False
 
 
@@ -435,6 +436,8 @@ def _verify(key: CertificatePublicKeyTypes, request: ParsedRequest) -> bool:
     algorithm = request.signature_algorithm
     signature = request.signature
     data = request.tbs_der
+    if algorithm is None or signature is None:  # unsigned: verify_with_key returns False before this
+        return False
     if algorithm == "rsassa_pss":
         if not isinstance(key, rsa.RSAPublicKey):
             return False

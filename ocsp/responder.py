@@ -1,6 +1,6 @@
 """The responder: request bytes in, response bytes out, for registered verifiers only.
 
-Per request: parse, authorize (a signed request whose signer certificate is a registered,
+Per request: parse, authorize (ocsp.authorization: a signed request whose signer certificate is a registered,
 unrevoked verifier's and whose signature verifies, or such a verifier's TLS client
 certificate), find the issuer key of every CertID, read each status from the database,
 then answer.  A request without a nonce for one certificate is answered with a pre-signed
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -25,11 +24,11 @@ from ca.hsm.signer import KeyStore, Signer
 from ca.storage.engine import Engine, session_scope
 from ca.storage.ocsp_lookups import Lookups
 from ca.storage.store import ReadStore
-from ca.verifiers.rule import in_effect
+from ocsp.authorization import VerifierAuthorizer
 from ocsp.issuers import IssuerIndex, IssuerKey
-from ocsp.request import MalformedRequest, ParsedRequest, parse_request, public_key_of, verify_with_key
+from ocsp.request import MalformedRequest, ParsedRequest, parse_request
 from ocsp.response import Answer, basic_response, error_response
-from ocsp.status import Status, StatusSource
+from ocsp.status import Status, StatusSource, StoredStatus
 
 log = logging.getLogger("revoca.ocsp")
 
@@ -82,12 +81,12 @@ class Responder:
         self.ca_signed = ca_signed
         self.key_files = key_files
         self.lookups = Lookups(engine)
-        self.status_source = StatusSource(self.lookups)
+        self.status_source: StatusSource = StoredStatus(self.lookups)
+        self.authorizer = VerifierAuthorizer(self.lookups)
         self._lock = threading.Lock()
         self._signers: dict[str, Signer] = {}
         self._presigned: dict[bytes, _Presigned] = {}
         self._requests: dict[bytes, tuple[ParsedRequest, dict[bytes, bool]]] = {}
-        self._public_keys: dict[bytes, object] = {}  # of verifiers' certificates met in requests
         self._index: IssuerIndex | None = None
         self._next_updates: dict[int, dt.datetime] = {}
         self._loaded_at: dt.datetime | None = None
@@ -122,7 +121,7 @@ class Responder:
     def _respond(self, request: ParsedRequest, verified: dict[bytes, bool], tls_client_cert: bytes | None) -> Outcome:
         now = self.clock()
         nonce = request.nonce is not None
-        who = self._authorize(request, verified, tls_client_cert, now)
+        who = self.authorizer.authorize(request, verified, tls_client_cert, now)
         if who is None:
             channel = "signed" if request.signed else ("tls" if tls_client_cert else "none")
             return Outcome(error_response("unauthorized"), "unauthorized", channel, nonce=nonce)
@@ -149,49 +148,6 @@ class Responder:
         return Outcome(body, "successful", channel, verifier_id, first.ca_id, nonce, answers)
 
     # -- parts ---------------------------------------------------------------------------------
-
-    def _authorize(self, request: ParsedRequest, verified: dict[bytes, bool], tls_client_cert: bytes | None,
-                   now: dt.datetime) -> tuple[int, str] | None:
-        """(verifier id, channel) of a registered verifier in effect, or None.
-
-        A signed request needs a certificate in it that is a verifier's in effect now (read at
-        every query) and whose key made the signature (checked once per request bytes, in
-        `verified`, and only for verifiers: an outsider costs no signature check).  A signed
-        request is judged on its signature even when it came over TLS.
-        """
-        if request.signed:
-            for cert in request.certs:
-                verifier_id = self._verifier(cert, now)
-                if verifier_id is None:
-                    continue
-                ok = verified.get(cert)
-                if ok is None:
-                    key = self._public_key(cert)
-                    ok = verified[cert] = key is not None and verify_with_key(request, key)
-                if ok:
-                    return verifier_id, "signed"
-            return None
-        if tls_client_cert is not None:
-            verifier_id = self._verifier(tls_client_cert, now)
-            return (verifier_id, "tls") if verifier_id is not None else None
-        return None
-
-    def _public_key(self, certificate_der: bytes) -> object | None:
-        key = self._public_keys.get(certificate_der)
-        if key is None:
-            key = public_key_of(certificate_der)
-            if key is not None:
-                if len(self._public_keys) >= 10_000:
-                    self._public_keys.clear()
-                self._public_keys[certificate_der] = key
-        return key
-
-    def _verifier(self, certificate_der: bytes, now: dt.datetime) -> int | None:
-        row = self.lookups.verifier(hashlib.sha256(certificate_der).digest())
-        if row is None:
-            return None
-        verifier_id, status, not_after, revoked = row
-        return verifier_id if in_effect(status, not_after, revoked=revoked, now=now) else None
 
     def _current_index(self, now: dt.datetime) -> IssuerIndex:
         if self._index is None or self._loaded_at is None or now - self._loaded_at >= RELOAD_EVERY:

@@ -1,7 +1,7 @@
 """OCSP responses (RFC 6960 4.2, RFC 5019 profile): DER assembled here, signed by a Signer.
 
 Hand-assembled, because building the same structure with asn1crypto took about 1.4 ms per
-response, more than the RSA signature; tests/test_ocsp_response.py checks the bytes against
+response, more than the RSA signature; tests/unit/ocsp/test_ocsp_response.py checks the bytes against
 an asn1crypto-built reference and parses them with cryptography and asn1crypto.  Error
 responses carry no signature (RFC 6960 2.3) and are the same bytes every time.
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+from typing import Protocol
 
 from ca.storage.ocsp_lookups import Lookups
 
@@ -30,8 +31,15 @@ class Status:
 UNKNOWN = Status(CertStatus.UNKNOWN)
 GOOD = Status(CertStatus.GOOD)
 
-class StatusSource:
-    """Looks certificates up by (issuing CA, serial) with the key that signed them."""
+
+class StatusSource(Protocol):
+    """Where the responder reads a certificate's status: by issuing CA, the key that signed it, serial."""
+
+    def status(self, ca_id: int, key_id: int, serial: int) -> Status: ...
+
+
+class StoredStatus:
+    """The StatusSource of the database: one indexed lookup per certificate (ca.storage.ocsp_lookups)."""
 
     def __init__(self, lookups: Lookups) -> None:
         self.lookups = lookups

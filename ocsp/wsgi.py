@@ -21,7 +21,7 @@ from ocsp.responder import Responder
 
 
 def build(settings: Settings | None = None, *, ca_signed: bool | None = None, key_files: bool | None = None,
-          history: bool = True):  # type: ignore[no-untyped-def]
+          history: bool = True):
     """The app for one worker; what is not given comes from the environment (as granian starts it).
 
     `history=False` only for measuring what the history costs (bench/ocsp.py).

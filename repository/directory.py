@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import ldap3
 from ldap3.core import exceptions as ldap_exc
@@ -120,7 +120,7 @@ class Directory:
             raise RuntimeError("Directory used outside its with block")
         return self._conn
 
-    def _call(self, what: str, dn: str, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _call(self, what: str, dn: str, fn, *args, **kwargs):
         try:
             ok = fn(*args, **kwargs)
         except _CONNECTION_ERRORS as exc:
@@ -170,7 +170,7 @@ class Directory:
         if not ok:
             raise _refused("add", dn, result)
 
-    def modify(self, dn: str, changes: dict[str, list[tuple[str, list[object]]]], *,
+    def modify(self, dn: str, changes: Mapping[str, Sequence[tuple[str, Sequence[object]]]], *,
                if_csn: str | None = None) -> None:
         """Apply `changes`; with `if_csn`, only if the entry still has that entryCSN (else AssertionFailed)."""
         controls = [_assertion(f"(entryCSN={escape_filter_chars(if_csn)})")] if if_csn else None
@@ -218,7 +218,7 @@ def _first_rdn(dn: str) -> tuple[str, str]:
     return attr.lower(), value
 
 
-def _entry(raw: dict) -> Entry:  # type: ignore[type-arg]
+def _entry(raw: dict) -> Entry:
     attrs = {k.lower(): list(v) for k, v in (raw.get("raw_attributes") or {}).items()}
     csn = attrs.pop("entrycsn", [None])[0]
     return Entry(dn=raw["dn"], attributes=attrs, csn=csn.decode() if isinstance(csn, bytes) else csn)
@@ -229,7 +229,7 @@ def _assertion(filter_: str) -> tuple[str, bool, bytes]:
     return (ASSERTION_CONTROL, True, ber_encoder.encode(compile_filter(node.elements[0])))
 
 
-def _refused(what: str, dn: str, result: dict) -> RepositoryError:  # type: ignore[type-arg]
+def _refused(what: str, dn: str, result: dict) -> RepositoryError:
     message = (result.get("message") or "").strip()
     return RepositoryError(f"LDAP {what} {dn} refused: {result.get('description', 'error')}"
                            f" ({result.get('result')}){': ' + message if message else ''}")

@@ -120,9 +120,9 @@ def sync(engine: Engine, directory: Directory, base_dn: str, *, now: dt.datetime
     if leaving:
         directory.modify(group, {"member": [(ldap3.MODIFY_DELETE, leaving)]})
         removed.update(normal_dn(dn) for dn in leaving)
-    for key, entry in existing.items():
+    for key, stale in existing.items():
         if key not in wanted:
-            directory.delete(entry.dn)
+            directory.delete(stale.dn)
             removed.add(key)
 
     added: set[str] = set()

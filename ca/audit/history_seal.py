@@ -48,7 +48,7 @@ def seal(session: Session, now: dt.datetime) -> list[dict[str, Any]]:
             continue
         first_id, last_id = span
         count, digest = rows.digest(table, first_id, last_id)
-        detail = {"table": table, "first_id": first_id, "last_id": last_id, "count": count,
+        detail: dict[str, Any] = {"table": table, "first_id": first_id, "last_id": last_id, "count": count,
                   "sha256": digest.hex()}
         audit.record(session, EVENT, actor=ACTOR, at=now, **detail)
         sealed.append(detail)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import click
 
@@ -27,7 +28,7 @@ from ca.timestamps import Stamper, TokenCheck
 RETENTION = dt.timedelta(days=365)  # seed 004 5.4.3: audit records are kept at least a year
 
 
-def _inspected(app: App, operator: str, what: str, **detail: object) -> None:
+def _inspected(app: App, operator: str, what: str, **detail: Any) -> None:
     with session_scope(app.engine) as session:
         audit.record(session, "audit.inspected", actor=operator, what=what, **detail)
 

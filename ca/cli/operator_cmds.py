@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypedDict
 
 import click
 
@@ -14,6 +15,14 @@ from ca.storage.engine import session_scope
 from ca.storage.store import Store
 
 ROLE_NAMES = [r.value for r in Role]
+
+
+class _OperatorRow(TypedDict):
+    name: str
+    display_name: str
+    roles: list[str]
+    disabled: bool
+    created_at: dt.datetime
 
 
 @click.group("operator")
@@ -44,8 +53,9 @@ def operator_add(app: App, name: str, roles: tuple[str, ...], display_name: str)
 def operator_list(app: App, as_json: bool) -> None:
     """List operators and their roles."""
     with session_scope(app.engine) as session:
-        rows = [{"name": o.name, "display_name": o.display_name, "roles": sorted(r.value for r in o.role_set),
-                 "disabled": o.disabled, "created_at": o.created_at} for o in Store(session).operators()]
+        rows: list[_OperatorRow] = [
+            {"name": o.name, "display_name": o.display_name, "roles": sorted(r.value for r in o.role_set),
+             "disabled": o.disabled, "created_at": o.created_at} for o in Store(session).operators()]
     if as_json:
         emit_json(rows)
         return

@@ -25,7 +25,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _login(store: RevocationReadStore, name: str, role: Role):  # type: ignore[no-untyped-def]
+def _login(store: RevocationReadStore, name: str, role: Role):
     return store.authenticate(name, read_secret(f"Password for {name}"), role)
 
 

@@ -22,7 +22,7 @@ from ca.cli.common import (
 from ca.errors import RevocaError, ServiceUnavailable
 
 
-def _slapd(app: App):  # type: ignore[no-untyped-def]
+def _slapd(app: App):
     from repository.service import local_slapd  # only this command group needs it
 
     return local_slapd(app.settings)

@@ -34,7 +34,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _slapd(app: App):  # type: ignore[no-untyped-def]
+def _slapd(app: App):
     from repository.slapd import LocalSlapd
 
     s = app.settings
@@ -152,18 +152,19 @@ def verifier_remove(app: App, name: str, reason: str) -> None:
 @pass_app
 def verifier_list(app: App, as_json: bool) -> None:
     """Every verifier, removed ones included; EFFECTIVE says whether it may read CRLs now."""
+    verifiers = registry.list_verifiers(app.engine, now=_now())
     rows = [{"name": v.name, "status": v.status.value, "effective": v.effective, "dn": v.dn,
              "subject": v.subject_dn, "issuer": v.issuer_dn, "serial": format(v.serial, "x"),
              "fingerprint_sha256": v.fingerprint.hex(), "not_after": v.not_after,
              "issued_by_revoca": v.issued_by_revoca, "password": v.has_password, "created_at": v.created_at,
              "removed_at": v.removed_at, "removed_reason": v.removed_reason}
-            for v in registry.list_verifiers(app.engine, now=_now())]
+            for v in verifiers]
     if as_json:
         emit_json(rows)
         return
     table(["NAME", "STATUS", "EFFECTIVE", "SUBJECT", "SHA-256", "NOT AFTER", "CREATED"],
-          [[r["name"], r["status"], "yes" if r["effective"] else "no", r["subject"],
-            r["fingerprint_sha256"][:16], when(r["not_after"]), when(r["created_at"])] for r in rows])
+          [[v.name, v.status.value, "yes" if v.effective else "no", v.subject_dn,
+            v.fingerprint.hex()[:16], when(v.not_after), when(v.created_at)] for v in verifiers])
 
 
 def register(cli: click.Group) -> None:

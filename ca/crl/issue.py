@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ca import audit, trusted_time
+from ca.config import CRLConfig
 from ca.crl import cache
 from ca.crl.tbs import CRLFields
 from ca.crl.writer import MissingEntryDER, Published, SegmentMismatch, spool_entries, write_certificate_list
@@ -32,7 +33,7 @@ from ca.storage.store import ReadStore, Store
 
 log = logging.getLogger("revoca.crl")
 
-DEFAULT_VALIDITY = dt.timedelta(hours=72)
+DEFAULT_VALIDITY = CRLConfig().validity  # seed 004 4.9.7, defined once in ca.config
 CHUNK_ROWS = 20_000  # rows per fetch: about 1 MB of entries, the same order as the file buffers
 BOTH = (ListType.CRL, ListType.ARL)
 

@@ -6,7 +6,7 @@
 
 The entries are only known as a byte count when the TBS prefix is written, so `CRLFields`
 gives the bytes before them (`tbs_prefix`) and after them (`tbs_suffix`), and the signature
-wrapping (`certificate_list_header`, `signature_tail`).  tests/test_crl_tbs.py compares the
+wrapping (`certificate_list_header`, `signature_tail`).  tests/unit/crl/test_crl_tbs.py compares the
 result with cryptography's CertificateRevocationListBuilder byte for byte.
 """
 

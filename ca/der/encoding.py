@@ -3,7 +3,7 @@
 A CRL of a million entries cannot be built as one ASN.1 object in memory, so its framing
 (tag, length) is written around bytes that stream from the database; asn1crypto and
 cryptography both need the whole value first.  Everything here is small enough to check by
-eye and is compared byte for byte with cryptography's encoder in tests/test_crl_tbs.py.
+eye and is compared byte for byte with cryptography's encoder in tests/unit/crl/test_crl_tbs.py.
 """
 
 from __future__ import annotations

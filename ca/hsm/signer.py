@@ -39,7 +39,7 @@ class KeyAlgorithm(enum.StrEnum):
         return {"rsa2048": 2048, "rsa3072": 3072, "rsa4096": 4096, "p256": 256, "p384": 384}[self.value]
 
     @property
-    def hash_algorithm(self) -> hashes.HashAlgorithm:
+    def hash_algorithm(self) -> hashes.SHA256 | hashes.SHA384:
         """sha256WithRSAEncryption / ecdsa-with-SHA256 for all but P-384, which pairs with SHA-384."""
         return hashes.SHA384() if self is KeyAlgorithm.P384 else hashes.SHA256()
 
@@ -193,7 +193,7 @@ class _RSASignerKey(rsa.RSAPrivateKey):
     def __init__(self, signer: Signer) -> None:
         self._signer = signer
 
-    def sign(self, data: bytes, padding_: padding.AsymmetricPadding, algorithm: object) -> bytes:  # type: ignore[override]
+    def sign(self, data: bytes, padding_: padding.AsymmetricPadding, algorithm: object) -> bytes:
         if not isinstance(padding_, padding.PKCS1v15):
             raise InvalidInput(f"key {self._signer.key_label} signs with PKCS#1 v1.5 only, not {padding_.name}")
         _check_hash(self._signer, algorithm)
@@ -228,11 +228,12 @@ class _ECSignerKey(ec.EllipticCurvePrivateKey):
     def __init__(self, signer: Signer) -> None:
         self._signer = signer
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: bytes | bytearray | memoryview,
+             signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise InvalidInput(f"key {self._signer.key_label} signs with ECDSA only")
         _check_hash(self._signer, signature_algorithm.algorithm)
-        return self._signer.sign(data)
+        return self._signer.sign(bytes(data))
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
         key = self._signer.public_key()

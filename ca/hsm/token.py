@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pkcs11
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,6 +23,10 @@ from pkcs11.util.rsa import encode_rsa_public_key
 
 from ca.errors import AlreadyExists, NotFound, TokenError
 from ca.hsm.signer import KeyAlgorithm, check_digest, signature_hash
+
+if TYPE_CHECKING:
+    # pkcs11.lib is a loader function; the class it returns lives in the extension module.
+    from pkcs11._pkcs11 import lib as Pkcs11Lib
 
 _CURVE_OIDS = {KeyAlgorithm.P256: "1.2.840.10045.3.1.7", KeyAlgorithm.P384: "1.3.132.0.34"}
 _RSA_MECHANISM = {"sha256": Mechanism.SHA256_RSA_PKCS, "sha384": Mechanism.SHA384_RSA_PKCS,
@@ -35,10 +40,10 @@ _DIGEST_INFO_PREFIX = {
 }
 
 _lib_lock = threading.Lock()
-_libs: dict[str, tuple[pkcs11.lib, str | None]] = {}
+_libs: dict[str, tuple[Pkcs11Lib, str | None]] = {}
 
 
-def _load_lib(module: str, softhsm_conf: Path | None) -> pkcs11.lib:
+def _load_lib(module: str, softhsm_conf: Path | None) -> Pkcs11Lib:
     """Load (once per process) the PKCS#11 module.
 
     SoftHSM2 reads SOFTHSM2_CONF when C_Initialize runs, so a change of configuration (tests
@@ -85,7 +90,7 @@ class Token:
         self.label = label
         self.softhsm_conf = softhsm_conf
 
-    def _lib(self) -> pkcs11.lib:
+    def _lib(self) -> Pkcs11Lib:
         return _load_lib(self.module, self.softhsm_conf)
 
     def exists(self) -> bool:
@@ -219,6 +224,8 @@ class TokenSession:
             raise NotFound(f"the token holds no key labelled {label!r}") from exc
         except pkcs11.MultipleObjectsReturned as exc:
             raise TokenError(f"the token holds several keys labelled {label!r}; fix the token by hand") from exc
+        # get_key builds the object's class from its CKA_CLASS, which the search fixed.
+        assert isinstance(priv, pkcs11.PrivateKey) and isinstance(pub, pkcs11.PublicKey)
         if priv.key_type == KeyType.RSA:
             algorithm = KeyAlgorithm(f"rsa{priv.key_length}")
             public = _public_key(pub, algorithm)
@@ -254,6 +261,7 @@ class TokenSession:
     def sign(self, label: str, data: bytes, hash_name: str | None = None) -> bytes:
         with self._lock:
             priv, algorithm, _ = self._find(label)
+            assert isinstance(priv, pkcs11.SignMixin)  # generate() sets CKA_SIGN, so get_key adds sign()
             hash_algorithm = signature_hash(algorithm, hash_name, key_label=label)
             try:
                 if algorithm.is_rsa:
@@ -269,6 +277,7 @@ class TokenSession:
         """Sign a precomputed digest: RSA as PKCS#1 v1.5 over DigestInfo, ECDSA over the digest."""
         with self._lock:
             priv, algorithm, _ = self._find(label)
+            assert isinstance(priv, pkcs11.SignMixin)  # generate() sets CKA_SIGN, so get_key adds sign()
             hash_algorithm = signature_hash(algorithm, hash_name, key_label=label)
             try:
                 if algorithm.is_rsa:

@@ -8,7 +8,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 
-class GunicornServer(BaseApplication):  # type: ignore[misc]
+class GunicornServer(BaseApplication):
     """gunicorn with these options, serving what `load` builds in each worker (after the fork, so that
     each worker has its own database pool and HSM connection)."""
 

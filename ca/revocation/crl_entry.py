@@ -7,7 +7,7 @@ Why by hand: a CRL of millions of entries is issued every day, so each entry is 
 at revocation time, stored (Revocation.entry_der) and later only copied into the CRL stream.
 cryptography cannot encode a single entry on its own (only a whole signed CRL, and its
 builder is quadratic when entries are added one by one), and an entry is three short TLVs.
-tests/test_crl_entry.py proves the bytes equal what cryptography's CRL builder writes for
+tests/unit/crl/test_crl_entry.py proves the bytes equal what cryptography's CRL builder writes for
 the same entry, and round-trips random entries through cryptography's parser.
 """
 

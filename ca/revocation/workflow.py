@@ -23,6 +23,7 @@ import uuid
 from ca import audit
 from ca.enums import Applicant, CertKind, ListType, RequestChannel, RequestStatus, Role
 from ca.errors import InvalidInput, PermissionDenied, RevocaError
+from ca.revocation import crl_entry
 from ca.revocation.reasons import RevocationReason
 from ca.storage.models import Certificate, Operator, Revocation, RevocationRequest
 from ca.storage.revocations import RevocationStore
@@ -39,9 +40,8 @@ def list_type_for(kind: CertKind) -> ListType:
 
 
 def entry_der(serial: int, when: dt.datetime, reason: int) -> bytes:
-    from ca.revocation.crl_entry import encode_entry  # imported late: the CRL package is optional for readers
-
-    return encode_entry(serial, when, reason)
+    """The revocation's CRL entry, encoded once now and copied into every CRL after."""
+    return crl_entry.encode_entry(serial, when, reason)
 
 
 def revoke_certificate(store: RevocationStore, certificate: Certificate, reason: RevocationReason,

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from flask import Flask
 
+from ca.config import CRLConfig
 from ca.status_page import metrics, views
 from ca.status_page.auth import CACHE_SECONDS, CredentialCache
 from ca.status_page.metrics import HSMStatus, RevocaCollector, make_registry
 from ca.status_page.tallies import Tally, revocations_by_day
 from ca.storage.engine import Engine
 
-WARN_BEFORE = dt.timedelta(hours=24)
+WARN_BEFORE = CRLConfig().warn_before  # the [crl] default; `revoca serve status` passes the configured one
 
 
 def utc_now() -> dt.datetime:

@@ -72,7 +72,7 @@ def stacked_bars(days: Sequence[DayCounts]) -> Chart:
     bars = []
     for i, day in enumerate(days):
         x = LEFT + i * slot + (slot - bar_w) / 2
-        base = TOP + plot_h
+        base: float = TOP + plot_h
         for reason, count in day.by_reason:
             if not count:
                 continue

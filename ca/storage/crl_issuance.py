@@ -8,10 +8,12 @@ publisher.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ca.enums import ListType, PublicationItem, PublicationState
@@ -35,7 +37,7 @@ class CRLIssuanceReads(SessionStore):
         return key
 
     def crl_entry_chunks(self, ca_id: int, list_type: ListType, *, after_id: int, up_to_id: int,
-                         rows: int = 20_000) -> Iterator[list[bytes]]:
+                         rows: int = 20_000) -> Generator[list[bytes], None, None]:
         """The pre-encoded entries of one CA's CRL or ARL with after_id < id <= up_to_id, in id order.
 
         A raw DB-API cursor, not the ORM: a million revocations must not become a million
@@ -116,7 +118,9 @@ class CRLIssuanceWrites(CRLIssuanceReads):
         number is committed before the CRL is signed, a crash afterwards leaves a gap in the
         numbers but never hands the same number out twice.
         """
-        insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[self.session.get_bind().dialect.name]
+        inserts: dict[str, Callable[[type[CRLCounter]], PostgresqlInsert | SQLiteInsert]] = {
+            "postgresql": postgresql_insert, "sqlite": sqlite_insert}
+        insert = inserts[self.session.get_bind().dialect.name]
         self.session.execute(insert(CRLCounter).values(ca_id=ca_id, list_type=list_type, last_number=0)
                              .on_conflict_do_nothing())
         number = self.session.scalar(

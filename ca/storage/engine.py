@@ -24,12 +24,12 @@ if TYPE_CHECKING:
 Engine = sa.Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-# The newest migration; tests/test_migrations.py checks it equals Alembic's head.  Knowing it
+# The newest migration; tests/integration/storage/test_migrations.py checks it equals Alembic's head.  Knowing it
 # lets every command skip importing Alembic (a third of a second) when the schema is current.
 SCHEMA_HEAD = "0006"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # Let SQLAlchemy, not the driver, issue BEGIN (see _sqlite_begin): pysqlite's own
     # transaction handling sends no BEGIN before a SAVEPOINT, so RELEASE would commit.
     dbapi_conn.isolation_level = None
@@ -52,7 +52,7 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 
 
 def make_engine(url: str, **kwargs: object) -> sa.Engine:
-    engine = sa.create_engine(url, **kwargs)  # type: ignore[arg-type]
+    engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         db_path = engine.url.database
         if db_path and db_path != ":memory:":

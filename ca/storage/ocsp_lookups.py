@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.engine.default import DefaultDialect
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from ca.storage.models import SERIAL_HEX_WIDTH, Certificate, Revocation, Verifier
 
@@ -42,9 +44,10 @@ class Lookups:
         if conn is None:
             pooled = self.engine.raw_connection()  # made by the pool: SQLite gets its pragmas
             conn = pooled.driver_connection
+            assert conn is not None  # only an invalidated pool connection has lost its DB-API one
             pooled.detach()  # ours for good: it must never go back to the pool in autocommit
             if not self._sqlite:
-                conn.autocommit = True  # type: ignore[union-attr]
+                conn.autocommit = True
             self._local.conn = conn
         return conn.cursor()
 
@@ -92,9 +95,11 @@ def compile_positional(statement: sa.ClauseElement, engine: sa.Engine) -> tuple[
     """SQL text in the driver's positional style, and the parameter names in order."""
     # a fresh dialect of the same kind, told to write positional markers (SQLAlchemy may use
     # named ones with psycopg once connected); both drivers take these
-    style = "qmark" if engine.dialect.name == "sqlite" else "format"
+    style: Literal["qmark", "format"] = "qmark" if engine.dialect.name == "sqlite" else "format"
+    assert isinstance(engine.dialect, DefaultDialect)  # every SQLAlchemy dialect derives from it
     dialect = type(engine.dialect)(paramstyle=style)
     compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    assert isinstance(compiled, SQLCompiler)  # a statement (not DDL) compiles with the SQL compiler
     if not compiled.positiontup:
         raise RuntimeError(f"{engine.dialect.name}: expected a positional DB-API parameter style")
     return compiled.string, tuple(compiled.positiontup)

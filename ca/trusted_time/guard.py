@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ca.config import TimeConfig
 from ca.errors import UntrustedTime
@@ -55,7 +56,7 @@ class ClockGuard:
         """Ask every configured server now (all at once) and judge the answers; nothing is kept."""
         servers, timeout = self.config.ntp_servers, self.config.timeout_s
         if len(servers) == 1:
-            readings = (self._query(servers[0], timeout),)
+            readings: tuple[ntp.Reading, ...] = (self._query(servers[0], timeout),)
         else:
             with concurrent.futures.ThreadPoolExecutor(len(servers), thread_name_prefix="ntp") as pool:
                 readings = tuple(pool.map(lambda s: self._query(s, timeout), servers))
@@ -105,7 +106,7 @@ class ClockGuard:
         from ca import audit
         from ca.storage.engine import session_scope
 
-        detail = {"purpose": purpose, "offsets_s": check.offsets(), "errors": check.errors(),
+        detail: dict[str, Any] = {"purpose": purpose, "offsets_s": check.offsets(), "errors": check.errors(),
                   "agreed_offset_s": check.offset_s, "max_offset_s": check.max_offset_s,
                   "outliers": list(check.outliers), "unreachable": list(check.unreachable)}
 

@@ -72,6 +72,7 @@ def ensure_certificate(settings: Settings, engine: Engine, keys: KeyStore, *, no
                                     algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
             issue_certificate(ctx)
             found = current(store, now)  # the one just issued: the newest
+    assert found is not None  # there was one, or it was issued just above
     write_pem_files(settings, found)
     return found, issued
 
