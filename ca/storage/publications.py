@@ -63,8 +63,7 @@ def queue_states(engine: sa.Engine) -> list[QueueState]:
     """The publication state of every CA entry, for `revoca repository queue` and the status page."""
     out = []
     with session_scope(engine, readonly=True) as session:
-        cas = session.scalars(sa.select(CertificateAuthority).where(
-            CertificateAuthority.kind != CAKind.EXTERNAL).order_by(CertificateAuthority.id)).all()
+        cas = PublicationReads(session).published_cas()
         rows = session.scalars(sa.select(Publication).where(Publication.state != PublicationState.SUPERSEDED)
                                .order_by(Publication.id)).all()
         by_key: dict[tuple[int, PublicationItem], list[Publication]] = {}

@@ -105,20 +105,22 @@ def _importers(graph: dict[str, set[str]], prefix: str) -> set[str]:
     return {n for n, imported in graph.items() if not _within(n, STORAGE) and any(_within(t, prefix) for t in imported)}
 
 
+def _check_shrinking_list(users: set[str], allowed: frozenset[str], what: str) -> None:
+    """Nothing outside `allowed` does `what`, and `allowed` names nothing that stopped doing it."""
+    new = sorted(users - allowed)
+    assert not new, f"{what} and is not listed:\n" + "\n".join(new)
+    stale = sorted(allowed - users)
+    assert not stale, f"listed but no longer: {what} (remove them): {stale}"
+
+
 def test_only_the_storage_layer_imports_sqlalchemy() -> None:
-    touching = _importers(_graph(), "sqlalchemy")
-    outside = sorted(touching - SQL_EXCEPTIONS)
-    assert not outside, "imports SQLAlchemy outside ca/storage and is not a named exception:\n" + "\n".join(outside)
-    stale = sorted(SQL_EXCEPTIONS - touching)
-    assert not stale, f"named as exceptions but no longer importing SQLAlchemy (remove them): {stale}"
+    _check_shrinking_list(_importers(_graph(), "sqlalchemy"), SQL_EXCEPTIONS,
+                          "imports SQLAlchemy outside ca/storage")
 
 
 def test_row_types_stay_where_they_are_named() -> None:
-    users = _importers(_graph(), "ca.storage.models")
-    new = sorted(users - ROW_USERS)
-    assert not new, "imports ca.storage.models rows (take them from a store; enums are in ca.enums):\n" + "\n".join(new)
-    stale = sorted(ROW_USERS - users)
-    assert not stale, f"listed in ROW_USERS but no longer importing the models (remove them): {stale}"
+    _check_shrinking_list(_importers(_graph(), "ca.storage.models"), ROW_USERS,
+                          "imports ca.storage.models rows (take them from a store; enums are in ca.enums)")
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
