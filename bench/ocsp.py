@@ -619,7 +619,9 @@ def run(root: Path, args: argparse.Namespace) -> list[Row]:
     sock_dir = Path(tempfile.mkdtemp(prefix="rvb"))  # Unix socket paths are short
     sock = sock_dir / "hsm.sock"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOCA_", "SOFTHSM2_"))}
-    env.update(REVOCA_DATA_DIR=str(data), REVOCA_HSM_SOCKET=str(sock), REVOCA_HSM_KEY_ALGORITHM="rsa2048")
+    env.update(REVOCA_DATA_DIR=str(data), REVOCA_HSM_SOCKET=str(sock), REVOCA_HSM_KEY_ALGORITHM="rsa2048",
+               # capacity is measured, not the configured rate limits (one address, one verifier here)
+               REVOCA_OCSP_RATE_PER_ADDRESS="0", REVOCA_OCSP_RATE_PER_VERIFIER="0")
     raw: dict[str, object] = {"data_dir": str(data), "hsm": {"socket": str(sock), "key_algorithm": "rsa2048"}}
     if args.db_url:
         env["REVOCA_DATABASE_URL"] = raw["database_url"] = args.db_url

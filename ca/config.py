@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable
@@ -202,6 +203,49 @@ class CRLConfig:
         return dt.timedelta(hours=self.warn_hours)
 
 
+def _rate(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1_000_000:
+        raise ConfigError(f"{where} must be a number of requests per second from 0 (no limit) to 1000000, "
+                          f"not {value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OCSPConfig:
+    """Rate limits of the responder, per worker process and per second (0: none); beyond them a
+    client address gets HTTP 429 with Retry-After and a verifier gets tryLater (RFC 6960 2.3).
+    Behind a load balancer every request comes from its address: raise or zero the address limit."""
+
+    rate_per_address: float = 1000.0
+    rate_per_verifier: float = 1000.0
+
+    def __post_init__(self) -> None:
+        for name in ("rate_per_address", "rate_per_verifier"):
+            object.__setattr__(self, name, _rate(f"ocsp.{name}", getattr(self, name)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TSAConfig:
+    """Who may ask the time-stamp authority, and how fast: `allowed_clients` lists addresses or
+    networks ("10.0.0.0/8", "::1"; empty: anyone who can reach it); `rate_per_address` is per
+    worker process and per second (0: no limit), beyond it HTTP 429 with Retry-After."""
+
+    rate_per_address: float = 50.0
+    allowed_clients: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rate_per_address", _rate("tsa.rate_per_address", self.rate_per_address))
+        clients = self.allowed_clients
+        if not isinstance(clients, list | tuple) or not all(isinstance(c, str) for c in clients):
+            raise ConfigError('tsa.allowed_clients must be a list of addresses or networks such as "10.0.0.0/8"')
+        for client in clients:
+            try:
+                ipaddress.ip_network(client.strip(), strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"tsa.allowed_clients: {client!r} is not an address or network") from exc
+        object.__setattr__(self, "allowed_clients", tuple(c.strip() for c in clients))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -211,6 +255,8 @@ class Settings:
     crl: CRLConfig = CRLConfig()
     repository: RepositoryConfig = RepositoryConfig()
     time: TimeConfig = TimeConfig()
+    ocsp: OCSPConfig = OCSPConfig()
+    tsa: TSAConfig = TSAConfig()
 
     @property
     def db_url(self) -> str:
@@ -294,6 +340,11 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         out["repository"] = repository
     if time := _time_overrides(env):
         out["time"] = time
+    for table, fields in (("ocsp", ("rate_per_address", "rate_per_verifier")), ("tsa", ("rate_per_address",))):
+        numbers = {f: _parsed(env, key, float, "a number") for f in fields
+                   if (key := f"REVOCA_{table.upper()}_{f.upper()}") in env}
+        if numbers:
+            out[table] = numbers
     return out
 
 
@@ -331,7 +382,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     overrides = _env_overrides(env)
-    tables = ("hsm", "crl", "repository", "time")
+    tables = ("hsm", "crl", "repository", "time", "ocsp", "tsa")
     raw = {**raw, **{k: v for k, v in overrides.items() if k not in tables}}
     for table in tables:
         if table in overrides:
@@ -354,6 +405,10 @@ def settings_from_dict(raw: dict[str, Any]) -> Settings:
             values["crl"] = CRLConfig(**_strict(CRLConfig, values["crl"], "[crl]"))
         if "time" in values:
             values["time"] = TimeConfig(**_strict(TimeConfig, values["time"], "[time]"))
+        if "ocsp" in values:
+            values["ocsp"] = OCSPConfig(**_strict(OCSPConfig, values["ocsp"], "[ocsp]"))
+        if "tsa" in values:
+            values["tsa"] = TSAConfig(**_strict(TSAConfig, values["tsa"], "[tsa]"))
         return Settings(**values)
     except TypeError as exc:
         raise ConfigError(f"revoca.toml: {exc}") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -33,3 +34,15 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    return hash_password("no operator has this password")
+
+
+def verify_for_unknown_name(password: str) -> bool:
+    """Spend on an unknown name what a known one costs (one scrypt), so that the time a login
+    takes does not tell which operator names exist; always False."""
+    verify_password(password, _decoy_hash())
+    return False

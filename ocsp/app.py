@@ -12,6 +12,7 @@ from typing import Any
 
 from ca.http.client_cert import CLIENT_CERT_ENVIRON
 from ca.http.der_over_http import BodyRefused, StartResponse, der_body, plain
+from ca.http.rate_limit import RateLimiter, retry_after_header
 from ocsp.history import QueryHistory
 from ocsp.request import MalformedRequest, request_from_get_path
 from ocsp.responder import Responder
@@ -25,8 +26,15 @@ CACHE_CONTROL = "private"
 
 
 
-def make_app(responder: Responder, history: QueryHistory | None = None) -> Callable[..., Iterable[bytes]]:
+def make_app(responder: Responder, history: QueryHistory | None = None,
+             address_limit: RateLimiter | None = None) -> Callable[..., Iterable[bytes]]:
+    """`address_limit` (per client address) answers 429 before anything is read or parsed."""
+    limit = address_limit or RateLimiter(0)
+
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if limit.enabled and (wait := limit.retry_after(environ.get("REMOTE_ADDR", ""))):
+            return plain(start_response, "429 Too Many Requests", "too many requests from this address; retry later",
+                         [retry_after_header(wait)])
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "POST":
             try:

@@ -21,10 +21,12 @@ from collections.abc import Callable
 from ca import trusted_time
 from ca.errors import UntrustedTime
 from ca.hsm.signer import KeyStore, Signer
+from ca.http.rate_limit import RateLimiter
 from ca.storage.engine import Engine, session_scope
 from ca.storage.ocsp_lookups import Lookups
 from ca.storage.store import ReadStore
 from ocsp.authorization import VerifierAuthorizer
+from ocsp.bounded_cache import BoundedCache
 from ocsp.issuers import IssuerIndex, IssuerKey
 from ocsp.request import MalformedRequest, ParsedRequest, parse_request
 from ocsp.response import Answer, basic_response, error_response
@@ -37,11 +39,17 @@ Clock = Callable[[], dt.datetime]
 RELOAD_EVERY = dt.timedelta(seconds=60)  # new CAs, rollovers, new responder certificates, new CRLs
 PRESIGNED_REFRESH = dt.timedelta(hours=1)  # a pre-signed answer is re-signed at least this often
 FALLBACK_VALIDITY = dt.timedelta(hours=24)  # nextUpdate when the CA has no current CRL
-PRESIGNED_MAX = 1_000_000  # entries; beyond it the cache starts again (about 1 KB each)
-# Requests without a nonce, parsed and with their signature checked, by their bytes: a
-# verifier asking again sends the same bytes.  What changes (the verifier's standing, the
-# status) is still read at every query.
+# What a worker keeps from requests is bounded in bytes, whatever arrives (issue 12): at most
+# REQUESTS_MAX_BYTES + PRESIGNED_MAX_BYTES, oldest entries dropped first.
+PRESIGNED_MAX = 1_000_000  # entries (about 1 KB each)
+PRESIGNED_MAX_BYTES = 256 << 20
+# Requests without a nonce that a verifier in effect sent, parsed and with their signature
+# checked, by their bytes: a verifier asking again sends the same bytes.  Nothing from an
+# unauthorized caller is kept.  What changes (the verifier's standing, the status) is still
+# read at every query.
 REQUESTS_MAX = 100_000
+REQUESTS_MAX_BYTES = 32 << 20
+ENTRY_OVERHEAD = 512  # bytes a cached entry costs beyond its DER (objects, dict slot)
 
 
 def utc_now() -> dt.datetime:
@@ -71,9 +79,12 @@ class _Presigned:
 
 class Responder:
     def __init__(self, engine: Engine, keys: KeyStore, *, clock: Clock = utc_now, ca_signed: bool = False,
-                 key_files: bool = False, time_guard: trusted_time.ClockGuard | None = None) -> None:
+                 key_files: bool = False, time_guard: trusted_time.ClockGuard | None = None,
+                 verifier_limit: RateLimiter | None = None, requests_max_bytes: int = REQUESTS_MAX_BYTES,
+                 presigned_max_bytes: int = PRESIGNED_MAX_BYTES) -> None:
         """`keys` signs for the labels the index names (ocsp.keys.ResponderKeys when `key_files`);
-        `time_guard` checks the clock before each signature (default: this process's settings')."""
+        `time_guard` checks the clock before each signature (default: this process's settings');
+        `verifier_limit` (per verifier id) turns a verifier beyond its rate away with tryLater."""
         self.engine = engine
         self.time_guard = time_guard
         self.keys = keys
@@ -85,8 +96,11 @@ class Responder:
         self.authorizer = VerifierAuthorizer(self.lookups)
         self._lock = threading.Lock()
         self._signers: dict[str, Signer] = {}
-        self._presigned: dict[bytes, _Presigned] = {}
-        self._requests: dict[bytes, tuple[ParsedRequest, dict[bytes, bool]]] = {}
+        self.verifier_limit = verifier_limit or RateLimiter(0)
+        self._presigned: BoundedCache[_Presigned] = BoundedCache(max_entries=PRESIGNED_MAX,
+                                                                 max_bytes=presigned_max_bytes)
+        self._requests: BoundedCache[tuple[ParsedRequest, dict[bytes, bool]]] = BoundedCache(
+            max_entries=REQUESTS_MAX, max_bytes=requests_max_bytes)
         self._index: IssuerIndex | None = None
         self._next_updates: dict[int, dt.datetime] = {}
         self._loaded_at: dt.datetime | None = None
@@ -95,20 +109,22 @@ class Responder:
 
     def respond(self, der: bytes, *, tls_client_cert: bytes | None = None) -> Outcome:
         known = self._requests.get(der)
+        verified: dict[bytes, bool]
         if known is None:
             try:
                 request = parse_request(der)
             except MalformedRequest as exc:
                 log.debug("malformed OCSP request: %s", exc)
                 return Outcome(error_response("malformed_request"), "malformed_request")
-            known = (request, {})
-            if request.nonce is None:  # the same bytes again: parsed, and signatures checked once
-                if len(self._requests) >= REQUESTS_MAX:
-                    self._requests.clear()
-                self._requests[der] = known
-        request, verified = known
+            verified = {}
+        else:
+            request, verified = known
         try:
-            return self._respond(request, verified, tls_client_cert)
+            outcome = self._respond(request, verified, tls_client_cert)
+            if known is None and request.nonce is None and outcome.verifier_id is not None:
+                # a verifier's request: the same bytes again are parsed, and signatures checked, once
+                self._requests.put(der, (request, verified), 2 * len(der) + ENTRY_OVERHEAD)
+            return outcome
         except UntrustedTime as exc:
             # RFC 6960 2.3 tryLater: the service exists but cannot answer for now; the clock,
             # not the responder's state, is at fault, and an answer signed now could lie about time.
@@ -126,6 +142,8 @@ class Responder:
             channel = "signed" if request.signed else ("tls" if tls_client_cert else "none")
             return Outcome(error_response("unauthorized"), "unauthorized", channel, nonce=nonce)
         verifier_id, channel = who
+        if self.verifier_limit.retry_after(verifier_id):
+            return Outcome(error_response("try_later"), "try_later", channel, verifier_id, nonce=nonce)
         index = self._current_index(now)
         issuers = [index.find(c.hash_algorithm, c.issuer_name_hash, c.issuer_key_hash) for c in request.cert_ids]
         first = issuers[0]
@@ -142,10 +160,14 @@ class Responder:
         body, next_update = self._sign(first, request, statuses, now)
         if not nonce and len(request.cert_ids) == 1:
             refresh = min(now + PRESIGNED_REFRESH, now + (next_update - now) / 2)
-            if len(self._presigned) >= PRESIGNED_MAX:
-                self._presigned.clear()
-            self._presigned[request.cert_ids[0].der] = _Presigned(statuses[0], body, refresh)
+            self._presigned.put(request.cert_ids[0].der, _Presigned(statuses[0], body, refresh),
+                                len(body) + len(request.cert_ids[0].der) + ENTRY_OVERHEAD)
         return Outcome(body, "successful", channel, verifier_id, first.ca_id, nonce, answers)
+
+    def cache_sizes(self) -> dict[str, tuple[int, int]]:
+        """(entries, bytes) of what this worker keeps from requests, by cache."""
+        return {"requests": (len(self._requests), self._requests.size_bytes),
+                "presigned": (len(self._presigned), self._presigned.size_bytes)}
 
     # -- parts ---------------------------------------------------------------------------------
 

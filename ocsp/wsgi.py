@@ -13,6 +13,7 @@ import os
 from ca import trusted_time
 from ca.config import Settings, load_settings
 from ca.hsm.client import HSMClient
+from ca.http.rate_limit import RateLimiter
 from ca.storage.engine import make_engine
 from ocsp.app import make_app
 from ocsp.history import QueryHistory
@@ -36,12 +37,14 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
     engine = make_engine(settings.db_url, pool_pre_ping=True)
     keys = ResponderKeys(HSMClient(settings.hsm_socket), keys_dir(settings), passphrase_path(settings))
     responder = Responder(engine, keys, ca_signed=ca_signed, key_files=key_files,
-                          time_guard=trusted_time.guard_for(settings))
+                          time_guard=trusted_time.guard_for(settings),
+                          verifier_limit=RateLimiter(settings.ocsp.rate_per_verifier))
+    address_limit = RateLimiter(settings.ocsp.rate_per_address)
     if not history:
-        return make_app(responder, None)
+        return make_app(responder, None, address_limit)
     queries = QueryHistory(engine)
     atexit.register(queries.close)
-    return make_app(responder, queries)
+    return make_app(responder, queries, address_limit)
 
 
 def __getattr__(name: str) -> object:

@@ -37,6 +37,7 @@ from ca.storage.revocations import RevocationReadStore, RevocationStore
 
 log = logging.getLogger("revoca.ra")
 MAX_BODY = 64 * 1024
+MAX_JSON_DEPTH = 16  # a filing is a flat object; anything deeper is refused before it is walked
 MAX_OFFSET = 10**9
 bp = Blueprint("ra", __name__)
 
@@ -95,22 +96,28 @@ def _record_refusal(detail: str, status: int) -> None:
 def _json_body() -> dict[str, Any]:
     if not request.is_json:
         raise InvalidInput("send the request as application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError as exc:  # "[[[[..." deeper than the parser's stack: a client error, not a 500
+        raise InvalidInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from exc
     if not isinstance(body, dict):
         raise InvalidInput("the body is not a JSON object")
     _check_text(body)
     return body
 
 
-def _check_text(value: object) -> None:
-    """Refuse what no database can store: NUL characters and lone surrogates (invalid UTF-8)."""
+def _check_text(value: object, depth: int = 0) -> None:
+    """Refuse what no database can store: NUL characters and lone surrogates (invalid UTF-8);
+    and nesting deeper than MAX_JSON_DEPTH, which no filing has."""
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, dict):
         for k, v in value.items():
-            _check_text(k)
-            _check_text(v)
+            _check_text(k, depth + 1)
+            _check_text(v, depth + 1)
     elif isinstance(value, list):
         for v in value:
-            _check_text(v)
+            _check_text(v, depth + 1)
     elif isinstance(value, str):
         if "\x00" in value:
             raise InvalidInput("text fields must not contain NUL characters")
@@ -216,6 +223,9 @@ def list_revocations() -> Response:
         store = RevocationReadStore(session)
         terminal = auth.terminal_of(request, store)
         g.actor = f"terminal {terminal.name}"
+        # the list names citizens: a clerk at the terminal must be there to read it (issue 12)
+        clerk = auth.receptionist_of(request, store)
+        g.actor = f"{clerk.name} at terminal {terminal.name}"
         try:
             limit = int(request.args.get("limit", 50))
             offset = int(request.args.get("offset", 0))

@@ -76,8 +76,8 @@ OPENAPI: dict[str, Any] = {
                 },
             },
             "get": {
-                "summary": "This terminal's requests, newest first",
-                "security": [{"terminal": []}],
+                "summary": "This terminal's requests, newest first (with a receptionist: the list names citizens)",
+                "security": [{"terminal": [], "receptionist": []}],
                 "parameters": [
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 500}},
                     {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},

@@ -17,13 +17,12 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import functools
 import hashlib
 import threading
 import time
 from collections.abc import Callable
 
-from ca.credentials import hash_password, verify_password
+from ca.credentials import verify_for_unknown_name, verify_password
 from ca.enums import Role
 from ca.errors import NotFound, PermissionDenied
 from ca.storage.engine import Session
@@ -60,17 +59,11 @@ def basic_credentials(header: str) -> tuple[str, str]:
     return name, password
 
 
-@functools.cache
-def _decoy_hash() -> str:
-    """Checked for unknown names, so that an unknown name takes as long as a wrong password."""
-    return hash_password("no operator has this password")
-
-
 def check_officer(session: Session, name: str, password: str) -> Officer:
     try:
         op = ReadStore(session).operator(name)
     except NotFound:
-        verify_password(password, _decoy_hash())
+        verify_for_unknown_name(password)
         raise Unauthenticated(f"operator {name!r}: unknown, disabled or wrong password") from None
     if not verify_password(password, op.credential_hash) or op.disabled:
         raise Unauthenticated(f"operator {name!r}: unknown, disabled or wrong password")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from ca.credentials import verify_password
+from ca.credentials import verify_for_unknown_name, verify_password
 from ca.enums import Role
 from ca.errors import AlreadyExists, NotFound, PermissionDenied
 from ca.storage.base import SessionStore
@@ -31,7 +31,9 @@ class OperatorReads(SessionStore):
         """The operator if the password matches and the role is held; one message for every failure."""
         op = self.session.scalar(
             sa.select(Operator).options(selectinload(Operator.roles)).where(Operator.name == name))
-        if op is None or op.disabled or not verify_password(password, op.credential_hash):
+        # one scrypt whatever the name: the time taken does not tell who exists or is disabled
+        matches = verify_for_unknown_name(password) if op is None else verify_password(password, op.credential_hash)
+        if op is None or op.disabled or not matches:
             raise PermissionDenied(f"operator {name!r}: unknown, disabled or wrong password")
         if role not in op.role_set:
             raise PermissionDenied(f"operator {name!r} does not hold the {role} role")

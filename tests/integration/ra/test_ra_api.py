@@ -99,8 +99,9 @@ class RA:
             kw["json"] = body
         return self.client.post("/v1/revocations", environ_base=self.env(terminal), headers=hdrs, **kw)
 
-    def get(self, path: str, *, terminal: str | None = "t1") -> TestResponse:
-        return self.client.get(path, environ_base=self.env(terminal))
+    def get(self, path: str, *, terminal: str | None = "t1", auth: tuple[str, str] | None = ("clerk", PASSWORD)
+            ) -> TestResponse:
+        return self.client.get(path, environ_base=self.env(terminal), headers=basic_auth(*auth) if auth else {})
 
     def online(self, body: bytes, content_type: str = "application/pkcs7-mime", app: Flask | None = None
                ) -> TestResponse:
@@ -459,6 +460,11 @@ REFUSALS: dict[str, tuple[int, Case]] = {
     "text/plain content type": (422, lambda ra: ra.post(None, data=json.dumps(window(ra.extra["free"])),
                                                         content_type="text/plain")),
     "form-encoded": (422, lambda ra: ra.post(None, data={"reason": "keyCompromise"})),
+    "JSON nested 10,000 deep": (422, lambda ra: ra.post(None, data=b"[" * 10_000, content_type="application/json")),
+    "JSON objects nested 5,000 deep": (422, lambda ra: ra.post(None, data=b'{"a":' * 5_000 + b"1" + b"}" * 5_000,
+                                                               content_type="application/json")),
+    "a valid filing with a note nested 40 deep": (422, lambda ra: ra.post(window(ra.extra["free"],
+                                                                                 note=_nested(40)))),
     "body over 64 KiB": (413, lambda ra: ra.post(window(ra.extra["free"], note="x" * MAX_BODY))),
     "PUT on the collection": (405, lambda ra: ra.client.put("/v1/revocations", json={},
                                                             environ_base=ra.env("t1"))),
@@ -474,6 +480,9 @@ REFUSALS: dict[str, tuple[int, Case]] = {
     "status from a disabled terminal": (403, lambda ra: ra.get(f"/v1/revocations/{ra.extra['setup_id']}",
                                                                 terminal="t-off")),
     "list without client certificate": (401, lambda ra: ra.get("/v1/revocations", terminal=None)),
+    "list without a clerk (it names citizens)": (401, lambda ra: ra.get("/v1/revocations", auth=None)),
+    "list by a reviewer, not a receptionist": (403, lambda ra: ra.get("/v1/revocations",
+                                                                      auth=("reviewer", PASSWORD))),
     "list with a limit that is no number": (422, lambda ra: ra.get("/v1/revocations?limit=ten")),
     # online
     "online: signed by another key": (403, lambda ra: ra.online(_online_body(ra, key=key_pool(2048)[1]))),
@@ -491,9 +500,18 @@ REFUSALS: dict[str, tuple[int, Case]] = {
     "online: signed content not JSON": (422, lambda ra: ra.online(_online_body(ra, b"please revoke"))),
     "online: garbage body": (422, lambda ra: ra.online(b"\x30\x03garbage")),
     "online: empty body": (422, lambda ra: ra.online(b"")),
+    "online: 10,000 brackets": (422, lambda ra: ra.online(b"[" * 10_000)),
+    "online: 10,000 brackets as JSON": (422, lambda ra: ra.online(b"[" * 10_000, "application/json")),
     "online: JSON instead of CMS": (422, lambda ra: ra.online(b'{"reason": 1}', "application/json")),
     "online: CMS cut in half": (422, lambda ra: ra.online(_online_body(ra)[:400])),
 }
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
