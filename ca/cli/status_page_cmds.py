@@ -11,15 +11,18 @@ from ca.cli.common import App, add_serve_command, pass_app
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8090, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--public-verifier-names", is_flag=True,
+              help="Show per-verifier OCSP counts in /metrics without a login (default: only to officers).")
 @pass_app
-def serve_status(app: App, host: str, port: int, workers: int) -> None:
-    """The status page for CA officers at / (HTTP Basic, operator name and password) and /metrics (no login)."""
+def serve_status(app: App, host: str, port: int, workers: int, public_verifier_names: bool) -> None:
+    """The status page for CA officers at / (HTTP Basic, operator name and password) and /metrics
+    (no login; verifier names only with an officer's login)."""
     from ca.status_page.server import serve
 
     app.engine  # noqa: B018 -- brings the schema up to date and fails here, in one line, if the database is away
     click.echo(f"status page on http://{host}:{port}/ (CA officers), metrics at http://{host}:{port}/metrics",
                err=True)
-    serve(app.settings, host=host, port=port, workers=workers)
+    serve(app.settings, host=host, port=port, workers=workers, public_verifier_names=public_verifier_names)
 
 
 def register(cli: click.Group) -> None:

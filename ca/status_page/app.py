@@ -11,7 +11,7 @@ from flask import Flask
 from ca.config import CRLConfig
 from ca.status_page import metrics, views
 from ca.status_page.auth import CACHE_SECONDS, CredentialCache
-from ca.status_page.metrics import HSMStatus, RevocaCollector, make_registry
+from ca.status_page.metrics import HSMStatus, RevocaCollector, make_registries
 from ca.status_page.tallies import Tally, revocations_by_day
 from ca.storage.engine import Engine
 
@@ -24,13 +24,16 @@ def utc_now() -> dt.datetime:
 
 def create_app(engine: Engine, *, hsm_status: HSMStatus | None = None,
                clock: Callable[[], dt.datetime] = utc_now, warn_before: dt.timedelta = WARN_BEFORE,
-               auth_seconds: float = CACHE_SECONDS) -> Flask:
-    """`hsm_status` returns what the HSM service's status call does (or raises ServiceUnavailable)."""
+               auth_seconds: float = CACHE_SECONDS, public_verifier_names: bool = False) -> Flask:
+    """`hsm_status` returns what the HSM service's status call does (or raises ServiceUnavailable);
+    `public_verifier_names` shows per-verifier OCSP counts in /metrics without a login."""
     app = Flask("revoca.status", root_path=str(Path(__file__).parent))
     collector = RevocaCollector(engine, clock=clock, hsm_status=hsm_status)
+    named, anonymous = make_registries(collector)
     app.extensions["revoca_status"] = {
         "engine": engine, "hsm_status": hsm_status, "clock": clock, "warn_before": warn_before,
-        "auth_cache": CredentialCache(auth_seconds), "registry": make_registry(collector),
+        "auth_cache": CredentialCache(auth_seconds), "registry": named, "anonymous_registry": anonymous,
+        "public_verifier_names": public_verifier_names,
         # revocations per day and reason, counted incrementally: a page load reads only new rows
         "revocation_days": Tally("revocations", revocations_by_day),
     }

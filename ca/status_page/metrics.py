@@ -1,7 +1,10 @@
 """Prometheus metrics at /metrics, read from the database at scrape time by a custom Collector.
 
 Served without credentials (Prometheus scrapes that way), so only aggregates are exposed: CA
-names, list types and verifier account names, never a certificate, serial or person.
+names and list types, never a certificate, serial or person.  Which verifiers ask how often is
+the verifiers' business: an anonymous scrape sees one "registered" series in their place, and
+per-verifier series only with an officer's credentials (Prometheus `basic_auth`), unless the
+service was started with public verifier names (`revoca serve status --public-verifier-names`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -19,6 +22,8 @@ from prometheus_client.registry import Collector
 from ca.enums import RequestStatus
 from ca.errors import RevocaError
 from ca.status_page import tallies
+from ca.status_page.auth import REALM, Unauthenticated
+from ca.status_page.login import optional_officer
 from ca.storage.engine import Engine, session_scope
 from ca.storage.publications import queue_states
 from ca.storage.reporting import ReportingReads
@@ -41,14 +46,16 @@ class RevocaCollector(Collector):
         self.signing = tallies.Tally("audit_events", tallies.signing_operations)
         self.requests = tallies.Tally("audit_events", tallies.request_steps)
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self, *, verifier_names: bool = True) -> Iterator[Metric]:
         now = self.clock()
         yield from self._lists(now)
         yield from self._publication(now)
         with session_scope(self.engine, readonly=True) as session:
+            responses = self.ocsp.update(session)
             yield _counter("revoca_ocsp_responses", "OCSP responses by response status and verifier "
-                           "(\"none\": no registered verifier identified)", ["status", "verifier"],
-                           self.ocsp.update(session))
+                           "(\"none\": no registered verifier identified; \"registered\": all verifiers, "
+                           "when names are not shown)", ["status", "verifier"],
+                           responses if verifier_names else _without_names(responses))
             yield _counter("revoca_ocsp_certificate_answers", "Certificate statuses answered by OCSP "
                            "(one per CertID asked)", ["status"], self.ocsp_answers.update(session))
             yield _counter("revoca_signing_operations", "Signatures by CA keys (CRL/ARL issues, certificates), "
@@ -112,14 +119,44 @@ def _counter(name: str, doc: str, labels: list[str], totals: dict[tuple[str, ...
     return family
 
 
-def make_registry(collector: RevocaCollector) -> CollectorRegistry:
-    """A registry of our own, not the global one (each app, e.g. each test, has its own)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return registry
+def _without_names(totals: dict[tuple[str, ...], int]) -> dict[tuple[str, ...], int]:
+    merged: dict[tuple[str, ...], int] = {}
+    for (status, verifier), n in totals.items():
+        key = (status, verifier if verifier == "none" else "registered")
+        merged[key] = merged.get(key, 0) + n
+    return merged
+
+
+class _Anonymous(Collector):
+    """The collector's view for a scrape without credentials: no verifier names."""
+
+    def __init__(self, collector: RevocaCollector) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterator[Metric]:
+        return self.collector.collect(verifier_names=False)
+
+
+def make_registries(collector: RevocaCollector) -> tuple[CollectorRegistry, CollectorRegistry]:
+    """(with verifier names, without): registries of our own, not the global one (each app, e.g.
+    each test, has its own), over one collector so that its tallies are counted once."""
+    named = CollectorRegistry(auto_describe=False)
+    named.register(collector)
+    anonymous = CollectorRegistry(auto_describe=False)
+    anonymous.register(_Anonymous(collector))
+    return named, anonymous
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    registry: CollectorRegistry = current_app.extensions["revoca_status"]["registry"]
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    ext = current_app.extensions["revoca_status"]
+    try:
+        named = ext["public_verifier_names"] or optional_officer() is not None
+    except Unauthenticated as exc:  # credentials sent and wrong: say so rather than answer as if none came
+        return Response(f"{exc}\n", status=401, content_type="text/plain; charset=utf-8",
+                        headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+    registry: CollectorRegistry = ext["registry"] if named else ext["anonymous_registry"]
+    response = Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    if request.headers.get("Authorization"):
+        response.headers["Cache-Control"] = "no-store"
+    return response

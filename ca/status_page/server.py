@@ -14,16 +14,18 @@ DEFAULT_PORT = 8090
 HSM_TIMEOUT = 3.0
 
 
-def build_app(settings: Settings) -> Any:
+def build_app(settings: Settings, *, public_verifier_names: bool = False) -> Any:
     """The WSGI app with its own engine and HSM connection (one per gunicorn worker, after the fork)."""
     from ca.status_page import create_app
 
     engine = make_engine(settings.db_url, pool_pre_ping=True)
     hsm = HSMClient(settings.hsm_socket, timeout=HSM_TIMEOUT)
-    return create_app(engine, hsm_status=hsm.status, warn_before=settings.crl.warn_before)
+    return create_app(engine, hsm_status=hsm.status, warn_before=settings.crl.warn_before,
+                      public_verifier_names=public_verifier_names)
 
 
-def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, workers: int = 2) -> None:
+def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, workers: int = 2,
+          public_verifier_names: bool = False) -> None:
     options = {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-", "timeout": 60,
                "graceful_timeout": 10}
-    GunicornServer(options, lambda: build_app(settings)).run()
+    GunicornServer(options, lambda: build_app(settings, public_verifier_names=public_verifier_names)).run()

@@ -6,12 +6,13 @@ import datetime as dt
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, render_template, request
+from flask import Blueprint, Response, current_app, g, render_template
 
 from ca.errors import PermissionDenied, RevocaError
 from ca.status_page import queries
-from ca.status_page.auth import REALM, Unauthenticated, basic_credentials, check_officer
+from ca.status_page.auth import REALM, Unauthenticated
 from ca.status_page.chart import stacked_bars
+from ca.status_page.login import officer_of_request
 from ca.storage.engine import session_scope
 from ca.storage.publications import queue_states
 from ca.storage.reporting import ReportingReads
@@ -29,18 +30,7 @@ def _ext() -> dict[str, Any]:
 
 @bp.before_request
 def _require_officer() -> None:
-    name, password = basic_credentials(request.headers.get("Authorization", ""))
-    cache = _ext()["auth_cache"]
-    officer = cache.get(name, password)
-    if officer is None:
-        try:
-            with session_scope(_ext()["engine"], readonly=True) as session:
-                officer = check_officer(session, name, password)
-        except PermissionDenied as exc:
-            log.warning("status page refused %s: %s", request.remote_addr, exc)
-            raise
-        cache.put(name, password, officer)
-    g.officer = officer
+    g.officer = officer_of_request()
 
 
 @bp.errorhandler(Unauthenticated)

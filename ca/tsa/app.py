@@ -17,7 +17,9 @@ from typing import Any
 
 from ca.errors import RevocaError
 from ca.hsm.signer import KeyStore
+from ca.http.client_filter import ClientFilter
 from ca.http.der_over_http import BodyRefused, StartResponse, der_body, plain
+from ca.http.rate_limit import RateLimiter, retry_after_header
 from ca.storage.engine import Engine, session_scope
 from ca.tsa import errors, response
 from ca.tsa.authority import Clock, TimeStampAuthority, utc_now
@@ -53,8 +55,14 @@ class _CurrentAuthority:
             self._authority = None
 
 
-def make_app(engine: Engine, keys: KeyStore, *, clock: Clock = utc_now) -> Callable[..., Iterable[bytes]]:
+def make_app(engine: Engine, keys: KeyStore, *, clock: Clock = utc_now, clients: ClientFilter | None = None,
+             address_limit: RateLimiter | None = None) -> Callable[..., Iterable[bytes]]:
+    """`clients`: the addresses answered at all (403 for others); `address_limit`: requests per
+    second per address (429 beyond it).  Both act before the body is read: every token costs an
+    HSM signature and a row that is kept for years."""
     current = _CurrentAuthority(keys, clock)
+    clients = clients or ClientFilter()
+    limit = address_limit or RateLimiter(0)
 
     def answer(der: bytes, requester: str) -> bytes:
         try:
@@ -76,13 +84,19 @@ def make_app(engine: Engine, keys: KeyStore, *, clock: Clock = utc_now) -> Calla
             return response.rejection(errors.SYSTEM_FAILURE, "internal error of the time-stamp authority")
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        address = environ.get("REMOTE_ADDR", "")
+        if not clients.allows(address):
+            return plain(start_response, "403 Forbidden", "this address may not ask for time stamps")
+        if limit.enabled and (wait := limit.retry_after(address)):
+            return plain(start_response, "429 Too Many Requests", "too many time-stamp requests from this address; "
+                         "retry later", [retry_after_header(wait)])
         if environ.get("REQUEST_METHOD") != "POST":
             return plain(start_response, "405 Method Not Allowed", f"POST a {QUERY}", [("Allow", "POST")])
         try:
             der = der_body(environ, QUERY, MAX_REQUEST_BYTES)
         except BodyRefused as refused:
             return plain(start_response, refused.status, refused.text)
-        body = answer(der, f"http:{environ.get('REMOTE_ADDR', '?')}")
+        body = answer(der, f"http:{address or '?'}")
         start_response("200 OK", [("Content-Type", REPLY), ("Content-Length", str(len(body))),
                                   ("Cache-Control", "no-store")])
         return [body]

@@ -7,7 +7,9 @@ from typing import Any
 
 from ca.config import Settings
 from ca.hsm.client import HSMClient
+from ca.http.client_filter import ClientFilter
 from ca.http.gunicorn import GunicornServer
+from ca.http.rate_limit import RateLimiter
 from ca.storage.engine import make_engine
 from ca.tsa.app import make_app
 
@@ -17,6 +19,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
                "accesslog": "-"}
 
     def load() -> Any:
-        return make_app(make_engine(settings.db_url, pool_pre_ping=True), HSMClient(settings.hsm_socket))
+        return make_app(make_engine(settings.db_url, pool_pre_ping=True), HSMClient(settings.hsm_socket),
+                        clients=ClientFilter(settings.tsa.allowed_clients),
+                        address_limit=RateLimiter(settings.tsa.rate_per_address))
 
     GunicornServer(options, load).run()

@@ -31,6 +31,7 @@ from ca.storage.store import ReadStore
 from ocsp.history import QueryHistory
 from ocsp.responder import Outcome
 
+from support.ra_fixtures import PASSWORD
 from support.status_site import StatusServer, populate, start_server
 
 Labels = tuple[tuple[str, str], ...]
@@ -46,11 +47,11 @@ def site(settings: Settings, engine: sa.Engine, hsm_socket: Path, tmp_path: Path
         server.stop()
 
 
-def scrape(server: StatusServer) -> dict[str, dict[Labels, float]]:
-    """Every sample by name and labels, from /metrics fetched without credentials."""
+def scrape(server: StatusServer, auth: tuple[str, str] | None = None) -> dict[str, dict[Labels, float]]:
+    """Every sample by name and labels, from /metrics fetched without credentials (or with `auth`)."""
     http = requests.Session()
     http.trust_env = False
-    answer = http.get(server.url("/metrics"), timeout=30)
+    answer = http.get(server.url("/metrics"), timeout=30, auth=auth)
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("text/plain")
     out: dict[str, dict[Labels, float]] = {}
@@ -122,8 +123,11 @@ def test_metrics_match_the_database(site: StatusServer, engine: sa.Engine) -> No
                 assert (before - min(rows)).total_seconds() <= oldest[key] <= (after - min(rows)).total_seconds()
 
     responses, answers = ocsp_from_rows(engine)
-    assert got["revoca_ocsp_responses_total"] == responses
+    # verifier names only for an officer (issue 12): anonymously, all verifiers are one series
+    assert scrape(site, auth=("ren", PASSWORD))["revoca_ocsp_responses_total"] == responses
     assert responses[(("status", "successful"), ("verifier", "demo-verifier"))] == 7
+    assert got["revoca_ocsp_responses_total"] == without_names(responses)
+    assert got["revoca_ocsp_responses_total"][(("status", "successful"), ("verifier", "registered"))] == 7
     assert got["revoca_ocsp_certificate_answers_total"] == answers
     assert got["revoca_signing_operations_total"] == audit_from_rows(engine, tallies.SIGNING_EVENTS, "operation")
     assert got["revoca_signing_operations_total"][(("operation", "crl"), ("result", "success"))] == 9
@@ -133,9 +137,26 @@ def test_metrics_match_the_database(site: StatusServer, engine: sa.Engine) -> No
         (("step", "approval"),): waiting.count(RequestStatus.PENDING_APPROVAL)}
     assert got["revoca_hsm_up"][()] == 1 and got["revoca_hsm_activated"][()] == 1
 
-    # served without credentials, so it must name no certificate
+    # served without credentials, so it must name no certificate and no verifier
     text = next(iter(got["_text"]))[0][1]
     assert not [s for s in serials if s in text]
+    assert "demo-verifier" not in text
+
+
+def without_names(responses: dict[Labels, float]) -> dict[Labels, float]:
+    out: dict[Labels, float] = {}
+    for (status, (_, verifier)), n in responses.items():
+        key = (status, ("verifier", verifier if verifier == "none" else "registered"))
+        out[key] = out.get(key, 0) + n
+    return out
+
+
+def test_wrong_credentials_on_metrics_are_refused_not_served_anonymously(site: StatusServer) -> None:
+    http = requests.Session()
+    http.trust_env = False
+    answer = http.get(site.url("/metrics"), timeout=30, auth=("ren", "not the password"))
+    assert answer.status_code == 401 and "WWW-Authenticate" in answer.headers
+    assert "revoca_" not in answer.text
 
 
 def test_counters_grow_with_new_ocsp_history_and_a_new_crl(site: StatusServer, engine: sa.Engine,
@@ -151,7 +172,7 @@ def test_counters_grow_with_new_ocsp_history_and_a_new_crl(site: StatusServer, e
 
     second = scrape(site)
     responses, answers = ocsp_from_rows(engine)
-    assert second["revoca_ocsp_responses_total"] == responses
+    assert second["revoca_ocsp_responses_total"] == without_names(responses)
     assert second["revoca_ocsp_certificate_answers_total"] == answers
     anonymous_ok = (("status", "successful"), ("verifier", "none"))
     assert first["revoca_ocsp_responses_total"].get(anonymous_ok, 0) == 0 and responses[anonymous_ok] == 5
@@ -161,7 +182,8 @@ def test_counters_grow_with_new_ocsp_history_and_a_new_crl(site: StatusServer, e
     assert second["revoca_signing_operations_total"][crl_ok] == first["revoca_signing_operations_total"][crl_ok] + 1
     osaka = (("ca", "osaka"), ("list", "crl"))
     assert second["revoca_crl_number"][osaka] == first["revoca_crl_number"][osaka] + 1
-    assert scrape(site)["revoca_ocsp_responses_total"] == responses  # counted once, however often scraped
+    assert scrape(site)["revoca_ocsp_responses_total"] == without_names(responses)  # counted once, however often
+    assert scrape(site, auth=("ren", PASSWORD))["revoca_ocsp_responses_total"] == responses  # scraped, either way
 
 
 # --- the incremental count itself ----------------------------------------------------------------------
