@@ -23,6 +23,7 @@ from pkcs11.util.rsa import encode_rsa_public_key
 
 from ca.errors import AlreadyExists, NotFound, TokenError
 from ca.hsm.signer import KeyAlgorithm, check_digest, signature_hash
+from ca.hsm.token_init import init_token
 
 if TYPE_CHECKING:
     # pkcs11.lib is a loader function; the class it returns lives in the extension module.
@@ -105,27 +106,23 @@ class Token:
     def initialize_softhsm(self, *, so_pin: str, user_pin: str) -> None:
         """Create the token (SoftHSM2 only; a real HSM's token is made with its vendor's tools).
 
-        python-pkcs11 has no C_InitToken, so softhsm2-util does it; the PINs pass on its
-        command line, which only matters for the embedded default.
+        The PINs go to C_InitToken/C_InitPIN in this process (ca.hsm.token_init), never on a
+        command line.
         """
         if self.softhsm_conf is None:
             raise TokenError("only a SoftHSM2 token can be created by revoca; create the HSM token with its own tools")
         if self.exists():
             raise AlreadyExists(f"token {self.label!r} already exists in {self.softhsm_conf}")
-        tool = shutil.which("softhsm2-util")
-        if tool is None:
-            raise TokenError("softhsm2-util not found; install the softhsm2 package (make run does)")
         if not self.softhsm_conf.exists():
             write_softhsm_conf(self.softhsm_conf)
-        env = {**os.environ, "SOFTHSM2_CONF": str(self.softhsm_conf.resolve())}
-        proc = subprocess.run(
-            [tool, "--init-token", "--free", "--label", self.label, "--so-pin", so_pin, "--pin", user_pin],
-            env=env, capture_output=True, text=True, check=False,
-        )
-        if proc.returncode != 0:
-            detail = proc.stderr.strip() or proc.stdout.strip()
-            raise TokenError(f"softhsm2-util could not create token {self.label!r}: {detail}")
-        self._lib().reinitialize()  # SoftHSM2 lists a new token only after C_Initialize
+        lib = self._lib()
+        lib.reinitialize()  # the token directory as it is now
+        free = [slot for slot in lib.get_slots(token_present=True)
+                if not slot.get_token().flags & pkcs11.TokenFlag.TOKEN_INITIALIZED]
+        if not free:
+            raise TokenError(f"no free slot for token {self.label!r} in {self.softhsm_conf}")
+        init_token(self.module, free[0].slot_id, self.label, so_pin=so_pin, user_pin=user_pin)
+        lib.reinitialize()  # SoftHSM2 lists a new token only after C_Initialize
 
     def delete_softhsm(self) -> None:
         """Remove a SoftHSM2 token (undoing a failed ceremony); a no-op if it is not there."""
