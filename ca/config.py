@@ -68,8 +68,13 @@ class HSMConfig:
     shares: int = 3
     key_algorithm: str = "rsa2048"
     socket: str = ""
+    # The signer lets the OCSP identity use CA keys (for `revoca serve ocsp --ca-signed`); off,
+    # OCSP may sign only with delegated responder keys (ca.hsm.policy).
+    ocsp_ca_keys: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.ocsp_ca_keys, bool):
+            raise ConfigError(f"hsm.ocsp_ca_keys must be true or false, not {self.ocsp_ca_keys!r}")
         if self.key_algorithm not in KEY_ALGORITHMS:
             raise ConfigError(
                 f"hsm.key_algorithm {self.key_algorithm!r} is not one of {', '.join(KEY_ALGORITHMS)}"
@@ -247,6 +252,33 @@ class TSAConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """The Unix user each service runs as, and the group that may reach the signer's socket.
+
+    `revoca run` started as root creates the ones missing and starts each service as its own
+    user (issue 12); the signer tells its callers apart by them (ca.hsm.callers)."""
+
+    signer: str = "revoca-hsm"
+    ra: str = "revoca-ra"
+    ocsp: str = "revoca-ocsp"
+    tsa: str = "revoca-tsa"
+    status: str = "revoca-status"
+    scheduler: str = "revoca-scheduler"
+    publisher: str = "revoca-publisher"
+    ldap: str = "revoca-ldap"
+    signer_clients: str = "revoca-signer"  # group: may connect to the HSM socket
+
+    def __post_init__(self) -> None:
+        names = [getattr(self, f.name) for f in dataclasses.fields(self)]
+        for f, name in zip(dataclasses.fields(self), names, strict=True):
+            if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+                raise ConfigError(f"identities.{f.name} must be a user or group name, not {name!r}")
+        users = names[:-1]
+        if len(set(users)) != len(users):
+            raise ConfigError("identities: each service needs a user of its own")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
@@ -257,6 +289,7 @@ class Settings:
     time: TimeConfig = TimeConfig()
     ocsp: OCSPConfig = OCSPConfig()
     tsa: TSAConfig = TSAConfig()
+    identities: IdentityConfig = IdentityConfig()
 
     @property
     def db_url(self) -> str:
@@ -321,7 +354,12 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     for fld in dataclasses.fields(HSMConfig):
         key = f"REVOCA_HSM_{fld.name.upper()}"
         if key in env:
-            hsm[fld.name] = _parsed(env, key, int, "an integer") if fld.type == "int" else env[key]
+            if fld.type == "int":
+                hsm[fld.name] = _parsed(env, key, int, "an integer")
+            elif fld.type == "bool":
+                hsm[fld.name] = _parsed(env, key, _boolean, "true or false")
+            else:
+                hsm[fld.name] = env[key]
     if hsm:
         out["hsm"] = hsm
     crl: dict[str, Any] = {}
@@ -358,6 +396,13 @@ def _time_overrides(env: dict[str, str]) -> dict[str, Any]:
         if key in env:
             time[f] = _parsed(env, key, float, "a number of seconds")
     return time
+
+
+def _boolean(text: str) -> bool:
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.strip().lower())
+    if value is None:
+        raise ValueError(text)
+    return value
 
 
 def _parsed(env: dict[str, str], key: str, convert: Callable[[str], Any], what: str) -> Any:
@@ -409,6 +454,8 @@ def settings_from_dict(raw: dict[str, Any]) -> Settings:
             values["ocsp"] = OCSPConfig(**_strict(OCSPConfig, values["ocsp"], "[ocsp]"))
         if "tsa" in values:
             values["tsa"] = TSAConfig(**_strict(TSAConfig, values["tsa"], "[tsa]"))
+        if "identities" in values:
+            values["identities"] = IdentityConfig(**_strict(IdentityConfig, values["identities"], "[identities]"))
         return Settings(**values)
     except TypeError as exc:
         raise ConfigError(f"revoca.toml: {exc}") from exc

@@ -19,7 +19,9 @@ from ca.cli.tsa_cmds import ensure_demo_tsa
 from ca.demo import CLERK, TERMINAL, VERIFIER, ensure_demo_ra, ensure_demo_verifier
 from ca.errors import ServiceUnavailable
 from ca.hsm import token_for
+from ca.hsm.callers import CallerMap, group_id
 from ca.hsm.client import HSMClient
+from ca.hsm.policy import SigningPolicy
 from ca.hsm.service import HSMService, bind
 from ca.storage.engine import session_scope
 from ca.storage.store import Store
@@ -37,8 +39,9 @@ def serve_hsm(app: App) -> None:
     """The HSM service: holds the token, takes activation shares, signs for the other services."""
     service_logging()
     settings = app.settings
-    service = HSMService(token_for(settings), app.engine)
-    server = bind(settings.hsm_socket, service)
+    service = HSMService(token_for(settings), app.engine, policy=SigningPolicy(ocsp_ca_keys=settings.hsm.ocsp_ca_keys),
+                         callers=CallerMap.from_identities(settings.identities))
+    server = bind(settings.hsm_socket, service, clients_gid=group_id(settings.identities.signer_clients))
 
     signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"HSM service listening on {settings.hsm_socket}; {service.activation.status().line()}", err=True)
@@ -47,7 +50,7 @@ def serve_hsm(app: App) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        service.activation.deactivate()
+        service.close()
         server.server_close()
         with contextlib.suppress(FileNotFoundError):
             settings.hsm_socket.unlink()

@@ -1,9 +1,14 @@
 """The HSM service (`revoca serve hsm`): the one process that holds the activated token.
 
-Key managers activate it over a local Unix socket (mode 0600 in a 0700 directory); the RA,
+Key managers activate it over a local Unix socket (mode 0600 in a 0700 directory, or 0660
+for the signer-clients group when the services run as identities of their own); the RA,
 the scheduler and the CLI sign through the same socket, so the token PIN exists in one
 process only and only while activated.  Shares are held in memory until the threshold is
 met and are never written anywhere.
+
+Each connection's caller is the Unix identity behind it (ca.hsm.callers); what it may have
+signed, and with which keys, is ca.hsm.policy; every signature is counted in the audit log
+(ca.hsm.ledger) and every refusal is audited at once.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from ca.enums import Role
 from ca.errors import InvalidInput, RevocaError, ServiceUnavailable
 from ca.hsm import protocol
 from ca.hsm.activation import Activation, Holder, ShareSetInfo
+from ca.hsm.callers import CallerMap, peer_uid
+from ca.hsm.ledger import SignatureLedger
+from ca.hsm.policy import Caller, Signed, SigningPolicy, classify
 from ca.hsm.signer import KeyAlgorithm
 from ca.hsm.token import Token
 from ca.storage.authorities import spki_der
@@ -42,26 +50,44 @@ def load_share_set(engine: Engine, token_label: str) -> ShareSetInfo:
 class HSMService:
     """Answers one request at a time per connection; see ca.hsm.protocol for the format."""
 
-    def __init__(self, token: Token, engine: Engine) -> None:
+    def __init__(self, token: Token, engine: Engine, *, policy: SigningPolicy | None = None,
+                 callers: CallerMap | None = None, ledger: SignatureLedger | None = None) -> None:
+        """`callers` maps a connection's uid to a Caller (default: every uid but root's and this
+        process's is unknown); `ledger` counts signatures (default: one flushing every minute)."""
         self.engine = engine
         self.activation = Activation(token, load_share_set(engine, token.label))
+        self.policy = policy or SigningPolicy()
+        self.callers = callers or CallerMap({}, frozenset({0, os.getuid()}))
+        self.ledger = ledger or SignatureLedger(engine)
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    def close(self) -> None:
+        self.ledger.close()
+        self.activation.deactivate()
+
+    def handle(self, request: dict[str, Any], caller: Caller = Caller.ADMIN) -> dict[str, Any]:
         op = request.get("op")
         handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
         if handler is None:
             raise InvalidInput(f"unknown HSM operation {op!r}")
-        return {"ok": True, **handler(request)}
+        return {"ok": True, **handler(request, caller)}
+
+    def _refuse(self, caller: Caller, exc: RevocaError, **detail: Any) -> None:
+        log.warning("refused for %s: %s", caller, exc)
+        try:
+            audit.record_failure(self.engine, "hsm.sign_refused", actor=f"{caller} identity", error=str(exc),
+                                 **detail)
+        except Exception:  # the refusal stands even when the database is away
+            log.exception("could not audit a refused HSM request")
 
     def _status(self) -> dict[str, Any]:
         st = self.activation.status()
         return {"activated": st.activated, "threshold": st.threshold, "total": st.total,
                 "presented_by": list(st.presented_by), "needed": st.needed, "line": st.line()}
 
-    def _op_status(self, _req: dict[str, Any]) -> dict[str, Any]:
+    def _op_status(self, _req: dict[str, Any], _caller: Caller) -> dict[str, Any]:
         return self._status()
 
-    def _op_activate(self, req: dict[str, Any]) -> dict[str, Any]:
+    def _op_activate(self, req: dict[str, Any], _caller: Caller) -> dict[str, Any]:
         try:
             status, holder = self.activation.present(str(req.get("share", "")))
         except RevocaError as exc:
@@ -74,7 +100,7 @@ class HSMService:
         log.info("share presented by %s: %s", holder, status.line())
         return self._status()
 
-    def _op_deactivate(self, req: dict[str, Any]) -> dict[str, Any]:
+    def _op_deactivate(self, req: dict[str, Any], _caller: Caller) -> dict[str, Any]:
         name = str(req.get("operator", ""))
         try:
             with session_scope(self.engine) as session:
@@ -88,20 +114,40 @@ class HSMService:
         log.info("deactivated by %s", name)
         return self._status()
 
-    def _op_public_key(self, req: dict[str, Any]) -> dict[str, Any]:
+    def _op_public_key(self, req: dict[str, Any], _caller: Caller) -> dict[str, Any]:
         signer = self.activation.session().signer(str(req.get("label")))
         return {"spki": base64.b64encode(spki_der(signer.public_key())).decode(), "algorithm": signer.algorithm.value}
 
+    def _allow(self, caller: Caller, signed: Signed, label: str, op: str) -> None:
+        try:
+            self.policy.check(caller, signed, label)
+        except RevocaError as exc:
+            self._refuse(caller, exc, op=op, key_label=label, signed=signed.value)
+            raise
+
     # `hash` (sha256/384/512, RSA keys only) is optional: without it the key's algorithm's hash.
-    def _op_sign(self, req: dict[str, Any]) -> dict[str, Any]:
-        sig = self.activation.session().sign(str(req.get("label")), _b64(req, "data"), req.get("hash"))
+    def _op_sign(self, req: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        label, data = str(req.get("label")), _b64(req, "data")
+        signed = classify(data)
+        self._allow(caller, signed, label, "sign")
+        sig = self.activation.session().sign(label, data, req.get("hash"))
+        self.ledger.add(caller.value, label, signed.value, data)
         return {"signature": base64.b64encode(sig).decode()}
 
-    def _op_sign_digest(self, req: dict[str, Any]) -> dict[str, Any]:
-        signer = self.activation.session().signer(str(req.get("label")), hash_name=req.get("hash"))
-        return {"signature": base64.b64encode(signer.sign_digest(_b64(req, "digest"))).decode()}
+    def _op_sign_digest(self, req: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        label, digest = str(req.get("label")), _b64(req, "digest")
+        self._allow(caller, Signed.CRL_DIGEST, label, "sign_digest")
+        signer = self.activation.session().signer(label, hash_name=req.get("hash"))
+        sig = signer.sign_digest(digest)
+        self.ledger.add(caller.value, label, Signed.CRL_DIGEST.value, digest)
+        return {"signature": base64.b64encode(sig).decode()}
 
-    def _op_generate(self, req: dict[str, Any]) -> dict[str, Any]:
+    def _op_generate(self, req: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        try:
+            self.policy.check_admin(caller, "make keys")
+        except RevocaError as exc:
+            self._refuse(caller, exc, op="generate", key_label=str(req.get("label")))
+            raise
         try:
             algorithm = KeyAlgorithm(str(req.get("algorithm")))
         except ValueError as exc:
@@ -109,6 +155,7 @@ class HSMService:
         # No database write here: the caller records the key in its own transaction, and on
         # SQLite a second writer would wait for that very transaction.
         public = self.activation.session().generate(str(req.get("label")), algorithm)
+        log.info("key %s (%s) made for %s", req.get("label"), algorithm.value, caller)
         return {"spki": base64.b64encode(spki_der(public)).decode(), "algorithm": algorithm.value}
 
 
@@ -123,6 +170,7 @@ class _Handler(socketserver.StreamRequestHandler):
     server: _Server
 
     def handle(self) -> None:
+        caller = self.server.service.callers.caller(peer_uid(self.connection))
         while True:
             line = self.rfile.readline(protocol.MAX_LINE + 1)
             if not line:
@@ -131,7 +179,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.wfile.write(protocol.encode(protocol.error_reply(InvalidInput("HSM request too large"))))
                 return
             try:
-                reply = self.server.service.handle(protocol.decode(line))
+                reply = self.server.service.handle(protocol.decode(line), caller)
             except RevocaError as exc:
                 reply = protocol.error_reply(exc)
             except Exception:  # a bug must not take the activated service down
@@ -149,10 +197,13 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         super().__init__(str(path), _Handler)
 
 
-def bind(path: Path, service: HSMService) -> _Server:
-    """Bind the admin socket: owner-only, and refuse to steal it from a running service."""
+def bind(path: Path, service: HSMService, *, clients_gid: int | None = None) -> _Server:
+    """Bind the socket: owner-only, or owner and `clients_gid` (the services that sign through it,
+    each judged by ca.hsm.policy); refuse to steal it from a running service."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
+    os.chmod(path.parent, 0o700 if clients_gid is None else 0o750)
+    if clients_gid is not None:
+        os.chown(path.parent, -1, clients_gid)
     if path.exists():
         from ca.hsm.client import HSMClient
 
@@ -162,16 +213,19 @@ def bind(path: Path, service: HSMService) -> _Server:
             path.unlink()  # stale socket of a service that died
         else:
             raise ServiceUnavailable(f"an HSM service is already running on {path}")
-    old = os.umask(0o177)
+    old = os.umask(0o177 if clients_gid is None else 0o117)
     try:
         server = _Server(path, service)
+        if clients_gid is not None:
+            os.chown(path, -1, clients_gid)
     finally:
         os.umask(old)
     return server
 
 
-def serve_in_thread(path: Path, service: HSMService) -> tuple[_Server, threading.Thread]:
-    server = bind(path, service)
+def serve_in_thread(path: Path, service: HSMService, *, clients_gid: int | None = None
+                    ) -> tuple[_Server, threading.Thread]:
+    server = bind(path, service, clients_gid=clients_gid)
     thread = threading.Thread(target=server.serve_forever, name="hsm-service", daemon=True)
     thread.start()
     return server, thread

@@ -207,7 +207,7 @@ def activated_hsm_service(settings: Settings, engine: sa.Engine, shares: Sequenc
     finally:
         server.shutdown()
         server.server_close()
-        service.activation.deactivate()
+        service.close()
         (sock_dir / "hsm.sock").unlink(missing_ok=True)
         sock_dir.rmdir()
 

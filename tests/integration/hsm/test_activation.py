@@ -34,7 +34,7 @@ def client(settings: Settings, engine: sa.Engine, initialized: ceremony.Ceremony
     c.close()
     server.shutdown()
     server.server_close()
-    service.activation.deactivate()
+    service.close()
 
 
 def _shares(result: ceremony.CeremonyResult) -> list[str]:
