@@ -62,6 +62,10 @@ class ServiceUnavailable(RevocaError):
     exit_code = 9
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database is busy beyond the wait, full, or unreachable: nothing was stored."""
+
+
 class IntegrityFailure(RevocaError):
     """A stored record, chain or time-stamp does not verify: evidence of tampering or damage."""
 

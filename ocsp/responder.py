@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 
 from ca import trusted_time
-from ca.errors import UntrustedTime
+from ca.errors import ServiceUnavailable, UntrustedTime
 from ca.hsm.signer import KeyStore, Signer
 from ca.http.rate_limit import RateLimiter
 from ca.storage.engine import Engine, session_scope
@@ -129,6 +129,9 @@ class Responder:
             # RFC 6960 2.3 tryLater: the service exists but cannot answer for now; the clock,
             # not the responder's state, is at fault, and an answer signed now could lie about time.
             log.debug("OCSP answer not signed: %s", exc)  # logged and audited once per check by the guard
+            return Outcome(error_response("try_later"), "try_later", nonce=request.nonce is not None)
+        except ServiceUnavailable as exc:  # the database (or the HSM service) is busy or away: ask again
+            log.warning("OCSP answer not possible now: %s", exc)
             return Outcome(error_response("try_later"), "try_later", nonce=request.nonce is not None)
         except Exception:  # the token went away, the database did: the client may retry
             log.exception("OCSP request failed")

@@ -24,7 +24,7 @@ from ca.crl.tbs import CRLFields
 from ca.crl.writer import MissingEntryDER, Published, SegmentMismatch, spool_entries, write_certificate_list
 from ca.der import encoding as der
 from ca.enums import CAKind, ListType, PublicationItem
-from ca.errors import InvalidInput, RevocaError, TokenError
+from ca.errors import InvalidInput, RevocaError, ServiceUnavailable, TokenError
 from ca.hsm.signer import KeyStore, Signer
 from ca.revocation.crl_entry import encode_entry
 from ca.storage.authorities import spki_der
@@ -130,6 +130,12 @@ def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, lis
                                algorithm=signer.algorithm)
             published = _sign(engine, key.ca_id, fields, signer, directory, chunk_rows, incremental)
             info = _archive(engine, ca_name, key, fields, published, Path(data_dir), now=now, actor=actor)
+        except OSError as exc:  # a full disk, a read-only or failing file system: one line, not a traceback
+            error = ServiceUnavailable(f"{ca_name} {list_type.value.upper()} {number} not issued: cannot write "
+                                       f"{directory}: {exc.strerror or exc}; nothing was published (number "
+                                       f"{number} stays unused)")
+            _record_failure(engine, actor, error, ca=ca_name, list=list_type.value, number=number)
+            raise error from exc
         except Exception as exc:
             _record_failure(engine, actor, exc, ca=ca_name, list=list_type.value, number=number)
             raise

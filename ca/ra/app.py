@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 from ca import audit
 from ca.enums import Applicant, RequestChannel
-from ca.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, RevocaError
+from ca.errors import AlreadyExists, DatabaseUnavailable, InvalidInput, NotFound, PermissionDenied, RevocaError
 from ca.hsm.signer import KeyStore
 from ca.ra import auth, online
 from ca.ra.openapi import OPENAPI
@@ -69,10 +69,19 @@ def _problem(status: int, detail: str) -> tuple[Response, int]:
     return jsonify({"error": detail, "status": status}), status
 
 
+RETRY_AFTER_S = 5  # a busy database or an HSM service being restarted: a retry soon is likely to work
+
+
 def _revoca_error(exc: RevocaError) -> tuple[Response, int]:
     status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 503)
-    _record_refusal(str(exc), status)
-    return _problem(status, str(exc))
+    if isinstance(exc, DatabaseUnavailable):  # the audit record could not be written either: logged
+        log.error("RA request not served, %s %s: %s", request.method, request.path, exc)
+    else:
+        _record_refusal(str(exc), status)
+    response, status = _problem(status, str(exc))
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response, status
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca.errors import ConfigError, ServiceUnavailable
+from ca.errors import ConfigError, DatabaseUnavailable, ServiceUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -29,7 +29,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 SCHEMA_HEAD = "0006"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another's lock before DatabaseUnavailable
+
+
+def _sqlite_pragmas(dbapi_conn, _record, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
     # Let SQLAlchemy, not the driver, issue BEGIN (see _sqlite_begin): pysqlite's own
     # transaction handling sends no BEGIN before a SAVEPOINT, so RELEASE would commit.
     dbapi_conn.isolation_level = None
@@ -40,7 +43,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cur.close()
 
 
@@ -51,13 +54,15 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, **kwargs: object) -> sa.Engine:
+def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: object) -> sa.Engine:
+    """`busy_timeout_ms`: SQLite only, how long a writer waits for the write lock."""
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         db_path = engine.url.database
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect",
+                        lambda conn, record: _sqlite_pragmas(conn, record, busy_timeout_ms))
         sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
 
@@ -127,8 +132,29 @@ def ensure_current(engine: sa.Engine) -> None:
 
 @contextlib.contextmanager
 def session_scope(engine: sa.Engine, *, readonly: bool = False) -> Iterator[Session]:
-    """One transaction: committed when the block ends, rolled back if it raises."""
+    """One transaction: committed when the block ends, rolled back if it raises.
+
+    A database that is busy beyond the wait (busy_timeout), full, or gone raises
+    ServiceUnavailable with one line (HTTP 503, OCSP tryLater, a CLI error line), never a
+    driver error: nothing in the block was stored, and the caller says so."""
     bind = engine.execution_options(sqlite_begin="DEFERRED") if readonly else engine
     factory = sessionmaker(bind, expire_on_commit=False)
-    with factory() as session, session.begin():
-        yield session
+    try:
+        with factory() as session, session.begin():
+            yield session
+    except sa.exc.OperationalError as exc:
+        raise unavailable(exc) from exc
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable:
+    """The one-line ServiceUnavailable for a database that could not do its part (`exc` is the
+    SQLAlchemy OperationalError or the DB-API error itself)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered or "lock timeout" in lowered:
+        return DatabaseUnavailable(f"the database is busy (another transaction held it too long): {text}; "
+                                  "nothing was stored, try again")
+    if "full" in lowered or "no space" in lowered or "i/o error" in lowered:
+        return DatabaseUnavailable(f"the database cannot write (disk full or I/O error): {text}; nothing was stored")
+    return DatabaseUnavailable(f"the database is unavailable: {text}; nothing was stored")

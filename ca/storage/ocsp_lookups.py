@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from ca.storage.engine import unavailable
 from ca.storage.models import SERIAL_HEX_WIDTH, Certificate, Revocation, Verifier
 
 _STATUS = (sa.select(Certificate.issuer_key_id, Revocation.revocation_time, Revocation.reason)
@@ -58,8 +59,11 @@ class Lookups:
             cur.execute(sql, params)
             row = cur.fetchone()
             cur.close()
-        except Exception:
+        except (sa.exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error) as exc:
             self.reset()  # a dropped connection: the next lookup opens a new one
+            raise unavailable(exc) from exc  # OCSP answers tryLater
+        except Exception:
+            self.reset()
             raise
         return row
 

@@ -1,0 +1,56 @@
+"""Nothing under the data directory is readable by other local users (issue 12).
+
+Found in an attack: `var/` was 0755 and the database and CRL files 0644, so `nobody` read the
+operators' and verifiers' password hashes, every revocation with its reason, the audit log and
+every CRL, around both "only verifiers read CRLs" and "reasons only to verifiers".
+
+Every revoca process starts with umask 027 (`restrict_new_files`): what it creates is at most
+0640/0750, never world-readable.  `secure_tree` takes the world's bits off what an older
+version (or a copy) left behind; `revoca init`, `revoca run` and every `revoca serve` call it
+on start.  The group bits are what the services' identities share (ca.host.identities).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+UMASK = 0o027
+
+
+def restrict_new_files() -> None:
+    os.umask(UMASK)
+
+
+def secure_tree(root: Path) -> int:
+    """Remove the world's permissions from `root` and everything under it (symlinks are not
+    followed); the number of entries changed."""
+    changed = 0
+    if not root.exists():
+        return 0
+    for path in (root, *root.rglob("*")):
+        try:
+            st = path.lstat()
+        except FileNotFoundError:  # removed meanwhile (a lock, a WAL file)
+            continue
+        if stat.S_ISLNK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+            continue  # a socket's access is its directory's business (ca.hsm.service.bind)
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o007:
+            os.chmod(path, mode & ~0o007)
+            changed += 1
+    return changed
+
+
+def world_readable(root: Path) -> list[Path]:
+    """Entries under `root` (itself included) that other users may read or enter."""
+    found = []
+    for path in (root, *root.rglob("*")):
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o005:
+            found.append(path)
+    return found
