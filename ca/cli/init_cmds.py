@@ -6,6 +6,7 @@ import click
 
 from ca import ceremony
 from ca.cli.common import App, pass_app
+from ca.host.files import protect_data_dir
 from ca.storage.engine import upgrade
 
 
@@ -19,6 +20,7 @@ from ca.storage.engine import upgrade
 def init_cmd(app: App, demo: bool, key_managers: tuple[str, ...], if_needed: bool) -> None:
     """Key ceremony: create the token, split its activation secret, build the CA hierarchy."""
     settings = app.settings
+    protect_data_dir(settings.data_dir)
     if if_needed and ceremony.is_initialized(settings, app.engine):
         click.echo(f"revoca is already initialised in {settings.data_dir}")
         return

@@ -18,6 +18,7 @@ from ca.cli.tsa_cmds import DEFAULT_PORT as TSA_PORT
 from ca.cli.tsa_cmds import ensure_demo_tsa
 from ca.demo import CLERK, TERMINAL, VERIFIER, ensure_demo_ra, ensure_demo_verifier
 from ca.errors import ServiceUnavailable
+from ca.host.files import protect_data_dir
 from ca.hsm import token_for
 from ca.hsm.callers import CallerMap, group_id
 from ca.hsm.client import HSMClient
@@ -29,8 +30,10 @@ from repository.service import local_slapd
 
 
 @click.group("serve")
-def serve_group() -> None:
+@pass_app
+def serve_group(app: App) -> None:
     """Run one revoca service in the foreground."""
+    protect_data_dir(app.settings.data_dir)
 
 
 @serve_group.command("hsm")
@@ -107,6 +110,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
     activates it with the demo shares and runs until Ctrl-C.
     """
     settings = app.settings
+    protect_data_dir(settings.data_dir)
     signal.signal(signal.SIGTERM, _interrupt)
     if not ceremony.is_initialized(settings, app.engine):
         click.echo("first run: key ceremony with demo shares (DEMO ONLY)")
@@ -129,7 +133,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
                 break
             status = client.activate(ceremony.read_share_file(path))
             click.echo(f"presented {path.name}: {status['line']}")
-        terminal_dir, clerk_password, serial = ensure_demo_ra(settings, app.engine, client)
+        terminal_dir, _clerk_password, serial = ensure_demo_ra(settings, app.engine, client)
         verifier = ensure_demo_verifier(settings, app.engine, client)
         tsa_cert, tsa_roots, tsa_example = ensure_demo_tsa(app, client)
         ra = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "ra", "--host", "127.0.0.1",
@@ -169,9 +173,10 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         t = terminal_dir
         click.echo("\ntry:  .venv/bin/revoca ca list  |  .venv/bin/revoca ca show tokyo  "
                    "|  .venv/bin/revoca hsm status")
-        click.echo("revoke a demo subscriber certificate from the demo RA terminal (DEMO ONLY credentials):")
+        click.echo("revoke a demo subscriber certificate from the demo RA terminal (DEMO ONLY credentials; "
+                   f"curl asks for the clerk's password, the last line of {t}/{CLERK}.password):")
         click.echo(f"  curl --cacert {t}/bridge-roots.pem --cert {t}/{TERMINAL}.pem --key {t}/{TERMINAL}.key "
-                   f"-u {CLERK}:{clerk_password} -H 'Content-Type: application/json' "
+                   f"-u {CLERK} -H 'Content-Type: application/json' "
                    f"https://127.0.0.1:{ra_port}/v1/revocations -d '{{\"issuer_ca\": \"tokyo\", \"serial\": "
                    f"\"{serial}\", \"reason\": \"keyCompromise\", \"applicant\": \"self\", "
                    f"\"identity_document_checked\": true, \"idempotency_key\": \"demo-{serial[:12]}\"}}'")

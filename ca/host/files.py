@@ -12,9 +12,12 @@ on start.  The group bits are what the services' identities share (ca.host.ident
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
+
+log = logging.getLogger("revoca")
 
 UMASK = 0o027
 
@@ -54,3 +57,13 @@ def world_readable(root: Path) -> list[Path]:
         if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o005:
             found.append(path)
     return found
+
+
+def protect_data_dir(data_dir: Path) -> None:
+    """What a process that writes under `data_dir` does first: umask 027, the directory made
+    (0750) if missing, and the world's bits taken off whatever is already there."""
+    restrict_new_files()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    changed = secure_tree(data_dir)
+    if changed:
+        log.warning("took read access for other users off %d entries under %s", changed, data_dir)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ca.host.files import world_readable
 from repository.slapd import LocalSlapd
 
 from support.tools import free_port
@@ -84,13 +85,22 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     started.append(proc)
     out = "".join(lines)
     assert "first run: key ceremony with demo shares (DEMO ONLY)" in out
+    # nothing the running service wrote is readable by other local users (issue 12)
+    assert world_readable(tmp_path / "var") == []
     assert "activated (2 of 3 key managers)" in out
     status = subprocess.run([REVOCA, "hsm", "status"], env=env, capture_output=True, text=True, check=True)
     assert "activated" in status.stdout and "not activated" not in status.stdout
     listing = subprocess.run([REVOCA, "ca", "list"], env=env, capture_output=True, text=True, check=True)
     assert all(name in listing.stdout for name in ("bridge", "tokyo", "osaka", "hokkaido"))
-    # the printed curl command revokes a demo certificate through the RA API, as printed
+    # the printed curl command revokes a demo certificate through the RA API, with the clerk's
+    # password from the file the output names: the password itself is never in the log (issue 12)
+    password_file = re.search(r"the last line of (\S+\.password)\)", out)
+    assert password_file, out
+    clerk_password = Path(password_file.group(1)).read_text().splitlines()[-1]
+    assert clerk_password not in out
+    assert Path(password_file.group(1)).stat().st_mode & 0o077 == 0
     curl = next(ln.strip() for ln in lines if ln.strip().startswith("curl "))
+    curl = curl.replace(" -u demo-clerk ", f" -u demo-clerk:{clerk_password} ")
     answer = subprocess.run(curl + " -s -w '\n%{http_code}'", shell=True, capture_output=True, text=True,
                             check=True).stdout
     assert answer.rstrip().endswith("201"), answer
