@@ -18,6 +18,9 @@ class GunicornServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
+        # gunicorn 23+ opens a control socket in the user's home directory by default, one path
+        # shared by every master (the RA's, the TSA's, the status page's...); revoca uses none.
+        self.cfg.set("control_socket_disable", True)
         for key, value in self.options.items():
             self.cfg.set(key, value)
 

@@ -184,3 +184,20 @@ def test_nothing_from_an_outsider_is_cached_even_on_the_second_try(installation:
     assert responder.respond(request).response_status == "unauthorized"
     assert responder.respond(request).response_status == "unauthorized"
     assert responder.cache_sizes()["requests"] == (0, 0)
+
+
+def test_the_query_history_waits_bounded_while_the_database_is_away(tmp_path: Path) -> None:
+    """Found: the history queue in memory was unbounded while the database was away."""
+    from ca.storage.engine import make_engine
+    from ocsp.history import QueryHistory
+    from ocsp.responder import Outcome
+
+    away = make_engine(f"sqlite:///{tmp_path / 'gone' / 'x.db'}")  # never migrated: every insert fails
+    history = QueryHistory(away, thread=False, max_pending=100)
+    for i in range(1_000):
+        history.record(Outcome(b"", "unauthorized", answers=str(i)))
+        if i % 250 == 0:
+            assert history.flush() == 0  # the write fails; the rows are kept, within the bound
+    assert len(history._rows) == 100 and history.dropped == 900
+    assert [row[-1] for row in history._rows][-1] == "999"  # the newest are the ones kept
+    away.dispose()

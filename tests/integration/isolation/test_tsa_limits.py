@@ -68,3 +68,11 @@ def test_the_defaults_limit_the_rate_and_a_bad_network_is_a_config_error() -> No
         settings_from_dict({"tsa": {"allowed_clients": ["10.0.0.0/33"]}})
     with pytest.raises(ConfigError, match="ocsp.rate_per_verifier"):
         settings_from_dict({"ocsp": {"rate_per_verifier": -1}})
+
+
+def test_gunicorn_masters_open_no_shared_control_socket() -> None:
+    """Found: all gunicorn masters shared one control socket in root's home directory."""
+    from ca.http.gunicorn import GunicornServer
+
+    server = GunicornServer({"bind": "127.0.0.1:0", "workers": 1}, lambda: None)
+    assert server.cfg.control_socket_disable is True
