@@ -15,6 +15,9 @@ whenever what a CA entry should hold differs from what was last published.  Each
 
 It also keeps the verifier accounts in step and copies slapd's access log into the
 provision history, each at most every SIDE_WORK_EVERY.
+
+`LdapPublisher` is the ca.publishing.Publisher that the CLI drives (through
+repository.service.make_publisher); its `round` returns a `RoundReport`, a PublishRound.
 """
 
 from __future__ import annotations
@@ -78,7 +81,9 @@ class RoundReport:
         return not self.failed and self.unavailable is None
 
 
-class Publisher:
+class LdapPublisher:
+    """The publisher of one directory (`endpoint`, bound as the rootdn) under `base_dn`."""
+
     def __init__(self, engine: Engine, endpoint: Endpoint, base_dn: str, data_dir: Path, *,
                  clock: Clock = utc_now, actor: str = "publisher",
                  side_work: Callable[[Directory, dt.datetime], list[str]] | None = None) -> None:
@@ -91,6 +96,10 @@ class Publisher:
         self.side_work = side_work
         self._last_side_work: dt.datetime | None = None
         self._recreated: set[int] = set()  # CAs whose entry this round had to create
+
+    @property
+    def uri(self) -> str:
+        return self.endpoint.uri
 
     # -- rounds ------------------------------------------------------------------------------
 
@@ -302,7 +311,7 @@ class Publisher:
             raise RepositoryError(f"{label}: the archived file {due.path} does not match its recorded SHA-256; "
                                   "not publishing it (check the archive)")
         entry, present = self._entry(directory, due, dn, ("objectClass",), now)
-        there, digest = self._current_list(directory, due, dn, attr, entry.csn)
+        there, digest = self._current_list(directory, due, dn, attr, entry.csn, present)
         if there is not None and due.number is not None and there > due.number:
             self._done(due, state=PublicationState.SUPERSEDED, dn=dn, sha256=due.sha256, now=now,
                        note=f"the directory already holds #{there}")
@@ -327,13 +336,18 @@ class Publisher:
                    csn=back.csn if back else None)
         return f"{label} at {dn} ({due_size(self.data_dir, due)} bytes, read back and compared)"
 
-    def _current_list(self, directory: Directory, due: DueRow, dn: str, attr: str,
-                      csn: str | None) -> tuple[int | None, bytes | None]:
-        """The number and SHA-256 of the CRL/ARL in the entry now.
+    def _current_list(self, directory: Directory, due: DueRow, dn: str, attr: str, csn: str | None,
+                      present: set[str]) -> tuple[int | None, bytes | None]:
+        """The number and SHA-256 of the CRL/ARL in the entry now (`present`: the attribute types it has).
 
         When the entry still has the entryCSN revoca recorded after its own last write there,
-        the database knows the answer; only otherwise is the value read (it may be 40 MB).
+        the database knows the answer; only otherwise is the value read (it may be 40 MB).  An
+        entry without the attribute holds no list, whatever the database says: after a directory
+        is rebuilt, revoca creates the entry again and writes its certificates first, so the
+        entryCSN is revoca's own while the list published into the old directory is gone.
         """
+        if attr.split(";", 1)[0].lower() not in present:
+            return None, None
         with session_scope(self.engine, readonly=True) as session:
             store = PublicationReads(session)
             if csn is not None and csn == store.last_csn(dn):

@@ -9,7 +9,7 @@ from ca.config import Settings
 from ca.errors import RevocaError
 from ca.storage.engine import Engine
 from repository.directory import Directory, RepositoryUnavailable
-from repository.publisher import Clock, Publisher, utc_now
+from repository.publisher import Clock, LdapPublisher, utc_now
 from repository.slapd import LocalSlapd
 
 log = logging.getLogger("revoca.publisher")
@@ -20,7 +20,7 @@ def local_slapd(settings: Settings) -> LocalSlapd:
     return LocalSlapd(settings.ldap_dir, settings.repository.base_dn, settings.repository.port)
 
 
-def make_publisher(settings: Settings, engine: Engine, *, clock: Clock = utc_now) -> Publisher:
+def make_publisher(settings: Settings, engine: Engine, *, clock: Clock = utc_now) -> LdapPublisher:
     """The publisher with its side work: verifier accounts kept in step, the access log copied."""
     from repository import provision, verifier_accounts
 
@@ -38,5 +38,5 @@ def make_publisher(settings: Settings, engine: Engine, *, clock: Clock = utc_now
                 errors.append(f"{what}: {exc}")
         return errors
 
-    return Publisher(engine, local_slapd(settings).endpoint(), base_dn, settings.data_dir, clock=clock,
+    return LdapPublisher(engine, local_slapd(settings).endpoint(), base_dn, settings.data_dir, clock=clock,
                      side_work=side_work)

@@ -248,7 +248,7 @@ logdb "{ACCESSLOG_SUFFIX}"
 logops search bind
 logpurge {ACCESSLOG_KEEP}
 
-{access_rules(self.verifiers_group_dn)}"""
+{access_rules(self.verifiers_dn, self.verifiers_group_dn)}"""
 
     def write_config(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -20,12 +20,19 @@ from ca.cli.common import (
     when,
 )
 from ca.errors import RevocaError, ServiceUnavailable
+from ca.publishing import Publisher
 
 
 def _slapd(app: App):
     from repository.service import local_slapd  # only this command group needs it
 
     return local_slapd(app.settings)
+
+
+def _publisher(app: App) -> Publisher:
+    from repository.service import make_publisher  # the LDAP publisher, wired to the configured slapd
+
+    return make_publisher(app.settings, app.engine)
 
 
 @click.group("repository")
@@ -68,9 +75,7 @@ def repository_status(app: App, as_json: bool) -> None:
 @pass_app
 def repository_publish(app: App, everything: bool) -> None:
     """Publish what is queued now, once, back-off or not (`revoca serve publisher` does this continuously)."""
-    from repository.service import make_publisher
-
-    publisher = make_publisher(app.settings, app.engine)
+    publisher = _publisher(app)
     if everything:
         publisher.requeue_newest(publisher.clock())
     report = publisher.round(side_work=True, retry_now=True)
@@ -78,7 +83,7 @@ def repository_publish(app: App, everything: bool) -> None:
         click.echo(f"published {line}")
     if report.superseded:
         click.echo(f"{report.superseded} older item(s) superseded by newer ones")
-    for line in report.failed + report.side_errors:
+    for line in [*report.failed, *report.side_errors]:
         click.echo(f"not published: {line}", err=True)
     if report.unavailable:
         raise ServiceUnavailable(f"{report.unavailable}; everything stays queued (`revoca repository queue`)")
@@ -114,12 +119,10 @@ def repository_queue(app: App, as_json: bool) -> None:
 @pass_app
 def serve_publisher(app: App, poll: float) -> None:
     """The publisher: drains the publication queue into LDAP until SIGTERM or Ctrl-C."""
-    from repository.service import make_publisher
-
     service_logging()
-    publisher = make_publisher(app.settings, app.engine)
+    publisher = _publisher(app)
     stop = stop_on_signals()
-    click.echo(f"publisher: into {publisher.endpoint.uri} under {publisher.base_dn}", err=True)
+    click.echo(f"publisher: into {publisher.uri} under {publisher.base_dn}", err=True)
     publisher.run(stop, poll)
     click.echo("publisher stopped", err=True)
 

@@ -20,7 +20,7 @@ from ca.storage.models import IssuedCRL, Publication
 from ca.storage.store import Store
 from repository.directory import Directory
 from repository.entries import CertificatePair
-from repository.publisher import Publisher, backoff
+from repository.publisher import LdapPublisher, backoff
 from repository.slapd import LocalSlapd
 
 from support.installation import CeremonyTemplates, Installation, demo_installation
@@ -48,8 +48,8 @@ def fresh(installation: Installation) -> Iterator[Installation]:
     yield installation
 
 
-def _publisher(installation: Installation, slapd: LocalSlapd) -> Publisher:
-    return Publisher(installation.engine, slapd.endpoint(timeout=3), LDAP_BASE, installation.data_dir)
+def _publisher(installation: Installation, slapd: LocalSlapd) -> LdapPublisher:
+    return LdapPublisher(installation.engine, slapd.endpoint(timeout=3), LDAP_BASE, installation.data_dir)
 
 
 def _add_verifier(slapd: LocalSlapd) -> None:
@@ -356,3 +356,29 @@ def _grow_crl(installation: Installation, ca: str):  # type: ignore[no-untyped-d
             entry_der=encode_entry(base + i, when, 4)) for i in range(20_000)])
     return issue_list(installation.engine, installation.keys, installation.data_dir, ca, ListType.CRL,
                       now=NOW + dt.timedelta(hours=1))
+
+
+def test_a_rebuilt_directory_gets_its_lists_back_not_a_record_that_they_are_there(
+        fresh: Installation, slapd: LocalSlapd) -> None:
+    """The entry revoca creates again holds its own certificate write's entryCSN, which the
+    database recorded; the lists published into the old directory are gone all the same."""
+    import shutil
+
+    installation = fresh
+    issue_all(installation.engine, installation.keys, installation.data_dir, now=NOW)
+    publisher = _publisher(installation, slapd)
+    assert publisher.round(NOW).ok
+    slapd.stop()
+    shutil.rmtree(slapd.db_dir)
+    slapd.start()
+
+    later = NOW + dt.timedelta(minutes=5)
+    assert publisher.requeue_newest(later) == 12  # what `revoca repository publish --all` does first
+    report = publisher.round(later, retry_now=True)
+    assert report.ok, report
+    assert not [line for line in report.published if "already there" in line], report.published
+    _add_verifier(slapd)
+    for ca, dn in (("tokyo", TOKYO_DN), ("bridge", "CN=Bridge CA,OU=Bridge CA,O=JPKI,C=JP")):
+        assert _fetch(slapd, dn, "certificateRevocationList;binary", verifier=True) == [
+            _archived(installation, ca, ListType.CRL)[1]]
+        assert _fetch(slapd, dn, "authorityRevocationList;binary") == [_archived(installation, ca, ListType.ARL)[1]]
