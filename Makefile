@@ -1,7 +1,10 @@
 # revoca: `make run` and `make test` install what is missing, then do their job.
 # Safe to run again: each step checks before it installs.
 
-PYTHON ?= python3
+# Debian's own Python 3.11 when there is one: the services run as users of their own (issue 12) and
+# must be able to run the interpreter, which a Python under /root (pyenv) does not allow.
+SYSTEM_PYTHON := $(shell /usr/bin/python3 -c 'import sys; print(sys.version_info[:2] == (3, 11))' 2>/dev/null)
+PYTHON ?= $(if $(filter True,$(SYSTEM_PYTHON)),/usr/bin/python3,python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 LOCKS  := requirements.lock requirements-dev.lock

@@ -267,13 +267,22 @@ class IdentityConfig:
     publisher: str = "revoca-publisher"
     ldap: str = "revoca-ldap"
     signer_clients: str = "revoca-signer"  # group: may connect to the HSM socket
+    data_group: str = "revoca-data"  # group: the database and the data directory itself
+    crl_readers: str = "revoca-crls"  # group: the CRL spool (scheduler writes, publisher reads)
+    # "auto": own identities when `revoca run` starts as root; "off": every service as the caller
+    mode: str = "auto"
+
+    USERS = ("signer", "ra", "ocsp", "tsa", "status", "scheduler", "publisher", "ldap")
+    GROUPS = ("signer_clients", "data_group", "crl_readers")
 
     def __post_init__(self) -> None:
-        names = [getattr(self, f.name) for f in dataclasses.fields(self)]
-        for f, name in zip(dataclasses.fields(self), names, strict=True):
+        if self.mode not in ("auto", "off"):
+            raise ConfigError(f'identities.mode must be "auto" or "off", not {self.mode!r}')
+        for field in (*self.USERS, *self.GROUPS):
+            name = getattr(self, field)
             if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
-                raise ConfigError(f"identities.{f.name} must be a user or group name, not {name!r}")
-        users = names[:-1]
+                raise ConfigError(f"identities.{field} must be a user or group name, not {name!r}")
+        users = [getattr(self, f) for f in self.USERS]
         if len(set(users)) != len(users):
             raise ConfigError("identities: each service needs a user of its own")
 

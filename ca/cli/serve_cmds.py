@@ -18,12 +18,15 @@ from ca.cli.tsa_cmds import DEFAULT_PORT as TSA_PORT
 from ca.cli.tsa_cmds import ensure_demo_tsa
 from ca.demo import CLERK, TERMINAL, VERIFIER, ensure_demo_ra, ensure_demo_verifier
 from ca.errors import ServiceUnavailable
+from ca.host import identities
 from ca.host.files import protect_data_dir
+from ca.host.layout import give_to_identities
 from ca.hsm import token_for
 from ca.hsm.callers import CallerMap, group_id
 from ca.hsm.client import HSMClient
 from ca.hsm.policy import SigningPolicy
 from ca.hsm.service import HSMService, bind
+from ca.http.server_tls import ensure_server_tls
 from ca.storage.engine import session_scope
 from ca.storage.store import Store
 from repository.service import local_slapd
@@ -119,11 +122,35 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
     procs: list[subprocess.Popen[bytes]] = []
     slapd = local_slapd(settings)
     started_slapd = False
+    ids = None
+    if identities.wanted(settings.identities):
+        unreachable = identities.unreachable(settings.data_dir, settings.hsm_socket.parent)
+        if unreachable:
+            click.echo(f"WARNING: every service runs as root: other users cannot reach {unreachable[0]} (inside a "
+                       "private directory?); install revoca and its data where its users can reach them (e.g. "
+                       "`make clean run`, which builds on /usr/bin/python3), or set [identities] mode = \"off\" "
+                       "to silence this", err=True)
+        else:
+            ids = identities.ensure(settings.identities)
+    if ids is not None:
+        give_to_identities(settings, ids)
+        click.echo("services run as their own users: " + ", ".join(f"{s} as {ids[s].user}" for s in
+                                                                       ("signer", "ra", "ocsp", "tsa", "scheduler",
+                                                                        "publisher", "status")))
+
+    def spawn(service: str, *args: str) -> subprocess.Popen[bytes]:
+        """`revoca serve ...` as the service's own identity (when there are identities)."""
+        argv = [sys.executable, "-m", "ca", *_config_args(app), "serve", *args]
+        if ids is None:
+            return subprocess.Popen(argv)
+        who = ids[service]
+        return subprocess.Popen(argv, user=who.uid, group=who.gid, extra_groups=list(who.groups), umask=0o007)
+
     try:
         if slapd.pid() is None:
             slapd.start()
             started_slapd = True
-        hsm = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "hsm"])
+        hsm = spawn("signer", "hsm")
         procs.append(hsm)
         client = HSMClient(settings.hsm_socket)
         _wait_for_socket(client, hsm)
@@ -136,21 +163,22 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         terminal_dir, _clerk_password, serial = ensure_demo_ra(settings, app.engine, client)
         verifier = ensure_demo_verifier(settings, app.engine, client)
         tsa_cert, tsa_roots, tsa_example = ensure_demo_tsa(app, client)
-        ra = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "ra", "--host", "127.0.0.1",
-                               "--port", str(ra_port), "--workers", "2"])
+        # certificates are the officers' business (ca.hsm.policy): the RA's TLS certificate is made
+        # here, before the RA starts as an identity that may not have one signed
+        ensure_server_tls(settings, app.engine, client, "127.0.0.1")
+        if ids is not None:
+            give_to_identities(settings, ids)  # what the demo set-up and the first issue wrote
+        ra = spawn("ra", "ra", "--host", "127.0.0.1", "--port", str(ra_port), "--workers", "2")
         procs.append(ra)
         # the scheduler issues every CA's CRL and ARL at once (catch-up), then every crl.period_hours
-        procs.append(subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "scheduler"]))
+        procs.append(spawn("scheduler", "scheduler"))
         # the publisher puts each CRL/ARL into the directory seconds after it is issued
-        procs.append(subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "publisher"]))
-        ocsp = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "ocsp", "--host",
-                                 "127.0.0.1", "--port", str(ocsp_port), "--workers", "2"])
+        procs.append(spawn("publisher", "publisher"))
+        ocsp = spawn("ocsp", "ocsp", "--host", "127.0.0.1", "--port", str(ocsp_port), "--workers", "2")
         procs.append(ocsp)
-        tsa = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "tsa", "--host",
-                                "127.0.0.1", "--port", str(tsa_port), "--workers", "1"])
+        tsa = spawn("tsa", "tsa", "--host", "127.0.0.1", "--port", str(tsa_port), "--workers", "1")
         procs.append(tsa)
-        status_page = subprocess.Popen([sys.executable, "-m", "ca", *_config_args(app), "serve", "status",
-                                        "--host", "127.0.0.1", "--port", str(status_port), "--workers", "1"])
+        status_page = spawn("status", "status", "--host", "127.0.0.1", "--port", str(status_port), "--workers", "1")
         procs.append(status_page)
         _wait_for_port("127.0.0.1", ra_port, ra)
         _wait_for_port("127.0.0.1", ocsp_port, ocsp)

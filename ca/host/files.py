@@ -35,13 +35,16 @@ def secure_tree(root: Path) -> int:
     for path in (root, *root.rglob("*")):
         try:
             st = path.lstat()
-        except FileNotFoundError:  # removed meanwhile (a lock, a WAL file)
+        except (FileNotFoundError, PermissionError):  # removed meanwhile (a lock, a WAL file), or not ours to see
             continue
         if stat.S_ISLNK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
             continue  # a socket's access is its directory's business (ca.hsm.service.bind)
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o007:
-            os.chmod(path, mode & ~0o007)
+            try:
+                os.chmod(path, mode & ~0o007)
+            except PermissionError:  # another identity's file: its owner's start tightens it
+                continue
             changed += 1
     return changed
 

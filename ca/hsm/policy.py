@@ -10,6 +10,7 @@ parses what it is asked to sign:
     ocsp        OCSP ResponseData                          ocsp-responder/... (ca/... only where
                                                            [hsm] ocsp_ca_keys = true)
     scheduler   CRL/ARL TBSCertList, or a CRL digest       ca/...
+                time stamps of what it archives            tsa/...
     ra          CMS signed attributes (receipts)           receipt-signer/...
     tsa         CMS signed attributes of a TSTInfo         tsa/...
     publisher, status, anyone else: nothing (status and public keys only)
@@ -29,7 +30,6 @@ from typing import Any
 
 from asn1crypto import cms, crl, ocsp, x509
 
-from ca.der.parse_errors import PARSE_ERRORS
 from ca.enums import CertKind
 from ca.errors import PermissionDenied
 
@@ -100,7 +100,7 @@ def _is(data: bytes, spec: Any, *, whole: bool) -> bool:
         value["issuer"].native  # noqa: B018
         value["this_update"].native  # noqa: B018
         return value["signature"]["algorithm"].dotted is not None
-    except PARSE_ERRORS:
+    except Exception:  # whatever does not parse as `spec` is not one (ca.der is not imported: no package cycle)
         return False
 
 
@@ -115,7 +115,7 @@ def _signed_attributes(data: bytes) -> set[str] | None:
         if attributes.dump(force=True) != data:
             return None
         return {v.dotted for v in types["1.2.840.113549.1.9.3"]["values"]}
-    except PARSE_ERRORS:
+    except Exception:  # not CMS attributes
         return None
 
 
@@ -129,8 +129,9 @@ class SigningPolicy:
         if caller is Caller.OCSP:
             return signed is Signed.OCSP_RESPONSE and (
                 use is KeyUse.OCSP_RESPONDER or (self.ocsp_ca_keys and use is KeyUse.CA))
-        if caller is Caller.SCHEDULER:
-            return signed in (Signed.CRL, Signed.CRL_DIGEST) and use is KeyUse.CA
+        if caller is Caller.SCHEDULER:  # issues lists, and time-stamps each into the archive (ca.archive)
+            return (signed in (Signed.CRL, Signed.CRL_DIGEST) and use is KeyUse.CA) or (
+                signed is Signed.TIME_STAMP and use is KeyUse.TSA)
         if caller is Caller.RA:
             return signed is Signed.RECEIPT and use is KeyUse.RECEIPT_SIGNER
         if caller is Caller.TSA:

@@ -59,10 +59,18 @@ class HSMService:
         self.policy = policy or SigningPolicy()
         self.callers = callers or CallerMap({}, frozenset({0, os.getuid()}))
         self.ledger = ledger or SignatureLedger(engine)
+        self._audit_writers: list[threading.Thread] = []
 
     def close(self) -> None:
+        for writer in self._audit_writers:
+            writer.join(timeout=35)
         self.ledger.close()
         self.activation.deactivate()
+
+    def wait_for_audit(self) -> None:
+        """Until the refusals so far are in the audit log (for tests and a clean stop)."""
+        for writer in self._audit_writers:
+            writer.join()
 
     def handle(self, request: dict[str, Any], caller: Caller = Caller.ADMIN) -> dict[str, Any]:
         op = request.get("op")
@@ -72,12 +80,20 @@ class HSMService:
         return {"ok": True, **handler(request, caller)}
 
     def _refuse(self, caller: Caller, exc: RevocaError, **detail: Any) -> None:
+        """Log and audit a refusal.  The audit record is written from a thread of its own: the
+        caller may hold the database's write lock (SQLite) while it waits for this answer."""
         log.warning("refused for %s: %s", caller, exc)
-        try:
-            audit.record_failure(self.engine, "hsm.sign_refused", actor=f"{caller} identity", error=str(exc),
-                                 **detail)
-        except Exception:  # the refusal stands even when the database is away
-            log.exception("could not audit a refused HSM request")
+
+        def write() -> None:
+            try:
+                audit.record_failure(self.engine, "hsm.sign_refused", actor=f"{caller} identity", error=str(exc),
+                                     **detail)
+            except Exception:  # the refusal stands even when the database is away
+                log.exception("could not audit a refused HSM request: %s", detail)
+
+        writer = threading.Thread(target=write, name="hsm-refusal-audit")
+        writer.start()
+        self._audit_writers = [t for t in self._audit_writers if t.is_alive()] + [writer]
 
     def _status(self) -> dict[str, Any]:
         st = self.activation.status()

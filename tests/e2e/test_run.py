@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ca.host import identities
 from ca.host.files import world_readable
 from repository.slapd import LocalSlapd
 
@@ -24,10 +26,21 @@ from support.tools import free_port
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "REVOCA_DATA_DIR": str(tmp_path / "var"), "REVOCA_HSM_KEY_ALGORITHM": "p256",
-            "REVOCA_HSM_SOCKET": str(Path(tempfile.mkdtemp(prefix="rvrun")) / "hsm.sock"),
-            "REVOCA_REPOSITORY_PORT": str(free_port())}
+def _env(root: Path) -> dict[str, str]:
+    sockets = Path(tempfile.mkdtemp(prefix="rvrun"))
+    os.chmod(sockets, 0o755)  # the HSM service's own user makes its socket in there
+    return {**os.environ, "REVOCA_DATA_DIR": str(root / "var"), "REVOCA_HSM_KEY_ALGORITHM": "p256",
+            "REVOCA_HSM_SOCKET": str(sockets / "run" / "hsm.sock"), "REVOCA_REPOSITORY_PORT": str(free_port())}
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A directory other users may pass through (pytest's own is 0700): as root, `revoca run`
+    gives the data directory to the services' own users, who must reach it."""
+    root = Path(tempfile.mkdtemp(prefix="rvrun-data", dir="/tmp"))
+    os.chmod(root, 0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 
@@ -85,6 +98,15 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     started.append(proc)
     out = "".join(lines)
     assert "first run: key ceremony with demo shares (DEMO ONLY)" in out
+    # as root each service runs as its own user (issue 12), where they can run this Python
+    if identities.unreachable(tmp_path / "var", Path(env["REVOCA_HSM_SOCKET"]).parent):
+        assert "WARNING: every service runs as root" in out
+    else:
+        assert "services run as their own users" in out
+        users = subprocess.run(["ps", "-eo", "user:20,args"], capture_output=True, text=True).stdout
+        for service, user in (("hsm", "revoca-hsm"), ("ocsp", "revoca-ocsp"), ("ra", "revoca-ra"),
+                              ("scheduler", "revoca-scheduler"), ("publisher", "revoca-publisher")):
+            assert any(ln.split()[0] == user and f"serve {service}" in ln for ln in users.splitlines()), users
     # nothing the running service wrote is readable by other local users (issue 12)
     assert world_readable(tmp_path / "var") == []
     assert "activated (2 of 3 key managers)" in out

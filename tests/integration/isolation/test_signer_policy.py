@@ -173,7 +173,7 @@ def _refused(results: dict[str, str]) -> set[str]:
 
 def test_the_ocsp_identity_gets_responses_signed_and_nothing_else(installation: Installation,
                                                                   service: tuple[HSMService, Path]) -> None:
-    _, sock = service
+    made, sock = service
     labels = _labels(installation)
     before = _audit_ids(installation)
     results = ask(sock, AS[Caller.OCSP], [
@@ -188,6 +188,7 @@ def test_the_ocsp_identity_gets_responses_signed_and_nothing_else(installation: 
     ])
     assert results["status"] == "ok" and results["response with the responder key"] == "ok"
     assert _refused(results) == set(results) - {"status", "response with the responder key"}
+    made.wait_for_audit()
     refusals = _audit(installation, before, "hsm.sign_refused")
     assert len(refusals) == 6 and {e.actor for e in refusals} == {"ocsp identity"}
     assert {json.loads(e.detail)["key_label"] for e in refusals} >= {labels["bridge"], labels["tokyo"]}
@@ -203,8 +204,11 @@ def test_the_scheduler_signs_lists_the_ra_receipts_and_an_unknown_user_nothing(
         ("a certificate", "sign", {"label": labels["bridge"], "data": _b64(evil_sub_ca_tbs())}),
         ("a response", "sign", {"label": labels["responder"], "data": _b64(response_data())}),
         ("a CRL with the receipt key", "sign", {"label": labels["receipt"], "data": _b64(crl_tbs())}),
+        ("a time stamp with a CA key", "sign", {"label": labels["tokyo"],
+                                                "data": _b64(signed_attributes("1.2.840.113549.1.9.16.1.4"))}),
     ])
-    assert _refused(scheduler) == {"a certificate", "a response", "a CRL with the receipt key"}
+    assert _refused(scheduler) == {"a certificate", "a response", "a CRL with the receipt key",
+                                   "a time stamp with a CA key"}
     assert scheduler["a CRL"] == scheduler["a CRL digest"] == "ok"
     ra = ask(sock, AS[Caller.RA], [
         ("a receipt", "sign", {"label": labels["receipt"], "data": _b64(signed_attributes("data"))}),
