@@ -283,8 +283,11 @@ logpurge {ACCESSLOG_KEEP}
             return False
         return res.returncode == 0
 
-    def start(self, timeout: float = 20.0) -> None:
-        """Write the configuration, start slapd (as a daemon), wait until it answers, add the base entries."""
+    def start(self, timeout: float = 20.0, *, run_as: tuple[str, str] | None = None) -> None:
+        """Write the configuration, start slapd (as a daemon), wait until it answers, add the base entries.
+
+        `run_as` (user, group): slapd reads its configuration as root, then runs as them (`-u -g`);
+        its database directories must be theirs (ca.host.layout)."""
         if not Path(SLAPD).exists():
             raise SlapdError(f"{SLAPD} not found; install Debian's slapd package")
         if shutil.which("ldapsearch") is None:
@@ -295,7 +298,8 @@ logpurge {ACCESSLOG_KEEP}
         self.pid_path.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             proc = subprocess.run(
-                [SLAPD, "-f", str(self.conf_path), "-h", self.uri],
+                [SLAPD, "-f", str(self.conf_path), "-h", self.uri,
+                 *(["-u", run_as[0], "-g", run_as[1]] if run_as else [])],
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,

@@ -148,7 +148,11 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
 
     try:
         if slapd.pid() is None:
-            slapd.start()
+            if ids is not None:  # slapd as its own user: its directories are made and given to it first
+                slapd.write_config()
+                give_to_identities(settings, ids)
+            # as its own user, with the data directory's group so that it may pass through to ldap/
+            slapd.start(run_as=(ids["ldap"].user, settings.identities.data_group) if ids is not None else None)
             started_slapd = True
         hsm = spawn("signer", "hsm")
         procs.append(hsm)

@@ -78,8 +78,11 @@ def unreachable(data_dir: Path, socket_dir: Path) -> list[Path]:
     code += [Path(p).resolve() for p in sys.path if p.endswith("site-packages")]
     missing = [p for p in code if not _open_to_others(p)]
     # the data and socket directories are given to the identities; their parents must let them pass
-    missing += [d for d in (data_dir.resolve(), socket_dir.resolve())
-                if not all(p.stat().st_mode & 0o001 for p in d.parents if p.exists())]
+    data = data_dir.resolve()
+    for directory in (data, socket_dir.resolve()):
+        outside = [p for p in directory.parents if p.exists() and p != data and data not in p.parents]
+        if not all(p.stat().st_mode & 0o001 for p in outside):
+            missing.append(directory)
     return missing
 
 

@@ -9,7 +9,8 @@ that what a service creates there (SQLite's -wal and -shm) belongs to the group:
     softhsm2.conf, tokens/    signer     signer's own       0700 / 0600: only the signer opens the token
     <socket directory>        signer     signer_clients     0750: who may ask the signer (ca.hsm.policy)
     crls/                     scheduler  crl_readers        2770 / 0640: the scheduler writes, the publisher reads
-    ldap/                     root       publisher's own    0750 / 0640: slapd (root), the publisher's password
+    ldap/                     ldap       publisher's own    0750 / 0640: slapd runs as ldap; the publisher
+                                                            reads the manager password
     tls/                      ra         ra's own           0700 / 0600: the RA's TLS server key
     ocsp/                     ocsp       ocsp's own         0700 / 0600: responder key files
     tsa/                      root       data               2750 / 0640: the TSA certificate, for users
@@ -61,7 +62,7 @@ def give_to_identities(settings: Settings, ids: Identities) -> None:
     _own(socket_dir, signer.uid, ids.group_ids["signer_clients"], 0o750, 0o600)
     (data / "crls").mkdir(exist_ok=True)
     _own(data / "crls", ids["scheduler"].uid, ids.group_ids["crl_readers"], 0o2770, 0o640)
-    _own(settings.ldap_dir, 0, ids["publisher"].gid, 0o750, 0o640)
+    _own(settings.ldap_dir, ids["ldap"].uid, ids["publisher"].gid, 0o750, 0o640)
     _own(data / "tls", ids["ra"].uid, ids["ra"].gid, 0o700, 0o600)
     _own(data / "ocsp", ids["ocsp"].uid, ids["ocsp"].gid, 0o700, 0o600)
     _own(data / "tsa", 0, data_gid, 0o2750, 0o640)

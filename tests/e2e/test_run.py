@@ -107,6 +107,7 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
         for service, user in (("hsm", "revoca-hsm"), ("ocsp", "revoca-ocsp"), ("ra", "revoca-ra"),
                               ("scheduler", "revoca-scheduler"), ("publisher", "revoca-publisher")):
             assert any(ln.split()[0] == user and f"serve {service}" in ln for ln in users.splitlines()), users
+        assert any(ln.split()[0] == "revoca-ldap" and str(tmp_path) in ln for ln in users.splitlines()), users
     # nothing the running service wrote is readable by other local users (issue 12)
     assert world_readable(tmp_path / "var") == []
     assert "activated (2 of 3 key managers)" in out
