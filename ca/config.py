@@ -223,10 +223,14 @@ class OCSPConfig:
 
     rate_per_address: float = 1000.0
     rate_per_verifier: float = 1000.0
+    # The passphrase of responder key files, kept apart from them (ocsp.keys.passphrase_path).
+    passphrase_file: str = ""
 
     def __post_init__(self) -> None:
         for name in ("rate_per_address", "rate_per_verifier"):
             object.__setattr__(self, name, _rate(f"ocsp.{name}", getattr(self, name)))
+        if not isinstance(self.passphrase_file, str):
+            raise ConfigError(f"ocsp.passphrase_file must be a path, not {self.passphrase_file!r}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -4,13 +4,17 @@ Signing through SoftHSM2 is slower than OpenSSL in process (RSA-2048: about 660 
 one session against 1,700/s), so a delegated responder key (1 year, revocable, never a CA
 key) may instead be a PKCS#8 file encrypted with a passphrase kept apart from it.  Such a
 certificate's row carries the key label ``file:<name>``; the file is
-``<data_dir>/ocsp/keys/<name>.key`` and the passphrase is read from
-``[ocsp] passphrase_file`` (default ``<data_dir>/ocsp/passphrase``, made on first use).
+``<data_dir>/ocsp/keys/<name>.key``.  The passphrase (made on first use) is read from, in order:
+``[ocsp] passphrase_file``; the systemd credential ``ocsp-passphrase``
+(``$CREDENTIALS_DIRECTORY``, `LoadCredentialEncrypted=` keeps it encrypted at rest); else
+``<data_dir>/ocsp/passphrase``, beside the keys, with a warning at every start: a copy of the
+data directory would then hold both the keys and what opens them (issue 12).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -27,13 +31,27 @@ from ca.storage.engine import Engine, session_scope
 from ca.storage.store import Store
 from ocsp.issuers import FILE_PREFIX
 
+log = logging.getLogger("revoca.ocsp")
+
 
 def keys_dir(settings: Settings) -> Path:
     return settings.data_dir / "ocsp" / "keys"
 
 
+CREDENTIAL = "ocsp-passphrase"
+
+
 def passphrase_path(settings: Settings) -> Path:
-    return settings.data_dir / "ocsp" / "passphrase"
+    if settings.ocsp.passphrase_file:
+        return Path(settings.ocsp.passphrase_file)
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials and (Path(credentials) / CREDENTIAL).exists():
+        return Path(credentials) / CREDENTIAL
+    beside = settings.data_dir / "ocsp" / "passphrase"
+    log.warning("the passphrase of the OCSP responder key files is %s, beside the keys: set [ocsp] "
+                "passphrase_file to a path outside the data directory (or give it as the systemd credential %s)",
+                beside, CREDENTIAL)
+    return beside
 
 
 def read_passphrase(path: Path, *, create: bool = False) -> bytes:
