@@ -185,6 +185,11 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     fetched = Path(got.stdout.split("certificateRevocationList;binary:< file://", 1)[1].split()[0])
     newest = max((tmp_path / "var" / "crls" / "tokyo" / "crl").glob("*.crl"), key=lambda p: int(p.stem))
     assert fetched.read_bytes() == newest.read_bytes()
+    # a hostile local user reads neither that CRL file, nor the database, nor a terminal's key (issue 12)
+    for secret in (newest, tmp_path / "var" / "revoca.db", tmp_path / "var" / "demo-terminal" / "demo-window.key"):
+        probe = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat", str(secret)],
+                               capture_output=True, text=True)
+        assert probe.returncode != 0 and "Permission denied" in probe.stderr, (secret, probe)
     rest = _stop(proc, signal.SIGINT)
     assert proc.returncode == 0, rest
     assert "stopping" in rest
