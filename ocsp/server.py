@@ -30,7 +30,9 @@ def serve_granian(settings: Settings, *, config_path: str | None, host: str, por
         os.environ["REVOCA_CONFIG"] = config_path
     os.environ["REVOCA_OCSP_KEY_FILES"] = "1" if key_files else "0"
     os.environ["REVOCA_OCSP_CA_SIGNED"] = "1" if ca_signed else "0"
-    Granian("ocsp.wsgi:app", address=host, port=port, interface=Interfaces.WSGI, workers=workers).serve()
+    # a worker that dies (kill -9, a crash) is started again rather than taking the server down (issue 15)
+    Granian("ocsp.wsgi:app", address=host, port=port, interface=Interfaces.WSGI, workers=workers,
+            respawn_failed_workers=True).serve()
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int = 1, tls: bool = False,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
-import subprocess
 import sys
 import time
 from types import FrameType
@@ -21,6 +20,7 @@ from ca.errors import ServiceUnavailable
 from ca.host import identities
 from ca.host.files import protect_data_dir
 from ca.host.layout import give_to_identities
+from ca.host.supervisor import Child, DaemonChild, Supervisor, spawn
 from ca.hsm import token_for
 from ca.hsm.callers import CallerMap, group_id
 from ca.hsm.client import HSMClient
@@ -67,7 +67,7 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def _wait_for_port(host: str, port: int, proc: Child, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -82,7 +82,7 @@ def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout:
             time.sleep(0.2)
 
 
-def _wait_for_socket(client: HSMClient, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def _wait_for_socket(client: HSMClient, proc: Child, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -119,9 +119,8 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         click.echo("first run: key ceremony with demo shares (DEMO ONLY)")
         result = ceremony.run(settings, app.engine, demo=True)
         click.echo(f"created CAs: {', '.join(result.cas)}")
-    procs: list[subprocess.Popen[bytes]] = []
     slapd = local_slapd(settings)
-    started_slapd = False
+    supervisor = Supervisor(echo=lambda line: click.echo(line, err=True))
     ids = None
     if identities.wanted(settings.identities):
         unreachable = identities.unreachable(settings.data_dir, settings.hsm_socket.parent)
@@ -138,25 +137,28 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
                                                                        ("signer", "ra", "ocsp", "tsa", "scheduler",
                                                                         "publisher", "status")))
 
-    def spawn(service: str, *args: str) -> subprocess.Popen[bytes]:
-        """`revoca serve ...` as the service's own identity (when there are identities)."""
+    def serve(service: str, *args: str) -> Child:
+        """`revoca serve ...` in a process group of its own, as the service's own identity (if any)."""
         argv = [sys.executable, "-m", "ca", *_config_args(app), "serve", *args]
         if ids is None:
-            return subprocess.Popen(argv)
+            return spawn(argv)
         who = ids[service]
-        return subprocess.Popen(argv, user=who.uid, group=who.gid, extra_groups=list(who.groups), umask=0o007)
+        return spawn(argv, user=who.uid, group=who.gid, extra_groups=list(who.groups), umask=0o007)
 
-    try:
-        if slapd.pid() is None:
-            if ids is not None:  # slapd as its own user: its directories are made and given to it first
-                slapd.write_config()
-                give_to_identities(settings, ids)
-            # as its own user, with the data directory's group so that it may pass through to ldap/
-            slapd.start(run_as=(ids["ldap"].user, settings.identities.data_group) if ids is not None else None)
-            started_slapd = True
-        hsm = spawn("signer", "hsm")
-        procs.append(hsm)
-        client = HSMClient(settings.hsm_socket)
+    def start_slapd() -> Child:
+        if ids is not None:  # slapd as its own user: its directories are made and given to it first
+            slapd.write_config()
+            give_to_identities(settings, ids)
+        # as its own user, with the data directory's group so that it may pass through to ldap/
+        slapd.start(run_as=(ids["ldap"].user, settings.identities.data_group) if ids is not None else None)
+        return DaemonChild(slapd.pid, slapd.stop)
+
+    client = HSMClient(settings.hsm_socket)
+
+    def start_hsm() -> Child:
+        """The HSM service, activated with the demo shares (DEMO ONLY: in production key managers
+        present theirs again after a restart, `revoca hsm activate`)."""
+        hsm = serve("signer", "hsm")
         _wait_for_socket(client, hsm)
         for path in sorted(settings.demo_shares_dir.glob("share-*.txt")):
             status = client.status()
@@ -164,6 +166,12 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
                 break
             status = client.activate(ceremony.read_share_file(path))
             click.echo(f"presented {path.name}: {status['line']}")
+        return hsm
+
+    try:
+        if slapd.pid() is None:  # a slapd started by someone else is theirs to watch
+            supervisor.add("slapd", start_slapd)
+        supervisor.add("HSM service", start_hsm)
         terminal_dir, _clerk_password, serial = ensure_demo_ra(settings, app.engine, client)
         verifier = ensure_demo_verifier(settings, app.engine, client)
         tsa_cert, tsa_roots, tsa_example = ensure_demo_tsa(app, client)
@@ -172,18 +180,18 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         ensure_server_tls(settings, app.engine, client, "127.0.0.1")
         if ids is not None:
             give_to_identities(settings, ids)  # what the demo set-up and the first issue wrote
-        ra = spawn("ra", "ra", "--host", "127.0.0.1", "--port", str(ra_port), "--workers", "2")
-        procs.append(ra)
+        ra = supervisor.add("RA API", lambda: serve("ra", "ra", "--host", "127.0.0.1", "--port", str(ra_port),
+                                                      "--workers", "2"))
         # the scheduler issues every CA's CRL and ARL at once (catch-up), then every crl.period_hours
-        procs.append(spawn("scheduler", "scheduler"))
+        supervisor.add("scheduler", lambda: serve("scheduler", "scheduler"))
         # the publisher puts each CRL/ARL into the directory seconds after it is issued
-        procs.append(spawn("publisher", "publisher"))
-        ocsp = spawn("ocsp", "ocsp", "--host", "127.0.0.1", "--port", str(ocsp_port), "--workers", "2")
-        procs.append(ocsp)
-        tsa = spawn("tsa", "tsa", "--host", "127.0.0.1", "--port", str(tsa_port), "--workers", "1")
-        procs.append(tsa)
-        status_page = spawn("status", "status", "--host", "127.0.0.1", "--port", str(status_port), "--workers", "1")
-        procs.append(status_page)
+        supervisor.add("publisher", lambda: serve("publisher", "publisher"))
+        ocsp = supervisor.add("OCSP responder", lambda: serve("ocsp", "ocsp", "--host", "127.0.0.1", "--port",
+                                                              str(ocsp_port), "--workers", "2"))
+        tsa = supervisor.add("TSA", lambda: serve("tsa", "tsa", "--host", "127.0.0.1", "--port", str(tsa_port),
+                                                  "--workers", "1"))
+        status_page = supervisor.add("status page", lambda: serve("status", "status", "--host", "127.0.0.1",
+                                                                  "--port", str(status_port), "--workers", "1"))
         _wait_for_port("127.0.0.1", ra_port, ra)
         _wait_for_port("127.0.0.1", ocsp_port, ocsp)
         _wait_for_port("127.0.0.1", tsa_port, tsa)
@@ -227,23 +235,14 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         click.echo(f"  openssl ts -query -data {tsa_example} -sha256 -cert -out {q} && curl -s -H 'Content-Type: "
                    f"application/timestamp-query' --data-binary @{q} -o {r} http://127.0.0.1:{tsa_port}/ && "
                    f"openssl ts -verify -data {tsa_example} -in {r} -CAfile {tsa_roots} -untrusted {tsa_cert}")
-        click.echo("Ctrl-C stops everything.")
-        while all(p.poll() is None for p in procs):
+        click.echo("Ctrl-C stops everything; a service that dies is started again.")
+        while True:  # ServiceUnavailable once a service keeps failing
+            supervisor.poll()
             time.sleep(0.5)
-        failed = [p for p in procs if p.returncode not in (None, 0)]
-        if failed:
-            raise ServiceUnavailable(f"a service exited with status {failed[0].returncode}; see its messages above")
     except KeyboardInterrupt:
         click.echo("\nstopping")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=10)
-        if started_slapd:
-            slapd.stop()
+        supervisor.stop()
 
 
 def _entry_dn(app: App, ca_name: str) -> str | None:

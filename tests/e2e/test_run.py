@@ -203,3 +203,78 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     _stop(proc, signal.SIGTERM)
     assert proc.returncode == 0
     assert not Path(env["REVOCA_HSM_SOCKET"]).exists()
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every process under `pid` (its children, theirs, ...), by pid, with its command line."""
+    table = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    children: dict[int, list[tuple[int, str]]] = {}
+    for line in table.splitlines():
+        child, parent, args = line.split(None, 2) if len(line.split(None, 2)) == 3 else (*line.split(), "")
+        children.setdefault(int(parent), []).append((int(child), args))
+    found: dict[int, str] = {}
+    todo = [pid]
+    while todo:
+        for child, args in children.get(todo.pop(), []):
+            found[child] = args
+            todo.append(child)
+    return found
+
+
+def _wait(condition, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_run_starts_again_what_dies_and_leaves_nothing_behind(tmp_path: Path,
+                                                               started: list[subprocess.Popen[str]]) -> None:
+    """Found (issue 15): kill -9 of the publisher ended the whole stack without naming it; kill -9 of
+    an OCSP worker shut granian down; kill -9 of slapd went unnoticed; after Ctrl-C a granian
+    master and worker could stay behind."""
+    env = _env(tmp_path)
+    proc, lines = _start(env)
+    started.append(proc)
+    seen = _descendants(proc.pid)
+
+    def serving(service: str) -> list[int]:
+        return [pid for pid, args in _descendants(proc.pid).items() if f"serve {service}" in args]
+
+    # the publisher: killed, named, started again
+    [publisher] = [p for p in serving("publisher") if p in seen and "serve publisher" in seen[p]][:1]
+    os.kill(publisher, signal.SIGKILL)
+    _wait(lambda: any(p != publisher for p in serving("publisher")), "a new publisher")
+    # one OCSP worker: granian starts another, and the responder answers throughout
+    ocsp_master = min(serving("ocsp"))
+    workers = [p for p in serving("ocsp") if p != ocsp_master]
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    _wait(lambda: len([p for p in serving("ocsp") if p != ocsp_master]) == 2 and workers[0] not in serving("ocsp"),
+          "a new OCSP worker")
+    query = next(ln.strip() for ln in lines if ln.strip().startswith("openssl ocsp "))
+    answer = subprocess.run(query, shell=True, capture_output=True, text=True, timeout=60)
+    assert "Response verify OK" in answer.stdout + answer.stderr, answer
+    # slapd: killed, noticed, started again, answering
+    slapd = LocalSlapd(tmp_path / "var" / "ldap", "o=JPKI,c=JP", int(env["REVOCA_REPOSITORY_PORT"]))
+    first_slapd = slapd.pid()
+    assert first_slapd is not None
+    os.kill(first_slapd, signal.SIGKILL)
+    _wait(lambda: slapd.pid() not in (None, first_slapd) and slapd.answers(), "slapd started again")
+    everything = {**seen, **_descendants(proc.pid)}
+    rest = _stop(proc, signal.SIGINT)
+    assert proc.returncode == 0, rest
+    assert "revoca: publisher was killed by SIGKILL; starting it again" in rest
+    assert "revoca: slapd is gone" not in rest and "revoca: slapd exited with status 1; starting it again" in rest
+    # nothing of it is left: every process seen under revoca run is gone
+    _wait(lambda: not [p for p in everything if _alive(p)], "every child gone", timeout=10)
+    assert slapd.pid() is None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
