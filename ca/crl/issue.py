@@ -24,7 +24,7 @@ from ca.crl.tbs import CRLFields
 from ca.crl.writer import MissingEntryDER, Published, SegmentMismatch, spool_entries, write_certificate_list
 from ca.der import encoding as der
 from ca.enums import CAKind, ListType, PublicationItem
-from ca.errors import InvalidInput, RevocaError, ServiceUnavailable, TokenError
+from ca.errors import InvalidInput, RevocaError, ServiceUnavailable, TokenError, UntrustedTime
 from ca.hsm.signer import KeyStore, Signer
 from ca.revocation.crl_entry import encode_entry
 from ca.storage.authorities import spki_der
@@ -119,6 +119,7 @@ def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, lis
     trusted_time.require_current(f"{ca_name} {list_type.value.upper()}", engine=engine, actor=actor)
     with _exclusive(directory):
         key = _signing_key(engine, ca_name)
+        _never_backwards(engine, key.ca_id, ca_name, list_type, this_update, actor)
         signer = _signer(keys, key, ca_name)  # before a number is spent: an inactive HSM fails here
         # The number is committed in a transaction of its own before anything is signed: a crash
         # from here on leaves a gap in the numbers, never a number used twice (RFC 5280 5.2.3).
@@ -189,6 +190,24 @@ def _exclusive(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _never_backwards(engine: Engine, ca_id: int, ca_name: str, list_type: ListType, this_update: dt.datetime,
+                     actor: str) -> None:
+    """Refuse a list whose thisUpdate is earlier than the last one's (issue 15): with the clock 4
+    days behind, a CRL was signed that had expired before it was published, over a valid one."""
+    with session_scope(engine, readonly=True) as session:
+        previous = ReadStore(session).latest_this_update(ca_id, list_type)
+    if previous is None:
+        return
+    previous = previous if previous.tzinfo else previous.replace(tzinfo=dt.UTC)
+    if this_update < previous:
+        error = UntrustedTime(f"{ca_name} {list_type.value.upper()} not issued: its thisUpdate "
+                              f"{this_update:%Y-%m-%dT%H:%M:%SZ} would be earlier than the last one's "
+                              f"({previous:%Y-%m-%dT%H:%M:%SZ}); has the clock gone back? Nothing was signed")
+        _record_failure(engine, actor, error, ca=ca_name, list=list_type.value)
+        log.error("%s", error)
+        raise error
 
 
 def _signing_key(engine: Engine, ca_name: str) -> _SigningKey:

@@ -102,6 +102,11 @@ class CRLIssuanceReads(SessionStore):
             IssuedCRL.number == top.c.number)))
         return {(row.ca_id, row.list_type): row for row in rows}
 
+    def latest_this_update(self, ca_id: int, list_type: ListType) -> dt.datetime | None:
+        """The latest thisUpdate archived for one CA and list (None before the first)."""
+        return self.session.scalar(sa.select(sa.func.max(IssuedCRL.this_update))
+                                   .where(IssuedCRL.ca_id == ca_id, IssuedCRL.list_type == list_type))
+
     def crl_next_updates(self) -> dict[int, dt.datetime]:
         """The latest nextUpdate of each CA's CRLs (not ARLs), keyed by CA id: OCSP's nextUpdate."""
         rows = self.session.execute(sa.select(IssuedCRL.ca_id, sa.func.max(IssuedCRL.next_update))

@@ -32,10 +32,11 @@ VERIFIER_DN = f"cn=v1,ou=verifiers,{LDAP_BASE}"
 VERIFIER_PW = "verifier-secret"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def installation(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                  ceremony_templates: CeremonyTemplates) -> Iterator[Installation]:
-    """A demo installation shared by this module's tests, on each database kind."""
+    """A demo installation of each test's own, on each database kind: the tests issue lists at
+    fixed times, and a CA's lists never go back in time (ca.crl.issue), so none may share one."""
     with demo_installation(ceremony_templates, request.param, tmp_path_factory.mktemp(request.param)) as made:
         yield made
 
@@ -46,6 +47,13 @@ def fresh(installation: Installation) -> Iterator[Installation]:
     with session_scope(installation.engine) as s:
         s.execute(sa.delete(Publication))
     yield installation
+
+
+def _after_the_last_issue(installation: Installation) -> dt.datetime:
+    """An hour after the newest list this (module-shared) installation issued, or NOW."""
+    with session_scope(installation.engine) as s:
+        last = s.scalar(sa.select(sa.func.max(IssuedCRL.this_update)))
+    return NOW if last is None else max(NOW, last.replace(tzinfo=dt.UTC) + dt.timedelta(hours=1))
 
 
 def _publisher(installation: Installation, slapd: LocalSlapd) -> LdapPublisher:
@@ -169,11 +177,12 @@ def test_directory_down_keeps_the_queue_and_drains_after_restart(fresh: Installa
 
 def test_an_older_crl_never_replaces_a_newer_one(fresh: Installation, slapd: LocalSlapd) -> None:
     installation = fresh
-    old = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL, now=NOW)
+    now = _after_the_last_issue(installation)  # lists of one CA never go back in time (issue 15)
+    old = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL, now=now)
     new = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL,
-                     now=NOW + dt.timedelta(hours=1))
+                     now=now + dt.timedelta(hours=1))
     publisher = _publisher(installation, slapd)
-    report = publisher.round(NOW + dt.timedelta(hours=1))
+    report = publisher.round(now + dt.timedelta(hours=1))
     assert report.ok
     rows = {r.number: r.state for r in _rows(installation, PublicationItem.CRL, "tokyo")}
     assert rows == {old.number: PublicationState.SUPERSEDED, new.number: PublicationState.PUBLISHED}
@@ -184,11 +193,11 @@ def test_an_older_crl_never_replaces_a_newer_one(fresh: Installation, slapd: Loc
             Store(s).enqueue_publication(ca_id=s.scalar(sa.select(IssuedCRL.ca_id).where(
                 IssuedCRL.sha256 == issued.sha256)), item=PublicationItem.CRL, sha256=issued.sha256,
                 issued_crl_id=s.scalar(sa.select(IssuedCRL.id).where(IssuedCRL.sha256 == issued.sha256)),
-                number=issued.number, now=NOW + dt.timedelta(hours=2))
+                number=issued.number, now=now + dt.timedelta(hours=2))
 
     # the entry is as revoca left it: the database knows #new is there, the older one is refused
     queue_again(old)
-    publisher.round(NOW + dt.timedelta(hours=2))
+    publisher.round(now + dt.timedelta(hours=2))
     assert _fetch(slapd, TOKYO_DN, "certificateRevocationList;binary", verifier=True) == [new.path.read_bytes()]
     stale = [r for r in _rows(installation, PublicationItem.CRL, "tokyo") if r.number == old.number]
     assert [r.state for r in stale] == [PublicationState.SUPERSEDED] * 2
@@ -196,7 +205,7 @@ def test_an_older_crl_never_replaces_a_newer_one(fresh: Installation, slapd: Loc
 
     # someone else wrote a still newer CRL there: revoca reads the value, sees the number, keeps it
     newest = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL,
-                        now=NOW + dt.timedelta(hours=3))
+                        now=now + dt.timedelta(hours=3))
     with session_scope(installation.engine) as s:  # (its own queue row is not the point here)
         s.execute(sa.delete(Publication).where(Publication.number == newest.number,
                                                Publication.item == PublicationItem.CRL))
@@ -205,7 +214,7 @@ def test_an_older_crl_never_replaces_a_newer_one(fresh: Installation, slapd: Loc
     with Directory(slapd.endpoint()) as d:
         d.modify(TOKYO_DN, {"certificateRevocationList;binary": [(ldap3.MODIFY_REPLACE, [newest.path.read_bytes()])]})
     queue_again(new)
-    publisher.round(NOW + dt.timedelta(hours=3))
+    publisher.round(now + dt.timedelta(hours=3))
     assert _fetch(slapd, TOKYO_DN, "certificateRevocationList;binary", verifier=True) == [newest.path.read_bytes()]
     again = [r for r in _rows(installation, PublicationItem.CRL, "tokyo") if r.number == new.number][-1]
     assert again.state is PublicationState.SUPERSEDED and f"#{newest.number}" in again.last_error
