@@ -1,51 +1,116 @@
 """The `revoca` command: one group per area, each in its own module; main only wires.
 
+A command's module is imported only when the command line names it.  The modules pull in
+SQLAlchemy, cryptography, the PKCS#11 library, Flask, ldap3...; importing all of them before
+argv was parsed made every `revoca` process (each test, each script line) pay for every
+command.  `revoca --help` lists the commands from SUMMARIES without importing any;
+tests/unit/test_cli_commands.py checks that each summary is the command's own.
+
 Expected failures (RevocaError) print one line and exit non-zero; anything else is a bug
 and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import click
 
-from ca.cli import (
-    archive_cmds,
-    audit_cmds,
-    ca_cmds,
-    cert_cmds,
-    crl_cmds,
-    fetches_cmds,
-    hsm_cmds,
-    init_cmds,
-    ocsp_cmds,
-    operator_cmds,
-    ra_cmds,
-    repository_cmds,
-    serve_cmds,
-    status_cmds,
-    status_page_cmds,
-    tsa_cmds,
-    verifier_cmds,
-)
 from ca.cli.common import App
 from ca.errors import RevocaError
 
+# The modules whose `register` adds each top-level command.  `serve` gets a service from each
+# role's module (common.add_serve_command), so serve_cmds, which makes the group, comes first.
+MODULES: dict[str, tuple[str, ...]] = {
+    "archive": ("archive_cmds",),
+    "audit": ("audit_cmds",),
+    "ca": ("ca_cmds",),
+    "cert": ("cert_cmds",),
+    "crl": ("crl_cmds",),
+    "db": ("init_cmds",),
+    "hsm": ("hsm_cmds",),
+    "init": ("init_cmds",),
+    "ocsp": ("ocsp_cmds",),
+    "operator": ("operator_cmds",),
+    "ra": ("ra_cmds",),
+    "repository": ("repository_cmds", "fetches_cmds"),
+    "revocation": ("ra_cmds",),
+    "run": ("serve_cmds",),
+    "serve": ("serve_cmds", "crl_cmds", "ocsp_cmds", "ra_cmds", "repository_cmds", "status_page_cmds",
+              "tsa_cmds"),
+    "status": ("status_cmds",),
+    "tsa": ("tsa_cmds",),
+    "verifier": ("verifier_cmds",),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The first paragraph of each top-level command's help: what `revoca --help` shows beside it.
+SUMMARIES: dict[str, str] = {
+    "archive": "The archive: certificates, CRLs/ARLs, revocation requests and histories, time-stamped.",
+    "audit": "The audit log: verify its hash chain, read it, prune it (internal auditor only).",
+    "ca": "Certificate authorities: bridge, regional and external.",
+    "cert": "Certificates: subscriber certificates imported in bulk, and the CA-level ones.",
+    "crl": "CRLs (subscriber certificates) and ARLs (CA certificates): issue them, read the archive.",
+    "db": "The database schema.",
+    "hsm": "Activation of the CA keys by M of N key managers.",
+    "init": "Key ceremony: create the token, split its activation secret, build the CA hierarchy.",
+    "ocsp": "The OCSP responder's keys.",
+    "operator": "Operators and their roles.",
+    "ra": "RA terminals at the municipal windows.",
+    "repository": "The LDAP repository: a slapd on loopback under the data directory.",
+    "revocation": "Dual control for CA-level certificates: a receptionist files, a reviewer reviews, an "
+                  "approver approves.",
+    "run": "The whole service on one machine with the embedded defaults (what `make run` does).",
+    "serve": "Run one revoca service in the foreground.",
+    "status": "HSM activation, each CA's newest CRL and ARL, warnings, and requests waiting for people.",
+    "tsa": "The time-stamp authority (RFC 3161): its certificate, and stamping files.",
+    "verifier": "Registered verifiers: LDAP accounts that may read CRLs from the repository.",
+}
+
+
+class LazyGroup(click.Group):
+    """The root group: a command's module is imported when the command is looked up, not before."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The names whose modules were all registered: a module registers every command it makes
+        # (serve_cmds makes `run` and `serve`), so a name in self.commands may still lack some of its
+        # subcommands (`serve` without the services of the other modules).
+        self.loaded: set[str] = set()
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *MODULES})
+
+    def get_command(self, ctx: click.Context | None, cmd_name: str) -> click.Command | None:
+        if cmd_name in MODULES and cmd_name not in self.loaded:
+            self.load(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def load(self, cmd_name: str) -> None:
+        """Register the modules that make `cmd_name`.  A module may be registered again (a second
+        command of its, in one process): adding the same command under its name changes nothing."""
+        for module in MODULES[cmd_name]:
+            importlib.import_module(f"ca.cli.{module}").register(self)
+        self.loaded.add(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of `revoca --help`, as click makes it, from SUMMARIES for the commands not loaded."""
+        commands = [(name, self.commands.get(name) or click.Command(name, help=SUMMARIES[name]))
+                    for name in self.list_commands(ctx)]
+        shown = [(name, command) for name, command in commands if not command.hidden]
+        limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in shown])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="REVOCA_CONFIG", type=click.Path(dir_okay=False),
               help="revoca.toml to use (default: ./revoca.toml if present, else built-in defaults).")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """revoca: the revocation side of a national public PKI."""
     ctx.obj = App(config_path)
-
-
-for module in (init_cmds, ca_cmds, cert_cmds, hsm_cmds, operator_cmds, serve_cmds, ra_cmds, crl_cmds, status_cmds,
-               repository_cmds, fetches_cmds, verifier_cmds, ocsp_cmds, tsa_cmds, status_page_cmds, audit_cmds,
-               archive_cmds):
-    module.register(cli)
 
 
 def main() -> None:

@@ -1,4 +1,9 @@
-"""What every `revoca` command shares: settings, the database, the HSM client and output."""
+"""What every `revoca` command shares: settings, the database, the HSM client and output.
+
+Settings, the database and the HSM client are imported when a command first asks for them, not
+with this module: `revoca --help` and the commands that need none of them (or only some) should
+not pay for SQLAlchemy, cryptography and the PKCS#11 library at start-up.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,16 @@ import json
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ca import trusted_time
-from ca.config import Settings, load_settings
 from ca.errors import InvalidInput
-from ca.hsm.client import HSMClient
-from ca.storage.engine import Engine, open_current
+
+if TYPE_CHECKING:
+    from ca.config import Settings
+    from ca.hsm.client import HSMClient
+    from ca.storage.engine import Engine
 
 
 @dataclasses.dataclass
@@ -27,6 +33,9 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from ca import trusted_time
+            from ca.config import load_settings
+
             self._settings = load_settings(self.config_path)
             # Signing code that is not handed settings checks the clock against this process's
             # [time] policy; the services `revoca serve` starts inherit it.
@@ -36,10 +45,14 @@ class App:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from ca.storage.engine import open_current
+
             self._engine = open_current(self.settings.db_url)
         return self._engine
 
     def hsm(self) -> HSMClient:
+        from ca.hsm.client import HSMClient
+
         return HSMClient(self.settings.hsm_socket)
 
 
@@ -101,7 +114,10 @@ def stop_on_signals() -> threading.Event:
 
 
 def add_serve_command(cli: click.Group, command: click.Command) -> None:
-    """Put a service's command under `revoca serve` (the group serve_cmds registers first)."""
-    serve_group = cli.commands["serve"]
-    assert isinstance(serve_group, click.Group)
-    serve_group.add_command(command)
+    """Put a service's command under `revoca serve` when that group is loaded.
+
+    A command line that names another group (`revoca ra list`) never loads `serve`, so there is
+    nothing to add to; loading `serve` registers every module that adds to it (ca.cli.MODULES)."""
+    serve_group = cli.commands.get("serve")
+    if isinstance(serve_group, click.Group):
+        serve_group.add_command(command)

@@ -1,4 +1,8 @@
-"""`revoca hsm activate|deactivate|status`: talk to the running HSM service."""
+"""`revoca hsm activate|deactivate|status`: talk to the running HSM service.
+
+Only the HSM client is needed here: the share file reader is imported by the command that reads
+one, since its module (the key ceremony) pulls in the whole CA hierarchy.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from ca.ceremony import read_share_file
 from ca.cli.common import App, emit_json, json_option, pass_app, read_secret
 
 
@@ -22,6 +25,8 @@ def hsm_group() -> None:
 @pass_app
 def hsm_activate(app: App, share_file: Path | None, as_json: bool) -> None:
     """Present one key manager's share to the running HSM service."""
+    from ca.ceremony import read_share_file
+
     share = read_share_file(share_file) if share_file else read_secret("Activation share")
     status = app.hsm().activate(share)
     emit_json(status) if as_json else click.echo(status["line"])

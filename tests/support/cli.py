@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,11 @@ from ca.hsm.client import HSMClient
 from ca.storage.engine import make_engine, session_scope
 from ca.storage.store import Store
 
+from support.installation import CeremonyTemplates, demo_installation
+
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 if not Path(REVOCA).exists():  # not run from the venv's python: fall back to PATH
     REVOCA = shutil.which("revoca") or REVOCA
-
-
-
 
 
 class Cli:
@@ -110,6 +111,20 @@ class Cli:
         if self._engine is not None:
             self._engine.dispose()
         shutil.rmtree(self.sock_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def demo_cli(templates: CeremonyTemplates, kind: str, root: Path) -> Iterator[Cli]:
+    """A `Cli` on a copy of this worker's demo ceremony (support.installation): what `revoca init --demo`
+    makes, without the seconds of a ceremony, for tests whose subject is what comes after it."""
+    with demo_installation(templates, kind, root, with_keys=False) as made:
+        cli = Cli(root, db_url=made.settings.db_url)
+        cli.env["REVOCA_HSM_TOKEN_LABEL"] = made.settings.hsm.token_label
+        assert cli.data == made.data_dir, (cli.data, made.data_dir)
+        try:
+            yield cli
+        finally:
+            cli.close()
 
 
 def start_hsm(cli: Cli) -> subprocess.Popen[bytes]:

@@ -35,7 +35,8 @@ from ca.issuance import Issuer, issue
 from ca.storage.engine import session_scope
 from ca.storage.store import Store
 
-from support.cli import Cli, activate_in_process, start_hsm, stop_hsm
+from support.cli import Cli, activate_in_process, demo_cli, start_hsm, stop_hsm
+from support.installation import CeremonyTemplates
 from support.tools import openssl_verify
 
 CA_NAMES = ["bridge", "tokyo", "osaka", "hokkaido"]
@@ -86,8 +87,11 @@ def _add_operator(cli: Cli, name: str, role: Role, password: str) -> None:
 
 
 def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command path, looked up as click does (the root group loads each module when asked)."""
     yield prefix
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group, info_name="revoca")
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             yield from _command_paths(command, (*prefix, name))
         else:
@@ -128,6 +132,8 @@ def test_console_script_answers_help(bare: Cli) -> None:
 def test_init_demo_creates_bridge_and_three_regional_cas(demo: Demo) -> None:
     assert f"Created CAs: {', '.join(CA_NAMES)}" in demo.init_stdout
     assert "activation needs 2 of 3 key-manager shares" in demo.init_stdout
+    assert ("`revoca tsa certificate --operator KEY-MANAGER` issues the time-stamp authority's certificate"
+            in demo.init_stdout)
     with session_scope(demo.cli.engine) as session:
         kinds = {c.name: c.kind.value for c in Store(session).cas()}
     assert {name: kinds.get(name) for name in CA_NAMES} == {
@@ -435,16 +441,14 @@ def test_cross_certify_out_into_a_missing_directory_is_one_error_line(demo: Demo
 # --- the HSM service end to end -------------------------------------------------------------------------
 
 
-def test_hsm_service_activation_rollover_and_deactivation(tmp_path: Path) -> None:
-    cli = Cli(tmp_path)
-    try:
+def test_hsm_service_activation_rollover_and_deactivation(tmp_path: Path,
+                                                          ceremony_templates: CeremonyTemplates) -> None:
+    # a copy of the worker's demo ceremony: `init --demo` has its own tests above
+    with demo_cli(ceremony_templates, "sqlite", tmp_path) as cli:
         _hsm_flow(cli)
-    finally:
-        cli.close()
 
 
 def _hsm_flow(cli: Cli) -> None:
-    cli.ok("init", "--demo")
     proc = start_hsm(cli)
     try:
         status = cli.json("hsm", "status")

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from cryptography import x509
@@ -152,4 +153,5 @@ def test_serve_scheduler_leaves_nothing_due_and_stops_on_sigterm(installation: I
     assert "round done: " in out and " 0 failed" in out
     now = dt.datetime.now(dt.UTC)
     assert Scheduler(installation.engine, None, installation.data_dir).due(now) == []  # type: ignore[arg-type]
-    assert root.commands["serve"].commands["scheduler"].name == "scheduler"  # type: ignore[attr-defined]
+    ctx = click.Context(root, info_name="revoca")
+    assert root.get_command(ctx, "serve").get_command(ctx, "scheduler").name == "scheduler"  # type: ignore[union-attr]

@@ -22,13 +22,15 @@ from ca.storage.engine import session_scope
 from ca.storage.models import AuditEvent, ShareHolder
 from ca.storage.store import Store
 
+from support.tools import serve_hsm_in_thread
+
 
 @pytest.fixture
 def client(settings: Settings, engine: sa.Engine, initialized: ceremony.CeremonyResult) -> Iterator[HSMClient]:
     # Unix socket paths are limited to 108 bytes, so not under pytest's long tmp_path.
     sock = Path(tempfile.mkdtemp(prefix="rvhsm")) / "hsm.sock"
     service = HSMService(token_for(settings), engine)
-    server, _thread = serve_in_thread(sock, service)
+    server = serve_hsm_in_thread(sock, service)
     c = HSMClient(sock)
     yield c
     c.close()

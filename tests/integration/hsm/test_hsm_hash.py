@@ -26,6 +26,8 @@ from ca.hsm.client import HSMClient
 from ca.hsm.signer import KeyAlgorithm, Signer, SoftwareSigner, as_private_key
 from ca.hsm.token import Token, TokenSession
 
+from support.installation import CeremonyTemplates, serving_installation
+
 PIN = "0123456789abcdef"
 DATA = b"a TSTInfo's signed attributes, say"
 SHA2 = [hashes.SHA256(), hashes.SHA384(), hashes.SHA512()]
@@ -121,13 +123,16 @@ def test_software_signer_signs_sha512_too() -> None:
 # --- through the HSM service -------------------------------------------------------------------
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """SQLite only: the hash is the token's business, and each hsm_socket runs a whole ceremony."""
-    return f"sqlite:///{tmp_path / 'revoca.db'}"
+@pytest.fixture(scope="module")
+def hsm_socket(ceremony_templates: CeremonyTemplates, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The HSM service in this process on a demo installation, activated; SQLite only: the hash is the
+    token's business.  Shared by the module's service tests, which only sign and get refused."""
+    with serving_installation(ceremony_templates, "sqlite", tmp_path_factory.mktemp("hsm-hash")) as made:
+        assert made.socket is not None
+        yield made.socket
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(hsm_socket: Path) -> Iterator[HSMClient]:
     c = HSMClient(hsm_socket)
     c.generate("tsa-rsa", KeyAlgorithm.RSA2048)

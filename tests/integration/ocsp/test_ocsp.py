@@ -61,7 +61,8 @@ class Server:
         self.httpd = wsgiref.simple_server.make_server("127.0.0.1", 0, make_app(self.responder, self.history),
                                                        handler_class=_QuietHandler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # polling for shutdown every 20 ms, not 500: each test stops a server
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
     def close(self) -> None:

@@ -1,6 +1,8 @@
 """The RA API as it runs: `revoca serve ra` (gunicorn, HTTPS with client certificates) beside
-`revoca serve hsm`, set up with the console script as an operator would (`revoca init --demo`,
-`revoca ra add`, `revoca operator add`), driven with `requests` over TLS.
+`revoca serve hsm`, driven with `requests` over TLS.  Each site is a copy of the worker's demo
+ceremony (what `revoca init --demo` makes; tests/integration/ca/test_cli.py tests that command)
+with the clerk added through the Python API; the shared site registers its terminal with `revoca
+ra add`, whose output a test below checks.
 
 - a terminal files a revocation and gets a receipt; without its client certificate it gets 401;
 - durability: the whole server is killed with SIGKILL while requests are in flight; every
@@ -36,11 +38,13 @@ from ca.storage.engine import session_scope
 from ca.storage.models import RevocationRequest
 from ca.storage.revocations import RevocationStore
 
-from support.cli import REVOCA, Cli, activate_in_process, start_hsm, stop_hsm
+from support.cli import REVOCA, Cli, activate_in_process, demo_cli, start_hsm, stop_hsm
+from support.installation import CeremonyTemplates
 from support.ra_fixtures import (
     PASSWORD,
     CertRef,
     add_operator,
+    bridge_roots_pem,
     certificates,
     new_subscriber,
     receipt_fields,
@@ -53,7 +57,6 @@ from support.ra_fixtures import (
 from support.tools import free_port
 
 SERVER_START_TIMEOUT = 60
-
 
 
 @dataclasses.dataclass
@@ -139,32 +142,44 @@ def _group_alive(pgid: int) -> bool:
 
 
 @contextlib.contextmanager
-def site(root: Path, *, db_url: str | None = None, workers: int = 2) -> Iterator[Site]:
-    cli = Cli(root, db_url=db_url)
-    hsm = None
-    s: Site | None = None
-    try:
-        cli.ok("init", "--demo")
+def site(templates: CeremonyTemplates, kind: str, root: Path, *, workers: int = 2,
+         terminal_by_cli: bool = False) -> Iterator[Site]:
+    """A demo installation on a database of `kind`, its HSM service (`revoca serve hsm`) activated,
+    terminal t1 (`revoca ra add` with `terminal_by_cli`, else the Python API), clerk, the RA server."""
+    with demo_cli(templates, kind, root) as cli:
         hsm = start_hsm(cli)
-        activate_in_process(cli, 1, 2)
-        out = root / "terminals"
-        cli.ok("ra", "add", "t1", "--out", str(out))
-        cli.ok("operator", "add", "clerk", "--role", "receptionist", "--display-name", "Window clerk",
-               stdin=PASSWORD + "\n")
-        s = Site(cli, hsm, out, workers=workers)
-        s.start()
-        yield s
-    finally:
-        if s is not None:
-            s.kill(signal.SIGTERM)
-        if hsm is not None:
+        s: Site | None = None
+        try:
+            activate_in_process(cli, 1, 2)
+            out = root / "terminals"
+            _add_terminal_t1(cli, out, by_cli=terminal_by_cli)
+            add_operator(cli.engine, "clerk", Role.RECEPTIONIST)
+            s = Site(cli, hsm, out, workers=workers)
+            s.start()
+            yield s
+        finally:
+            if s is not None:
+                s.kill(signal.SIGTERM)
             stop_hsm(hsm)
-        cli.close()
+
+
+def _add_terminal_t1(cli: Cli, out: Path, *, by_cli: bool) -> None:
+    """t1.key, t1.pem and bridge-roots.pem in `out`, as `revoca ra add t1 --out OUT` writes them."""
+    if by_cli:
+        cli.ok("ra", "add", "t1", "--out", str(out))
+        return
+    out.mkdir(parents=True)
+    keys = HSMClient(cli.socket)
+    try:
+        register_terminals(cli.engine, keys, ["t1"], out, now=dt.datetime.now(dt.UTC))
+    finally:
+        keys.close()
+    (out / "bridge-roots.pem").write_bytes(bridge_roots_pem(cli.engine))
 
 
 @pytest.fixture(scope="module")
-def sqlite_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    with site(tmp_path_factory.mktemp("ra-site")) as s:
+def sqlite_site(tmp_path_factory: pytest.TempPathFactory, ceremony_templates: CeremonyTemplates) -> Iterator[Site]:
+    with site(ceremony_templates, "sqlite", tmp_path_factory.mktemp("ra-site"), terminal_by_cli=True) as s:
         yield s
 
 
@@ -266,9 +281,10 @@ def _send(site_: Site, sent: Sent, session: requests.Session) -> Sent:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
-def test_sigkill_while_requests_are_in_flight_loses_no_acknowledged_revocation(db_url: str, tmp_path: Path) -> None:
-    with site(tmp_path, db_url=db_url) as s:
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_sigkill_while_requests_are_in_flight_loses_no_acknowledged_revocation(
+        kind: str, tmp_path: Path, ceremony_templates: CeremonyTemplates) -> None:
+    with site(ceremony_templates, kind, tmp_path) as s:
         engine = s.cli.engine
         batch = [Sent(ref, f"durable-{i:04d}") for i, ref in enumerate(subscribers(engine, "osaka")[:20])]
         answered = threading.Semaphore(0)
@@ -337,9 +353,10 @@ SHARED = 10
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
-def test_fifty_terminals_in_parallel_revoke_each_certificate_exactly_once(db_url: str, tmp_path: Path) -> None:
-    with site(tmp_path, db_url=db_url, workers=4) as s:
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_fifty_terminals_in_parallel_revoke_each_certificate_exactly_once(
+        kind: str, tmp_path: Path, ceremony_templates: CeremonyTemplates) -> None:
+    with site(ceremony_templates, kind, tmp_path, workers=4) as s:
         engine = s.cli.engine
         keys = HSMClient(s.cli.socket)
         try:  # registered in one transaction through the Python API: 50 `revoca ra add` would take minutes

@@ -3,6 +3,8 @@ prometheus_client's own parser, checked against the database (counted here from 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,20 +33,46 @@ from ca.storage.store import ReadStore
 from ocsp.history import QueryHistory
 from ocsp.responder import Outcome
 
+from support.installation import CeremonyTemplates, serving_installation
 from support.ra_fixtures import PASSWORD
 from support.status_site import StatusServer, populate, start_server
 
 Labels = tuple[tuple[str, str], ...]
 
 
-@pytest.fixture
-def site(settings: Settings, engine: sa.Engine, hsm_socket: Path, tmp_path: Path) -> Iterator[StatusServer]:
+@contextlib.contextmanager
+def running_site(settings: Settings, engine: sa.Engine, hsm_socket: Path, root: Path) -> Iterator[StatusServer]:
+    """The populated installation's status server (support.status_site.populate)."""
     populate(engine, HSMClient(hsm_socket), settings, dt.datetime.now(dt.UTC))
-    server = start_server(settings, tmp_path, hsm_socket)
+    server = start_server(settings, root, hsm_socket)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def site(settings: Settings, engine: sa.Engine, hsm_socket: Path, tmp_path: Path) -> Iterator[StatusServer]:
+    """A site of the test's own, for a test that changes what the metrics count."""
+    with running_site(settings, engine, hsm_socket, tmp_path) as server:
+        yield server
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedSite:
+    server: StatusServer
+    engine: sa.Engine
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_site(request: pytest.FixtureRequest, ceremony_templates: CeremonyTemplates,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSite]:
+    """One site per database kind for the tests that only scrape it."""
+    root = tmp_path_factory.mktemp(f"metrics-{request.param}")
+    with serving_installation(ceremony_templates, request.param, root) as made:
+        assert made.socket is not None
+        with running_site(made.settings, made.engine, made.socket, root) as server:
+            yield SharedSite(server, made.engine)
 
 
 def scrape(server: StatusServer, auth: tuple[str, str] | None = None) -> dict[str, dict[Labels, float]]:
@@ -89,7 +117,8 @@ def audit_from_rows(engine: sa.Engine, events: dict[str, str], label: str) -> di
     return out
 
 
-def test_metrics_match_the_database(site: StatusServer, engine: sa.Engine) -> None:
+def test_metrics_match_the_database(shared_site: SharedSite) -> None:
+    site, engine = shared_site.server, shared_site.engine
     before = dt.datetime.now(dt.UTC)
     got = scrape(site)
     after = dt.datetime.now(dt.UTC)
@@ -151,10 +180,10 @@ def without_names(responses: dict[Labels, float]) -> dict[Labels, float]:
     return out
 
 
-def test_wrong_credentials_on_metrics_are_refused_not_served_anonymously(site: StatusServer) -> None:
+def test_wrong_credentials_on_metrics_are_refused_not_served_anonymously(shared_site: SharedSite) -> None:
     http = requests.Session()
     http.trust_env = False
-    answer = http.get(site.url("/metrics"), timeout=30, auth=("ren", "not the password"))
+    answer = http.get(shared_site.server.url("/metrics"), timeout=30, auth=("ren", "not the password"))
     assert answer.status_code == 401 and "WWW-Authenticate" in answer.headers
     assert "revoca_" not in answer.text
 

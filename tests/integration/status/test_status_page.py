@@ -10,6 +10,7 @@ may not look.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html.parser
 import struct
@@ -21,19 +22,21 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from ca.config import Settings
 from ca.enums import Applicant, CAKind, RequestChannel, RequestStatus, Role
 from ca.hsm.client import HSMClient
 from ca.revocation import reasons, workflow
 from ca.revocation.reasons import RevocationReason
 from ca.revocation.workflow import Filing
 from ca.status_page.auth import CredentialCache, Officer
-from ca.storage.engine import session_scope
+from ca.storage.engine import make_engine, session_scope
 from ca.storage.models import AuditEvent, Certificate, OCSPQuery, Revocation, RevocationRequest
 from ca.storage.revocations import RevocationStore
 from ca.storage.store import ReadStore
 
+from support.database import Databases
+from support.installation import CeremonyTemplates, serving_installation
 from support.ra_fixtures import PASSWORD, add_operator, subscribers
+from support.settings import make_settings
 from support.status_site import (
     CHROMIUM,
     WINDOW_REVOCATIONS,
@@ -46,32 +49,52 @@ from support.status_site import (
 # --- the installation -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def officer_site(settings: Settings, engine: sa.Engine, hsm_socket: Path, tmp_path: Path) -> Iterator[StatusServer]:
+@dataclasses.dataclass(frozen=True)
+class OfficerSite:
+    server: StatusServer
+    engine: sa.Engine
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def officer_site(request: pytest.FixtureRequest, ceremony_templates: CeremonyTemplates,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfficerSite]:
     """A demo hierarchy with CRLs, revocations, waiting requests and OCSP history; officer `olga` (senior
-    operator); the status server on a free port with the activated HSM service."""
-    populate(engine, HSMClient(hsm_socket), settings, dt.datetime.now(dt.UTC))
-    add_operator(engine, "olga", Role.SENIOR_OPERATOR)
-    server = start_server(settings, tmp_path, hsm_socket)
-    try:
-        yield server
-    finally:
-        server.stop()
+    operator); the status server on a free port with the activated HSM service.  Shared by the module's
+    tests: the screenshot only reads, and the page test's one revocation comes after what it checks."""
+    root = tmp_path_factory.mktemp(f"officers-{request.param}")
+    with serving_installation(ceremony_templates, request.param, root) as made:
+        assert made.socket is not None
+        populate(made.engine, HSMClient(made.socket), made.settings, dt.datetime.now(dt.UTC))
+        add_operator(made.engine, "olga", Role.SENIOR_OPERATOR)
+        server = start_server(made.settings, root, made.socket)
+        try:
+            yield OfficerSite(server, made.engine)
+        finally:
+            server.stop()
 
 
-@pytest.fixture
-def gate(settings: Settings, engine: sa.Engine, tmp_path: Path) -> Iterator[StatusServer]:
-    """An empty installation with people of every kind, and the status server (no HSM service)."""
-    add_operator(engine, "olga", Role.SENIOR_OPERATOR)
-    add_operator(engine, "kim", Role.KEY_MANAGER)
-    add_operator(engine, "rita", Role.RECEPTIONIST)
-    add_operator(engine, "ivy", Role.INTERNAL_AUDITOR)
-    add_operator(engine, "dan", Role.CA_ADMINISTRATOR, disabled=True)
-    server = start_server(settings, tmp_path, None)
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def gate(request: pytest.FixtureRequest, databases: Databases,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[StatusServer]:
+    """An empty installation with people of every kind, and the status server (no HSM service).
+    Shared by the module's tests, which only read (the server's credential cache aside)."""
+    kind = request.param
+    root = tmp_path_factory.mktemp(f"gate-{kind}")
+    with databases.fresh(kind, root, template=databases.migrated(kind)) as url:
+        engine = make_engine(url)
+        try:
+            add_operator(engine, "olga", Role.SENIOR_OPERATOR)
+            add_operator(engine, "kim", Role.KEY_MANAGER)
+            add_operator(engine, "rita", Role.RECEPTIONIST)
+            add_operator(engine, "ivy", Role.INTERNAL_AUDITOR)
+            add_operator(engine, "dan", Role.CA_ADMINISTRATOR, disabled=True)
+            server = start_server(make_settings(root, url), root, None)
+            try:
+                yield server
+            finally:
+                server.stop()
+        finally:
+            engine.dispose()
 
 
 # --- reading what Chromium rendered -------------------------------------------------------------------
@@ -129,9 +152,9 @@ def when(value: dt.datetime) -> str:
 # --- the page --------------------------------------------------------------------------------------
 
 
-def test_the_page_shows_what_the_database_holds(officer_site: StatusServer, engine: sa.Engine,
-                                                tmp_path: Path) -> None:
-    run = chromium("--dump-dom", officer_site.url("/", ("olga", PASSWORD)), tmp_path=tmp_path)
+def test_the_page_shows_what_the_database_holds(officer_site: OfficerSite, tmp_path: Path) -> None:
+    engine = officer_site.engine
+    run = chromium("--dump-dom", officer_site.server.url("/", ("olga", PASSWORD)), tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
     page = Figures()
     page.feed(run.stdout)
@@ -195,16 +218,16 @@ def test_the_page_shows_what_the_database_holds(officer_site: StatusServer, engi
     http = requests.Session()
     http.trust_env = False
     again = Figures()
-    again.feed(http.get(officer_site.url("/"), auth=("olga", PASSWORD), timeout=30).text)
+    again.feed(http.get(officer_site.server.url("/"), auth=("olga", PASSWORD), timeout=30).text)
     assert again.figure("reason-total:cessationOfOperation") == str(int(page.figure(
         "reason-total:cessationOfOperation")) + 1)
     assert again.figure("revocations-total") == str(len(WINDOW_REVOCATIONS))
 
 
-def test_a_screenshot_of_the_page_is_a_png_of_the_window_size(officer_site: StatusServer, tmp_path: Path) -> None:
+def test_a_screenshot_of_the_page_is_a_png_of_the_window_size(officer_site: OfficerSite, tmp_path: Path) -> None:
     shot = tmp_path / "status.png"
     run = chromium(f"--screenshot={shot}", "--window-size=1280,2200", "--hide-scrollbars",
-                   officer_site.url("/", ("olga", PASSWORD)), tmp_path=tmp_path)
+                   officer_site.server.url("/", ("olga", PASSWORD)), tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,22 +11,21 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from support.cli import Cli, activate_in_process, start_hsm, stop_hsm
+from support.cli import Cli, activate_in_process, demo_cli, start_hsm, stop_hsm
+from support.installation import CeremonyTemplates
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    """`revoca init --demo` with the HSM service running and activated, but no TSA certificate yet."""
-    c = Cli(tmp_path_factory.mktemp("tsa-cli"))
-    out = c.ok("init", "--demo")
-    assert "`revoca tsa certificate --operator KEY-MANAGER` issues the time-stamp authority's certificate" in out
-    proc = start_hsm(c)
-    try:
-        activate_in_process(c, 1, 2)
-        yield c
-    finally:
-        stop_hsm(proc)
-        c.close()
+def cli(tmp_path_factory: pytest.TempPathFactory, ceremony_templates: CeremonyTemplates) -> Iterator[Cli]:
+    """A copy of the demo ceremony with the HSM service running and activated, but no TSA certificate yet
+    (what `init --demo` prints about the TSA is checked in tests/integration/ca/test_cli.py)."""
+    with demo_cli(ceremony_templates, "sqlite", tmp_path_factory.mktemp("tsa-cli")) as c:
+        proc = start_hsm(c)
+        try:
+            activate_in_process(c, 1, 2)
+            yield c
+        finally:
+            stop_hsm(proc)
 
 
 def _km(cli: Cli) -> str:
