@@ -295,6 +295,8 @@ class IdentityConfig:
 class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
+    # PostgreSQL: each service's connections SET ROLE to its own role (ca.storage.grants)
+    database_role_per_service: bool = False
     hsm: HSMConfig = HSMConfig()
     hierarchy: HierarchyConfig = HierarchyConfig()
     crl: CRLConfig = CRLConfig()
@@ -303,6 +305,10 @@ class Settings:
     ocsp: OCSPConfig = OCSPConfig()
     tsa: TSAConfig = TSAConfig()
     identities: IdentityConfig = IdentityConfig()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.database_role_per_service, bool):
+            raise ConfigError("database_role_per_service must be true or false")
 
     @property
     def db_url(self) -> str:

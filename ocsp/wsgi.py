@@ -15,6 +15,7 @@ from ca.config import Settings, load_settings
 from ca.hsm.client import HSMClient
 from ca.http.rate_limit import RateLimiter
 from ca.storage.engine import make_engine
+from ca.storage.grants import role_for
 from ocsp.app import make_app
 from ocsp.history import QueryHistory
 from ocsp.keys import ResponderKeys, keys_dir, passphrase_path
@@ -34,7 +35,7 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
         ca_signed = os.environ.get("REVOCA_OCSP_CA_SIGNED") == "1"
     if key_files is None:
         key_files = os.environ.get("REVOCA_OCSP_KEY_FILES") == "1"
-    engine = make_engine(settings.db_url, pool_pre_ping=True)
+    engine = make_engine(settings.db_url, pool_pre_ping=True, role=role_for(settings, "ocsp"))
     keys = ResponderKeys(HSMClient(settings.hsm_socket), keys_dir(settings), passphrase_path(settings))
     responder = Responder(engine, keys, ca_signed=ca_signed, key_files=key_files,
                           time_guard=trusted_time.guard_for(settings),

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ca.audit.keeper import AuditKeeper
     from ca.crl.issue import IssuedCRLInfo
     from ca.enums import ListType
+    from ca.storage.engine import Engine
     from ca.storage.models import IssuedCRL
 
 TYPE_CHOICES = ("crl", "arl", "both")
@@ -173,20 +174,23 @@ def scheduler_cmd(app: App) -> None:
     serve_scheduler(app)
 
 
-def _keeper(app: App) -> AuditKeeper:
+def _keeper(app: App, engine: Engine | None = None) -> AuditKeeper:
     from ca.audit.keeper import AuditKeeper
     from ca.tsa.stamper import CurrentAuthority
 
-    return AuditKeeper(app.engine, CurrentAuthority(app.hsm()), app.settings.data_dir)
+    return AuditKeeper(engine or app.engine, CurrentAuthority(app.hsm()), app.settings.data_dir)
 
 
 def serve_scheduler(app: App) -> None:
     """Wire the scheduler to the database and the HSM service and run it until SIGTERM or Ctrl-C."""
     from ca.scheduler import Scheduler
+    from ca.storage.engine import open_current
+    from ca.storage.grants import role_for
 
     service_logging()
     config = app.settings.crl
-    scheduler = Scheduler(app.engine, app.hsm(), app.settings.data_dir, config, keeper=_keeper(app))
+    engine = open_current(app.settings.db_url, role=role_for(app.settings, "scheduler"))
+    scheduler = Scheduler(engine, app.hsm(), app.settings.data_dir, config, keeper=_keeper(app, engine))
     stop = stop_on_signals()
     click.echo(f"CRL scheduler: every {config.period_hours} h, valid {config.validity_hours} h; "
                f"data in {app.settings.data_dir}", err=True)

@@ -1,4 +1,4 @@
-"""`revoca init` (the key ceremony) and `revoca db upgrade`."""
+"""`revoca init` (the key ceremony), `revoca db upgrade` and `revoca db grant`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,19 @@ def db_upgrade(app: App) -> None:
     """Apply the Alembic migrations up to the newest (safe to run again)."""
     upgrade(app.engine)
     click.echo("database schema is current")
+
+
+@db_group.command("grant")
+@pass_app
+def db_grant(app: App) -> None:
+    """PostgreSQL: one role per service with GRANTs for exactly what it uses (safe to run again)."""
+    from ca.storage import grants
+
+    if not grants.has_roles(app.engine):
+        click.echo(grants.SQLITE_NOTE)
+        return
+    for applied in grants.apply(app.engine, app.settings.identities):
+        click.echo(applied.line())
 
 
 def register(cli: click.Group) -> None:

@@ -29,9 +29,16 @@ def _slapd(app: App):
     return local_slapd(app.settings)
 
 
-def _publisher(app: App) -> Publisher:
+def _publisher(app: App, *, service: bool = False) -> Publisher:
+    """`service`: for `revoca serve publisher`, connected as the publisher's database role."""
     from repository.service import make_publisher  # the LDAP publisher, wired to the configured slapd
 
+    if service:
+        from ca.storage.engine import open_current
+        from ca.storage.grants import role_for
+
+        engine = open_current(app.settings.db_url, role=role_for(app.settings, "publisher"))
+        return make_publisher(app.settings, engine)
     return make_publisher(app.settings, app.engine)
 
 
@@ -120,7 +127,7 @@ def repository_queue(app: App, as_json: bool) -> None:
 def serve_publisher(app: App, poll: float) -> None:
     """The publisher: drains the publication queue into LDAP until SIGTERM or Ctrl-C."""
     service_logging()
-    publisher = _publisher(app)
+    publisher = _publisher(app, service=True)
     stop = stop_on_signals()
     click.echo(f"publisher: into {publisher.uri} under {publisher.base_dn}", err=True)
     publisher.run(stop, poll)

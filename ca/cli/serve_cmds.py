@@ -27,7 +27,8 @@ from ca.hsm.client import HSMClient
 from ca.hsm.policy import SigningPolicy
 from ca.hsm.service import HSMService, bind
 from ca.http.server_tls import ensure_server_tls
-from ca.storage.engine import session_scope
+from ca.storage.engine import open_current, session_scope
+from ca.storage.grants import role_for
 from ca.storage.store import Store
 from repository.service import local_slapd
 
@@ -45,7 +46,8 @@ def serve_hsm(app: App) -> None:
     """The HSM service: holds the token, takes activation shares, signs for the other services."""
     service_logging()
     settings = app.settings
-    service = HSMService(token_for(settings), app.engine, policy=SigningPolicy(ocsp_ca_keys=settings.hsm.ocsp_ca_keys),
+    engine = open_current(settings.db_url, role=role_for(settings, "signer"))
+    service = HSMService(token_for(settings), engine, policy=SigningPolicy(ocsp_ca_keys=settings.hsm.ocsp_ca_keys),
                          callers=CallerMap.from_identities(settings.identities))
     server = bind(settings.hsm_socket, service, clients_gid=group_id(settings.identities.signer_clients))
 

@@ -18,6 +18,7 @@ from ca.http.gunicorn import GunicornServer
 from ca.http.server_tls import ensure_server_tls
 from ca.ra.app import create_app
 from ca.storage.engine import Engine, make_engine
+from ca.storage.grants import role_for
 
 
 def serve(settings: Settings, engine: Engine, *, host: str, port: int, workers: int) -> None:
@@ -29,7 +30,7 @@ def serve(settings: Settings, engine: Engine, *, host: str, port: int, workers: 
     }
 
     def load() -> Any:
-        engine = make_engine(settings.db_url, pool_pre_ping=True)
+        engine = make_engine(settings.db_url, pool_pre_ping=True, role=role_for(settings, "ra"))
         return ClientCertificate(create_app(engine, HSMClient(settings.hsm_socket)))
 
     GunicornServer(options, load).run()

@@ -8,6 +8,7 @@ from ca.config import Settings
 from ca.hsm.client import HSMClient
 from ca.http.gunicorn import GunicornServer
 from ca.storage.engine import make_engine
+from ca.storage.grants import role_for
 
 DEFAULT_PORT = 8090
 #: The page asks the HSM service for its state at each load; it must not hang behind a long signing.
@@ -18,7 +19,7 @@ def build_app(settings: Settings, *, public_verifier_names: bool = False) -> Any
     """The WSGI app with its own engine and HSM connection (one per gunicorn worker, after the fork)."""
     from ca.status_page import create_app
 
-    engine = make_engine(settings.db_url, pool_pre_ping=True)
+    engine = make_engine(settings.db_url, pool_pre_ping=True, role=role_for(settings, "status"))
     hsm = HSMClient(settings.hsm_socket, timeout=HSM_TIMEOUT)
     return create_app(engine, hsm_status=hsm.status, warn_before=settings.crl.warn_before,
                       public_verifier_names=public_verifier_names)

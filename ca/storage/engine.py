@@ -54,8 +54,19 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: object) -> sa.Engine:
-    """`busy_timeout_ms`: SQLite only, how long a writer waits for the write lock."""
+def _set_role(dbapi_conn, role: str) -> None:
+    """SET ROLE for the whole session, committed so that no later rollback undoes it."""
+    cur = dbapi_conn.cursor()
+    cur.execute(f"SET ROLE {role}")
+    cur.close()
+    dbapi_conn.commit()
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, role: str | None = None,
+                **kwargs: object) -> sa.Engine:
+    """`busy_timeout_ms`: SQLite only, how long a writer waits for the write lock.  `role`:
+    PostgreSQL only, every connection runs `SET ROLE role` first, so the service holds that role's
+    privileges and no more (ca.storage.grants); SQLite has no roles and ignores it."""
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         db_path = engine.url.database
@@ -64,6 +75,9 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: o
         sa.event.listen(engine, "connect",
                         lambda conn, record: _sqlite_pragmas(conn, record, busy_timeout_ms))
         sa.event.listen(engine, "begin", _sqlite_begin)
+    elif role:
+        quoted = engine.dialect.identifier_preparer.quote_identifier(role)
+        sa.event.listen(engine, "connect", lambda conn, _record: _set_role(conn, quoted))
     return engine
 
 
@@ -98,17 +112,26 @@ def current_revision(engine: sa.Engine) -> str | None:
         return None
 
 
-def open_current(url: str) -> sa.Engine:
+def open_current(url: str, *, role: str | None = None) -> sa.Engine:
     """An engine for `url` with the schema brought up to date, or one clear error: ConfigError for
-    a URL that is not one, ServiceUnavailable for a database that cannot be reached."""
+    a URL that is not one, ServiceUnavailable for a database that cannot be reached.
+
+    With a `role` (make_engine) the schema is only checked: a service's role may not migrate."""
     try:
-        engine = make_engine(url)
-        ensure_current(engine)
+        engine = make_engine(url, role=role)
+        if role is None or engine.dialect.name != "postgresql":
+            ensure_current(engine)
+        elif (revision := current_revision(engine)) != SCHEMA_HEAD:
+            raise ConfigError(f"the database schema is at {revision or 'nothing'}, revoca needs {SCHEMA_HEAD}: "
+                              "run `revoca db upgrade` as the database's owner first")
     except sa.exc.ArgumentError as exc:
         raise ConfigError(f"database_url {safe_url(url)!r} is not a database URL: {exc}") from exc
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise ServiceUnavailable(f"cannot reach the database {safe_url(url)}: {reason}") from exc
+    except sa.exc.DBAPIError as exc:  # SET ROLE refused, or the role may not read the schema version
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise ConfigError(f"database role {role}: {reason}; run `revoca db grant` as the database's owner") from exc
     return engine
 
 

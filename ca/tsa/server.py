@@ -11,6 +11,7 @@ from ca.http.client_filter import ClientFilter
 from ca.http.gunicorn import GunicornServer
 from ca.http.rate_limit import RateLimiter
 from ca.storage.engine import make_engine
+from ca.storage.grants import role_for
 from ca.tsa.app import make_app
 
 
@@ -19,7 +20,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
                "accesslog": "-"}
 
     def load() -> Any:
-        return make_app(make_engine(settings.db_url, pool_pre_ping=True), HSMClient(settings.hsm_socket),
+        engine = make_engine(settings.db_url, pool_pre_ping=True, role=role_for(settings, "tsa"))
+        return make_app(engine, HSMClient(settings.hsm_socket),
                         clients=ClientFilter(settings.tsa.allowed_clients),
                         address_limit=RateLimiter(settings.tsa.rate_per_address))
 
