@@ -20,6 +20,7 @@ import click
 
 from ca.cli.common import App
 from ca.errors import RevocaError
+from ca.host.files import restrict_new_files
 
 # The modules whose `register` adds each top-level command.  `serve` gets a service from each
 # role's module (common.add_serve_command), so serve_cmds, which makes the group, comes first.
@@ -114,6 +115,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def main() -> None:
+    restrict_new_files()  # umask 027: nothing revoca writes is readable by other local users (issue 12)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
