@@ -8,6 +8,7 @@ support/installation.py.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,17 @@ from support.database import Databases
 from support.installation import CeremonyTemplates
 from support.settings import LDAP_BASE, LDAP_ROOT_PASSWORD, NOW, make_settings
 from support.tools import activated_hsm_service, free_port
+
+
+@pytest.fixture(autouse=True)
+def _umask_as_found() -> Iterator[None]:
+    """A command run in this process sets revoca's umask (027) for the whole process: each test
+    starts with the worker's own, so that files made for other users (a PostgreSQL server run as
+    postgres, say) stay readable to them."""
+    found = os.umask(0o022)
+    os.umask(found)
+    yield
+    os.umask(found)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import socket
 import socketserver
 import subprocess
@@ -170,6 +171,8 @@ def revoca(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[i
     """`revoca ARGS` in this process through the console script's own `main`: (exit code, stdout, stderr)."""
     with CliRunner().isolation(input=stdin, env=env) as (out, err, _):
         argv, sys.argv = sys.argv, ["revoca", *args]
+        mask = os.umask(0o022)  # main() sets revoca's own (027) for the process: this one keeps the caller's
+        os.umask(mask)
         try:
             main()
             code = 0
@@ -177,6 +180,7 @@ def revoca(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[i
             code = exc.code if isinstance(exc.code, int) else 1
         finally:
             sys.argv = argv
+            os.umask(mask)
         return code, out.getvalue().decode(), err.getvalue().decode()
 
 
