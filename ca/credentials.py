@@ -7,6 +7,9 @@ import functools
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections.abc import Callable
 
 from ca.errors import InvalidInput
 
@@ -46,3 +49,45 @@ def verify_for_unknown_name(password: str) -> bool:
     takes does not tell which operator names exist; always False."""
     verify_password(password, _decoy_hash())
     return False
+
+
+class RememberedPasswords:
+    """Passwords that matched a stored hash in the last `ttl` seconds (per process).
+
+    A clerk sends name and password with every RA request; one scrypt each (about 50 ms of CPU)
+    was most of a request's cost.  A password that matched is remembered against the very
+    hash it matched, under a keyed hash that lives only in this process: a changed password
+    (a new stored hash) no longer matches, and whether the operator is disabled or holds the
+    role is still read from the database at every request.
+    """
+
+    MAX = 1024
+
+    def __init__(self, ttl: float = 30.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._until: dict[bytes, float] = {}
+
+    def _entry(self, name: str, password: str, stored: str) -> bytes:
+        return hmac.new(self._key, b"\0".join((name.encode(), password.encode(), stored.encode())),
+                        hashlib.sha256).digest()
+
+    def verify(self, name: str, password: str, stored: str) -> bool:
+        """verify_password, skipped when the same name, password and stored hash matched lately."""
+        entry = self._entry(name, password, stored)
+        now = self._clock()
+        with self._lock:
+            until = self._until.get(entry)
+        if until is not None and until > now:
+            return True
+        if not verify_password(password, stored):
+            return False
+        with self._lock:
+            if len(self._until) >= self.MAX:
+                self._until = {k: v for k, v in self._until.items() if v > now}
+                if len(self._until) >= self.MAX:
+                    self._until.clear()
+            self._until[entry] = now + self.ttl
+        return True

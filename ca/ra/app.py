@@ -23,6 +23,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ca import audit
+from ca.credentials import RememberedPasswords
 from ca.enums import Applicant, RequestChannel
 from ca.errors import AlreadyExists, DatabaseUnavailable, InvalidInput, NotFound, PermissionDenied, RevocaError
 from ca.hsm.signer import KeyStore
@@ -54,7 +55,9 @@ _STATUS = {
 def create_app(engine: Engine, keys: KeyStore, *, clock: Callable[[], dt.datetime] | None = None) -> Flask:
     app = Flask("revoca.ra")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
-    app.extensions["revoca"] = {"engine": engine, "keys": keys, "clock": clock or (lambda: dt.datetime.now(dt.UTC))}
+    app.extensions["revoca"] = {"engine": engine, "keys": keys, "clock": clock or (lambda: dt.datetime.now(dt.UTC)),
+                                # a clerk's password is checked by scrypt once per 30 s, not per request
+                                "passwords": RememberedPasswords()}
     app.register_blueprint(bp)
     app.register_error_handler(RevocaError, _revoca_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -191,7 +194,7 @@ def file_revocation() -> tuple[Response, int]:
         # who first: an unknown caller learns nothing about what is wrong with its body
         terminal = auth.terminal_of(request, store)
         g.actor = f"terminal {terminal.name}"
-        clerk = auth.receptionist_of(request, store)
+        clerk = auth.receptionist_of(request, store, _ext()["passwords"])
         g.actor = f"{clerk.name} at terminal {terminal.name}"
         body = _json_body()
         key = body.get("idempotency_key")
@@ -233,7 +236,7 @@ def list_revocations() -> Response:
         terminal = auth.terminal_of(request, store)
         g.actor = f"terminal {terminal.name}"
         # the list names citizens: a clerk at the terminal must be there to read it (issue 12)
-        clerk = auth.receptionist_of(request, store)
+        clerk = auth.receptionist_of(request, store, _ext()["passwords"])
         g.actor = f"{clerk.name} at terminal {terminal.name}"
         try:
             limit = int(request.args.get("limit", 50))

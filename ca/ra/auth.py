@@ -15,6 +15,7 @@ import hashlib
 
 from flask import Request
 
+from ca.credentials import RememberedPasswords
 from ca.enums import Role
 from ca.errors import PermissionDenied
 from ca.http.client_cert import CLIENT_CERT_ENVIRON
@@ -41,7 +42,8 @@ def terminal_of(request: Request, store: RevocationReadStore) -> RATerminal:
     return terminal
 
 
-def receptionist_of(request: Request, store: RevocationReadStore) -> Operator:
+def receptionist_of(request: Request, store: RevocationReadStore,
+                    remembered: RememberedPasswords | None = None) -> Operator:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
@@ -52,4 +54,4 @@ def receptionist_of(request: Request, store: RevocationReadStore) -> Operator:
         raise Unauthenticated("the Authorization header is not valid Basic credentials") from exc
     if not sep or "\x00" in name or "\x00" in password:
         raise Unauthenticated("the Authorization header is not valid Basic credentials")
-    return store.authenticate(name, password, Role.RECEPTIONIST)
+    return store.authenticate(name, password, Role.RECEPTIONIST, remembered=remembered)

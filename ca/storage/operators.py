@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from ca.credentials import verify_for_unknown_name, verify_password
+from ca.credentials import RememberedPasswords, verify_for_unknown_name, verify_password
 from ca.enums import Role
 from ca.errors import AlreadyExists, NotFound, PermissionDenied
 from ca.storage.base import SessionStore
@@ -27,12 +27,19 @@ class OperatorReads(SessionStore):
         return self.session.scalars(
             sa.select(Operator).options(selectinload(Operator.roles)).order_by(Operator.name)).all()
 
-    def authenticate(self, name: str, password: str, role: Role) -> Operator:
-        """The operator if the password matches and the role is held; one message for every failure."""
+    def authenticate(self, name: str, password: str, role: Role, *,
+                     remembered: RememberedPasswords | None = None) -> Operator:
+        """The operator if the password matches and the role is held; one message for every failure.
+        `remembered` skips the scrypt for a password that matched this operator's hash lately."""
         op = self.session.scalar(
             sa.select(Operator).options(selectinload(Operator.roles)).where(Operator.name == name))
         # one scrypt whatever the name: the time taken does not tell who exists or is disabled
-        matches = verify_for_unknown_name(password) if op is None else verify_password(password, op.credential_hash)
+        if op is None:
+            matches = verify_for_unknown_name(password)
+        elif remembered is not None:
+            matches = remembered.verify(name, password, op.credential_hash)
+        else:
+            matches = verify_password(password, op.credential_hash)
         if op is None or op.disabled or not matches:
             raise PermissionDenied(f"operator {name!r}: unknown, disabled or wrong password")
         if role not in op.role_set:

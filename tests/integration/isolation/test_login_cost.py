@@ -66,3 +66,35 @@ def test_the_refusal_does_not_say_which_part_was_wrong(engine: sa.Engine) -> Non
             Store(session).authenticate(name, password, Role.RECEPTIONIST)
         messages.add(str(refused.value).replace(repr(name), "NAME"))
     assert messages == {"operator NAME: unknown, disabled or wrong password"}
+
+
+def test_a_remembered_password_skips_scrypt_but_not_what_the_database_says(engine: sa.Engine,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The RA remembers a matched clerk password for 30 s (one scrypt per clerk, not per request);
+    disabling the clerk or changing the password takes effect at the next request all the same."""
+    add_operator(engine, "clerk", Role.RECEPTIONIST)
+    now = [0.0]
+    remembered = credentials.RememberedPasswords(ttl=30, clock=lambda: now[0])
+    counting = _CountingScrypt()
+    monkeypatch.setattr(credentials.hashlib, "scrypt", counting)
+
+    def login(password: str = PASSWORD) -> str:
+        with session_scope(engine, readonly=True) as session:
+            try:
+                return Store(session).authenticate("clerk", password, Role.RECEPTIONIST, remembered=remembered).name
+            except PermissionDenied as exc:
+                return str(exc)
+
+    assert [login() for _ in range(5)] == ["clerk"] * 5 and counting.calls == 1
+    assert "wrong password" in login("not the password") and counting.calls == 2  # a wrong one always costs
+    now[0] = 31.0  # remembered no longer
+    assert login() == "clerk" and counting.calls == 3
+    with session_scope(engine) as session:
+        Store(session).operator("clerk").disabled = True
+    assert "disabled" in login() and counting.calls == 3  # refused at once, from the database
+    with session_scope(engine) as session:
+        op = Store(session).operator("clerk")
+        op.disabled = False
+        op.credential_hash = credentials.hash_password("a brand new password")
+    assert "wrong password" in login()  # the old password matched the old hash only
+    assert login("a brand new password") == "clerk"
