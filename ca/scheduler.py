@@ -7,6 +7,10 @@ after a key compromise `issue_now` issues at once.  It warns (log, and `expiry_w
 
 Time comes from an injected clock and all work happens in `tick(now)`, so tests run days of
 operation without sleeping; only `run` waits, on an Event that also stops it.
+
+Any number of copies may run (on PostgreSQL, on any number of machines): `run` works only
+while it holds the "scheduler" lease (ca.storage.leases); the others stand by and take over
+within LEASE_RETRY once the holder is gone.  The lease is checked again before each round.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ca.crl.issue import IssuedCRLInfo, IssueFailure, IssueReport, issue_many
 from ca.enums import ListType
 from ca.hsm.signer import KeyStore
 from ca.storage.engine import Engine, session_scope
+from ca.storage.leases import Lease
 from ca.storage.reporting import ListStatus, ReportingReads
 
 log = logging.getLogger("revoca.scheduler")
@@ -32,6 +37,7 @@ log = logging.getLogger("revoca.scheduler")
 Clock = Callable[[], dt.datetime]
 
 RETRY = dt.timedelta(minutes=5)  # after a failed issue (HSM not activated, database away)
+LEASE_RETRY = 5.0  # seconds: how often a standby copy asks for the lease
 MAX_SLEEP = dt.timedelta(hours=1)  # wake at least this often: new CAs, and the expiry warnings in the log
 WARN_BEFORE = CRLConfig().warn_before
 
@@ -76,8 +82,12 @@ class Scheduler:
     """Decides what is due and issues it; `tick` is one round, `run` repeats it until stopped."""
 
     def __init__(self, engine: Engine, keys: KeyStore, data_dir: Path, config: CRLConfig | None = None, *,
-                 clock: Clock = utc_now, actor: str = "scheduler", keeper: AuditKeeper | None = None) -> None:
+                 clock: Clock = utc_now, actor: str = "scheduler", keeper: AuditKeeper | None = None,
+                 lease: Lease | None = None, lease_retry: float = LEASE_RETRY) -> None:
+        """`lease`: held while `run` works (default: the "scheduler" lease of `engine`)."""
         self.engine = engine
+        self.lease = lease or Lease(engine, "scheduler")
+        self.lease_retry = lease_retry
         self.keeper = keeper
         self.keys = keys
         self.data_dir = Path(data_dir)
@@ -122,18 +132,39 @@ class Scheduler:
         return expiry_warnings(self.engine, now or self.clock(), warn_before=self.config.warn_before)
 
     def run(self, stop: threading.Event) -> None:
-        """Tick, sleep until the next list falls due (at most MAX_SLEEP), until `stop` is set."""
-        while not stop.is_set():
-            try:
-                result = self.tick()
-                wake = result.next_tick
-                log.info("round done: %d issued, %d failed; next round at %s", len(result.issued),
-                         len(result.failed), f"{wake:%Y-%m-%d %H:%M:%SZ}")
-            except Exception:  # the database went away, say: keep the service up and retry
-                log.exception("scheduler round failed; retrying in %s", RETRY)
-                wake = self.clock() + RETRY
-            pause = min(max((wake - self.clock()).total_seconds(), 1.0), MAX_SLEEP.total_seconds())
-            stop.wait(pause)
+        """While holding the lease: tick, sleep until the next list falls due (at most MAX_SLEEP);
+        without it: stand by.  Until `stop` is set; the lease is released then."""
+        standing_by = False
+        try:
+            while not stop.is_set():
+                if not self.lease.try_acquire():
+                    if not standing_by:
+                        log.info("another scheduler holds the lease; standing by")
+                        standing_by = True
+                    stop.wait(self.lease_retry)
+                    continue
+                if standing_by:
+                    log.warning("took over the scheduler lease")
+                    standing_by = False
+                self._round(stop)
+        finally:
+            self.lease.release()
+
+    def _round(self, stop: threading.Event) -> None:
+        """One tick, then sleep until the next is due, in steps: a lease lost meanwhile (its
+        connection gone) is noticed before the next round."""
+        try:
+            result = self.tick()
+            wake = result.next_tick
+            log.info("round done: %d issued, %d failed; next round at %s", len(result.issued),
+                     len(result.failed), f"{wake:%Y-%m-%d %H:%M:%SZ}")
+        except Exception:  # the database went away, say: keep the service up and retry
+            log.exception("scheduler round failed; retrying in %s", RETRY)
+            wake = self.clock() + RETRY
+        pause = min(max((wake - self.clock()).total_seconds(), 1.0), MAX_SLEEP.total_seconds())
+        deadline = self.clock() + dt.timedelta(seconds=pause)
+        while not stop.is_set() and self.clock() < deadline and self.lease.held():
+            stop.wait(min(self.lease_retry, max((deadline - self.clock()).total_seconds(), 0.01)))
 
     def _issue(self, targets: list[tuple[str, ListType]], now: dt.datetime) -> IssueReport:
         if not targets:
