@@ -37,6 +37,7 @@ from ca import audit
 from ca.enums import PublicationItem, PublicationState
 from ca.errors import RevocaError
 from ca.storage.engine import Engine, session_scope
+from ca.storage.leases import Lease
 from ca.storage.publications import DueRow, PublicationReads, PublicationWrites
 from repository import entries
 from repository.directory import (
@@ -86,8 +87,12 @@ class LdapPublisher:
 
     def __init__(self, engine: Engine, endpoint: Endpoint, base_dn: str, data_dir: Path, *,
                  clock: Clock = utc_now, actor: str = "publisher",
-                 side_work: Callable[[Directory, dt.datetime], list[str]] | None = None) -> None:
+                 side_work: Callable[[Directory, dt.datetime], list[str]] | None = None,
+                 lease: Lease | None = None) -> None:
+        """`lease`: held while `run` works, so that one copy publishes at a time (default: the
+        "publisher" lease of `engine`; ca.storage.leases)."""
         self.engine = engine
+        self.lease = lease or Lease(engine, "publisher")
         self.endpoint = endpoint
         self.base_dn = base_dn
         self.data_dir = Path(data_dir)
@@ -153,14 +158,29 @@ class LdapPublisher:
                 report.published.append(line)
 
     def run(self, stop: threading.Event, poll: float = POLL) -> None:
-        """Rounds until `stop` is set; a round that fails unexpectedly is logged and retried."""
-        self.requeue_newest(self.clock())
-        while not stop.is_set():
-            try:
-                self.round()
-            except Exception:  # the database went away, say: keep the service up
-                log.exception("publisher round failed; retrying")
-            stop.wait(poll)
+        """Rounds until `stop` is set, while this copy holds the publisher lease (the others stand
+        by and take over when it goes); a round that fails unexpectedly is logged and retried."""
+        state = "starting"  # starting, leading or standing by
+        try:
+            while not stop.is_set():
+                if not self.lease.try_acquire():
+                    if state != "standing by":
+                        log.info("another publisher holds the lease; standing by")
+                        state = "standing by"
+                    stop.wait(poll)
+                    continue
+                if state != "leading":
+                    if state == "standing by":
+                        log.warning("took over the publisher lease")
+                    self.requeue_newest(self.clock())  # what a previous holder may have left half done
+                    state = "leading"
+                try:
+                    self.round()
+                except Exception:  # the database went away, say: keep the service up
+                    log.exception("publisher round failed; retrying")
+                stop.wait(poll)
+        finally:
+            self.lease.release()
 
     # -- the queue ---------------------------------------------------------------------------
 

@@ -391,3 +391,36 @@ def test_a_rebuilt_directory_gets_its_lists_back_not_a_record_that_they_are_ther
         assert _fetch(slapd, dn, "certificateRevocationList;binary", verifier=True) == [
             _archived(installation, ca, ListType.CRL)[1]]
         assert _fetch(slapd, dn, "authorityRevocationList;binary") == [_archived(installation, ca, ListType.ARL)[1]]
+
+
+def test_two_publishers_at_once_one_publishes_the_other_stands_by_and_takes_over(
+        fresh: Installation, slapd: LocalSlapd) -> None:
+    """Issue 15: any number of publisher copies; one holds the lease and works, the others wait."""
+    import threading
+    import time
+
+    from ca.storage.leases import Lease
+
+    issue_list(fresh.engine, fresh.keys, fresh.data_dir, "tokyo", ListType.CRL, now=_after_the_last_issue(fresh))
+    publishers = [LdapPublisher(fresh.engine, slapd.endpoint(timeout=3), LDAP_BASE, fresh.data_dir,
+                                lease=Lease(fresh.engine, "publisher")) for _ in range(2)]
+    stops = [threading.Event(), threading.Event()]
+    threads = [threading.Thread(target=p.run, args=(stop, 0.1), daemon=True)
+               for p, stop in zip(publishers, stops, strict=True)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while not [r for r in _rows(fresh, PublicationItem.CRL, "tokyo") if r.state == PublicationState.PUBLISHED]:
+        assert time.monotonic() < deadline, "nothing published"
+        time.sleep(0.1)
+    holders = [i for i, p in enumerate(publishers) if p.lease.held()]
+    assert len(holders) == 1
+    stops[holders[0]].set()
+    threads[holders[0]].join(timeout=10)
+    other = publishers[1 - holders[0]]
+    while not other.lease.held():
+        assert time.monotonic() < deadline + 30, "the standby did not take over"
+        time.sleep(0.1)
+    stops[1 - holders[0]].set()
+    threads[1 - holders[0]].join(timeout=10)
+    assert not any(p.lease.held() for p in publishers)
