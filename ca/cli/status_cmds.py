@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import time
 
 import click
 
+from ca import health
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
 from ca.errors import ServiceUnavailable
 from ca.scheduler import expiry_warnings, list_statuses
@@ -19,18 +21,25 @@ PUBLICATION_LATE = dt.timedelta(minutes=15)
 
 @click.command("status")
 @json_option
+@click.option("--wait", "wait_s", default=0.0, show_default=True, type=click.FloatRange(0, 600), metavar="SECONDS",
+              help="Wait up to this long for every component to come up (right after starting them).")
 @pass_app
-def status_cmd(app: App, as_json: bool) -> None:
-    """HSM activation, each CA's newest CRL and ARL, warnings, and requests waiting for people.
+def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
+    """Each component up or down, each CA's newest CRL and ARL, warnings, requests waiting for people.
 
-    Exits 1 when there is a warning (a CRL or ARL with less than crl.warn_hours left, or none;
-    something waiting more than 15 minutes to reach the LDAP repository).
+    Exit status: 0 all well; 1 a warning (a CRL or ARL with less than crl.warn_hours left, or
+    none; something waiting more than 15 minutes to reach the LDAP repository; the HSM service
+    not activated); 9 a component down (the database, the HSM service, the LDAP repository, the
+    scheduler or the publisher).
     """
+    deadline = time.monotonic() + wait_s
+    while True:
+        components = health.check_all(app.engine, app.hsm().status, app.settings.repository.port)
+        if all(c.up for c in components) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
     now = dt.datetime.now(dt.UTC)
-    try:
-        hsm = app.hsm().status()["line"]
-    except ServiceUnavailable as exc:
-        hsm = str(exc)
+    by_name = {c.name: c for c in components}
     warnings = expiry_warnings(app.engine, now, warn_before=app.settings.crl.warn_before)
     lists = list_statuses(app.engine)
     with session_scope(app.engine, readonly=True) as session:
@@ -40,22 +49,35 @@ def status_cmd(app: App, as_json: bool) -> None:
     queue = [q for q in queue_states(app.engine) if q.pending]
     warnings += [f"not in the LDAP repository yet: {q.line()}" for q in queue
                  if q.oldest_pending is not None and now - q.oldest_pending > PUBLICATION_LATE]
+    if by_name["hsm"].up and "not activated" in by_name["hsm"].detail:
+        warnings.append("the HSM service is not activated: nothing can be signed until key managers present "
+                        "their shares (`revoca hsm activate`)")
+    down = [c for c in components if not c.up]
     if as_json:
-        emit_json({"hsm": hsm, "warnings": warnings, "pending_requests": pending,
+        emit_json({"hsm": by_name["hsm"].detail, "warnings": warnings, "pending_requests": pending,
+                   "components": {c.name: {"up": c.up, "detail": c.detail} for c in components},
                    "publication_waiting": sum(q.pending for q in queue),
                    "lists": [{"ca": s.ca_name, "type": s.list_type.value, "number": s.number,
                               "next_update": s.next_update} for s in lists]})
     else:
-        click.echo(f"HSM: {hsm}")
+        click.echo(f"HSM: {by_name['hsm'].detail}")
+        for component in components:
+            click.echo(f"  {component.line()}")
         click.echo(f"requests waiting for review or approval: {pending}")
         waiting = sum(q.pending for q in queue)
         state = f"{waiting} waiting (revoca repository queue)" if waiting else "nothing waiting"
+        if not by_name["ldap"].up:
+            state += ", and the LDAP repository is DOWN"
         click.echo(f"LDAP publication: {state}\n")
         table(["CA", "LIST", "NUMBER", "NEXT UPDATE"],
               [[s.ca_name, s.list_type.value, s.number if s.number is not None else "none",
                 when(s.next_update)] for s in lists])
+        for component in down:
+            click.echo(f"DOWN: {component.line()}", err=True)
         for line in warnings:
             click.echo(f"WARNING: {line}", err=True)
+    if down:
+        sys.exit(ServiceUnavailable.exit_code)
     if warnings:
         sys.exit(1)
 

@@ -24,11 +24,12 @@ def utc_now() -> dt.datetime:
 
 def create_app(engine: Engine, *, hsm_status: HSMStatus | None = None,
                clock: Callable[[], dt.datetime] = utc_now, warn_before: dt.timedelta = WARN_BEFORE,
-               auth_seconds: float = CACHE_SECONDS, public_verifier_names: bool = False) -> Flask:
+               auth_seconds: float = CACHE_SECONDS, public_verifier_names: bool = False,
+               ldap_port: int | None = None) -> Flask:
     """`hsm_status` returns what the HSM service's status call does (or raises ServiceUnavailable);
     `public_verifier_names` shows per-verifier OCSP counts in /metrics without a login."""
     app = Flask("revoca.status", root_path=str(Path(__file__).parent))
-    collector = RevocaCollector(engine, clock=clock, hsm_status=hsm_status)
+    collector = RevocaCollector(engine, clock=clock, hsm_status=hsm_status, ldap_port=ldap_port)
     named, anonymous = make_registries(collector)
     app.extensions["revoca_status"] = {
         "engine": engine, "hsm_status": hsm_status, "clock": clock, "warn_before": warn_before,

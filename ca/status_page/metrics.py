@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ca import health
 from ca.enums import RequestStatus
 from ca.errors import RevocaError
 from ca.status_page import tallies
@@ -37,8 +38,10 @@ HSM_UP = "1 when the HSM service answered"
 
 class RevocaCollector(Collector):
     def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime],
-                 hsm_status: HSMStatus | None = None) -> None:
+                 hsm_status: HSMStatus | None = None, ldap_port: int | None = None) -> None:
+        """`ldap_port`: the LDAP repository's, for revoca_component_up (None: no component series)."""
         self.engine = engine
+        self.ldap_port = ldap_port
         self.clock = clock
         self.hsm_status = hsm_status
         self.ocsp = tallies.Tally("ocsp_queries", tallies.ocsp_responses)
@@ -70,6 +73,16 @@ class RevocaCollector(Collector):
         g.add_metric(["approval"], waiting.get(RequestStatus.PENDING_APPROVAL, 0))
         yield g
         yield from self._hsm()
+        yield from self._components()
+
+    def _components(self) -> Iterator[Metric]:
+        if self.hsm_status is None or self.ldap_port is None:
+            return
+        up = GaugeMetricFamily("revoca_component_up", "1 when the component answers (database, hsm, ldap) or "
+                               "holds its lease (scheduler, publisher); see ca.health", labels=["component"])
+        for component in health.check_all(self.engine, self.hsm_status, self.ldap_port):
+            up.add_metric([component.name], 1 if component.up else 0)
+        yield up
 
     def _lists(self, now: dt.datetime) -> Iterator[Metric]:
         left = GaugeMetricFamily("revoca_crl_next_update_seconds", "Seconds until the nextUpdate of each CA's "

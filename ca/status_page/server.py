@@ -22,7 +22,7 @@ def build_app(settings: Settings, *, public_verifier_names: bool = False) -> Any
     engine = make_engine(settings.db_url, pool_pre_ping=True, role=role_for(settings, "status"))
     hsm = HSMClient(settings.hsm_socket, timeout=HSM_TIMEOUT)
     return create_app(engine, hsm_status=hsm.status, warn_before=settings.crl.warn_before,
-                      public_verifier_names=public_verifier_names)
+                      public_verifier_names=public_verifier_names, ldap_port=settings.repository.port)
 
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, workers: int = 2,

@@ -113,6 +113,10 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     assert "activated (2 of 3 key managers)" in out
     status = subprocess.run([REVOCA, "hsm", "status"], env=env, capture_output=True, text=True, check=True)
     assert "activated" in status.stdout and "not activated" not in status.stdout
+    # every component up, the scheduler and publisher holding their leases (issue 15)
+    overall = subprocess.run([REVOCA, "status", "--wait", "30"], env=env, capture_output=True, text=True)
+    assert overall.returncode == 0, overall.stdout + overall.stderr
+    assert all(f"{c}: up" in overall.stdout for c in ("database", "hsm", "ldap", "scheduler", "publisher"))
     listing = subprocess.run([REVOCA, "ca", "list"], env=env, capture_output=True, text=True, check=True)
     assert all(name in listing.stdout for name in ("bridge", "tokyo", "osaka", "hokkaido"))
     # the printed curl command revokes a demo certificate through the RA API, with the clerk's

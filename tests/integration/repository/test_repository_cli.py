@@ -84,7 +84,14 @@ def test_publish_queue_and_status_show_what_waits_and_what_is_published(
     assert "unreachable" in err and "everything stays queued" in err
     code, out, err = revoca(env, "status", "--json")
     status = json.loads(out)
-    assert code == 1 and status["publication_waiting"] == 12
+    # issue 15: the directory, the HSM service, the scheduler and the publisher are down, and it says so
+    assert code == ServiceUnavailable.exit_code and status["publication_waiting"] == 12
+    assert {name for name, c in status["components"].items() if not c["up"]} == {
+        "ldap", "hsm", "scheduler", "publisher"}
+    assert status["components"]["database"]["up"] is True
+    code, out, err = revoca(env, "status")
+    assert code == ServiceUnavailable.exit_code and "DOWN: ldap: DOWN (nothing answers on 127.0.0.1:" in err
+    assert "LDAP publication: 12 waiting (revoca repository queue), and the LDAP repository is DOWN" in out
     assert any("not in the LDAP repository yet: tokyo crl" in w and "unreachable" in w for w in status["warnings"])
 
     slapd.start()

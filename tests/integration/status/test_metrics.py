@@ -165,6 +165,10 @@ def test_metrics_match_the_database(shared_site: SharedSite) -> None:
         (("step", "review"),): waiting.count(RequestStatus.PENDING_REVIEW),
         (("step", "approval"),): waiting.count(RequestStatus.PENDING_APPROVAL)}
     assert got["revoca_hsm_up"][()] == 1 and got["revoca_hsm_activated"][()] == 1
+    # issue 15: every component up or down, LDAP included (no slapd, scheduler or publisher runs here)
+    assert got["revoca_component_up"] == {(("component", "database"),): 1, (("component", "hsm"),): 1,
+                                          (("component", "ldap"),): 0, (("component", "scheduler"),): 0,
+                                          (("component", "publisher"),): 0}
 
     # served without credentials, so it must name no certificate and no verifier
     text = next(iter(got["_text"]))[0][1]
