@@ -40,6 +40,7 @@ RETRY = dt.timedelta(minutes=5)  # after a failed issue (HSM not activated, data
 LEASE_RETRY = 5.0  # seconds: how often a standby copy asks for the lease
 MAX_SLEEP = dt.timedelta(hours=1)  # wake at least this often: new CAs, and the expiry warnings in the log
 WARN_BEFORE = CRLConfig().warn_before
+PERIOD = CRLConfig().period
 
 
 def utc_now() -> dt.datetime:
@@ -52,11 +53,24 @@ def list_statuses(engine: Engine) -> list[ListStatus]:
         return ReportingReads(session).list_statuses()
 
 
-def expiry_warnings(engine: Engine, now: dt.datetime, *,
-                    warn_before: dt.timedelta = WARN_BEFORE) -> list[str]:
-    """One line per CRL/ARL that is missing, expired or has less than `warn_before` left at `now`."""
+FUTURE_SKEW = dt.timedelta(minutes=5)  # a thisUpdate further ahead of the clock than this was issued on a wrong clock
+
+
+def expiry_warnings(engine: Engine, now: dt.datetime, *, warn_before: dt.timedelta = WARN_BEFORE,
+                    period: dt.timedelta = PERIOD) -> list[str]:
+    """One line per CRL/ARL that is missing, expired, has less than `warn_before` left at `now`,
+    was dated in the future, or whose next round (thisUpdate + `period`) would come only after it
+    expires (issue 15: a clock 50 h ahead left exactly that behind)."""
     lines = []
     for status in list_statuses(engine):
+        if status.this_update is not None and status.next_update is not None:
+            if status.this_update > now + FUTURE_SKEW:
+                lines.append(f"{status.label()} #{status.number} has thisUpdate {status.this_update:%Y-%m-%d %H:%M:%SZ}"
+                             f", in the future: it was issued on a clock that was ahead; check NTP")
+            if status.this_update + period >= status.next_update:
+                lines.append(f"{status.label()} #{status.number}: the next round "
+                             f"({status.this_update + period:%Y-%m-%d %H:%M:%SZ}) comes only after it expires "
+                             f"({status.next_update:%Y-%m-%d %H:%M:%SZ}); issue one now with `revoca crl issue`")
         if status.next_update is None:
             lines.append(f"{status.label()}: none issued yet; relying parties cannot check revocation")
         elif status.next_update <= now:
@@ -129,7 +143,8 @@ class Scheduler:
             log.exception("keeping the audit records failed; trying again next round")
 
     def expiry_warnings(self, now: dt.datetime | None = None) -> list[str]:
-        return expiry_warnings(self.engine, now or self.clock(), warn_before=self.config.warn_before)
+        return expiry_warnings(self.engine, now or self.clock(), warn_before=self.config.warn_before,
+                               period=self.config.period)
 
     def run(self, stop: threading.Event) -> None:
         """While holding the lease: tick, sleep until the next list falls due (at most MAX_SLEEP);

@@ -64,7 +64,7 @@ SUMMARIES: dict[str, str] = {
                   "approver approves.",
     "run": "The whole service on one machine with the embedded defaults (what `make run` does).",
     "serve": "Run one revoca service in the foreground.",
-    "status": "HSM activation, each CA's newest CRL and ARL, warnings, and requests waiting for people.",
+    "status": "Each component up or down, each CA's newest CRL and ARL, warnings, requests waiting for people.",
     "tsa": "The time-stamp authority (RFC 3161): its certificate, and stamping files.",
     "verifier": "Registered verifiers: LDAP accounts that may read CRLs from the repository.",
 }

@@ -40,7 +40,8 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
         time.sleep(0.5)
     now = dt.datetime.now(dt.UTC)
     by_name = {c.name: c for c in components}
-    warnings = expiry_warnings(app.engine, now, warn_before=app.settings.crl.warn_before)
+    warnings = expiry_warnings(app.engine, now, warn_before=app.settings.crl.warn_before,
+                               period=app.settings.crl.period)
     lists = list_statuses(app.engine)
     with session_scope(app.engine, readonly=True) as session:
         pending = len(RevocationReadStore(session).pending_requests())

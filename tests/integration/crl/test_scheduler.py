@@ -193,3 +193,23 @@ def test_impossible_configurations_are_refused_at_start(values: dict[str, Any], 
 def test_defaults_are_the_seeds_72_24_24(installation: Installation) -> None:
     config = installation.settings.crl
     assert (config.validity, config.period, config.warn_before) == (72 * H, 24 * H, 24 * H)
+
+
+def test_lists_from_a_clock_that_was_ahead_or_that_expire_before_the_next_round_are_warned_about(
+        installation: Installation) -> None:
+    """Issue 15: with the clock 50 h ahead, future-dated lists were issued and `expiry_warnings`
+    said nothing; a next round after a list's nextUpdate was not noticed either."""
+
+    scheduler(installation).tick(NOW)  # every list issued at NOW: nothing to say
+    assert expiry_warnings(installation.engine, NOW + H) == []
+    ahead = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL,
+                       now=NOW + 50 * H)
+    warnings = expiry_warnings(installation.engine, NOW + H)
+    assert [w for w in warnings if "in the future" in w] == [
+        f"tokyo CRL #{ahead.number} has thisUpdate {NOW + 50 * H:%Y-%m-%d %H:%M:%SZ}, in the future: it was issued "
+        "on a clock that was ahead; check NTP"]
+    short = issue_list(installation.engine, installation.keys, installation.data_dir, "osaka", ListType.ARL,
+                       now=NOW + 2 * H, validity=20 * H)  # shorter than the 24 h period
+    warnings = expiry_warnings(installation.engine, NOW + 3 * H)
+    assert any(w.startswith(f"osaka ARL #{short.number}: the next round (") and "comes only after it expires" in w
+               for w in warnings), warnings
