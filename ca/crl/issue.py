@@ -119,6 +119,7 @@ def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, lis
     trusted_time.require_current(f"{ca_name} {list_type.value.upper()}", engine=engine, actor=actor)
     with _exclusive(directory):
         key = _signing_key(engine, ca_name)
+        _set_aside_unarchived(engine, directory, key.ca_id, ca_name, list_type, actor)
         _never_backwards(engine, key.ca_id, ca_name, list_type, this_update, actor)
         signer = _signer(keys, key, ca_name)  # before a number is spent: an inactive HSM fails here
         # The number is committed in a transaction of its own before anything is signed: a crash
@@ -190,6 +191,24 @@ def _exclusive(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _set_aside_unarchived(engine: Engine, directory: Path, ca_id: int, ca_name: str, list_type: ListType,
+                          actor: str) -> None:
+    """A signed list file whose archive row was never written (the issuer was killed between the
+    two, issue 15) is renamed `<n>.crl.unarchived`: never published, kept for the auditor, audited."""
+    on_disk = {int(p.stem): p for p in directory.glob("*.crl") if p.stem.isdigit()}
+    if not on_disk:
+        return
+    with session_scope(engine, readonly=True) as session:
+        archived = ReadStore(session).archived_numbers(ca_id, list_type)
+    for number in sorted(set(on_disk) - archived):
+        aside = on_disk[number].with_name(f"{number}.crl.unarchived")
+        on_disk[number].rename(aside)
+        log.warning("%s %s #%d was signed but never archived (an issuer stopped in between): set aside as %s",
+                    ca_name, list_type.value.upper(), number, aside)
+        _record_failure(engine, actor, RevocaError(f"signed but never archived; set aside as {aside.name}"),
+                        ca=ca_name, list=list_type.value, number=number)
 
 
 def _never_backwards(engine: Engine, ca_id: int, ca_name: str, list_type: ListType, this_update: dt.datetime,

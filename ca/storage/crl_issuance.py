@@ -102,6 +102,11 @@ class CRLIssuanceReads(SessionStore):
             IssuedCRL.number == top.c.number)))
         return {(row.ca_id, row.list_type): row for row in rows}
 
+    def archived_numbers(self, ca_id: int, list_type: ListType) -> set[int]:
+        """Every number archived for one CA and list."""
+        return set(self.session.scalars(sa.select(IssuedCRL.number)
+                                        .where(IssuedCRL.ca_id == ca_id, IssuedCRL.list_type == list_type)))
+
     def latest_this_update(self, ca_id: int, list_type: ListType) -> dt.datetime | None:
         """The latest thisUpdate archived for one CA and list (None before the first)."""
         return self.session.scalar(sa.select(sa.func.max(IssuedCRL.this_update))

@@ -249,6 +249,23 @@ def test_crash_after_allocation_skips_the_number_and_never_reuses_it(installatio
     assert json.loads(failure.detail)["number"] == before + 1
 
 
+def test_a_signed_list_left_without_its_archive_row_is_set_aside_at_the_next_issue(installation: Installation) -> None:
+    """Issue 15: kill -9 of `crl issue` between the file and its archive row left a signed CRL file
+    that no archive row names.  The next issue of that CA and list sets it aside and audits it."""
+    before = issue(installation, "osaka", ListType.ARL)
+    directory = installation.data_dir / "crls" / "osaka" / "arl"
+    orphan = directory / f"{before.number + 1000}.crl"  # as the killed issuer left it: signed, never archived
+    orphan.write_bytes(before.path.read_bytes())
+    after = issue(installation, "osaka", ListType.ARL)
+    assert not orphan.exists() and (directory / f"{before.number + 1000}.crl.unarchived").exists()
+    assert before.path.exists() and after.path.exists()  # archived ones stay where they are
+    with session_scope(installation.engine) as s:
+        failure = s.scalars(sa.select(AuditEvent).where(AuditEvent.event_type == "crl.issued",
+                                                        AuditEvent.result == "failure")).all()[-1]
+    assert json.loads(failure.detail)["number"] == before.number + 1000
+    assert "never archived" in failure.detail
+
+
 class Inactive:
     def signer(self, label: str) -> object:
         raise NotActivated("the HSM service needs 2 more key manager shares")
