@@ -26,10 +26,11 @@ OPENAPI: dict[str, Any] = {
         "schemas": {
             "Error": {"type": "object", "required": ["error", "status"],
                       "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}},
+            # a filing never carries cACompromise (2): that is the CA-compromise procedure's alone
             "Reason": {"oneOf": [
-                {"type": "string", "enum": ["keyCompromise", "cACompromise", "affiliationChanged", "superseded",
+                {"type": "string", "enum": ["keyCompromise", "affiliationChanged", "superseded",
                                             "cessationOfOperation"]},
-                {"type": "integer", "minimum": 1, "maximum": 5}]},
+                {"type": "integer", "enum": [1, 3, 4, 5]}]},
             "RevocationRequest": {
                 "type": "object",
                 "required": ["reason", "applicant", "identity_document_checked", "idempotency_key"],

@@ -3,13 +3,14 @@
 Only keyCompromise(1), cACompromise(2), affiliationChanged(3), superseded(4) and
 cessationOfOperation(5).  certificateHold(6) is refused: revoca offers no suspension
 (seed 004 4.9.13).  The database column, the CRL entry encoder, OCSP and the RA API all
-take their reasons from here.
+take their reasons from here, and which channel may file which reason (`check_channel`).
 """
 
 from __future__ import annotations
 
 import enum
 
+from ca.enums import RequestChannel
 from ca.errors import InvalidInput
 
 
@@ -50,3 +51,17 @@ def parse_reason(value: object) -> RevocationReason:
         except ValueError:
             pass
     raise InvalidInput(f"reason {value!r} is not allowed; use one of {', '.join(REASON_NAMES)} (1-5)")
+
+
+def check_channel(channel: RequestChannel, reason: RevocationReason) -> None:
+    """Seed 004 4.9.3.1: a subscriber may revoke online only to stop using the service ((1):
+    cessationOfOperation); a compromised, lost or damaged key or an unusable card is reported at
+    the window ((2)).  cACompromise is the CA-compromise path's alone (4.9.3.1(4), 4.9.12(1):
+    `revoca ca compromise`), never a filing."""
+    if reason is RevocationReason.CA_COMPROMISE:
+        raise InvalidInput("cACompromise is used only by the CA-compromise procedure (`revoca ca compromise`, seed "
+                           "004 4.9.12); a filed revocation takes one of the other reasons")
+    if channel is RequestChannel.ONLINE and reason is not RevocationReason.CESSATION_OF_OPERATION:
+        raise InvalidInput(f"{RFC_NAME[reason]} cannot be filed online: online revocation is for ending the use of "
+                           "the certificate (cessationOfOperation, seed 004 4.9.3.1(1)); a compromised, lost or "
+                           "damaged key is reported at the municipal window (4.9.3.1(2))")

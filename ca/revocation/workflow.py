@@ -23,7 +23,7 @@ import uuid
 from ca import audit
 from ca.enums import Applicant, CertKind, ListType, RequestChannel, RequestStatus, Role
 from ca.errors import InvalidInput, PermissionDenied, RevocaError
-from ca.revocation import crl_entry
+from ca.revocation import crl_entry, reasons
 from ca.revocation.reasons import RevocationReason
 from ca.storage.models import Certificate, Operator, Revocation, RevocationRequest
 from ca.storage.revocations import RevocationStore
@@ -96,6 +96,7 @@ def file_request(store: RevocationStore, filing: Filing, now: dt.datetime, *,
                                "approver), not at an RA window")
     if filing.channel is RequestChannel.RA_WINDOW and not filing.identity_document_checked:
         raise InvalidInput("the applicant's identity document must be checked before a window revocation")
+    reasons.check_channel(filing.channel, filing.reason)
     if dual and (filing.receptionist is None or Role.RECEPTIONIST not in filing.receptionist.role_set):
         raise PermissionDenied("a dual-control request must be filed by an operator with the receptionist role")
     request = RevocationRequest(

@@ -309,21 +309,21 @@ def test_a_crash_between_request_and_revocation_then_a_retry_still_revokes(
 
 def test_the_subscriber_revokes_online_with_a_request_signed_by_their_own_key(ra: RA) -> None:
     ref, key = new_subscriber(ra.engine, ra.token, now=NOW)
-    resp = ra.online(signed_request(ref.der, key, {"reason": "keyCompromise"}))
+    resp = ra.online(signed_request(ref.der, key, {"reason": "cessationOfOperation"}))
     assert resp.status_code == 201, resp.get_data(as_text=True)
     answer = resp.get_json()
     assert (answer["channel"], answer["reason"], answer["serial"], answer["status"]) == (
-        "online", 1, ref.hex_serial, "completed")
+        "online", 5, ref.hex_serial, "completed")
     assert verify_receipt(answer["receipt"], ra.roots) == receipt_fields(answer)
     rev = revocations(ra.engine)[ref.id]
     [req] = requests(ra.engine)
-    assert (rev.reason, rev.request_id) == (1, req.id)
+    assert (rev.reason, rev.request_id) == (5, req.id)
     assert (req.terminal_id, req.receptionist_id, req.applicant.value) == (None, None, "self")
     # with the serial named and the reason as a number, and as application/cms
     ref2, key2 = new_subscriber(ra.engine, ra.token, now=NOW)
-    resp = ra.online(signed_request(ref2.der, key2, {"reason": 4, "serial": ref2.hex_serial}), "application/cms")
+    resp = ra.online(signed_request(ref2.der, key2, {"reason": 5, "serial": ref2.hex_serial}), "application/cms")
     assert resp.status_code == 201, resp.get_data(as_text=True)
-    assert revocations(ra.engine)[ref2.id].reason == 4
+    assert revocations(ra.engine)[ref2.id].reason == 5
 
 
 # --- refusals: one shared installation per database, since a refusal must change nothing ----------------
@@ -502,6 +502,11 @@ REFUSALS: dict[str, tuple[int, Case]] = {
     "online: empty body": (422, lambda ra: ra.online(b"")),
     "online: 10,000 brackets": (422, lambda ra: ra.online(b"[" * 10_000)),
     "online: 10,000 brackets as JSON": (422, lambda ra: ra.online(b"[" * 10_000, "application/json")),
+    # seed 004 4.9.3.1: online only to end the use of the certificate; cACompromise never filed (issue 13)
+    "online: keyCompromise (reported at the window)": (422, lambda ra: ra.online(_online_body(ra))),
+    "online: superseded": (422, lambda ra: ra.online(_online_body(ra, b'{"reason": 4}'))),
+    "window: cACompromise (the CA-compromise path's alone)": (422, lambda ra: ra.post(
+        window(ra.extra["free"], reason="cACompromise"))),
     "online: JSON instead of CMS": (422, lambda ra: ra.online(b'{"reason": 1}', "application/json")),
     "online: CMS cut in half": (422, lambda ra: ra.online(_online_body(ra)[:400])),
 }
@@ -714,7 +719,7 @@ def test_openapi_json_describes_every_endpoint(shared: RA) -> None:
     schema = spec["components"]["schemas"]["RevocationRequest"]
     assert set(schema["required"]) == {"reason", "applicant", "identity_document_checked", "idempotency_key"}
     reasons = spec["components"]["schemas"]["Reason"]["oneOf"][0]["enum"]
-    assert "certificateHold" not in reasons and len(reasons) == 5
+    assert "certificateHold" not in reasons and "cACompromise" not in reasons and len(reasons) == 4
     assert set(spec["components"]["schemas"]["Receipt"]["properties"]) >= {
         "request_id", "accepted_at", "revocation_time", "reason", "serial", "receipt", "receipt_error"}
 

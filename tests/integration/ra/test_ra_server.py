@@ -249,11 +249,11 @@ def test_the_subscriber_revokes_online_over_tls_without_any_client_certificate(s
     finally:
         keys.close()
     resp = requests.post(sqlite_site.url("/v1/online-revocations"), verify=sqlite_site.roots, timeout=30,
-                         data=signed_request(ref.der, key, {"reason": "keyCompromise"}),
+                         data=signed_request(ref.der, key, {"reason": "cessationOfOperation"}),
                          headers={"Content-Type": "application/pkcs7-mime"})
     assert resp.status_code == 201, resp.text
     assert resp.json()["channel"] == "online"
-    assert revocations(engine)[ref.id].reason == 1
+    assert revocations(engine)[ref.id].reason == 5
 
 
 # --- durability ---------------------------------------------------------------------------------------------
