@@ -54,9 +54,9 @@ BATCH = 50_000
 REASONS = {1: "keyCompromise", 2: "CACompromise", 3: "affiliationChanged", 4: "superseded",
            5: "cessationOfOperation"}
 REVOCA = Path(sys.executable).with_name("revoca")
-# Until ca.cli registers the crl group itself, add it the way ca/cli/__init__.py will.
+# For a revoca whose CLI has no crl group yet (older trees), add it the way ca/cli/__init__.py does.
 REGISTER_AND_RUN = ("from ca.cli import cli, main\n"
-                    "if 'crl' not in cli.commands:\n"
+                    "if cli.get_command(None, 'crl') is None:\n"
                     "    from ca.cli.crl_cmds import register\n"
                     "    register(cli)\n"
                     "main()\n")
@@ -231,7 +231,7 @@ def _newest_crl(data: Path) -> Path:
 def _crl_registered() -> bool:
     from ca.cli import cli
 
-    return "crl" in cli.commands
+    return cli.get_command(None, "crl") is not None  # the CLI loads command modules on demand
 
 
 def openssl_run(root: Path, n: int) -> tuple[float, float]:

@@ -19,12 +19,15 @@ embedded default) signing goes on after one warning per process.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from ca.config import Settings, TimeConfig
-from ca.storage.engine import Engine
 from ca.trusted_time.guard import ClockGuard, forget_unchecked_warning
 from ca.trusted_time.ntp import Reading
 from ca.trusted_time.policy import TimeCheck
+
+if TYPE_CHECKING:  # SQLAlchemy only for annotations: `revoca hsm status` need not import it
+    from ca.storage.engine import Engine
 
 __all__ = ["ClockGuard", "Reading", "TimeCheck", "current_guard", "guard_for", "require", "require_current",
            "reset", "use"]

@@ -14,13 +14,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ca.config import TimeConfig
 from ca.errors import UntrustedTime
-from ca.storage.engine import Engine
 from ca.trusted_time import ntp
 from ca.trusted_time.policy import TimeCheck, assess, unchecked
+
+if TYPE_CHECKING:  # SQLAlchemy only for annotations: `revoca hsm status` need not import it
+    from ca.storage.engine import Engine
 
 log = logging.getLogger("revoca.time")
 # A one-shot `revoca` command configures no logging: without this, Python would print these
