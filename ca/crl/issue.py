@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import fcntl
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -183,7 +184,9 @@ def issue_all(engine: Engine, keys: KeyStore, data_dir: Path, *, now: dt.datetim
 def _exclusive(directory: Path) -> Iterator[None]:
     """One issuer per CA and list at a time (across processes), and no stale partial files."""
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a+b") as lock:
+    # opened for reading (flock needs no more): a lock file another identity made (root's `crl
+    # issue`, group-readable) still serves the scheduler's own user
+    with open(os.open(directory / ".lock", os.O_RDONLY | os.O_CREAT, 0o660), "rb") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             for stale in directory.glob(".*.tmp"):  # left by an issuer that crashed
