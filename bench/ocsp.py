@@ -240,7 +240,7 @@ def wait_ready(port: int, body: bytes, proc: subprocess.Popen[bytes], log: Path,
 
 @contextlib.contextmanager
 def server(args: list[str], env: dict[str, str], cwd: Path, log: Path, port: int, what: str, probe: bytes, *,
-           own_group: bool = False) -> Iterator[None]:
+           own_group: bool = False) -> Iterator[subprocess.Popen[bytes]]:
     """A responder and its children (gunicorn's workers, openssl's -multi processes) in one process group.
 
     `openssl ocsp -multi` makes that group itself (and exits if it cannot: a session leader
@@ -251,7 +251,7 @@ def server(args: list[str], env: dict[str, str], cwd: Path, log: Path, port: int
                                 start_new_session=not own_group)
     try:
         wait_ready(port, probe, proc, log, what)
-        yield
+        yield proc
     finally:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -465,20 +465,27 @@ class Target:
 
     @contextlib.contextmanager
     def started(self, probe: bytes) -> Iterator[int]:
-        """The responder answering on a port; started again on another port if it exits at once
-        (a port taken between the check and the bind)."""
-        for attempt in range(3):
-            port = free_port()
-            argv = self.argv(port)
-            try:
-                with server(argv, self.env, self.cwd, self.log, port, " ".join(argv[:3]), probe,
-                            own_group=self.own_group):
-                    yield port
-                    return
-            except StartFailed as exc:
-                if attempt == 2:
-                    raise SystemExit(str(exc)) from None
-                print(f"  ({exc.args[0].splitlines()[0]}; again on another port)", flush=True)
+        """The responder answering on a port (see `on_a_free_port`)."""
+        with on_a_free_port(self.argv, self.env, self.cwd, self.log, probe, own_group=self.own_group) as (port, _):
+            yield port
+
+
+@contextlib.contextmanager
+def on_a_free_port(argv: Callable[[int], list[str]], env: dict[str, str], cwd: Path, log: Path, probe: bytes, *,
+                   own_group: bool = False) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """(port, process) of a responder answering on a free port (`server`); started again on another
+    port if it exits at once (a port taken between the check and the bind)."""
+    for attempt in range(3):
+        port = free_port()
+        args = argv(port)
+        try:
+            with server(args, env, cwd, log, port, " ".join(args[:3]), probe, own_group=own_group) as proc:
+                yield port, proc
+                return
+        except StartFailed as exc:
+            if attempt == 2:
+                raise SystemExit(str(exc)) from None
+            print(f"  ({exc.args[0].splitlines()[0]}; again on another port)", flush=True)
 
 
 def measure(target: Target, queries: dict[bool, list[Query]], args: argparse.Namespace,

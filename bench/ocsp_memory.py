@@ -82,7 +82,6 @@ parsed request without a nonce), each of the two workers grew by about 1 GiB und
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -98,7 +97,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 # As in bench/ocsp.py: this folder comes first on sys.path when run as a script and its
@@ -368,41 +367,6 @@ def send(port: int, count: int, body: Callable[[int], bytes], concurrency: int, 
 # -- the responders ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def started(argv: Callable[[int], list[str]], env: dict[str, str], cwd: Path, log: Path, probe: bytes, *,
-            own_group: bool) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """(port, process): bench/ocsp.py's `server`, which does not hand its process out; the same
-    start (own session, or openssl -multi's own group), readiness check and group kill."""
-    for attempt in range(3):
-        port = ocsp_bench.free_port()
-        args = argv(port)
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=not own_group)
-        try:
-            try:
-                ocsp_bench.wait_ready(port, probe, proc, log, " ".join(args[:3]))
-            except ocsp_bench.StartFailed as exc:
-                if attempt == 2:
-                    raise SystemExit(str(exc)) from None
-                print(f"  ({exc.args[0].splitlines()[0]}; again on another port)", flush=True)
-                continue
-            yield port, proc
-            return
-        finally:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            time.sleep(0.5)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
 def wait_for_children(pid: int, n: int, timeout: float = 60) -> list[int]:
     deadline = time.monotonic() + timeout
     while True:
@@ -494,8 +458,11 @@ def run(root: Path, args: argparse.Namespace, stop: threading.Event) -> tuple[li
 
         with crl_bench.hsm_service(env, settings.demo_shares_dir, sock):
             print("revoca serve ocsp --workers 2 (granian), rate limits off", flush=True)
-            with started(lambda port: [str(crl_bench.REVOCA), "serve", "ocsp", "--port", str(port), "--workers", "2"],
-                         env, root, root / "revoca.log", stream.body(0), own_group=False) as (port, proc):
+            def revoca_serve(port: int) -> list[str]:
+                return [str(crl_bench.REVOCA), "serve", "ocsp", "--port", str(port), "--workers", "2"]
+
+            log = root / "revoca.log"
+            with ocsp_bench.on_a_free_port(revoca_serve, env, root, log, stream.body(0)) as (port, proc):
                 workers = wait_for_children(proc.pid, 2)
                 print(f"  server pid {proc.pid}, workers {workers}", flush=True)
                 for pid in workers:
@@ -524,8 +491,8 @@ def run(root: Path, args: argparse.Namespace, stop: threading.Event) -> tuple[li
         (work / "resp.key").chmod(0o600)
         (work / "tokyo.pem").write_bytes(ocsp_bench._pem(tokyo))
         print("openssl ocsp -multi 2 (reference)", flush=True)
-        with started(ocsp_bench.openssl_serve, dict(os.environ), work, root / "openssl.log", warm_up[0],
-                     own_group=True) as (port, proc):
+        with ocsp_bench.on_a_free_port(ocsp_bench.openssl_serve, dict(os.environ), work, root / "openssl.log",
+                                       warm_up[0], own_group=True) as (port, proc):
             kids = wait_for_children(proc.pid, 2)
             print(f"  parent pid {proc.pid}, children {kids}", flush=True)
             processes = [("parent", proc.pid)] + [(f"child {n + 1}", pid) for n, pid in enumerate(kids)]
