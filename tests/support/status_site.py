@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -136,3 +138,20 @@ class StatusServer:
 def start_server(settings: Settings, tmp_path: Path, hsm_socket: Path | None) -> StatusServer:
     env = {**os.environ, **write_config(settings, tmp_path / "revoca.toml", hsm_socket)}
     return StatusServer(env, tmp_path / "status-server.log").start()
+
+
+@contextlib.contextmanager
+def running_site(settings: Settings, engine: sa.Engine, hsm_socket: Path, root: Path) -> Iterator[StatusServer]:
+    """The installation, populated (`populate`), and its status server, stopped afterwards."""
+    populate(engine, HSMClient(hsm_socket), settings, dt.datetime.now(dt.UTC))
+    server = start_server(settings, root, hsm_socket)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class PopulatedSite:
+    server: StatusServer
+    engine: sa.Engine

@@ -3,8 +3,6 @@ prometheus_client's own parser, checked against the database (counted here from 
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,20 +33,9 @@ from ocsp.responder import Outcome
 
 from support.installation import CeremonyTemplates, serving_installation
 from support.ra_fixtures import PASSWORD
-from support.status_site import StatusServer, populate, start_server
+from support.status_site import PopulatedSite, StatusServer, running_site
 
 Labels = tuple[tuple[str, str], ...]
-
-
-@contextlib.contextmanager
-def running_site(settings: Settings, engine: sa.Engine, hsm_socket: Path, root: Path) -> Iterator[StatusServer]:
-    """The populated installation's status server (support.status_site.populate)."""
-    populate(engine, HSMClient(hsm_socket), settings, dt.datetime.now(dt.UTC))
-    server = start_server(settings, root, hsm_socket)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -58,21 +45,15 @@ def site(settings: Settings, engine: sa.Engine, hsm_socket: Path, tmp_path: Path
         yield server
 
 
-@dataclasses.dataclass(frozen=True)
-class SharedSite:
-    server: StatusServer
-    engine: sa.Engine
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def shared_site(request: pytest.FixtureRequest, ceremony_templates: CeremonyTemplates,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSite]:
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[PopulatedSite]:
     """One site per database kind for the tests that only scrape it."""
     root = tmp_path_factory.mktemp(f"metrics-{request.param}")
     with serving_installation(ceremony_templates, request.param, root) as made:
         assert made.socket is not None
         with running_site(made.settings, made.engine, made.socket, root) as server:
-            yield SharedSite(server, made.engine)
+            yield PopulatedSite(server, made.engine)
 
 
 def scrape(server: StatusServer, auth: tuple[str, str] | None = None) -> dict[str, dict[Labels, float]]:
@@ -117,7 +98,7 @@ def audit_from_rows(engine: sa.Engine, events: dict[str, str], label: str) -> di
     return out
 
 
-def test_metrics_match_the_database(shared_site: SharedSite) -> None:
+def test_metrics_match_the_database(shared_site: PopulatedSite) -> None:
     site, engine = shared_site.server, shared_site.engine
     before = dt.datetime.now(dt.UTC)
     got = scrape(site)
@@ -184,7 +165,7 @@ def without_names(responses: dict[Labels, float]) -> dict[Labels, float]:
     return out
 
 
-def test_wrong_credentials_on_metrics_are_refused_not_served_anonymously(shared_site: SharedSite) -> None:
+def test_wrong_credentials_on_metrics_are_refused_not_served_anonymously(shared_site: PopulatedSite) -> None:
     http = requests.Session()
     http.trust_env = False
     answer = http.get(shared_site.server.url("/metrics"), timeout=30, auth=("ren", "not the password"))

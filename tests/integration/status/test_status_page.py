@@ -10,7 +10,6 @@ may not look.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import html.parser
 import struct
@@ -23,7 +22,6 @@ import requests
 import sqlalchemy as sa
 
 from ca.enums import Applicant, CAKind, RequestChannel, RequestStatus, Role
-from ca.hsm.client import HSMClient
 from ca.revocation import reasons, workflow
 from ca.revocation.reasons import RevocationReason
 from ca.revocation.workflow import Filing
@@ -40,37 +38,28 @@ from support.settings import make_settings
 from support.status_site import (
     CHROMIUM,
     WINDOW_REVOCATIONS,
+    PopulatedSite,
     R,
     StatusServer,
-    populate,
+    running_site,
     start_server,
 )
 
 # --- the installation -------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class OfficerSite:
-    server: StatusServer
-    engine: sa.Engine
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def officer_site(request: pytest.FixtureRequest, ceremony_templates: CeremonyTemplates,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfficerSite]:
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[PopulatedSite]:
     """A demo hierarchy with CRLs, revocations, waiting requests and OCSP history; officer `olga` (senior
     operator); the status server on a free port with the activated HSM service.  Shared by the module's
     tests: the screenshot only reads, and the page test's one revocation comes after what it checks."""
     root = tmp_path_factory.mktemp(f"officers-{request.param}")
     with serving_installation(ceremony_templates, request.param, root) as made:
         assert made.socket is not None
-        populate(made.engine, HSMClient(made.socket), made.settings, dt.datetime.now(dt.UTC))
         add_operator(made.engine, "olga", Role.SENIOR_OPERATOR)
-        server = start_server(made.settings, root, made.socket)
-        try:
-            yield OfficerSite(server, made.engine)
-        finally:
-            server.stop()
+        with running_site(made.settings, made.engine, made.socket, root) as server:
+            yield PopulatedSite(server, made.engine)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -152,7 +141,7 @@ def when(value: dt.datetime) -> str:
 # --- the page --------------------------------------------------------------------------------------
 
 
-def test_the_page_shows_what_the_database_holds(officer_site: OfficerSite, tmp_path: Path) -> None:
+def test_the_page_shows_what_the_database_holds(officer_site: PopulatedSite, tmp_path: Path) -> None:
     engine = officer_site.engine
     run = chromium("--dump-dom", officer_site.server.url("/", ("olga", PASSWORD)), tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -224,7 +213,7 @@ def test_the_page_shows_what_the_database_holds(officer_site: OfficerSite, tmp_p
     assert again.figure("revocations-total") == str(len(WINDOW_REVOCATIONS))
 
 
-def test_a_screenshot_of_the_page_is_a_png_of_the_window_size(officer_site: OfficerSite, tmp_path: Path) -> None:
+def test_a_screenshot_of_the_page_is_a_png_of_the_window_size(officer_site: PopulatedSite, tmp_path: Path) -> None:
     shot = tmp_path / "status.png"
     run = chromium(f"--screenshot={shot}", "--window-size=1280,2200", "--hide-scrollbars",
                    officer_site.server.url("/", ("olga", PASSWORD)), tmp_path=tmp_path)
