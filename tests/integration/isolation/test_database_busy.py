@@ -33,19 +33,12 @@ from ca.storage.store import Store
 from ca.verifiers.registry import add_verifier
 from ocsp.responder import Responder
 
-from support.installation import CeremonyTemplates, Installation, demo_installation
+from support.installation import Installation
 from support.ra_fixtures import add_operator, basic_auth, register_terminals, revocations, subscribers
 from support.settings import LDAP_BASE
 from support.tools import ocsp_request
 
 NOW = dt.datetime.now(dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def installation(tmp_path_factory: pytest.TempPathFactory,
-                 ceremony_templates: CeremonyTemplates) -> Iterator[Installation]:
-    with demo_installation(ceremony_templates, "sqlite", tmp_path_factory.mktemp("busy")) as made:
-        yield made
 
 
 @contextlib.contextmanager

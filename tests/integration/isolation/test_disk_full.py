@@ -24,19 +24,12 @@ from ca.storage.engine import make_engine, session_scope
 from ca.storage.store import ReadStore
 
 from support.database import sqlite_copy
-from support.installation import CeremonyTemplates, Installation, demo_installation
+from support.installation import Installation
 from support.ra_fixtures import add_operator, basic_auth, register_terminals, revocations, subscribers
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a small tmpfs")
 
 NOW = dt.datetime.now(dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def installation(tmp_path_factory: pytest.TempPathFactory,
-                 ceremony_templates: CeremonyTemplates) -> Iterator[Installation]:
-    with demo_installation(ceremony_templates, "sqlite", tmp_path_factory.mktemp("disk-full")) as made:
-        yield made
 
 
 @pytest.fixture

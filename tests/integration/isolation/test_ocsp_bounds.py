@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,16 +31,9 @@ from ocsp.app import make_app
 from ocsp.bounded_cache import BoundedCache
 from ocsp.responder import Responder
 
-from support.installation import CeremonyTemplates, Installation, demo_installation
+from support.installation import Installation
 from support.settings import LDAP_BASE
 from support.tools import ocsp_request
-
-
-@pytest.fixture(scope="module")
-def installation(tmp_path_factory: pytest.TempPathFactory,
-                 ceremony_templates: CeremonyTemplates) -> Iterator[Installation]:
-    with demo_installation(ceremony_templates, "sqlite", tmp_path_factory.mktemp("bounds")) as made:
-        yield made
 
 
 def _self_signed(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:

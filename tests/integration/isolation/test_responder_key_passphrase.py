@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,7 @@ from ca.config import OCSPConfig
 from ca.hsm.signer import KeyAlgorithm
 from ocsp.keys import CREDENTIAL, ResponderKeys, issue_key_file, keys_dir, passphrase_path
 
-from support.installation import CeremonyTemplates, Installation, demo_installation
-
-
-@pytest.fixture(scope="module")
-def installation(tmp_path_factory: pytest.TempPathFactory,
-                 ceremony_templates: CeremonyTemplates) -> Iterator[Installation]:
-    with demo_installation(ceremony_templates, "sqlite", tmp_path_factory.mktemp("passphrase")) as made:
-        yield made
+from support.installation import Installation
 
 
 def test_a_configured_passphrase_lives_outside_the_data_directory(installation: Installation,

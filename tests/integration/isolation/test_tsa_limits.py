@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
 
 import pytest
 from asn1crypto import tsp
@@ -18,19 +17,12 @@ from ca.http.client_filter import ClientFilter
 from ca.http.rate_limit import RateLimiter
 from ca.tsa.app import QUERY, REPLY, make_app
 
-from support.installation import CeremonyTemplates, Installation, demo_installation
+from support.installation import Installation
 
 REQUEST = tsp.TimeStampReq({
     "version": "v1", "message_imprint": {"hash_algorithm": {"algorithm": "sha256"},
                                          "hashed_message": hashlib.sha256(b"minutes").digest()},
     "cert_req": True}).dump()
-
-
-@pytest.fixture(scope="module")
-def installation(tmp_path_factory: pytest.TempPathFactory,
-                 ceremony_templates: CeremonyTemplates) -> Iterator[Installation]:
-    with demo_installation(ceremony_templates, "sqlite", tmp_path_factory.mktemp("tsa-limits")) as made:
-        yield made
 
 
 def _post(app: object, address: str) -> tuple[str, dict[str, str]]:
