@@ -9,6 +9,7 @@ the tool's own words.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import io
 import json
@@ -29,6 +30,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp as x509_ocsp
 from pkilint.bin import lint_pkix_cert, lint_pkix_signer_signee_cert_chain
@@ -229,6 +232,19 @@ def activated_hsm_service(settings: Settings, engine: sa.Engine, shares: Sequenc
 
 
 # --- OCSP requests ----------------------------------------------------------------------------------
+
+
+def court_certificate(name: str, key: CertificateIssuerPrivateKeyTypes | None = None, *, days: int = 30
+                      ) -> tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]:
+    """A self-signed certificate `CN=name,O=Court,C=JP` (a verifier's, or an outsider's), valid from an
+    hour ago for `days`, with its key (a new P-256 key unless one is given)."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name.from_rfc4514_string(f"CN={name},O=Court,C=JP")
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=days)).sign(key, hashes.SHA256()))
+    return cert, key
 
 
 def ocsp_request(ca: x509.Certificate, serial: int, *, nonce: bytes | None = None) -> bytes:

@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as x509_ocsp
 
 from ca.enums import Role
@@ -36,7 +35,7 @@ from ocsp.responder import Responder
 from support.installation import Installation
 from support.ra_fixtures import add_operator, basic_auth, register_terminals, revocations, subscribers
 from support.settings import LDAP_BASE
-from support.tools import ocsp_request
+from support.tools import court_certificate, ocsp_request
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -57,11 +56,7 @@ def write_lock_held(installation: Installation) -> Iterator[None]:
 
 
 def _verifier(installation: Installation) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name.from_rfc4514_string("CN=busy-verifier,O=Court,C=JP")
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(NOW - dt.timedelta(hours=1))
-            .not_valid_after(NOW + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
+    cert, _ = court_certificate("busy-verifier")
     add_verifier(installation.engine, name="busy-verifier", certificate=cert, password=None, now=NOW,
                  base_dn=LDAP_BASE, actor="test")
     return cert.public_bytes(serialization.Encoding.DER)

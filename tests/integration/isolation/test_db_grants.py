@@ -26,8 +26,7 @@ import pytest
 import sqlalchemy as sa
 from asn1crypto import tsp
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as x509_ocsp
 
 from ca import audit
@@ -68,7 +67,7 @@ from repository import entries
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.ra_fixtures import add_operator, basic_auth, register_terminals, subscribers
 from support.settings import LDAP_BASE
-from support.tools import activated_hsm_service, ocsp_request
+from support.tools import activated_hsm_service, court_certificate, ocsp_request
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -131,12 +130,8 @@ def _events(engine: sa.Engine, event_type: str, actor_like: str = "%") -> int:
 
 
 def _verifier(granted: Granted, name: str) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name.from_rfc4514_string(f"CN={name},O=Court,C=JP")
+    cert, _ = court_certificate(name)
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
     add_verifier(granted.admin, name=name, certificate=cert, password="verifier password 1", now=now,
                  base_dn=LDAP_BASE, actor="test")
     return cert.public_bytes(serialization.Encoding.DER)

@@ -16,8 +16,7 @@ import pytest
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as x509_ocsp
 from hypothesis import given
 from hypothesis import strategies as st
@@ -33,23 +32,13 @@ from ocsp.responder import Responder
 
 from support.installation import Installation
 from support.settings import LDAP_BASE
-from support.tools import ocsp_request
-
-
-def _self_signed(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name.from_rfc4514_string(f"CN={name},O=Court,C=JP")
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
-    return cert, key
+from support.tools import court_certificate, ocsp_request
 
 
 @pytest.fixture(scope="module")
 def verifier(installation: Installation) -> bytes:
     """A registered verifier's certificate (DER), presented over TLS."""
-    cert, _ = _self_signed("bounds-verifier")
+    cert, _ = court_certificate("bounds-verifier")
     add_verifier(installation.engine, name="bounds-verifier", certificate=cert, password=None,
                  now=dt.datetime.now(dt.UTC), base_dn=LDAP_BASE, actor="test")
     return cert.public_bytes(serialization.Encoding.DER)
@@ -68,7 +57,7 @@ def tokyo(installation: Installation) -> x509.Certificate:
 def _padded_outsider_request(tokyo: x509.Certificate, serial: int, size: int) -> bytes:
     """A signed request of about `size` bytes from an outsider: a real CertID, an outsider's
     certificate and a signature blob that fills the rest (what the attack sent)."""
-    outsider, _ = _self_signed("outsider")
+    outsider, _ = court_certificate("outsider")
     request = asn1_ocsp.OCSPRequest.load(ocsp_request(tokyo, serial))
     cert = asn1_x509.Certificate.load(outsider.public_bytes(serialization.Encoding.DER))
     blob = os.urandom(max(1, size - 1200))

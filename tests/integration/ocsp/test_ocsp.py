@@ -39,7 +39,7 @@ from ocsp.responder import Responder
 
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import LDAP_BASE
-from support.tools import ocsp_request
+from support.tools import court_certificate, ocsp_request
 
 TOKYO = "tokyo"
 
@@ -108,11 +108,7 @@ def files(installation: Installation, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def _self_signed(name: str, key: object) -> x509.Certificate:
-    subject = x509.Name.from_rfc4514_string(f"CN={name},O=Court,C=JP")
-    now = dt.datetime.now(dt.UTC)
-    return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())  # type: ignore[attr-defined]
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))  # type: ignore[arg-type]
+    return court_certificate(name, key, days=365)[0]  # type: ignore[arg-type]
 
 
 def _subscriber(installation: Installation, index: int = 0) -> Certificate:

@@ -21,8 +21,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as x509_ocsp
 
 from ca import hierarchy
@@ -38,7 +37,7 @@ from ca.storage.models import Certificate, OCSPQuery
 from ca.storage.revocations import RevocationStore
 from ca.verifiers import registry
 
-from support.tools import free_port, ocsp_request, write_config
+from support.tools import court_certificate, free_port, ocsp_request, write_config
 
 TOKYO = "tokyo"
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
@@ -143,12 +142,7 @@ def _client(out: Path, name: str) -> tuple[str, str]:
 
 def _self_signed(out: Path, name: str) -> tuple[str, str]:
     """A client certificate that does not chain to the bridge."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name.from_rfc4514_string(f"CN={name},O=Court,C=JP")
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
+    cert, key = court_certificate(name)
     (out / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (out / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                         serialization.NoEncryption()))
