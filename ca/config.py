@@ -152,6 +152,9 @@ class TimeConfig:
     max_offset_s: float = 1.0  # seed 000 1.3.3: stop issuing beyond +-1 s
     timeout_s: float = 2.0  # per server, all queried at once
     recheck_s: float = 60.0  # how long a good check is reused (keeps OCSP's hot path free)
+    # where ntp_servers came from (revoca.toml, the environment, or the machine's own time
+    # daemon: ca.trusted_time.system_servers); set by load_settings, shown at start-up
+    ntp_source: str = ""
 
     def __post_init__(self) -> None:
         servers = self.ntp_servers
@@ -431,8 +434,10 @@ def _parsed(env: dict[str, str], key: str, convert: Callable[[str], Any], what: 
         raise ConfigError(f"{key} must be {what}, not {env[key]!r}") from exc
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Read revoca.toml (REVOCA_CONFIG, else ./revoca.toml if present) and apply REVOCA_* overrides."""
+def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None, *,
+                  system_root: Path = Path("/")) -> Settings:
+    """Read revoca.toml (REVOCA_CONFIG, else ./revoca.toml if present) and apply REVOCA_* overrides;
+    NTP servers default to the machine's own (read under `system_root`)."""
     env = dict(os.environ) if env is None else env
     path = path or env.get("REVOCA_CONFIG")
     raw: dict[str, Any] = {}
@@ -451,7 +456,23 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
     for table in tables:
         if table in overrides:
             raw[table] = {**raw.get(table, {}), **overrides[table]}
+    raw["time"] = {**raw.get("time", {}), **_ntp_servers(raw.get("time", {}), overrides.get("time", {}), path,
+                                                         system_root)}
     return settings_from_dict(raw)
+
+
+def _ntp_servers(time: dict[str, Any], from_env: dict[str, Any], path: str | None,
+                 system_root: Path) -> dict[str, Any]:
+    """Where the servers come from: the environment, revoca.toml, else the machine's own time
+    daemon (issue 15: NTP by default wherever the machine has any)."""
+    if "ntp_servers" in from_env:
+        return {"ntp_source": "REVOCA_TIME_NTP_SERVERS"}
+    if "ntp_servers" in time:
+        return {"ntp_source": str(path)}
+    from ca.trusted_time.system_servers import discover
+
+    found = discover(system_root)
+    return {"ntp_servers": list(found.servers), "ntp_source": found.source}
 
 
 def settings_from_dict(raw: dict[str, Any]) -> Settings:

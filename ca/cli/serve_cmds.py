@@ -12,6 +12,7 @@ from types import FrameType
 import click
 
 from ca import ceremony
+from ca.config import Settings
 from ca.cli.common import App, pass_app, service_logging, table
 from ca.cli.tsa_cmds import DEFAULT_PORT as TSA_PORT
 from ca.cli.tsa_cmds import ensure_demo_tsa
@@ -205,6 +206,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         click.echo(f"\nHSM service: {settings.hsm_socket}  ({client.status()['line']})")
         click.echo(f"RA API:      https://127.0.0.1:{ra_port}  (OpenAPI at /openapi.json)")
         click.echo(f"database:    {settings.db_url}")
+        click.echo(f"clock:       {_clock_line(settings)}")
         click.echo(f"CRLs/ARLs:   {settings.data_dir / 'crls'}  (scheduler running; `revoca crl list`)")
         click.echo(f"OCSP:        http://127.0.0.1:{ocsp_port}/  (registered verifiers only)")
         click.echo(f"TSA:         http://127.0.0.1:{tsa_port}/  (RFC 3161; certificate {tsa_cert})")
@@ -245,6 +247,15 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         click.echo("\nstopping")
     finally:
         supervisor.stop()
+
+
+def _clock_line(settings: Settings) -> str:
+    """Which NTP servers the clock is checked against before signing, and where they came from."""
+    time = settings.time
+    if not time.ntp_servers:
+        return ("checked against no NTP server: the machine's time daemon names none and [time] ntp_servers "
+                "is not set, so lists are signed on the system clock unchecked")
+    return f"checked against {', '.join(time.ntp_servers)} (from {time.ntp_source}) before anything is signed"
 
 
 def _entry_dn(app: App, ca_name: str) -> str | None:
