@@ -145,10 +145,11 @@ def test_time_section_and_environment_overrides(tmp_path: Path) -> None:
     conf.write_text('[time]\nntp_servers = ["ntp1.example", "10.0.0.1:1123", "[::1]:123"]\nmax_offset_s = 1\n')
     s = load_settings(conf, env={"REVOCA_TIME_RECHECK_S": "15", "REVOCA_TIME_TIMEOUT_S": "0.5"})
     assert s.time == TimeConfig(ntp_servers=("ntp1.example", "10.0.0.1:1123", "[::1]:123"), max_offset_s=1.0,
-                                timeout_s=0.5, recheck_s=15.0)
+                                timeout_s=0.5, recheck_s=15.0, ntp_source=str(conf))
     s = load_settings(conf, env={"REVOCA_TIME_NTP_SERVERS": "a.example, b.example:124"})
     assert s.time.ntp_servers == ("a.example", "b.example:124")
-    assert load_settings(env={}).time.ntp_servers == ()  # the embedded default: no server
+    # the embedded default: the machine's own daemon's servers (none under an empty root)
+    assert load_settings(env={}, system_root=tmp_path).time.ntp_servers == ()
 
 
 @pytest.mark.parametrize(("table", "match"), [
