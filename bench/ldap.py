@@ -138,7 +138,9 @@ def main() -> None:
         print(f"tokyo CRL #{big.number}: {big.entries} entries, {big.size / 1e6:.1f} MB", flush=True)
         _compile_revoca()
 
-        publish_s, publish_mb, out = crl_bench.measure([str(crl_bench.REVOCA), "repository", "publish"], env)
+        login, password = crl_bench.bench_operator(engine)
+        publish_s, publish_mb, out = crl_bench.measure([str(crl_bench.REVOCA), "repository", "publish", *login], env,
+                                                       stdin=password)
         print(out.rstrip(), flush=True)
         if f"#{big.number}" not in out:
             raise SystemExit("revoca repository publish did not publish the CRL")

@@ -1,66 +1,86 @@
-"""OCSP throughput: `revoca serve ocsp` against `openssl ocsp` as a responder, same machine, same run.
+"""OCSP under a realistic load: `revoca serve ocsp` against `openssl ocsp -multi 2`, same machine, same run.
 
-    .venv/bin/python bench/ocsp.py [--entries 100000] [--duration 10] [--connections 16] [--serials 1]
-                                   [--db-url URL] [--keep DIR] [--skip-openssl] [--revoca-args ARGS]
+    .venv/bin/python bench/ocsp.py [--entries 100000] [--good-entries 0] [--serials 20000]
+        [--nonce-serials 5000] [--mix revoked=75,unknown=25] [--connections 16] [--seed 16]
+        [--quick] [--skip-openssl] [--history-cost] [--revoca-args ARGS] [--db-url URL] [--keep DIR]
 
-Set-up (not timed), as in bench/crl.py: a demo hierarchy with RSA-2048 keys in SoftHSM2, N
-revoked subscriber certificates of CA tokyo (certificate rows and revocations), `revoca serve
-hsm` started and activated with the demo shares.  A verifier is registered with a self-made
-RSA-2048 certificate, and OCSP requests are made for revoked tokyo serials (SHA-1 CertIDs,
-one certificate each), signed by that verifier: one without a nonce and one with a nonce per
-serial (`--serials K` spreads K serials over the N entries; the default is one).  With a
-nonce, every request carries the same nonce: that does not help either responder, which
-both sign each nonce answer on demand, but the figure is throughput, not a replay test.
+Workload: what verifiers really send.  K different serials (--serials, default 20,000), each
+asked once per pass: a verifier checks many citizens' certificates, not one again and again.
+They are drawn uniformly from a population of N revoked certificates of CA tokyo (--entries,
+default 100,000), G good ones (--good-entries, default 0) and serials tokyo never issued, in
+the shares of --mix: by default 75% revoked and 25% unknown, as issue 16 measured, and
+60% revoked, 20% good, 20% unknown when the population has good certificates (G > 0).
+Every request is signed by a registered verifier (RSA-2048), one SHA-1 CertID; with a nonce,
+each request has a nonce of its own.  Nonce cells ask the first --nonce-serials (default
+5,000) of the same shuffled serials: a nonce answer is signed on demand whatever the serial,
+so fewer requests measure the same thing in less time (give --nonce-serials 20000 for all).
+bench/ocsp_requests.py makes the mix and the requests; they are written to files, never put
+on a command line, so K has no limit but memory and disk.
 
-The responders, one after the other (never two at once), each on a free loopback port:
+Each cell is a fresh set of responder processes: a cold pass (every request once, first time
+the responder sees any of these serials) and then a warm pass (the same requests again, in
+the same order, in the same processes), each timed from the first connect to the last answer.
+Before the cold pass, 2C requests for a serial outside the mix (a probe) make sure every
+worker has started; nothing of the mix is asked before it.  Cells: no nonce and nonce, each
+with one connection per request (`Connection: close`, as openssl's client, which cannot keep
+alive, asks) and with HTTP/1.1 keep-alive, for:
 
-* revoca, key in the token: `revoca serve ocsp --workers 2` (granian, its default HTTP server;
-  `--revoca-args "--server gunicorn"` measures gunicorn's sync workers); answers are signed by
-  tokyo's delegated responder certificate (RSA-2048) through the HSM service.  A request
-  without a nonce for one certificate gets a pre-signed answer (RFC 5019) while the status
-  read from the database for it is unchanged: revoca still looks the verifier up (one query)
-  and reads the status (one query) every time; the request bytes, already parsed and their
-  signature checked, are recognised.
+* revoca, key in the token: `revoca serve ocsp --workers 2` (granian, its default server;
+  `--revoca-args "--server gunicorn"` measures gunicorn's), answers signed with tokyo's
+  delegated responder certificate (RSA-2048) in SoftHSM2 through `revoca serve hsm`;
 * revoca, key file: the same with `--key-store file` after `revoca ocsp key-file --ca tokyo
-  --algorithm rsa2048` (a delegated RSA-2048 responder certificate whose key is an encrypted
-  file), when this revoca has that command; otherwise that run is skipped, said so, the
-  ratios use the token run and p99_ms is 0.  The answers must come from that certificate.
+  --algorithm rsa2048` (an RSA-2048 key in an encrypted file); skipped, said so, and its
+  figures n/a when this revoca has no such command;
+* revoca, P-256 key file: after `revoca ocsp key-file --ca tokyo --algorithm p256`, nonce
+  cells only (signing is what a nonce costs); n/a, with the reason, when revoca cannot
+  issue or use a P-256 responder key in a file;
 * openssl: `openssl ocsp -index index.txt -CA tokyo.pem -rsigner resp.pem -rkey resp.key
-  -multi 2 -nmin 60`, index.txt with the same N serials, revocation times and reasons.  `-CA`
-  is tokyo's own certificate, so that openssl matches the same CertIDs; its responder
-  certificate is a self-made RSA-2048 one (OCSPSigning) with its key in an unencrypted PEM
-  file, because tokyo's key is in the token and openssl does not check the responder's chain
-  when it serves (the load generator does not verify answers either).  It ignores the request
-  signature (the same bytes go to both) and signs every answer, nonce or not.  It is started
-  anew for each run: see `measure` (an OpenSSL 3.0 responder process spins for ever on a
-  connection closed before a request arrived, as wrk leaves some when it stops).
+  -multi 2 -nmin 60`, index.txt with the same population (revoked with the same times and
+  reasons, good as valid), a self-made RSA-2048 responder certificate (OCSPSigning) with its
+  key in an unencrypted PEM file (tokyo's key is in the token; openssl does not check the
+  responder's chain when it serves).  It ignores request signatures, signs every answer,
+  answers HTTP/1.0 and closes: it has no keep-alive cells.
 
-Before any timing each responder must answer every request correctly (successful, revoked at
-the right time for the right reason, an RSA-2048 signature that verifies, from the expected
-responder certificate, the nonce echoed); under load the wrk script counts every answer that
-is not HTTP 200 with a body of a signed size, and the run fails when that or wrk's own error
-count exceeds 1%.  revoca's query history must have a row for every request wrk counted (it
-is written in batches, once a second per worker) and none unsuccessful.
+The single-serial figure the old bench gave (one revoked serial asked over and over, which
+revoca answers from a per-worker cache) stays as one extra row, "single serial (friendly, not
+representative)": revoca token, no nonce, keep-alive, after the warm pass of that cell.
 
-Load: `wrk -t 2 -c C -d D --latency` with a Lua script (POST, Content-Type
-application/ocsp-request), on the same 2 cores as the responder; revoca gets a short warm-up
-run first.  No `Connection: keep-alive` header is sent: OpenSSL 3.0's responder keeps such a
-connection open after an HTTP/1.0 answer that does not say so, the client closes it, and the
-process spins on it.  granian keeps HTTP/1.1 connections open (the table says so per run);
-openssl answers HTTP/1.0 and closes, so wrk reconnects for every request to it, which is part
-of the cost measured; gunicorn's sync workers close too.  wrk's latency is from request sent
-to response read, the reconnection not included.
+Load: bench/ocsp_load.c, a small epoll client in C built at run time with the machine's C
+compiler (bench/ocsp_load.py says why not wrk nor Python: a fixed pass of distinct bodies
+from a file, the connect inside a close-mode latency, every answer kept for checking, and
+little CPU taken from the 2 cores it shares with the responder), C connections at once
+(--connections, default 16).  Latency: per request, from connect (close) or from the first
+byte written on a kept connection (keep-alive) to the answer's last byte; p50 and p99 per
+pass.  Every answer of every pass is checked after the pass (not timed) by
+bench/ocsp_requests.py: successful, the right serial and status, revoked at the right time
+for the right reason, the nonce echoed, from the expected responder certificate, every
+distinct answer's signature verified; a wrong answer stops the bench, and so do more than
+1% of requests without an HTTP 200 `successful` answer.  revoca's query history must hold a
+row for every request of a responder's passes answered, and no more unsuccessful rows than
+the client saw.  Responders run one after
+the other, never two at once.  With defaults a run takes about 8 minutes on a quiet 2-core
+machine at the rates of issue 16 (most of it the token cells; set-up, 14 responder starts and
+the checks about 2 minutes), more when other work shares the cores; --quick (2,000 entries,
+1,000 serials, 300 with a nonce) is a smoke run of about two minutes.
+--history-cost adds what recording every query costs (in process, and a key-file cell with
+the app built without the history).
 
-After the key-file run, `history_cost` measures in this process what recording every query
-in the query history costs (the WSGI app with and without it, the batch writes included).
+The last line, for scripts (one line, wrapped here; n/a where a responder was skipped or could
+not run):
 
-The last line is
+    ocsp-realistic serials=K entries=N revoca_token_close_rps=… revoca_file_close_rps=… openssl_close_rps=…
+    ratio_token_close=… ratio_file_close=… ratio_keepalive=… ratio_nonce_p256=… ratio_nonce_token=… p99_ms=…
+    openssl_p99_ms=…
 
-    ocsp revoca_rps=X openssl_rps=Y ratio_nononce=R revoca_nonce_rps=X openssl_nonce_rps=Y ratio_nonce=R p99_ms=L
-
-with ratio = revoca / openssl, revoca being the key-file run (like with like: openssl's key is
-a file too; the token run is in the table above it); p99_ms is revoca's p99 latency without
-a nonce, key-file run.
+all from cold passes (the first time the responder sees each serial, the case a responder
+serving millions of citizens meets), no nonce and one connection per request unless named:
+*_close_rps are answers a second of revoca (key in the token; RSA-2048 key file) and openssl;
+ratio_token_close and ratio_file_close are those over openssl's; ratio_keepalive is revoca
+(token) with keep-alive over openssl (which cannot keep alive); ratio_nonce_p256 and
+ratio_nonce_token are revoca with a nonce (P-256 key file; RSA-2048 in the token), one
+connection per request, over openssl with a nonce; p99_ms and openssl_p99_ms are the p99
+latencies of revoca (token) and openssl in the no-nonce one-connection-per-request cell.
+The table above it has every cell, cold and warm.
 """
 
 from __future__ import annotations
@@ -69,13 +89,11 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import http.client
 import importlib.util
 import io
 import os
 import random
-import re
 import shlex
 import shutil
 import signal
@@ -86,10 +104,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
-from asn1crypto import ocsp as asn1_ocsp
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -97,14 +114,16 @@ from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 # Run as `python bench/ocsp.py`, this file's folder comes first on sys.path and its name would hide
-# the ocsp package: take the folder off and load bench/crl.py (demo set-up, revocation rows, the
-# HSM service) by its path.
+# the ocsp package: take the folder off and load the bench helpers (bench/crl.py: demo set-up,
+# revocation rows, the HSM service; bench/ocsp_requests.py; bench/ocsp_load.py) by their paths.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
-_spec = importlib.util.spec_from_file_location("bench_crl", _HERE / "crl.py")
+_spec = importlib.util.spec_from_file_location("bench_ocsp_requests", _HERE / "ocsp_requests.py")
 assert _spec is not None and _spec.loader is not None
-crl_bench = sys.modules["bench_crl"] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(crl_bench)
+ocsp_requests = sys.modules["bench_ocsp_requests"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ocsp_requests)
+crl_bench = ocsp_requests.crl_bench
+load = ocsp_requests.bench_module("ocsp_load")
 
 from ca import ceremony  # noqa: E402
 from ca.config import settings_from_dict  # noqa: E402
@@ -113,87 +132,22 @@ from ca.storage.engine import make_engine, session_scope  # noqa: E402
 from ca.storage.models import Certificate, OCSPQuery  # noqa: E402
 from ca.storage.store import Store  # noqa: E402
 from ca.verifiers.registry import add_verifier  # noqa: E402
-from ocsp.issuers import public_key_bits  # noqa: E402
 
 REVOCA = crl_bench.REVOCA
 NOW = crl_bench.NOW
-MAX_ERROR_SHARE = 0.01
-HISTORY_SETTLE = 2.5  # seconds: each revoca worker writes its query history once a second
-MIN_SIGNED_BODY = 300  # an RSA-2048 signature alone is 256 bytes; error responses are 5
-REASON_FLAGS = {1: x509.ReasonFlags.key_compromise, 2: x509.ReasonFlags.ca_compromise,
-                3: x509.ReasonFlags.affiliation_changed, 4: x509.ReasonFlags.superseded,
-                5: x509.ReasonFlags.cessation_of_operation}
-
-# Written to the work directory at run time.  Each wrk thread loads it into its own Lua state.
-WRK_SCRIPT = r"""
--- bench/ocsp.py: POST the DER requests listed in OCSP_BODIES (':'-separated), round robin.
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/ocsp-request"
-local bodies = {}
-for path in string.gmatch(os.getenv("OCSP_BODIES"), "[^:]+") do
-  local f = assert(io.open(path, "rb"))
-  bodies[#bodies + 1] = f:read("*a")
-  f:close()
-end
-wrk.body = bodies[1]
-
-if #bodies > 1 then
-  local formatted, next_index = {}, 0
-  function init(args)
-    for i, body in ipairs(bodies) do formatted[i] = wrk.format(nil, nil, nil, body) end
-    next_index = math.random(#bodies) - 1
-  end
-  function request()
-    next_index = next_index % #formatted + 1
-    return formatted[next_index]
-  end
-end
-
-bad = 0  -- global: done() reads it from each thread
-function response(status, headers, body)
-  if status ~= 200 or #body < MIN_SIGNED_BODY then bad = bad + 1 end
-end
-
-local threads = {}
-function setup(thread) threads[#threads + 1] = thread end
-
-function done(summary, latency, requests)
-  local total_bad = 0
-  for _, thread in ipairs(threads) do total_bad = total_bad + thread:get("bad") end
-  local e = summary.errors
-  io.write(string.format(
-    "RESULT requests=%d duration_us=%d connect=%d read=%d write=%d status=%d timeout=%d bad=%d " ..
-    "p50_us=%d p90_us=%d p99_us=%d max_us=%d\n",
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout, total_bad,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
-end
-"""
+ocsp_request = ocsp_requests.ocsp_request  # bench/ocsp_memory.py builds its warm-up requests with it
+REASON_FLAGS = ocsp_requests.REASON_FLAGS
+HISTORY_WAIT = 5.0  # seconds: each revoca worker writes its query history once a second
+SINGLE_SERIAL_MAX = 20_000  # requests of the single-serial row
 
 
 # -- tools ----------------------------------------------------------------------------------------
 
 
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    print("wrk (the HTTP load generator) is missing: installing the Debian package wrk", flush=True)
-    if os.geteuid() != 0:
-        raise SystemExit("wrk is missing; install it (apt-get install wrk) or run this as root")
-    apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=apt, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "wrk"], check=True, env=apt,
-                   stdout=subprocess.DEVNULL)
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("apt-get installed wrk but it is not on PATH")
-    return found
-
-
 def free_port() -> int:
     """A port free on 127.0.0.1 and on :: (openssl listens on [::]), below the ephemeral range:
-    wrk's thousands of connections a second take ephemeral ports, which a responder started
-    a moment later could then not bind."""
+    the load client's thousands of connections a second take ephemeral ports, which a responder
+    started a moment later could then not bind."""
     rng = random.Random()
     for _ in range(200):
         port = rng.randrange(20000, 32000)
@@ -216,7 +170,7 @@ def wait_ready(port: int, body: bytes, proc: subprocess.Popen[bytes], log: Path,
     """Until the responder answers a real request over HTTP.
 
     Not a bare connect: OpenSSL 3.0's responder process that accepts a connection closed
-    before any request byte arrives loops on it for ever (see `measure`).
+    before any request byte arrives loops on it for ever.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -291,30 +245,6 @@ def self_signed(cn: str, key: rsa.RSAPrivateKey, *, ocsp_signing: bool = False) 
     return builder.sign(key, hashes.SHA256())
 
 
-def ocsp_request(issuer: x509.Certificate, serial: int, signer: x509.Certificate, key: rsa.RSAPrivateKey,
-                 nonce: bytes | None) -> bytes:
-    """One SHA-1 CertID, optionally a nonce; tbsRequest signed by the verifier, who names itself and
-    attaches its certificate (RFC 6960 4.1.2)."""
-    spki = issuer.public_key().public_bytes(serialization.Encoding.DER,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
-    builder = x509_ocsp.OCSPRequestBuilder().add_certificate_by_hash(
-        hashlib.sha1(issuer.subject.public_bytes()).digest(), hashlib.sha1(public_key_bits(spki)).digest(),
-        serial, hashes.SHA1())
-    if nonce is not None:
-        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    unsigned = asn1_ocsp.OCSPRequest.load(builder.build().public_bytes(serialization.Encoding.DER))
-    signer_asn1 = asn1_x509.Certificate.load(signer.public_bytes(serialization.Encoding.DER))
-    tbs = unsigned["tbs_request"]
-    tbs["requestor_name"] = asn1_x509.GeneralName(name="directory_name", value=signer_asn1.subject)
-    signature = key.sign(tbs.dump(force=True), padding.PKCS1v15(), hashes.SHA256())
-    signed = asn1_ocsp.OCSPRequest({
-        "tbs_request": tbs,
-        "optional_signature": {"signature_algorithm": {"algorithm": "sha256_rsa"}, "signature": signature,
-                               "certs": [signer_asn1]},
-    })
-    return signed.dump()
-
-
 @dataclasses.dataclass(frozen=True)
 class Query:
     serial: int
@@ -324,14 +254,7 @@ class Query:
     nonce: bytes | None
 
 
-def pick_serials(n: int, k: int) -> list[tuple[int, dt.datetime, int]]:
-    """K of the N revoked serials, spread evenly (bench/crl.py `entries` is deterministic)."""
-    k = max(1, min(k, n))
-    step = n // k
-    return [e for i, e in enumerate(crl_bench.entries(n)) if i % step == 0][:k]
-
-
-# -- checking answers ------------------------------------------------------------------------------
+# -- checking answers one by one (bench/ocsp_memory.py's warm-up) ----------------------------------
 
 
 def post(port: int, body: bytes, conn: http.client.HTTPConnection | None = None
@@ -401,58 +324,15 @@ def check_responder(port: int, queries: list[Query], what: str, *, issuer: x509.
     return keep_alive
 
 
-# -- load ------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Load:
-    requests: int
-    seconds: float
-    errors: int  # connect/read/write/timeout errors and non-2xx, as wrk counts them
-    bad: int  # answers that are not HTTP 200 with a signed-size body
-    p50_ms: float
-    p99_ms: float
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-
-def wrk(binary: str, script: Path, port: int, bodies: list[Path], seconds: float, connections: int,
-        log: Path) -> Load:
-    env = {**os.environ, "OCSP_BODIES": ":".join(str(p) for p in bodies)}
-    proc = subprocess.run([binary, "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--latency",
-                           "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}/"],
-                          env=env, capture_output=True, text=True, check=False)
-    with open(log, "a") as out:
-        out.write(proc.stdout + proc.stderr + "\n")
-    found = re.search(r"^RESULT (.*)$", proc.stdout, re.M)
-    if proc.returncode != 0 or found is None:
-        raise SystemExit(f"wrk failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    r = {k: int(v) for k, v in (kv.split("=") for kv in found.group(1).split())}
-    errors = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"]
-    load = Load(r["requests"], r["duration_us"] / 1e6, errors, r["bad"], r["p50_us"] / 1000, r["p99_us"] / 1000)
-    total = max(load.requests, 1)
-    if load.requests == 0 or errors / total > MAX_ERROR_SHARE or load.bad / total > MAX_ERROR_SHARE:
-        raise SystemExit(f"too many failures under load on port {port}: {load}\n{proc.stdout}")
-    return load
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    responder: str
-    key: str
-    nonce: bool
-    load: Load
-    keep_alive: bool
+# -- responders and cells ---------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class Target:
     """One responder to measure and how to start it on a port."""
 
-    label: str
-    key: str
+    label: str  # revoca, openssl, no-hist
+    key: str  # token RSA-2048, file P-256, ...
     argv: Callable[[int], list[str]]
     env: dict[str, str]
     cwd: Path
@@ -461,7 +341,7 @@ class Target:
     responder: x509.Certificate | None = None  # or must be this
     engine: sa.Engine | None = None  # revoca's database, for the query history
     own_group: bool = False  # see `server`
-    fresh_per_run: bool = False  # started anew for each run (openssl: see `measure`)
+    keeps_alive: bool = True  # openssl answers HTTP/1.0 and closes: no keep-alive cells
 
     @contextlib.contextmanager
     def started(self, probe: bytes) -> Iterator[int]:
@@ -488,63 +368,89 @@ def on_a_free_port(argv: Callable[[int], list[str]], env: dict[str, str], cwd: P
             print(f"  ({exc.args[0].splitlines()[0]}; again on another port)", flush=True)
 
 
-def measure(target: Target, queries: dict[bool, list[Query]], args: argparse.Namespace,
-            tools: dict[str, object]) -> list[Row]:
-    """Check and load one responder without, then with a nonce.
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """The requests of every pass, on disk (bench/ocsp_requests.py), and what each must get."""
 
-    A responder that keeps state (revoca: per-worker database pool, HSM connection, issuer index,
-    pre-signed answers) serves both and is warmed up with a short wrk run first, and checked
-    again after the warm-up and after the run.  `openssl ocsp -multi` is started anew for each
-    run instead: OpenSSL 3.0's responder process loops forever on a connection its client
-    closed before sending a request, which is what wrk's last connections do when it stops,
-    so after one wrk run both of its processes are stuck (and spin).  It loads its index and
-    key at start and signs every answer, so it has nothing to warm up; the checks before the
-    run are its first requests.
-    """
-    script, binary, log = tools["script"], tools["wrk"], tools["log"]
-    assert isinstance(script, Path) and isinstance(binary, str) and isinstance(log, Path)
-    engine = target.engine
-    rows = []
+    plain: list  # Expected, no nonce: the K serials
+    nonce: list  # Expected, with a nonce: the first --nonce-serials of them
+    probe: list  # Expected: 2C times the probe serial
+    single: list  # Expected: one revoked serial, many times
+    files: dict[str, Path]  # plain, nonce, probe, single: bodies files for the load client
+    probe_body: bytes
+    client: Path
+    connections: int
+    work: Path  # where each pass's answers go
 
-    def check(port: int, nonce: bool, what: str, few: bool = False) -> bool:
-        chosen = queries[nonce][:1] if few else queries[nonce]
-        return check_responder(port, chosen, f"{target.label} ({target.key}, {what})", issuer=target.issuer,
-                               responder=target.responder)
 
-    with contextlib.ExitStack() as stack:
-        probe = queries[False][0].path.read_bytes()
-        shared_port = None if target.fresh_per_run else stack.enter_context(target.started(probe))
-        for nonce in (False, True):
-            kind = "nonce" if nonce else "no nonce"
-            bodies = [q.path for q in queries[nonce]]
-            with contextlib.ExitStack() as run_stack:
-                port = shared_port if shared_port is not None else run_stack.enter_context(target.started(probe))
-                keep_alive = check(port, nonce, kind)
-                if not target.fresh_per_run:
-                    wrk(binary, script, port, bodies, min(2.0, args.duration), args.connections, log)  # warm-up
-                    if engine is not None and not nonce:
-                        time.sleep(HISTORY_SETTLE)  # the warm-up's last queries reach the history first
-                    check(port, nonce, f"{kind}, after the warm-up", few=True)
-                before = history_rows(engine) if engine is not None else (0, 0)
-                load = wrk(binary, script, port, bodies, args.duration, args.connections, log)
-                if not target.fresh_per_run:
-                    check(port, nonce, f"{kind}, after the run", few=True)
-            print(f"  {target.label:<8} {target.key:<6} {kind:<9} {load.rps:>9.0f} req/s  p50 {load.p50_ms:.2f} ms  "
-                  f"p99 {load.p99_ms:.2f} ms  ({load.requests} requests, {load.errors} wrk errors, "
-                  f"{load.bad} bad answers, keep-alive {'yes' if keep_alive else 'no: one connection per request'})",
-                  flush=True)
-            if engine is not None and not nonce:
-                time.sleep(HISTORY_SETTLE)
-                after = history_rows(engine)
-                recorded = after[0] - before[0] - 1  # the check after the run is one query
-                print(f"  query history: {recorded} rows recorded for {load.requests} requests wrk counted "
-                      f"({recorded / max(load.requests, 1):.4f}; requests still in flight when wrk stopped "
-                      f"are answered and recorded but not counted by wrk); {after[1] - before[1]} of them not "
-                      "successful", flush=True)
-                if after[1] != before[1] or recorded < load.requests:
-                    raise SystemExit("the query history lost queries or recorded failed answers")
-            rows.append(Row(target.label, target.key, nonce, load, keep_alive))
-    return rows
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    label: str
+    key: str
+    nonce: bool
+    keep_alive: bool
+    cold: Any  # bench/ocsp_load.py Pass
+    warm: Any
+
+
+def run_pass(port: int, workload: Workload, which: str, keep_alive: bool, what: str, target: Target
+             ) -> tuple[Any, Any]:
+    """One pass of the `which` requests, every answer checked (after the timing)."""
+    answers = workload.work / "answers.bin"
+    done = load.run(workload.client, port, workload.files[which], workload.connections, keep_alive=keep_alive,
+                    answers=answers)
+    wanted = getattr(workload, which)
+    checked = ocsp_requests.check_answers(done.answers(), wanted, f"{target.label} ({target.key}, {what})",
+                                          responder=target.responder, issuer=target.issuer)
+    answers.unlink()
+    return done, checked
+
+
+def measure(target: Target, workload: Workload, *, nonce: bool, keep_alive: bool, single: bool = False
+            ) -> list[Cell]:
+    """A fresh responder: the probe, the cold pass, the warm pass (and the single-serial pass)."""
+    which = "nonce" if nonce else "plain"
+    kind = f"{'nonce' if nonce else 'no nonce'}, {'keep-alive' if keep_alive else 'close'}"
+    cells = []
+    with target.started(workload.probe_body) as port:
+        run_pass(port, workload, "probe", False, "probe", target)
+        before = history_rows(target.engine) if target.engine is not None else (0, 0)
+        sent = failed = 0  # requests answered over HTTP; of them, not `successful`
+        passes = []
+        for name in ("cold", "warm"):
+            done, checked = run_pass(port, workload, which, keep_alive, f"{kind}, {name}", target)
+            sent, failed = sent + done.requests - done.errors, failed + checked.not_successful
+            passes.append((done, checked))
+            print(f"  {target.label:<8} {target.key:<15} {kind:<22} {name}: {done.rps:>8.0f} req/s  "
+                  f"p50 {done.p50_ms:6.2f} ms  p99 {done.p99_ms:7.2f} ms  ({done.requests} requests, "
+                  f"{done.connections} connections, {done.errors} without answer, "
+                  f"{checked.not_successful} not successful; {checked.signatures_checked} "
+                  "signatures verified)", flush=True)
+        cells.append(Cell(target.label, target.key, nonce, keep_alive, passes[0][0], passes[1][0]))
+        if single:
+            done, checked = run_pass(port, workload, "single", keep_alive, f"{kind}, single serial", target)
+            sent, failed = sent + done.requests - done.errors, failed + checked.not_successful
+            print(f"  {target.label:<8} {target.key:<15} {kind:<22} single serial: {done.rps:>8.0f} req/s  "
+                  f"p99 {done.p99_ms:7.2f} ms (friendly, not representative)", flush=True)
+            cells.append(Cell("single", target.key, nonce, keep_alive, done, done))
+        if target.engine is not None:
+            check_history(target.engine, before, sent, failed)
+    return cells
+
+
+def check_history(engine: sa.Engine, before: tuple[int, int], sent: int, failed: int) -> None:
+    """The query history has a row for every request answered since `before`, and no more unsuccessful
+    ones than the client counted (rows of the probe, written late, may add to the total)."""
+    deadline = time.monotonic() + HISTORY_WAIT
+    while True:
+        after = history_rows(engine)
+        recorded = after[0] - before[0]
+        if recorded >= sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if after[1] - before[1] > failed or recorded < sent:
+        raise SystemExit(f"the query history lost queries or recorded failed answers: {recorded} rows for {sent} "
+                         f"requests answered, {after[1] - before[1]} unsuccessful where the client saw {failed}")
 
 
 def history_rows(engine: sa.Engine) -> tuple[int, int]:
@@ -571,14 +477,50 @@ def key_file_support(env: dict[str, str]) -> str:
     return ""
 
 
-def write_openssl_index(path: Path, n: int) -> None:
+def write_openssl_index(path: Path, n: int, good: int = 0) -> None:
+    """openssl's index.txt: the N revoked entries of bench/crl.py, then G valid ones."""
     expires = f"{NOW + dt.timedelta(days=200):%y%m%d%H%M%SZ}"
+
+    def hexserial(serial: int) -> str:
+        text = format(serial, "X")
+        return "0" * (len(text) % 2) + text
+
     with open(path, "w", encoding="ascii") as index:
         for serial, when, reason in crl_bench.entries(n):
-            hexserial = format(serial, "X")
-            hexserial = "0" * (len(hexserial) % 2) + hexserial
-            index.write(f"R\t{expires}\t{when:%y%m%d%H%M%SZ},{crl_bench.REASONS[reason]}\t{hexserial}\t"
+            index.write(f"R\t{expires}\t{when:%y%m%d%H%M%SZ},{crl_bench.REASONS[reason]}\t{hexserial(serial)}\t"
                         "unknown\t/CN=bench\n")
+        for serial in ocsp_requests.good_serials(n, good):
+            index.write(f"V\t{expires}\t\t{hexserial(serial)}\tunknown\t/CN=bench\n")
+
+
+def insert_good(engine: sa.Engine, ca_name: str, n_revoked: int, n_good: int) -> None:
+    """G certificate rows of the CA, not revoked (serials from bench/ocsp_requests.py `good_serials`)."""
+    cols = Certificate.__table__.c
+    dialect = engine.dialect
+    serial_of = crl_bench._bind(cols.serial, dialect)
+    time_of = crl_bench._bind(cols.not_before, dialect)
+    kind = crl_bench._bind(cols.kind, dialect)(CertKind.SUBSCRIBER)
+    with session_scope(engine) as session:
+        store = Store(session)
+        ca = store.ca(ca_name)
+        ca_id, key_id = ca.id, store.current_key(ca).id
+        first_id = (session.scalar(sa.select(sa.func.max(Certificate.id))) or 0) + 1
+    not_before, not_after, now = (time_of(NOW - dt.timedelta(days=900)), time_of(NOW + dt.timedelta(days=200)),
+                                  time_of(NOW))
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO certificates (id, issuer_ca_id, issuer_key_id, kind, serial, subject_dn, not_before, "
+           f"not_after, fingerprint_sha256, der, created_at) VALUES ({', '.join([mark] * 11)})")
+    rows = [(first_id + i, ca_id, key_id, kind, serial_of(serial), "CN=bench", not_before, not_after,
+             (first_id + i).to_bytes(32, "big"), b"", now)
+            for i, serial in enumerate(ocsp_requests.good_serials(n_revoked, n_good))]
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for i in range(0, len(rows), crl_bench.BATCH):
+            cursor.executemany(sql, rows[i:i + crl_bench.BATCH])
+        raw.commit()
+    finally:
+        raw.close()
 
 
 def tokyo_responder(engine: sa.Engine, *, key_file: bool) -> x509.Certificate:
@@ -607,7 +549,7 @@ def tokyo_certificate(engine: sa.Engine) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 
 
-REVOCA_ARGS: list[str] = []  # --revoca-args, e.g. "--threads 4"
+REVOCA_ARGS: list[str] = []  # --revoca-args, e.g. "--server gunicorn"
 
 
 def revoca_serve(port: int, *extra: str) -> list[str]:
@@ -619,9 +561,28 @@ def openssl_serve(port: int) -> list[str]:
             "-CA", "tokyo.pem", "-multi", "2", "-nmin", "60"]
 
 
-def run(root: Path, args: argparse.Namespace) -> list[Row]:
-    tools: dict[str, object] = {"wrk": ensure_wrk(), "script": root / "ocsp.lua", "log": root / "wrk.log"}
-    (root / "ocsp.lua").write_text(WRK_SCRIPT.replace("MIN_SIGNED_BODY", str(MIN_SIGNED_BODY)))
+def key_file(env: dict[str, str], algorithm: str, shares_dir: Path) -> None:
+    """`revoca ocsp key-file --ca tokyo --algorithm ALG` by two of the demo's key managers (their
+    passwords are beside the demo shares); SystemExit with its last line if it fails."""
+    names = sorted(p.stem for p in shares_dir.glob("keymanager*.password"))[:2]
+    logins = [a for name in names for a in ("--operator", name)]
+    passwords = "".join((shares_dir / f"{name}.password").read_text(encoding="utf-8").splitlines()[-1] + "\n"
+                        for name in names)
+    argv = [str(REVOCA), "ocsp", "key-file", "--ca", "tokyo", "--algorithm", algorithm]
+    proc = subprocess.run(argv + logins, env=env, input=passwords, capture_output=True, text=True)
+    if proc.returncode != 0 and "--operator" in proc.stderr and "no such option" in proc.stderr.lower():
+        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)  # older CLI
+    if proc.returncode != 0:
+        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        raise SystemExit(f"revoca ocsp key-file --algorithm {algorithm} failed: {' '.join(last)}")
+    print("  " + (proc.stdout.rstrip() or proc.stderr.rstrip()).replace("\n", "\n  "), flush=True)
+
+
+CELLS = [(False, False), (False, True), (True, False), (True, True)]  # (nonce, keep-alive)
+
+
+def run(root: Path, args: argparse.Namespace) -> tuple[list[Cell], dict[str, str]]:
+    """Every cell, and why a responder was skipped (by key: file, p256, openssl)."""
     data = root / "var"
     sock_dir = Path(tempfile.mkdtemp(prefix="rvb"))  # Unix socket paths are short
     sock = sock_dir / "hsm.sock"
@@ -634,13 +595,17 @@ def run(root: Path, args: argparse.Namespace) -> list[Row]:
         env["REVOCA_DATABASE_URL"] = raw["database_url"] = args.db_url
     settings = settings_from_dict(raw)
     engine = make_engine(settings.db_url)
-    rows: list[Row] = []
+    cells: list[Cell] = []
+    skipped: dict[str, str] = {}
     try:
         t = time.perf_counter()
+        client = load.build(root / "client")
         print(f"setting up: demo hierarchy (RSA-2048 in SoftHSM2) in {data}", flush=True)
         ceremony.run(settings, engine, demo=True, now=NOW, demo_subscribers=0)
-        print(f"setting up: {args.entries} revocations for tokyo", flush=True)
+        print(f"setting up: {args.entries} revoked and {args.good_entries} good certificates of tokyo", flush=True)
         crl_bench.insert_revocations(engine, "tokyo", args.entries)
+        if args.good_entries:
+            insert_good(engine, "tokyo", args.entries, args.good_entries)
         tokyo = tokyo_certificate(engine)
         files = root / "files"
         files.mkdir(exist_ok=True)
@@ -649,44 +614,56 @@ def run(root: Path, args: argparse.Namespace) -> list[Row]:
         verifier = self_signed("bench-verifier", verifier_key)
         add_verifier(engine, name="bench-verifier", certificate=verifier, password=None, now=dt.datetime.now(dt.UTC),
                      base_dn=settings.repository.base_dn, actor="bench")
-        nonce = os.urandom(16)
-        queries: dict[bool, list[Query]] = {False: [], True: []}
-        for i, (serial, when, reason) in enumerate(pick_serials(args.entries, args.serials)):
-            for with_nonce in (False, True):
-                path = files / f"request-{i}{'-nonce' if with_nonce else ''}.der"
-                path.write_bytes(ocsp_request(tokyo, serial, verifier, verifier_key, nonce if with_nonce else None))
-                queries[with_nonce].append(Query(serial, when, reason, path, nonce if with_nonce else None))
-        print(f"set up in {time.perf_counter() - t:.1f} s; {len(queries[False])} serial(s) asked, "
-              f"requests of {queries[False][0].path.stat().st_size} and {queries[True][0].path.stat().st_size} "
-              "bytes", flush=True)
+        workload = make_workload(files, tokyo, verifier, verifier_key, client, args)
+        print(f"set up in {time.perf_counter() - t:.1f} s: {len(workload.plain)} requests without a nonce "
+              f"({describe(workload.plain)}), {len(workload.nonce)} with one", flush=True)
 
-        no_key_file = key_file_support(env)
-        token_responder = None if no_key_file else tokyo_responder(engine, key_file=False)
+        token_responder = tokyo_responder(engine, key_file=False)
+        revoca = dict(env=env, cwd=root, issuer=tokyo, engine=engine)
         with crl_bench.hsm_service(env, settings.demo_shares_dir, sock):
-            print("revoca serve ocsp --workers 2, key in the token (SoftHSM2 via revoca serve hsm)", flush=True)
-            rows += measure(Target("revoca", "token", revoca_serve, env, root, root / "revoca-token.log", issuer=tokyo,
-                                   responder=token_responder, engine=engine), queries, args, tools)
-            if no_key_file:
-                print(f"revoca with a key file: skipped: {no_key_file}", flush=True)
+            print("revoca serve ocsp --workers 2, key in the token (SoftHSM2 via revoca serve hsm), "
+                  "fresh processes per cell", flush=True)
+            target = Target("revoca", f"token {ocsp_requests.key_name(token_responder)}", revoca_serve,
+                            log=root / "revoca-token.log", responder=token_responder, **revoca)  # type: ignore[arg-type]
+            for nonce, keep_alive in CELLS:
+                cells += measure(target, workload, nonce=nonce, keep_alive=keep_alive,
+                                 single=not nonce and keep_alive)
+            if why := key_file_support(env):
+                skipped["file"] = skipped["p256"] = why
+                print(f"revoca with a key file: skipped: {why}", flush=True)
             else:
-                proc = subprocess.run([str(REVOCA), "ocsp", "key-file", "--ca", "tokyo", "--algorithm", "rsa2048"],
-                                      env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise SystemExit(f"revoca ocsp key-file failed:\n{proc.stdout}{proc.stderr}")
-                print(proc.stdout.rstrip() or proc.stderr.rstrip(), flush=True)
-                print("revoca serve ocsp --workers 2 --key-store file", flush=True)
-                rows += measure(Target("revoca", "file", lambda port: revoca_serve(port, "--key-store", "file"), env,
-                                       root, root / "revoca-file.log", issuer=tokyo,
-                                       responder=tokyo_responder(engine, key_file=True), engine=engine),
-                                queries, args, tools)
-                history_cost(settings, engine, sock, queries[False][0].path.read_bytes())
-                rows += measure_without_history(root, env, tokyo, engine, queries, args, tools)
+                print("revoca serve ocsp --workers 2 --key-store file (RSA-2048)", flush=True)
+                key_file(env, "rsa2048", settings.demo_shares_dir)
+                file_responder = tokyo_responder(engine, key_file=True)
+                target = Target("revoca", f"file {ocsp_requests.key_name(file_responder)}",
+                                lambda port: revoca_serve(port, "--key-store", "file"),
+                                log=root / "revoca-file.log", responder=file_responder, **revoca)  # type: ignore[arg-type]
+                for nonce, keep_alive in CELLS:
+                    cells += measure(target, workload, nonce=nonce, keep_alive=keep_alive)
+                if args.history_cost:
+                    history_cost(settings, engine, sock, workload.probe_body)
+                    cells += measure_without_history(root, env, tokyo, engine, workload)
+                print("revoca serve ocsp --workers 2 --key-store file (P-256), nonce cells", flush=True)
+                try:
+                    key_file(env, "p256", settings.demo_shares_dir)
+                    p256 = tokyo_responder(engine, key_file=True)
+                    if ocsp_requests.key_name(p256) != "P-256":
+                        raise SystemExit(f"the newest key-file responder certificate is {ocsp_requests.key_name(p256)}")
+                    target = Target("revoca", "file P-256", lambda port: revoca_serve(port, "--key-store", "file"),
+                                    log=root / "revoca-p256.log", responder=p256, **revoca)  # type: ignore[arg-type]
+                    for keep_alive in (False, True):
+                        cells += measure(target, workload, nonce=True, keep_alive=keep_alive)
+                except SystemExit as exc:
+                    skipped["p256"] = f"revoca cannot use a P-256 responder key in a file yet: {exc}"
+                    print(f"  skipped: {skipped['p256']}", flush=True)
 
-        if not args.skip_openssl:
+        if args.skip_openssl:
+            skipped["openssl"] = "--skip-openssl"
+        else:
             work = root / "openssl"
             work.mkdir(exist_ok=True)
             t = time.perf_counter()
-            write_openssl_index(work / "index.txt", args.entries)
+            write_openssl_index(work / "index.txt", args.entries, args.good_entries)
             (work / "index.txt.attr").write_text("unique_subject = no\n")
             responder_key = rsa.generate_private_key(65537, 2048)
             responder = self_signed("Bench OpenSSL OCSP Responder", responder_key, ocsp_signing=True)
@@ -694,23 +671,57 @@ def run(root: Path, args: argparse.Namespace) -> list[Row]:
             (work / "resp.key").write_bytes(_key_pem(responder_key))
             (work / "resp.key").chmod(0o600)
             shutil.copy(files / "tokyo.pem", work / "tokyo.pem")
-            print(f"openssl index.txt with {args.entries} entries written in {time.perf_counter() - t:.1f} s",
-                  flush=True)
-            print("openssl ocsp -multi 2, key file (started anew for each run)", flush=True)
-            rows += measure(Target("openssl", "file", openssl_serve, dict(os.environ), work, root / "openssl.log",
-                                   responder=responder, own_group=True, fresh_per_run=True), queries, args, tools)
+            print(f"openssl index.txt with {args.entries + args.good_entries} entries written in "
+                  f"{time.perf_counter() - t:.1f} s", flush=True)
+            print("openssl ocsp -multi 2, RSA-2048 key file, fresh processes per cell", flush=True)
+            target = Target("openssl", "file RSA-2048", openssl_serve, dict(os.environ), work, root / "openssl.log",
+                            responder=responder, own_group=True, keeps_alive=False)
+            for nonce in (False, True):
+                cells += measure(target, workload, nonce=nonce, keep_alive=False)
     finally:
         engine.dispose()
         shutil.rmtree(sock_dir, ignore_errors=True)
-    return rows
+    return cells, skipped
+
+
+def make_workload(files: Path, tokyo: x509.Certificate, verifier: x509.Certificate, verifier_key: rsa.RSAPrivateKey,
+                  client: Path, args: argparse.Namespace) -> Workload:
+    """The mix (bench/ocsp_requests.py), its signed requests, and the bodies files of every pass."""
+    plain = ocsp_requests.choose(args.entries, args.good_entries, args.serials, args.mix, args.seed)
+    nonce = ocsp_requests.with_nonces(plain[:args.nonce_serials], args.seed)
+    probe = ocsp_requests.probe_serial(args.seed)
+    bodies = ocsp_requests.signed_requests(tokyo, verifier, verifier_key, [probe, *plain, *nonce])
+    probe_body, plain_bodies, nonce_bodies = bodies[0], bodies[1:1 + len(plain)], bodies[1 + len(plain):]
+    single_index = next(i for i, e in enumerate(plain) if e.status == ocsp_requests.REVOKED) if any(
+        e.status == ocsp_requests.REVOKED for e in plain) else 0
+    n_single = min(len(plain), SINGLE_SERIAL_MAX)
+    n_probe = 2 * args.connections
+    paths = {
+        "plain": load.write_bodies(files / "plain.bin", plain_bodies),
+        "nonce": load.write_bodies(files / "nonce.bin", nonce_bodies),
+        "probe": load.write_bodies(files / "probe.bin", [probe_body] * n_probe),
+        "single": load.write_bodies(files / "single.bin", [plain_bodies[single_index]] * n_single),
+    }
+    ocsp_requests.write_manifest(files / "plain.tsv", plain)
+    ocsp_requests.write_manifest(files / "nonce.tsv", nonce)
+    return Workload(plain, nonce, [probe] * n_probe, [plain[single_index]] * n_single, paths, probe_body, client,
+                    args.connections, files)
+
+
+def describe(wanted: list) -> str:
+    counts: dict[str, int] = {}
+    for e in wanted:
+        counts[e.status] = counts.get(e.status, 0) + 1
+    order = (ocsp_requests.REVOKED, ocsp_requests.GOOD, ocsp_requests.UNKNOWN)
+    return ", ".join(f"{counts[s]} {s}" for s in order if s in counts)
 
 
 def measure_without_history(root: Path, env: dict[str, str], tokyo: x509.Certificate, engine: sa.Engine,
-                            queries: dict[bool, list[Query]], args: argparse.Namespace,
-                            tools: dict[str, object]) -> list[Row]:
-    """The key-file run again with the app built without the query history, under the same
-    granian, so that the history's cost shows in throughput (label "no-hist").  revoca has no
-    switch for this (the seed requires the history): the bench builds the app itself."""
+                            workload: Workload) -> list[Cell]:
+    """The key-file cell (no nonce, one connection per request) again with the app built without the
+    query history, under the same granian, so that the history's cost shows in throughput (label
+    "no-hist").  revoca has no switch for this (the seed requires the history): the bench builds the
+    app itself."""
     app_dir = root / "no-history"
     app_dir.mkdir(exist_ok=True)
     (app_dir / "revoca_ocsp_no_history.py").write_text("from ocsp.wsgi import build\n\napp = build(history=False)\n")
@@ -720,10 +731,11 @@ def measure_without_history(root: Path, env: dict[str, str], tokyo: x509.Certifi
         return [granian, "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
                 "--working-dir", str(app_dir), "revoca_ocsp_no_history:app"]
 
-    print("the key-file run again, the app built without the query history (granian, 2 workers)", flush=True)
-    return measure(Target("no-hist", "file", argv, {**env, "REVOCA_OCSP_KEY_FILES": "1"}, root,
-                          root / "revoca-no-history.log", issuer=tokyo,
-                          responder=tokyo_responder(engine, key_file=True)), queries, args, tools)
+    print("the key-file cell again, the app built without the query history (granian, 2 workers)", flush=True)
+    responder = tokyo_responder(engine, key_file=True)
+    return measure(Target("no-hist", f"file {ocsp_requests.key_name(responder)}", argv,
+                          {**env, "REVOCA_OCSP_KEY_FILES": "1"}, root, root / "revoca-no-history.log", issuer=tokyo,
+                          responder=responder), workload, nonce=False, keep_alive=False)
 
 
 def history_cost(settings: object, engine: sa.Engine, sock: Path, request: bytes, n: int = 20_000) -> None:
@@ -763,56 +775,123 @@ def history_cost(settings: object, engine: sa.Engine, sock: Path, request: bytes
           f"{per_query['with']:.1f} us with (+{extra:.0%} for recording every query)", flush=True)
 
 
+# -- report -------------------------------------------------------------------------------------------
+
+
+def report(cells: list[Cell], skipped: dict[str, str], args: argparse.Namespace, workload_note: str) -> None:
+    def find(label: str, key_prefix: str, nonce: bool, keep_alive: bool) -> Cell | None:
+        return next((c for c in cells if c.label == label and c.key.startswith(key_prefix) and c.nonce == nonce
+                     and c.keep_alive == keep_alive), None)
+
+    print(f"\nOCSP, realistic mix: {workload_note}; {args.connections} connections at once; "
+          f"{os.cpu_count()} cores shared by the responder and the load client; cold = first pass in fresh "
+          "processes, warm = second pass; conns: connections the cold pass opened; x openssl: cold req/s over "
+          "openssl's with one connection per request and the same nonce setting; p99<=openssl: cold and warm")
+    head = (f"{'responder':<10}{'key':<16}{'nonce':<7}{'connection':<12}{'cold req/s':>11}{'p50 ms':>8}"
+            f"{'p99 ms':>9}{'warm req/s':>11}{'p50 ms':>8}{'p99 ms':>9}{'conns':>7}{'x openssl':>10}"
+            f"{'p99<=openssl':>13}")
+    print(head)
+    for c in cells:
+        if c.label == "single":
+            continue
+        theirs = find("openssl", "file RSA", c.nonce, False)
+        ratio = f"{c.cold.rps / theirs.cold.rps:.2f}" if theirs and theirs.cold.rps and c.label != "openssl" else ""
+        p99_ok = ("yes" if c.cold.p99_ms <= theirs.cold.p99_ms and c.warm.p99_ms <= theirs.warm.p99_ms else "no") \
+            if theirs and c.label != "openssl" else ""
+        print(f"{c.label:<10}{c.key:<16}{'yes' if c.nonce else 'no':<7}{'keep-alive' if c.keep_alive else 'close':<12}"
+              f"{c.cold.rps:>11.0f}{c.cold.p50_ms:>8.2f}{c.cold.p99_ms:>9.2f}{c.warm.rps:>11.0f}{c.warm.p50_ms:>8.2f}"
+              f"{c.warm.p99_ms:>9.2f}{c.cold.connections:>7}{ratio:>10}{p99_ok:>13}")
+    for c in cells:
+        if c.label == "single":
+            print(f"single serial (friendly, not representative): revoca {c.key}, no nonce, keep-alive, "
+                  f"{c.cold.requests} requests for one revoked serial after the warm pass: {c.cold.rps:.0f} req/s, "
+                  f"p99 {c.cold.p99_ms:.2f} ms")
+    without, with_ = find("no-hist", "file", False, False), find("revoca", "file RSA", False, False)
+    if without and with_:
+        print(f"query history cost in throughput (no nonce, RSA-2048 key file, one connection per request): "
+              f"cold {without.cold.rps:.0f} req/s without it, {with_.cold.rps:.0f} with it; warm "
+              f"{without.warm.rps:.0f} and {with_.warm.rps:.0f}")
+    for what, why in skipped.items():
+        print(f"{what}: n/a: {why}")
+
+    def rps(cell: Cell | None) -> float | None:
+        return cell.cold.rps if cell else None
+
+    def fmt(value: float | None, digits: int) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    def ratio(ours: float | None, theirs: float | None) -> str:
+        return "n/a" if ours is None or not theirs else f"{ours / theirs:.2f}"
+
+    token = find("revoca", "token", False, False)
+    file_ = find("revoca", "file RSA", False, False)
+    openssl = find("openssl", "file RSA", False, False)
+    openssl_nonce = find("openssl", "file RSA", True, False)
+    keepalive = find("revoca", "token", False, True)
+    p256 = find("revoca", "file P-256", True, False)
+    token_nonce = find("revoca", "token", True, False)
+    print(f"ocsp-realistic serials={args.serials} entries={args.entries} "
+          f"revoca_token_close_rps={fmt(rps(token), 0)} revoca_file_close_rps={fmt(rps(file_), 0)} "
+          f"openssl_close_rps={fmt(rps(openssl), 0)} ratio_token_close={ratio(rps(token), rps(openssl))} "
+          f"ratio_file_close={ratio(rps(file_), rps(openssl))} ratio_keepalive={ratio(rps(keepalive), rps(openssl))} "
+          f"ratio_nonce_p256={ratio(rps(p256), rps(openssl_nonce))} "
+          f"ratio_nonce_token={ratio(rps(token_nonce), rps(openssl_nonce))} "
+          f"p99_ms={fmt(token.cold.p99_ms if token else None, 2)} "
+          f"openssl_p99_ms={fmt(openssl.cold.p99_ms if openssl else None, 2)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--entries", type=int, default=100_000, help="Revoked certificates of tokyo (also 1000000).")
-    parser.add_argument("--duration", type=float, default=10, help="Seconds per measurement.")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections (2 threads).")
-    parser.add_argument("--serials", type=int, default=1,
-                        help="Distinct revoked serials asked, round robin (one request file each).")
+    parser.add_argument("--entries", type=int, default=None, help="Revoked certificates of tokyo (default 100000).")
+    parser.add_argument("--good-entries", type=int, default=0, help="Good (not revoked) certificates of tokyo.")
+    parser.add_argument("--serials", type=int, default=None, help="K: distinct serials asked (default 20000).")
+    parser.add_argument("--nonce-serials", type=int, default=None,
+                        help="How many of them the nonce cells ask (default 5000, at most K).")
+    parser.add_argument("--mix", default=None, help="Shares in percent, e.g. revoked=75,unknown=25 (the default; "
+                        "revoked=60,good=20,unknown=20 with --good-entries).")
+    parser.add_argument("--connections", type=int, default=16, help="Requests in flight at once.")
+    parser.add_argument("--seed", type=int, default=16, help="Seed of the serials chosen and the nonces.")
+    parser.add_argument("--quick", action="store_true",
+                        help="Smoke run: 2000 entries, 1000 serials, 300 with a nonce (unless given).")
     parser.add_argument("--skip-openssl", action="store_true", help="Only measure revoca.")
-    parser.add_argument("--revoca-args", default="", help="More options for `revoca serve ocsp`, e.g. '--threads 4'.")
+    parser.add_argument("--history-cost", action="store_true", help="Also measure what the query history costs.")
+    parser.add_argument("--revoca-args", default="", help="More options for `revoca serve ocsp`, e.g. "
+                        "'--server gunicorn'.")
     parser.add_argument("--db-url", help="A PostgreSQL URL to use instead of SQLite in the data directory.")
     parser.add_argument("--keep", type=Path, help="Work in this directory and keep it (logs, requests, index.txt).")
     args = parser.parse_args()
+    quick = args.quick
+    args.entries = args.entries if args.entries is not None else (2000 if quick else 100_000)
+    args.serials = args.serials if args.serials is not None else (1000 if quick else 20_000)
+    args.nonce_serials = min(args.serials, args.nonce_serials if args.nonce_serials is not None
+                             else (300 if quick else 5000))
+    if args.entries < 1 or args.good_entries < 0 or args.serials < 1 or args.nonce_serials < 1 \
+            or args.connections < 1:
+        parser.error("--entries, --serials, --nonce-serials and --connections must be positive, "
+                     "--good-entries not negative")
+    try:
+        args.mix = ocsp_requests.Mix.parse(args.mix or ("revoked=60,good=20,unknown=20" if args.good_entries
+                                                   else "revoked=75,unknown=25"))
+        k_revoked, k_good, _ = args.mix.counts(args.serials)
+        if k_revoked > args.entries or k_good > args.good_entries:
+            raise ValueError(f"{args.serials} serials at {args.mix} need {k_revoked} revoked and {k_good} good "
+                             f"certificates; the population has {args.entries} and {args.good_entries}")
+    except ValueError as exc:
+        parser.error(f"--mix/--serials: {exc}")
     REVOCA_ARGS.extend(shlex.split(args.revoca_args))
-    if args.entries < 1 or args.duration <= 0 or args.connections < 2 or args.serials < 1:
-        parser.error("--entries and --serials must be positive, --connections at least 2, --duration above 0")
     root = args.keep or Path(tempfile.mkdtemp(prefix="revoca-ocsp-bench-"))
     root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     try:
-        rows = run(root, args)
+        cells, skipped = run(root, args)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
-
-    print(f"\nOCSP, {args.entries} revoked entries, wrk -t 2 -c {args.connections} -d {args.duration:g}s, "
-          f"{args.serials} serial(s), {os.cpu_count()} cores shared by responder and load generator")
-    print(f"{'responder':<10}{'key':<7}{'nonce':<7}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'keep-alive':>12}")
-    for r in rows:
-        print(f"{r.responder:<10}{r.key:<7}{'yes' if r.nonce else 'no':<7}{r.load.rps:>9.0f}{r.load.p50_ms:>9.2f}"
-              f"{r.load.p99_ms:>9.2f}{'yes' if r.keep_alive else 'no':>12}")
-
-    def find(responder: str, key: str, nonce: bool) -> Load | None:
-        return next((r.load for r in rows if (r.responder, r.key, r.nonce) == (responder, key, nonce)), None)
-
-    revoca_key = "file" if find("revoca", "file", False) is not None else "token"
-    if revoca_key == "token":
-        print("ratios below use revoca with the key in the token: the key-file run was skipped")
-    figures = {}
-    for nonce in (False, True):
-        ours, theirs = find("revoca", revoca_key, nonce), find("openssl", "file", nonce)
-        ours_rps, theirs_rps = (ours.rps if ours else 0.0), (theirs.rps if theirs else 0.0)
-        figures[nonce] = (ours_rps, theirs_rps, ours_rps / theirs_rps if theirs_rps else 0.0)
-    key_file = find("revoca", "file", False)
-    p99 = key_file.p99_ms if key_file else 0.0
-    without = find("no-hist", "file", False)
-    if key_file and without:
-        print(f"query history cost in throughput (no nonce, key file): {without.rps:.0f} req/s without it, "
-              f"{key_file.rps:.0f} with it ({key_file.rps / without.rps - 1:+.1%})")
-    print(f"ocsp revoca_rps={figures[False][0]:.0f} openssl_rps={figures[False][1]:.0f} "
-          f"ratio_nononce={figures[False][2]:.2f} revoca_nonce_rps={figures[True][0]:.0f} "
-          f"openssl_nonce_rps={figures[True][1]:.0f} ratio_nonce={figures[True][2]:.2f} p99_ms={p99:.2f}")
+    k_revoked, k_good, k_unknown = args.mix.counts(args.serials)
+    note = (f"{args.serials} distinct serials ({k_revoked} of {args.entries} revoked, {k_good} of "
+            f"{args.good_entries} good, {k_unknown} unknown), nonce cells the first {args.nonce_serials}; "
+            f"run took {time.perf_counter() - started:.0f} s")
+    report(cells, skipped, args, note)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def _demo_key_managers(store: Store, count: int, now: dt.datetime, out_dir: Path
         except NotFound:
             password = secrets.token_urlsafe(18)
             store.add_operator(name=name, display_name=f"Demo key manager {i}",
-                               credential_hash=hash_password(password), roles=[Role.KEY_MANAGER], now=now)
+                               credential_hash=hash_password(password), roles=[Role.KEY_MANAGER], now=now,
+                               made_at_ceremony=True)
             _write_private(out_dir / f"{name}.password", DEMO_WARNING + password + "\n")
         names.append(name)
     return names
@@ -86,21 +87,32 @@ def _demo_subscribers(ctx: hierarchy.Context, cas: list[CertificateAuthority], c
 
 def run(settings: Settings, engine: Engine, *, key_managers: list[str] | None = None, demo: bool = False,
         now: dt.datetime | None = None, actor: str = "ceremony",
-        demo_subscribers: int = DEMO_SUBSCRIBERS_PER_CA) -> CeremonyResult:
+        demo_subscribers: int = DEMO_SUBSCRIBERS_PER_CA, adopt_user_pin: str | None = None) -> CeremonyResult:
+    """The key ceremony.  With `adopt_user_pin` (issue 14, ca.adoption) the token [hsm] token_label is
+    the previous system's, with its keys: its user PIN, given once here, is replaced by the one
+    derived from the new activation secret (C_SetPIN), so that the token opens only when M key
+    managers combine their shares; no CA is built (each is adopted with `revoca ca adopt`).  Its SO
+    PIN stays the previous system's (in the CA administrator's custody, seed 004 5.2.1 (1))."""
     now = now or dt.datetime.now(dt.UTC)
     if is_initialized(settings, engine):
         raise AlreadyExists(f"revoca is already initialised (token {settings.hsm.token_label!r} has a share set)")
     token = token_for(settings)
-    if not settings.hsm.is_softhsm:
+    if adopt_user_pin is not None:
+        if not token.exists():
+            raise NotFound(f"no token labelled {settings.hsm.token_label!r} to take over in {settings.hsm.module}")
+    elif not settings.hsm.is_softhsm:
         raise TokenError("initialising a hardware token is done with its vendor's tools first; "
                          "revoca init currently supports the SoftHSM2 module only")
-    if token.exists():
+    elif token.exists():
         raise AlreadyExists(
             f"token {settings.hsm.token_label!r} exists but the database has no share set for it; "
             f"delete it (softhsm2-util --delete-token --token {settings.hsm.token_label}) or use another label")
     n, m = settings.hsm.shares, settings.hsm.threshold
     secret = sharing.new_secret()
-    token.initialize_softhsm(so_pin=sharing.so_pin(secret), user_pin=sharing.user_pin(secret))
+    if adopt_user_pin is None:
+        token.initialize_softhsm(so_pin=sharing.so_pin(secret), user_pin=sharing.user_pin(secret))
+    else:
+        token.change_user_pin(adopt_user_pin, sharing.user_pin(secret))
     session_tok = None
     try:
         with session_scope(engine) as session:
@@ -115,22 +127,28 @@ def run(settings: Settings, engine: Engine, *, key_managers: list[str] | None = 
             for op in holders:
                 if Role.KEY_MANAGER not in op.role_set:
                     raise InvalidInput(f"operator {op.name} does not hold the key-manager role")
+                # the ceremony hands each one a share in person: each counts as a person of its own
+                # in acts of several people from now on (ca.officers.approval)
+                store.mark_made_at_ceremony(op, now)
             share_set = store.add_share_set(token_label=settings.hsm.token_label, threshold=m, total=n, now=now)
             shares = sharing.split(secret, set_id=share_set.id, threshold=m, total=n)
             for share, op in zip(shares, holders, strict=True):
                 store.add_share_holder(share_set, index=share.index, operator=op, digest=share.digest())
             audit.record(session, "hsm.ceremony", actor=actor, token=settings.hsm.token_label, threshold=m,
-                         total=n, holders=names)
+                         total=n, holders=names, token_taken_over=adopt_user_pin is not None)
             session_tok = token.open(sharing.user_pin(secret))
             ctx = hierarchy.Context(store=store, keys=session_tok, now=now, actor=actor,
                                     algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
-            made = hierarchy.build(ctx, settings)
+            made = [] if adopt_user_pin is not None else hierarchy.build(ctx, settings)
             if demo:
                 _demo_subscribers(ctx, [c for c in made if c.kind is CAKind.REGIONAL], demo_subscribers)
     except BaseException:
         if session_tok is not None:
             session_tok.close()
-        token.delete_softhsm()
+        if adopt_user_pin is None:
+            token.delete_softhsm()
+        else:  # the token goes back to its own PIN: nothing of the ceremony stayed
+            token.change_user_pin(sharing.user_pin(secret), adopt_user_pin)
         raise
     session_tok.close()
     secret = b""

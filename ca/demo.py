@@ -1,4 +1,4 @@
-"""Demo-only pieces that `revoca run` adds once: an RA terminal, a receptionist and a verifier.
+"""Demo-only pieces that `revoca run` adds once: an RA terminal, a receptionist, an operator and a verifier.
 
 Their keys and passwords are written under the data directory, marked DEMO ONLY, so that the
 printed curl and ldapsearch commands work as shown. Production registers terminals with
@@ -26,6 +26,8 @@ from ca.storage.revocations import RevocationReadStore, RevocationStore
 from ca.storage.verifiers import VerifierReads
 
 TERMINAL = "demo-window"
+# the demo window is a municipality of tokyo: it revokes tokyo's certificates only (issue 13)
+PREFECTURE, MUNICIPALITY = "tokyo", "Chiyoda"
 CLERK = "demo-clerk"
 VERIFIER = "demo-verifier"
 
@@ -47,7 +49,7 @@ def ensure_demo_ra(settings: Settings, engine: Engine, keys: KeyStore) -> tuple[
         except NotFound:
             password = secrets.token_urlsafe(12)
             store.add_operator(name=CLERK, display_name="Demo receptionist", credential_hash=hash_password(password),
-                               roles=[Role.RECEPTIONIST], now=now)
+                               roles=[Role.RECEPTIONIST], now=now, made_at_ceremony=True)
             password_file.touch(mode=0o600, exist_ok=True)
             password_file.write_text(DEMO_WARNING + password + "\n", encoding="utf-8")
         if not any(t.name == TERMINAL for t in store.terminals()):
@@ -59,6 +61,10 @@ def ensure_demo_ra(settings: Settings, engine: Engine, keys: KeyStore) -> tuple[
                 subject=x509.Name.from_rfc4514_string(f"CN={TERMINAL},OU=RA terminals,O=JPKI,C=JP"))
             store.add_terminal(name=TERMINAL, certificate=store.certificate(bridge, cert.serial_number), now=now)
             (out / f"{TERMINAL}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        terminal = store.terminal(TERMINAL)
+        if not terminal.ca_ids:  # new, or registered before terminals were bound to CAs
+            scope = [store.ca(PREFECTURE)] if _has(store, PREFECTURE) else store.cas(CAKind.REGIONAL)
+            store.set_terminal_scope(terminal, scope, municipality=MUNICIPALITY)
         roots = store.certificates(issuer=store.bridge(), kinds=[CertKind.SELF_SIGNED])
         (out / "bridge-roots.pem").write_bytes(b"".join(
             x509.load_der_x509_certificate(r.der).public_bytes(serialization.Encoding.PEM) for r in roots))
@@ -110,3 +116,25 @@ def ensure_demo_verifier(settings: Settings, engine: Engine, keys: KeyStore) -> 
         password_file.write_text(password, encoding="utf-8")
     return out
 
+
+
+OPERATOR = "demo-operator"
+
+
+def ensure_demo_operator(settings: Settings, engine: Engine) -> Path:
+    """An operator (the `operator` role of seed 004 5.2.1 (7)) for the demo's CLI commands that need
+    a login (`revoca repository queue`, `cert list`, `crl issue`); returns its DEMO ONLY password
+    file (warning lines, then the password)."""
+    password_file = settings.demo_shares_dir / f"{OPERATOR}.password"
+    with session_scope(engine) as session:
+        store = RevocationStore(session)
+        try:
+            store.operator(OPERATOR)
+        except NotFound:
+            password = secrets.token_urlsafe(12)
+            store.add_operator(name=OPERATOR, display_name="Demo operator", credential_hash=hash_password(password),
+                               roles=[Role.OPERATOR], now=dt.datetime.now(dt.UTC), made_at_ceremony=True)
+            password_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            password_file.touch(mode=0o600, exist_ok=True)
+            password_file.write_text(DEMO_WARNING + password + "\n", encoding="utf-8")
+    return password_file

@@ -15,6 +15,9 @@ class CAKind(enum.StrEnum):
 
 
 class CAStatus(enum.StrEnum):
+    # adopted (`revoca ca adopt`) and its revocation history not imported yet: it issues no
+    # CRL/ARL, so its numbers cannot restart below the previous system's (ca.adoption)
+    ADOPTING = "adopting"
     ACTIVE = "active"
     COMPROMISED = "compromised"
     TERMINATED = "terminated"
@@ -24,6 +27,7 @@ class KeyStatus(enum.StrEnum):
     ACTIVE = "active"
     RETIRED = "retired"  # superseded by a rollover; still verifies what it signed
     COMPROMISED = "compromised"
+    DESTROYED = "destroyed"  # the private key was destroyed in the token (seed 004 6.2.10; ca.hsm.destruction)
 
 
 class CertKind(enum.StrEnum):
@@ -60,6 +64,14 @@ class Role(enum.StrEnum):
     INTERNAL_AUDITOR = "internal-auditor"
 
 
+class OperatorApproval(enum.StrEnum):
+    """How an operator account came to count as a person of its own in acts of several people
+    (seed 004 5.2.2, 5.2.4 (3); ca.officers.approval).  No value: never approved."""
+
+    CEREMONY = "ceremony"  # made at the key ceremony (or held a share of it before revision 0007)
+    SECOND_PERSON = "second-person"  # registered by a senior operator and approved by another person
+
+
 class ListType(enum.StrEnum):
     CRL = "crl"  # subscriber certificates
     ARL = "arl"  # CA certificates: self-signed, cross, link
@@ -70,6 +82,7 @@ class RequestChannel(enum.StrEnum):
     ONLINE = "online"  # the subscriber, signing with their own key (seed 004 3.4.1.1)
     DUAL_CONTROL = "dual-control"  # CA-level certificates: receptionist, reviewer, approver
     CA_COMPROMISE = "ca-compromise"  # everything a compromised key signed
+    RECORD_CHANGE = "record-change"  # the municipality, on a resident-record change (seed 004 4.9.1(2))
 
 
 class RequestStatus(enum.StrEnum):
@@ -82,6 +95,30 @@ class RequestStatus(enum.StrEnum):
 class Applicant(enum.StrEnum):
     SELF = "self"
     AGENT = "agent"
+
+
+class AgentAuthority(enum.StrEnum):
+    """The document that shows an agent's authority to act for the subscriber, checked at the window
+    (seed 004 1.3.2; the enforcement rules' article 5(2)(i): the agent's identity and authority)."""
+
+    POWER_OF_ATTORNEY = "power-of-attorney"  # 委任状: a letter of delegation from the subscriber
+    PARENTAL_AUTHORITY = "parental-authority"  # 法定代理人 of a minor: the family register (戸籍謄本)
+    GUARDIANSHIP = "guardianship"  # 成年後見人: the certificate of registered guardianship (登記事項証明書)
+
+
+class RecordChangeEvent(enum.StrEnum):
+    """What the municipality recorded in the resident register that revokes the signing certificate
+    (seed 004 4.9.1(2), 4.9.3.1(3)); the reason each one gives is in ca.revocation.record_changes."""
+
+    NAME_CHANGED = "name-changed"  # the basic four information changed (minor corrections excepted)
+    ADDRESS_CHANGED = "address-changed"
+    GENDER_CHANGED = "gender-changed"
+    DATE_OF_BIRTH_CHANGED = "date-of-birth-changed"
+    RECORD_ERROR_FOUND = "record-error-found"  # the certificate differs from the resident record (記録誤り・漏れ)
+    DEATH = "death"  # the resident record is deleted (住民票の消除) ...
+    EMIGRATION = "emigration"  # ... on moving abroad
+    RECORD_DELETED = "record-deleted"  # ... for any other cause: loss of residence, deletion ex officio
+    INDIVIDUAL_NUMBER_CARD_ISSUED = "individual-number-card-issued"  # the new card carries a new certificate
 
 
 class PublicationItem(enum.StrEnum):

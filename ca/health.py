@@ -9,11 +9,16 @@ checked the cheapest way that cannot lie:
 - LDAP repository: its port accepts a connection;
 - scheduler, publisher: someone holds their lease (ca.storage.leases) -- a lease nobody holds
   is one this check can take, and gives back at once.
+
+And what will stop working on a date: the delegated OCSP responder certificates (1 year, seed
+004 6.3.2.1), which only `revoca ocsp renew` replaces; without a valid one OCSP answers tryLater
+for that CA key rather than sign with the CA key (unless [ocsp] ca_signed), see ocsp.responder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +26,7 @@ from typing import Any
 from ca.errors import RevocaError
 from ca.storage.engine import Engine, session_scope
 from ca.storage.leases import Lease
-from ca.storage.reporting import ReportingReads
+from ca.storage.reporting import ReportingReads, ResponderCoverage
 
 COMPONENTS = ("database", "hsm", "ldap", "scheduler", "publisher")
 
@@ -83,3 +88,37 @@ def check_all(engine: Engine, hsm_status: Callable[[], dict[str, Any]], ldap_por
     else:
         found += [Component(job, False, "cannot check without the database") for job in ("scheduler", "publisher")]
     return found
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResponderFindings:
+    """What `revoca status` says of the responder certificates: errors (a CA key OCSP answers
+    tryLater for, having no valid responder certificate) and warnings (the last one ends soon)."""
+
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def responder_coverage(engine: Engine, now: dt.datetime) -> list[ResponderCoverage]:
+    with session_scope(engine, readonly=True) as session:
+        return ReportingReads(session).responder_coverage(now)
+
+
+def responder_certificates(engine: Engine, now: dt.datetime, *, warn_before: dt.timedelta,
+                           ca_signed: bool = False) -> ResponderFindings:
+    """Errors and warnings about each CA key's delegated responder certificates; none when the
+    responders sign with the CA keys ([ocsp] ca_signed) and so use no responder certificate."""
+    if ca_signed:
+        return ResponderFindings()
+    errors, warnings = [], []
+    for c in responder_coverage(engine, now):
+        key = f"{c.ca_name} (key generation {c.generation})"
+        renew = f"`revoca ocsp renew --ca {c.ca_name}{'' if c.current_key else f' --key-generation {c.generation}'}`"
+        if c.not_after is None:
+            errors.append(f"OCSP for {key} has no valid responder certificate (expired, revoked or never issued): "
+                          f"its queries are answered tryLater; run {renew}")
+        elif c.not_after - now <= warn_before:
+            days = (c.not_after - now) / dt.timedelta(days=1)
+            warnings.append(f"the OCSP responder certificate {c.serial:x} of {key} ends {c.not_after:%Y-%m-%d %H:%MZ} "
+                            f"(in {days:.0f} days) and none is valid after it: run {renew} before then")
+    return ResponderFindings(tuple(errors), tuple(warnings))

@@ -108,12 +108,13 @@ def cross_certify(ctx: Context, issuer_ca: CertificateAuthority, subject_ca: Cer
 
 
 def issue_end_entity(ctx: Context, ca: CertificateAuthority, kind: CertKind, *, subject: x509.Name,
-                     dns_names: tuple[str, ...] = ()) -> x509.Certificate:
-    """A responder, CVS, TLS, receipt or TSA certificate whose key is made in the token for it."""
+                     dns_names: tuple[str, ...] = (), issuer_key: KeyGeneration | None = None) -> x509.Certificate:
+    """A responder, CVS, TLS, receipt or TSA certificate whose key is made in the token for it, issued
+    by the CA's current key or `issuer_key` (an older key's OCSP responder: RFC 6960 4.2.2.2)."""
     if kind not in (CertKind.OCSP_RESPONDER, CertKind.CVS_SERVER, CertKind.TLS, CertKind.RECEIPT_SIGNER,
                     CertKind.TSA):
         raise InvalidInput(f"{kind} is not an end-entity kind revoca makes keys for")
-    issuer_key = ctx.store.current_key(ca)
+    issuer_key = issuer_key or ctx.store.current_key(ca)
     n = 1 + ctx.store.count_certificates(ca, kind)
     label = ee_key_label(kind, ca.name, n)
     public = ctx.keys.generate(label, ctx.algorithm)
@@ -260,19 +261,20 @@ def import_their_cross(ctx: Context, external: CertificateAuthority, cert: x509.
 def issue_with_key_file(ctx: Context, ca: CertificateAuthority, kind: CertKind, *, subject: x509.Name,
                         key_path: Path, dns_names: tuple[str, ...] = (), ip_addresses: tuple[str, ...] = (),
                         algorithm: KeyAlgorithm = KeyAlgorithm.P256, passphrase: bytes | None = None,
-                        key_label: str | None = None) -> x509.Certificate:
+                        key_label: str | None = None, issuer_key: KeyGeneration | None = None) -> x509.Certificate:
     """A TLS server, RA terminal, verifier or OCSP responder certificate whose key is a file, not a token key.
 
     TLS stacks (gunicorn, curl, the terminals' and verifiers' own software) need the key as a
     file, and a delegated OCSP responder may sign faster in process than through the token;
     these are short-lived, revocable end-entity keys, never CA keys.  With `passphrase` the
-    file is encrypted (PKCS#8).  `key_label` is recorded on the certificate row.
+    file is encrypted (PKCS#8).  `key_label` is recorded on the certificate row.  `issuer_key`:
+    as issue_end_entity's.
     """
     if kind not in (CertKind.TLS, CertKind.RA_TERMINAL, CertKind.VERIFIER, CertKind.OCSP_RESPONDER):
         raise InvalidInput(f"{kind} keys are kept in the token, not in files")
     private = (rsa.generate_private_key(65537, algorithm.bits) if algorithm.is_rsa
                else ec.generate_private_key(ec.SECP384R1() if algorithm is KeyAlgorithm.P384 else ec.SECP256R1()))
-    issuer_key = ctx.store.current_key(ca)
+    issuer_key = issuer_key or ctx.store.current_key(ca)
     cert = issue(kind, issuer=_issuer(ctx, ca, issuer_key), subject=subject, public_key=private.public_key(),
                  not_before=ctx.now, dns_names=dns_names,
                  ip_addresses=tuple(ipaddress.ip_address(ip) for ip in ip_addresses))

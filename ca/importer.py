@@ -22,6 +22,7 @@ from ca.enums import CAKind, CertKind
 from ca.errors import InvalidInput
 from ca.hsm.signer import verify_signature
 from ca.serials import check_serial
+from ca.storage.adoption import link_imported_revocations
 from ca.storage.engine import Engine, session_scope
 from ca.storage.models import CertificateAuthority, KeyGeneration
 from ca.storage.store import Store
@@ -144,6 +145,8 @@ def import_certificates(engine: Engine, paths: Iterable[Path], *, now: dt.dateti
                     clashes.add((row["issuer_ca_id"], row["serial"]))  # type: ignore[arg-type]
                     rows.append(row)
             store.insert_certificates(rows)
+            # an adopted CA's history may have revoked them by serial already (ca.adoption.history)
+            link_imported_revocations(session, [(r["issuer_ca_id"], r["serial"]) for r in rows])  # type: ignore[misc]
             report.imported += len(rows)
         pending.clear()
 

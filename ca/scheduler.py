@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ca.audit.keeper import AuditKeeper
+from ca.audit.service_events import running
 from ca.config import CRLConfig
 from ca.crl.after_compromise import compromise_targets
 from ca.crl.issue import IssuedCRLInfo, IssueFailure, IssueReport, issue_many
@@ -148,7 +149,12 @@ class Scheduler:
 
     def run(self, stop: threading.Event) -> None:
         """While holding the lease: tick, sleep until the next list falls due (at most MAX_SLEEP);
-        without it: stand by.  Until `stop` is set; the lease is released then."""
+        without it: stand by.  Until `stop` is set; the lease is released then.  Its start and stop
+        are audited (ca.audit.service_events)."""
+        with running(self.engine, "scheduler"):
+            self._run(stop)
+
+    def _run(self, stop: threading.Event) -> None:
         standing_by = False
         try:
             while not stop.is_set():

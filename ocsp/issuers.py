@@ -3,8 +3,11 @@
 A CertID names its issuer by hashes of the issuer's name and public key, so every key
 generation of every CA revoca runs is indexed under SHA-1, SHA-256, SHA-384 and SHA-512.
 The answer for a key is signed by a delegated responder certificate that this very key
-issued (newest current one, key in the token), or, in CA-signed mode or when there is
-none, by the CA key itself.
+issued (the newest one valid and unrevoked, key in a file or the token), or, in CA-signed mode
+only ([ocsp] ca_signed, `--ca-signed`), by the CA key itself (RFC 6960 2.6).  A key with no
+valid responder certificate outside CA-signed mode has no responder at all: its queries are
+answered tryLater (ocsp.responder), never silently signed with the CA key (issue 13).  The
+index is good until the first of its responder certificates ends (`valid_until`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class ResponderKey:
     certificate_der: bytes | None  # None: CA-signed (the relying party has the CA certificate)
     key_hash: bytes  # SHA-1 of the signer's public key bits: ResponderID byKey
     not_after: dt.datetime | None
+    serial: int | None = None  # the delegated responder certificate's
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,7 +43,12 @@ class IssuerKey:
     ca_id: int
     ca_name: str
     key_id: int
-    responder: ResponderKey | None  # None: nothing in the token can answer for this key
+    responder: ResponderKey | None  # None: ours, but nothing may sign for it (no valid responder certificate)
+    generation: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.ca_name} (key generation {self.generation})"
 
 
 class IssuerIndex:
@@ -47,12 +56,21 @@ class IssuerIndex:
 
     def __init__(self, by_hashes: dict[tuple[str, bytes, bytes], IssuerKey]) -> None:
         self._by_hashes = by_hashes
+        self._keys = tuple({k.key_id: k for k in by_hashes.values()}.values())
+        ends = [k.responder.not_after for k in self._keys
+                if k.responder is not None and k.responder.not_after is not None]
+        # the index must be read again when its first responder certificate ends: an expired one is never used
+        self.valid_until: dt.datetime | None = min(ends, default=None)
 
     def find(self, algorithm: str, name_hash: bytes, key_hash: bytes) -> IssuerKey | None:
         return self._by_hashes.get((algorithm, name_hash, key_hash))
 
     def __len__(self) -> int:
-        return len({k.key_id for k in self._by_hashes.values()})
+        return len(self._keys)
+
+    def keys(self) -> tuple[IssuerKey, ...]:
+        """Each CA key once."""
+        return self._keys
 
     @classmethod
     def load(cls, engine: Engine, *, now: dt.datetime, ca_signed: bool = False,
@@ -71,13 +89,14 @@ class IssuerIndex:
                     name_der = asn1_x509.Certificate.load(own).subject.dump()
                     key_bits = public_key_bits(key.spki_der)
                     responder = None
-                    if not ca_signed:
+                    if ca_signed:  # RFC 6960 2.6: the CA itself; never a fallback for a missing certificate
+                        if key.key_label is not None:
+                            responder = ResponderKey(key.key_label, None, hashlib.sha1(key_bits).digest(), None)
+                    else:
                         if key_files:
                             responder = _delegated(store, key.id, now, files=True)
                         responder = responder or _delegated(store, key.id, now, files=False)
-                    if responder is None and key.key_label is not None:
-                        responder = ResponderKey(key.key_label, None, hashlib.sha1(key_bits).digest(), None)
-                    issuer = IssuerKey(ca.id, ca.name, key.id, responder)
+                    issuer = IssuerKey(ca.id, ca.name, key.id, responder, key.generation)
                     for algorithm in HASHES:
                         by_hashes[(algorithm, _hash(algorithm, name_der), _hash(algorithm, key_bits))] = issuer
         return cls(by_hashes)
@@ -90,7 +109,7 @@ def _delegated(store: ReadStore, key_id: int, now: dt.datetime, *, files: bool) 
         return None
     bits = public_key_bits(asn1_x509.Certificate.load(row.der).public_key.dump())
     assert row.key_label is not None
-    return ResponderKey(row.key_label, row.der, hashlib.sha1(bits).digest(), row.not_after)
+    return ResponderKey(row.key_label, row.der, hashlib.sha1(bits).digest(), row.not_after, row.serial)
 
 
 def public_key_bits(spki_der: bytes) -> bytes:

@@ -8,27 +8,22 @@ certificate's row carries the key label ``file:<name>``; the file is
 ``[ocsp] passphrase_file``; the systemd credential ``ocsp-passphrase``
 (``$CREDENTIALS_DIRECTORY``, `LoadCredentialEncrypted=` keeps it encrypted at rest); else
 ``<data_dir>/ocsp/passphrase``, beside the keys, with a warning at every start: a copy of the
-data directory would then hold both the keys and what opens them (issue 12).
+data directory would then hold both the keys and what opens them (issue 12).  The certificates
+with such keys are issued by ocsp.renewal.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import secrets
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca import hierarchy
 from ca.config import Settings
-from ca.enums import CertKind
 from ca.errors import InvalidInput, NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer, SoftwareSigner
-from ca.storage.engine import Engine, session_scope
-from ca.storage.store import Store
 from ocsp.issuers import FILE_PREFIX
 
 log = logging.getLogger("revoca.ocsp")
@@ -98,21 +93,3 @@ class ResponderKeys:
             signer = self._files[label] = SoftwareSigner(key, label)  # type: ignore[arg-type]
         return signer
 
-
-def issue_key_file(settings: Settings, engine: Engine, keys: KeyStore, ca_name: str, *,
-                   algorithm: KeyAlgorithm, now: dt.datetime, actor: str) -> tuple[x509.Certificate, Path]:
-    """A delegated responder certificate for `ca_name` (issued by its current key) with an encrypted key file."""
-    passphrase = read_passphrase(passphrase_path(settings), create=True)
-    with session_scope(engine) as session:
-        store = Store(session)
-        ca = store.ca(ca_name)
-        count = 1 + store.count_certificates(ca, CertKind.OCSP_RESPONDER)
-        name = f"ocsp-{ca.name}-{count}"
-        path = keys_dir(settings) / f"{name}.key"
-        if path.exists():
-            raise InvalidInput(f"{path} already exists; move it away first")
-        ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=actor, algorithm=algorithm)
-        cert = hierarchy.issue_with_key_file(ctx, ca, CertKind.OCSP_RESPONDER, subject=hierarchy.responder_subject(ca),
-                                             key_path=path, algorithm=algorithm, passphrase=passphrase,
-                                             key_label=FILE_PREFIX + name)
-    return cert, path

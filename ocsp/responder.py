@@ -8,6 +8,15 @@ response when one was signed for the same status and is still fresh; anything el
 signed on demand.  Everyone else gets `unauthorized`; whatever cannot be parsed gets
 `malformedRequest`; nothing raises out of `respond`.  Nothing is signed while the clock is
 not confirmed by NTP (ca.trusted_time): such a query gets `tryLater`.
+
+Nor for a CA key without a valid delegated responder certificate (expired, revoked, never
+issued) unless the responder signs with the CA keys ([ocsp] ca_signed, RFC 6960 2.6): its
+queries get `tryLater`.  Of RFC 6960 2.3's statuses, tryLater says what is true -- the service
+exists and will answer once the officers renew the certificate (`revoca ocsp renew`) -- where
+internalError claims an inconsistent state that another responder might not share (they all
+read the same database), and unauthorized would tell a registered verifier it is not one.  It
+is logged once when it starts and once when it ends, and `revoca status` reports it.  The index
+is read again when its first responder certificate ends, so an expired one never signs.
 """
 
 from __future__ import annotations
@@ -104,6 +113,10 @@ class Responder:
         self._index: IssuerIndex | None = None
         self._next_updates: dict[int, dt.datetime] = {}
         self._loaded_at: dt.datetime | None = None
+        self._signing: dict[int, int | None] = {}  # key id -> serial of the responder certificate signing for it
+        if ca_signed:
+            log.warning("OCSP answers are signed with the CA keys themselves ([ocsp] ca_signed or --ca-signed), "
+                        "not with delegated responder certificates")
 
     # -- the one entry point -------------------------------------------------------------------
 
@@ -151,8 +164,12 @@ class Responder:
         issuers = [index.find(c.hash_algorithm, c.issuer_name_hash, c.issuer_key_hash) for c in request.cert_ids]
         first = issuers[0]
         # Not ours, or several CAs in one request: one signature cannot speak for them all.
-        if first is None or first.responder is None or any(i is None or i.key_id != first.key_id for i in issuers):
+        if first is None or any(i is None or i.key_id != first.key_id for i in issuers):
             return Outcome(error_response("unauthorized"), "unauthorized", channel, verifier_id, nonce=nonce)
+        responder = first.responder
+        if responder is None or (responder.not_after is not None and now >= responder.not_after):
+            # ours, but no valid responder certificate: nothing signs (never the CA key in its place)
+            return Outcome(error_response("try_later"), "try_later", channel, verifier_id, first.ca_id, nonce=nonce)
         statuses = [self.status_source.status(first.ca_id, first.key_id, c.serial) for c in request.cert_ids]
         answers = ",".join(f"{c.serial:x}={s.status.value}" for c, s in zip(request.cert_ids, statuses, strict=True))
         if not nonce and len(request.cert_ids) == 1:
@@ -175,12 +192,17 @@ class Responder:
     # -- parts ---------------------------------------------------------------------------------
 
     def _current_index(self, now: dt.datetime) -> IssuerIndex:
-        if self._index is None or self._loaded_at is None or now - self._loaded_at >= RELOAD_EVERY:
+        if self._stale(now):
             with self._lock:
-                if self._index is None or self._loaded_at is None or now - self._loaded_at >= RELOAD_EVERY:
+                if self._stale(now):
                     self.reload(now)
         assert self._index is not None
         return self._index
+
+    def _stale(self, now: dt.datetime) -> bool:
+        index = self._index
+        return (index is None or self._loaded_at is None or now - self._loaded_at >= RELOAD_EVERY
+                or (index.valid_until is not None and now >= index.valid_until))
 
     def reload(self, now: dt.datetime | None = None) -> None:
         """Read the issuer keys, responder certificates and CRL schedule again."""
@@ -189,8 +211,28 @@ class Responder:
         with session_scope(self.engine, readonly=True) as session:
             next_updates = ReadStore(session).crl_next_updates()
         self._next_updates = {ca_id: _aware(next_update) for ca_id, next_update in next_updates.items()}
+        self._report_responders(index)
         self._index, self._loaded_at = index, now
         self._presigned.clear()  # responder certificates may have changed
+
+    def _report_responders(self, index: IssuerIndex) -> None:
+        """One log line when a CA key loses its responder, gets one back, or changes to a new one."""
+        if self.ca_signed:
+            return
+        signing = {k.key_id: (k, k.responder.serial if k.responder else None) for k in index.keys()}
+        for key_id, (key, serial) in signing.items():
+            before = self._signing.get(key_id, 0)  # 0: never seen (serials are positive)
+            if serial == before:
+                continue
+            if serial is None:
+                log.error("OCSP for %s: no valid delegated responder certificate (expired, revoked or never "
+                          "issued); its queries are answered tryLater, never signed with the CA key. Issue one "
+                          "with `revoca ocsp renew --ca %s --key-generation %d`, or set [ocsp] ca_signed to sign "
+                          "with the CA key", key.label, key.ca_name, key.generation)
+            elif before != 0 and key.responder is not None and key.responder.not_after is not None:
+                log.info("OCSP for %s now signs with responder certificate %x (valid until %s)", key.label, serial,
+                         f"{key.responder.not_after:%Y-%m-%d %H:%MZ}")
+        self._signing = {key_id: serial for key_id, (_key, serial) in signing.items()}
 
     def _next_update(self, ca_id: int, this_update: dt.datetime) -> dt.datetime:
         """The current CRL's nextUpdate: a client caching the answer is as current as with the CRL."""

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable
 from typing import Any
 
+from ca.audit.service_events import running
 from ca.config import Settings
 from ca.hsm.client import HSMClient
 from ca.http.client_cert import ClientCertificate
 from ca.http.gunicorn import GunicornServer
 from ca.http.server_tls import ensure_server_tls
-from ca.storage.engine import make_engine
+from ca.storage.engine import Engine, make_engine
+from ca.storage.grants import role_for
 from ocsp.wsgi import build
 
 
@@ -31,8 +34,9 @@ def serve_granian(settings: Settings, *, config_path: str | None, host: str, por
     os.environ["REVOCA_OCSP_KEY_FILES"] = "1" if key_files else "0"
     os.environ["REVOCA_OCSP_CA_SIGNED"] = "1" if ca_signed else "0"
     # a worker that dies (kill -9, a crash) is started again rather than taking the server down (issue 15)
-    Granian("ocsp.wsgi:app", address=host, port=port, interface=Interfaces.WSGI, workers=workers,
-            respawn_failed_workers=True).serve()
+    with running(_engine_for(settings), "ocsp", address=f"{host}:{port}", workers=workers, server="granian"):
+        Granian("ocsp.wsgi:app", address=host, port=port, interface=Interfaces.WSGI, workers=workers,
+                respawn_failed_workers=True).serve()
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int = 1, tls: bool = False,
@@ -52,4 +56,11 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
         app = build(settings, ca_signed=ca_signed, key_files=key_files)
         return ClientCertificate(app) if tls else app
 
-    GunicornServer(options, load).run()
+    with running(_engine_for(settings), "ocsp", address=f"{host}:{port}", workers=workers, server="gunicorn",
+                 tls=tls):
+        GunicornServer(options, load).run()
+
+
+def _engine_for(settings: Settings) -> Callable[[], Engine]:
+    """Engines for the master's start and stop records, as the responder's database role."""
+    return lambda: make_engine(settings.db_url, role=role_for(settings, "ocsp"))

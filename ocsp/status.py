@@ -45,9 +45,12 @@ class StoredStatus:
         self.lookups = lookups
 
     def status(self, ca_id: int, key_id: int, serial: int) -> Status:
-        """Unknown when the CA never issued that serial, or issued it with another of its keys."""
+        """Unknown when the CA never issued that serial, or issued it with another of its keys.
+
+        A revocation imported from an adopted CA's CRL (no certificate row, key id None) is the
+        CA's word on that serial whichever of its keys the CertID names: serials are the CA's."""
         row = self.lookups.status(ca_id, serial)  # None too for a serial no CA of ours could have issued
-        if row is None or row[0] != key_id:
+        if row is None or (row[0] is not None and row[0] != key_id):
             return UNKNOWN
         if row[1] is None:
             return GOOD

@@ -32,7 +32,7 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
         settings = load_settings()
         trusted_time.use(settings)
     if ca_signed is None:
-        ca_signed = os.environ.get("REVOCA_OCSP_CA_SIGNED") == "1"
+        ca_signed = os.environ.get("REVOCA_OCSP_CA_SIGNED") == "1" or settings.ocsp.ca_signed
     if key_files is None:
         key_files = os.environ.get("REVOCA_OCSP_KEY_FILES") == "1"
     engine = make_engine(settings.db_url, pool_pre_ping=True, role=role_for(settings, "ocsp"))

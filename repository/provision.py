@@ -1,4 +1,7 @@
-"""Provision history (seed 004 5.5.1.2): which verifier fetched which CRL from LDAP, and when.
+"""Provision history (seed 004 5.5.1.2): which verifier fetched which CRL from LDAP, and when;
+and beside it every read of what the directory publishes to all (seed 004 5.4.1: all access
+concerning status checking): ARLs, CA certificates, cross-certificate pairs, and the verifiers'
+own accounts.
 
 slapd's accesslog overlay writes every search and bind of the directory into ``cn=accesslog``
 (see repository/slapd.py); `ingest` turns that log into provision-history rows (stored by
@@ -20,13 +23,28 @@ The rules, per log entry:
   anonymous read of CA certificates and ARLs, and is not counted;
 * a failed bind to a DN under the verifiers container: a ``failed`` row (no CA, ``dn`` = the
   bind DN) and a ``repository.bind`` failure in the audit log;
-* everything else (ARL and CA certificate reads, successful binds, the rootdn's own
-  operations) is not provision of restricted data and is only deleted from the log.
+* everything else (successful binds, the rootdn's own operations) is deleted from the log.
 
-Each log entry gives at most one row, keyed by its reqStart (`CRLFetch.log_key`, unique).  A
-failed bind's audit record is written in the same transaction as its ``failed`` row, so the
-unique key guards both: after a crash between the commit and the deletion of the log entries,
-the next round finds the keys recorded and adds nothing, neither rows nor audit records.
+Reads of the public objects are directory reads (`DirectoryRead`, ca.storage.provision), one
+row per log entry, whoever asked (anonymous included, ``bind_dn`` ""), naming the objects
+asked for (``objects``): ``arl``, ``ca-certificate``, ``cross-pair`` when a search reaches CA
+entries and names those attributes (or all user attributes): ``delivered`` when it returned
+entries (with the number of the ARL the directory held then, base scope), ``denied`` when
+slapd refused it (the LDAP result code is kept); and ``verifier-account`` for a search at or
+under the verifiers container: ``delivered`` when a verifier read its own account (its
+certificate), ``denied`` for anyone else (the access rules hide the accounts).  A search that
+found nothing (result 0, no entry) or asked for values of nothing of these is not a read.
+They are a history, like the CRL fetches and the OCSP queries, not audit records: anonymous
+relying parties read ARLs and CA certificates at any rate, and one chained audit record each
+would cost what it costs the responder; the audit chain commits to them in sealed ranges
+(ca.audit.history_seal), the archive stamps them, and the auditor's timeline shows them
+(ca.audit.timeline).
+
+Each log entry gives at most one row of each table, keyed by its reqStart (`log_key`,
+unique).  A failed bind's audit record is written in the same transaction as its ``failed``
+row, so the unique key guards both: after a crash between the commit and the deletion of the
+log entries, the next round finds the keys recorded and adds nothing, neither rows nor audit
+records.
 
 The verifier's status is judged from the database, which the publisher projects into LDAP;
 an LDAP account in the verifiers group with no database row would read CRLs unrecorded here
@@ -44,7 +62,7 @@ from typing import Protocol
 from ldap3.utils.dn import parse_dn
 
 from ca import audit
-from ca.enums import ListType, VerifierStatus
+from ca.enums import ListType, PublicationItem, VerifierStatus
 from ca.errors import NotFound
 from ca.storage.engine import Engine, Session, session_scope
 from ca.storage.provision import AlreadyRecorded, ProvisionReads, ProvisionWrites
@@ -59,11 +77,22 @@ DELIVERED = "delivered"
 DENIED = "denied"
 FAILED = "failed"  # a bind to a verifier DN that slapd refused
 
+#: What a directory read may name (DirectoryRead.objects, comma-separated in this order).
+ARL = "arl"
+CA_CERTIFICATE = "ca-certificate"
+CROSS_PAIR = "cross-pair"
+VERIFIER_ACCOUNT = "verifier-account"
+PUBLIC_OBJECTS = (ARL, CA_CERTIFICATE, CROSS_PAIR)
+
 #: The accesslog attributes read; everything else in a log entry is not needed.
 LOG_ATTRIBUTES = ("objectClass", "reqStart", "reqType", "reqAuthzID", "reqDN", "reqResult", "reqScope",
                   "reqFilter", "reqAttr", "reqAttrsOnly", "reqEntries", "reqMethod")
 #: certificateRevocationList by name and by OID (RFC 4523), lower case, without options.
 _CRL_NAMES = frozenset({"certificaterevocationlist", "2.5.4.39"})
+#: The public attributes of a CA entry by name and OID (RFC 4523), lower case, without options.
+_PUBLIC_ATTRS = {"authorityrevocationlist": ARL, "2.5.4.38": ARL, "cacertificate": CA_CERTIFICATE,
+                 "2.5.4.37": CA_CERTIFICATE, "crosscertificatepair": CROSS_PAIR, "2.5.4.40": CROSS_PAIR}
+_USER_CERTIFICATE = frozenset({"usercertificate", "2.5.4.36"})
 #: LDAP result codes a failed bind usually carries, named for the audit log.
 _RESULT_NAMES = {32: "noSuchObject", 34: "invalidDNSyntax", 48: "inappropriateAuthentication",
                  49: "invalidCredentials", 50: "insufficientAccessRights", 53: "unwillingToPerform"}
@@ -99,6 +128,7 @@ class IngestReport:
     failed_binds: int
     already_recorded: int  # entries whose row an earlier, interrupted round committed
     deleted: int  # log entries removed from cn=accesslog
+    reads: int = 0  # directory reads recorded (ARLs, certificates, verifier accounts)
 
     @property
     def recorded(self) -> int:
@@ -127,6 +157,23 @@ class Fetch:
     list_type: ListType | None
     crl_number: int | None
     result: str  # DELIVERED | DENIED | FAILED
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Read:
+    """One directory read as a log entry makes it (stored by ca.storage.provision as a DirectoryRead)."""
+
+    log_key: str
+    read_at: dt.datetime
+    bind_dn: str
+    verifier_id: int | None
+    dn: str
+    ca_id: int | None
+    objects: str  # e.g. "arl,ca-certificate,cross-pair"
+    entries: int
+    arl_number: int | None
+    result: str  # DELIVERED | DENIED
+    ldap_result: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -253,6 +300,7 @@ class _Context:
     ca_by_entry: dict[str, int]  # normalised CA entry DN -> CA id
     verifiers_by_dn: dict[str, list[_Verifier]]
     crl_history: dict[int, tuple[list[dt.datetime], list[int | None]]]  # CA id -> published_at, number
+    arl_history: dict[int, tuple[list[dt.datetime], list[int | None]]] = dataclasses.field(default_factory=dict)
 
     def verifier(self, bind_dn: str, at: dt.datetime) -> tuple[_Verifier | None, bool]:
         """The verifier with this LDAP DN and whether it was registered (not removed) at `at`."""
@@ -263,9 +311,27 @@ class _Context:
         return (candidates[0], False) if candidates else (None, False)
 
     def crl_number(self, ca_id: int, at: dt.datetime) -> int | None:
-        times, numbers = self.crl_history.get(ca_id, ([], []))
-        i = bisect.bisect_right(times, at)
-        return numbers[i - 1] if i else None
+        return _number_at(self.crl_history, ca_id, at)
+
+    def arl_number(self, ca_id: int, at: dt.datetime) -> int | None:
+        return _number_at(self.arl_history, ca_id, at)
+
+
+def _number_at(history: dict[int, tuple[list[dt.datetime], list[int | None]]], ca_id: int,
+               at: dt.datetime) -> int | None:
+    times, numbers = history.get(ca_id, ([], []))
+    i = bisect.bisect_right(times, at)
+    return numbers[i - 1] if i else None
+
+
+def _by_ca(published: list[tuple[int, dt.datetime, int | None]]) -> dict[int, tuple[list[dt.datetime],
+                                                                                   list[int | None]]]:
+    history: dict[int, tuple[list[dt.datetime], list[int | None]]] = {}
+    for ca_id, published_at, number in published:
+        times, numbers = history.setdefault(ca_id, ([], []))
+        times.append(published_at)
+        numbers.append(number)
+    return history
 
 
 def _load_context(session: Session, base_dn: str, own_dn: str) -> _Context:
@@ -273,17 +339,13 @@ def _load_context(session: Session, base_dn: str, own_dn: str) -> _Context:
     verifiers: dict[str, list[_Verifier]] = {}
     for v in VerifierReads(session).newest_first():
         verifiers.setdefault(_dn(v.ldap_dn), []).append(v)
-    # The CRL in the directory at any time is the newest one published by then.
-    published = PublicationReads(session).crl_publication_history()
-    history: dict[int, tuple[list[dt.datetime], list[int | None]]] = {}
-    for ca_id, published_at, number in published:
-        times, numbers = history.setdefault(ca_id, ([], []))
-        times.append(published_at)
-        numbers.append(number)
+    # The CRL (ARL) in the directory at any time is the newest one published by then.
+    publications = PublicationReads(session)
     return _Context(
         base_dn=base_dn, own_dn=_dn(own_dn) if own_dn else "", verifiers_dn=_dn(f"ou=verifiers,{base_dn}"),
         ca_by_entry={_dn(ca_entry_dn(ca, base_dn)): ca.id for ca in cas}, verifiers_by_dn=verifiers,
-        crl_history=history,
+        crl_history=_by_ca(publications.crl_publication_history()),
+        arl_history=_by_ca(publications.crl_publication_history(PublicationItem.ARL)),
     )
 
 
@@ -314,6 +376,54 @@ def _row_for(entry: LogEntry, ctx: _Context) -> Fetch | None:
         log_key=entry.key, fetched_at=entry.at, bind_dn=entry.authz_dn, verifier_id=verifier.id if verifier else None,
         dn=entry.target_dn, ca_id=exact, list_type=ListType.CRL,
         crl_number=ctx.crl_number(exact, entry.at) if exact is not None else None, result=result,
+    )
+
+
+def _public_objects(attrs: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The public objects of a CA entry a search asks the values of."""
+    if _asks_all(attrs):
+        return PUBLIC_OBJECTS
+    assert attrs is not None
+    named = {_PUBLIC_ATTRS.get(a.split(";", 1)[0].strip().lower()) for a in attrs}
+    return tuple(o for o in PUBLIC_OBJECTS if o in named)
+
+
+def _read_for(entry: LogEntry, ctx: _Context) -> Read | None:
+    """The directory read one log entry makes, or None when it read none of the objects."""
+    if entry.type != "search":
+        return None
+    authz = _dn(entry.authz_dn) if entry.authz_dn else ""
+    if authz and authz == ctx.own_dn:
+        return None
+    base = _dn(entry.target_dn)
+    ca_id = None
+    if base == ctx.verifiers_dn or base.endswith("," + ctx.verifiers_dn):
+        objects: tuple[str, ...] = (VERIFIER_ACCOUNT,)
+        if not (authz and authz == base):
+            result = DENIED  # the access rules hide every account from anyone but itself
+        elif entry.result == 0 and entry.entries >= 1 and not entry.attrs_only and (
+                _asks_all(entry.attrs) or any(a.split(";", 1)[0].strip().lower() in _USER_CERTIFICATE
+                                              for a in entry.attrs or ())):
+            result = DELIVERED
+        else:
+            return None
+    else:
+        objects = () if entry.attrs_only else _public_objects(entry.attrs)
+        if not objects or not any(_covers(entry.scope, base, dn) for dn in ctx.ca_by_entry):
+            return None
+        if entry.result != 0:
+            result = DENIED
+        elif entry.entries >= 1:
+            result = DELIVERED
+        else:
+            return None  # found nothing: no value was read
+        ca_id = ctx.ca_by_entry.get(base) if entry.scope == "base" else None
+    verifier, _registered = ctx.verifier(entry.authz_dn, entry.at)
+    return Read(
+        log_key=entry.key, read_at=entry.at, bind_dn=entry.authz_dn, verifier_id=verifier.id if verifier else None,
+        dn=entry.target_dn, ca_id=ca_id, objects=",".join(objects), entries=entry.entries,
+        arl_number=ctx.arl_number(ca_id, entry.at) if ca_id is not None and ARL in objects else None,
+        result=result, ldap_result=entry.result,
     )
 
 
@@ -359,8 +469,12 @@ def _record_once(engine: Engine, entries: Sequence[LogEntry], base_dn: str, *, o
         names = {v.id: v.name for vs in ctx.verifiers_by_dn.values() for v in vs}
         new = [(entry, row) for entry, row in rows if row.log_key not in done]
         already = len(rows) - len(new)
+        reads = [read for entry in entries if (read := _read_for(entry, ctx)) is not None]
+        read_done = store.recorded_read_keys([read.log_key for read in reads])
+        new_reads = [read for read in reads if read.log_key not in read_done]
         # a key another round recorded meanwhile raises AlreadyRecorded here: `record` tries again
         store.add_fetches(dataclasses.asdict(row) for _entry, row in new)
+        store.add_reads(dataclasses.asdict(read) for read in new_reads)
         for entry, row in new:
             counts[row.result] += 1
             if row.result == FAILED:
@@ -371,7 +485,7 @@ def _record_once(engine: Engine, entries: Sequence[LogEntry], base_dn: str, *, o
                              ldap_result=entry.result, ldap_error=_RESULT_NAMES.get(entry.result, ""),
                              method=entry.method, attempted_at=entry.at.isoformat(), log_key=entry.key)
     return IngestReport(at=now, read=len(entries), delivered=counts[DELIVERED], denied=counts[DENIED],
-                        failed_binds=counts[FAILED], already_recorded=already, deleted=0)
+                        failed_binds=counts[FAILED], already_recorded=already, deleted=0, reads=len(new_reads))
 
 
 def purge(directory: Directory, entries: Iterable[LogEntry]) -> int:

@@ -34,6 +34,7 @@ import ldap3
 from asn1crypto import crl as asn1_crl
 
 from ca import audit
+from ca.audit.service_events import running
 from ca.enums import PublicationItem, PublicationState
 from ca.errors import RevocaError
 from ca.storage.engine import Engine, session_scope
@@ -159,7 +160,12 @@ class LdapPublisher:
 
     def run(self, stop: threading.Event, poll: float = POLL) -> None:
         """Rounds until `stop` is set, while this copy holds the publisher lease (the others stand
-        by and take over when it goes); a round that fails unexpectedly is logged and retried."""
+        by and take over when it goes); a round that fails unexpectedly is logged and retried.
+        Its start and stop are audited (ca.audit.service_events)."""
+        with running(self.engine, "publisher", directory=self.uri):
+            self._run(stop, poll)
+
+    def _run(self, stop: threading.Event, poll: float) -> None:
         state = "starting"  # starting, leading or standing by
         try:
             while not stop.is_set():

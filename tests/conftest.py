@@ -22,6 +22,7 @@ from repository.slapd import SLAPD, LocalSlapd
 
 from support.database import Databases
 from support.installation import CeremonyTemplates
+from support.officers import add_officers
 from support.settings import LDAP_BASE, LDAP_ROOT_PASSWORD, NOW, make_settings
 from support.tools import activated_hsm_service, free_port
 
@@ -98,7 +99,8 @@ def ceremony_templates(tmp_path_factory: pytest.TempPathFactory, databases: Data
 @pytest.fixture
 def initialized(settings: Settings, engine: sa.Engine, databases: Databases,
                 ceremony_templates: CeremonyTemplates) -> ceremony.CeremonyResult:
-    """A finished key ceremony: token, 2-of-3 share set, bridge and three regional CAs.
+    """A finished key ceremony: token, 2-of-3 share set, bridge and three regional CAs, and the
+    officers of support.officers.
 
     A copy of this worker's template ceremony (database, token directory, share files) where
     `settings` are the demo ones; any other configuration runs a ceremony of its own."""
@@ -108,7 +110,9 @@ def initialized(settings: Settings, engine: sa.Engine, databases: Databases,
         return ceremony_templates.restore(kind, settings, engine, database_copied=copied)
     if copied:
         databases.reset(kind, engine)  # back to migrated and empty: this ceremony is not the template's
-    return ceremony.run(settings, engine, demo=True, now=NOW)
+    result = ceremony.run(settings, engine, demo=True, now=NOW)
+    add_officers(engine, settings.demo_shares_dir)  # as in the template's (support.officers)
+    return result
 
 
 @pytest.fixture

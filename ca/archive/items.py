@@ -2,13 +2,20 @@
 
 The bytes are what an export writes to a file, so an auditor can check an item offline with
 sha256sum against the stamped manifest.  Certificates and CRLs are their DER; a revocation
-request is canonical JSON, stamped once it is decided and can no longer change; history
-rows go in settled ranges as JSON lines (ca.storage.history's encoding, which the audit
-log's history seals use too).
+request is canonical JSON, stamped once it is decided and can no longer change; an online
+request's CMS SignedData is kept as the subscriber sent it (seed 004 5.5.1.2), so
+`openssl cms -verify` checks its signature offline; history rows go in settled ranges as JSON
+lines (ca.storage.history's encoding, which the audit log's history seals use too).
+
+The audit log goes in too, before any prune may delete it (ca.audit.prune): ranges of records
+as JSON lines (ca.storage.audit_chain.archive_line: each record's canonical list and its link,
+so the chain is recomputed from the export alone), copied into audit_archive when stamped so
+that they outlive the records; and each checkpoint with its time-stamp token.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import hashlib
@@ -18,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ca.errors import InvalidInput, NotFound
-from ca.storage.archive import ArchiveReads
+from ca.storage.archive import AUDIT_CHECKPOINT, AUDIT_LOG, ArchiveReads, ArchiveWrites
+from ca.storage.audit import AuditReads
 from ca.storage.engine import Session
 from ca.storage.history import HistoryReads
 
@@ -63,10 +71,19 @@ def _crl_chunks(row: Any, data_dir: Path) -> Iterator[bytes]:
         raise NotFound(f"the archived file {path} of CRL/ARL id {row.id} is missing") from exc
 
 
+def _checkpoint_json(c: Any) -> bytes:
+    token = c.time_stamp
+    fields = [c.id, c.seq, c.chain_hash.hex(), c.reason, _iso(c.created_at), c.pruned_from, c.pruned_count, c.actor,
+              format(token.serial, "x"), base64.b64encode(token.token).decode()]
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
 SINGLES = (
     SingleItem("certificate", lambda r, _: iter([r.der]), "der"),
     SingleItem("crl", _crl_chunks, "crl"),
     SingleItem("revocation-request", lambda r, _: iter([_request_json(r)]), "json"),
+    SingleItem("online-request", lambda r, _: iter([r.signed_request]), "p7m"),
+    SingleItem(AUDIT_CHECKPOINT, lambda r, _: iter([_checkpoint_json(r)]), "json"),
 )
 
 
@@ -86,7 +103,32 @@ class HistoryRange:
         return HistoryReads(session).lines(self.table, first_id, last_id)
 
 
-RANGES = (HistoryRange("ocsp-queries", "ocsp_queries"), HistoryRange("crl-fetches", "crl_fetches"))
+@dataclasses.dataclass(frozen=True)
+class AuditRange(HistoryRange):
+    """Audit records by seq.  Their bytes are copied into audit_archive as the range is stamped,
+    and read from the copy after: the archive keeps them whatever `audit prune` deletes."""
+
+    def next_range(self, session: Session, now: dt.datetime, limit: int) -> tuple[int, int] | None:
+        archive = ArchiveWrites(session)
+        after = archive.last_stamped_id(self.name)
+        waiting = archive.audit_copy_after(after)
+        if waiting is not None:
+            return waiting.first_seq, waiting.last_seq
+        span = AuditReads(session).chain_range(after, limit)
+        if span is not None:
+            body = b"".join(AuditReads(session).archive_lines(*span))
+            archive.keep_audit_copy(first_seq=span[0], last_seq=span[1], body=body, now=now)
+        return span
+
+    def chunks(self, session: Session, first_id: int, last_id: int) -> Iterator[bytes]:
+        copy = ArchiveReads(session).audit_copy(first_id)
+        if copy.last_seq != last_id:
+            raise NotFound(f"the archived audit copy from seq {first_id} ends at {copy.last_seq}, not {last_id}")
+        return iter([copy.body])
+
+
+RANGES = (HistoryRange("ocsp-queries", "ocsp_queries"), HistoryRange("crl-fetches", "crl_fetches"),
+          HistoryRange("directory-reads", "directory_reads"), AuditRange(AUDIT_LOG, "audit_events"))
 TYPES: dict[str, SingleItem | HistoryRange] = {t.name: t for t in (*SINGLES, *RANGES)}
 
 

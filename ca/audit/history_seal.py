@@ -1,6 +1,7 @@
 """Sealing the high-rate histories into the audit chain (seed 004 5.4.1, 5.5.1.2).
 
-Every OCSP query and every CRL fetch is a status-check access the audit log must cover, but
+Every OCSP query, CRL fetch and directory read (ARLs, CA certificates: repository.provision) is
+a status-check access the audit log must cover, but
 one chained record per query would cost the responder dearly.  So the histories are written
 in batches by their own writers, and a sealer appends one audit record per run and table,
 committing to a contiguous id range with a SHA-256 over the rows' canonical bytes (the frozen

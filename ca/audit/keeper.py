@@ -1,9 +1,10 @@
 """Keeping the records anchored, driven by the scheduler: history seals, archive stamps and
 audit checkpoints.
 
-Every round seals the settled OCSP and CRL-fetch history and stamps what the archive has not
-stamped yet; a checkpoint is stamped when the newest is older than the interval, and after
-every round that issued a CRL or ARL.  The time-stamp authority being unavailable never
+Every round seals the settled access histories (OCSP queries, CRL fetches, directory reads) and
+stamps what the archive has not stamped yet, the audit records and checkpoints among it (so
+that `audit prune` finds them archived); a checkpoint is stamped when the newest is older than
+the interval, and after every round that issued a CRL or ARL.  The time-stamp authority being unavailable never
 stops CRL issuance: the failure is logged and audited, and the next round tries again.
 
 The keeper drives the archive, so ca.audit depends on ca.archive and never the other way: the

@@ -6,6 +6,9 @@ argv was parsed made every `revoca` process (each test, each script line) pay fo
 command.  `revoca --help` lists the commands from SUMMARIES without importing any;
 tests/unit/test_cli_commands.py checks that each summary is the command's own.
 
+Every command passes the login gate (ca.cli.gate) with its row in ca.cli.acts: who may run it
+and how many people it needs.
+
 Expected failures (RevocaError) print one line and exit non-zero; anything else is a bug
 and keeps its traceback.
 """
@@ -18,6 +21,7 @@ from typing import Any
 
 import click
 
+from ca.cli import gate
 from ca.cli.common import App
 from ca.errors import RevocaError
 from ca.host.files import restrict_new_files
@@ -27,9 +31,10 @@ from ca.host.files import restrict_new_files
 MODULES: dict[str, tuple[str, ...]] = {
     "archive": ("archive_cmds",),
     "audit": ("audit_cmds",),
-    "ca": ("ca_cmds",),
+    "backup": ("backup_cmds",),
+    "ca": ("ca_cmds", "key_cmds", "adopt_cmds"),
     "cert": ("cert_cmds",),
-    "crl": ("crl_cmds",),
+    "crl": ("crl_cmds", "adopt_cmds"),
     "db": ("init_cmds",),
     "hsm": ("hsm_cmds",),
     "init": ("init_cmds",),
@@ -37,9 +42,10 @@ MODULES: dict[str, tuple[str, ...]] = {
     "operator": ("operator_cmds",),
     "ra": ("ra_cmds",),
     "repository": ("repository_cmds", "fetches_cmds"),
+    "restore": ("backup_cmds",),
     "revocation": ("ra_cmds",),
     "run": ("serve_cmds",),
-    "serve": ("serve_cmds", "crl_cmds", "ocsp_cmds", "ra_cmds", "repository_cmds", "status_page_cmds",
+    "serve": ("serve_cmds", "backup_cmds", "crl_cmds", "ocsp_cmds", "ra_cmds", "repository_cmds", "status_page_cmds",
               "tsa_cmds"),
     "status": ("status_cmds",),
     "tsa": ("tsa_cmds",),
@@ -50,6 +56,8 @@ MODULES: dict[str, tuple[str, ...]] = {
 SUMMARIES: dict[str, str] = {
     "archive": "The archive: certificates, CRLs/ARLs, revocation requests and histories, time-stamped.",
     "audit": "The audit log: verify its hash chain, read it, prune it (internal auditor only).",
+    "backup": "Backups: made daily and verified by restoring them into scratch, copied off-site monthly, read "
+              "yearly.",
     "ca": "Certificate authorities: bridge, regional and external.",
     "cert": "Certificates: subscriber certificates imported in bulk, and the CA-level ones.",
     "crl": "CRLs (subscriber certificates) and ARLs (CA certificates): issue them, read the archive.",
@@ -60,6 +68,8 @@ SUMMARIES: dict[str, str] = {
     "operator": "Operators and their roles.",
     "ra": "RA terminals at the municipal windows.",
     "repository": "The LDAP repository: a slapd on loopback under the data directory.",
+    "restore": "Restore a backup into an empty data directory and database (a fresh machine); it is verified "
+               "first.",
     "revocation": "Dual control for CA-level certificates: a receptionist files, a reviewer reviews, an "
                   "approver approves.",
     "run": "The whole service on one machine with the embedded defaults (what `make run` does).",
@@ -93,6 +103,8 @@ class LazyGroup(click.Group):
         command of its, in one process): adding the same command under its name changes nothing."""
         for module in MODULES[cmd_name]:
             importlib.import_module(f"ca.cli.{module}").register(self)
+        if cmd_name in self.commands:
+            gate.guard_tree(self.commands[cmd_name], cmd_name)
         self.loaded.add(cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -8,13 +8,8 @@ from pathlib import Path
 import click
 
 from ca.cli.common import App, emit_json, json_option, pass_app, when
-from ca.cli.login import authenticate
-from ca.enums import Role
 from ca.errors import IntegrityFailure
 from ca.storage.engine import session_scope
-
-_operator = click.option("--operator", required=True, help="An internal auditor or CA administrator.")
-_ROLES = (Role.INTERNAL_AUDITOR, Role.CA_ADMINISTRATOR)
 
 
 @click.group("archive")
@@ -41,16 +36,14 @@ def archive_stamp(app: App) -> None:
 
 @archive_group.command("verify")
 @click.argument("ref", metavar="TYPE:ID")
-@_operator
 @json_option
 @pass_app
-def archive_verify(app: App, ref: str, operator: str, as_json: bool) -> None:
+def archive_verify(app: App, ref: str, as_json: bool) -> None:
     """Is this stored record intact, and when was it stamped?  TYPE is certificate, crl,
     revocation-request, ocsp-queries or crl-fetches; for the histories ID is a row id."""
     from ca.archive.verify import verify_item
     from ca.tsa.known import token_checker
 
-    authenticate(app, operator, *_ROLES)
     with session_scope(app.engine, readonly=True) as session:
         verdict = verify_item(session, app.settings.data_dir, ref, token_checker(session))
     if as_json:
@@ -66,14 +59,12 @@ def archive_verify(app: App, ref: str, operator: str, as_json: bool) -> None:
 @archive_group.command("export")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="A new directory for the bundle.")
-@_operator
 @pass_app
-def archive_export(app: App, out: Path, operator: str) -> None:
+def archive_export(app: App, out: Path) -> None:
     """Write every stamped item with its tokens and verify.sh, to be checked offline with openssl."""
     from ca.archive.export import export
     from ca.tsa.known import tsa_certificates
 
-    authenticate(app, operator, *_ROLES)
     with session_scope(app.engine, readonly=True) as session:
         done = export(session, app.settings.data_dir, out, tsa_certificates(session))
     click.echo(f"exported {done.items} items in {done.rounds} time-stamped rounds to {done.path}; "

@@ -10,11 +10,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca import hierarchy
-from ca.cli.common import App, emit_json, json_option, pass_app, read_secret, table, when
-from ca.cli.login import authenticate
+from ca.cli.common import App, emit_json, json_option, pass_app, table, when
 from ca.config import Settings
 from ca.crl.after_compromise import issue_after_compromise
-from ca.enums import CertKind, Role
+from ca.enums import CertKind
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.importer import read_certificates
@@ -108,14 +107,13 @@ def _context(app: App, store: Store, keys: KeyStore, actor: str) -> hierarchy.Co
 
 @ca_group.command("rollover")
 @click.argument("name")
-@click.option("--operator", required=True, help="Key manager performing the rollover.")
 @pass_app
-def ca_rollover(app: App, name: str, operator: str) -> None:
-    """New key and self-signed certificate, with OldWithNew and NewWithOld link certificates."""
-    authenticate(app, operator, Role.KEY_MANAGER)
+def ca_rollover(app: App, name: str) -> None:
+    """New key and self-signed certificate, with OldWithNew and NewWithOld link certificates
+    (M key managers log in: the key is made in the token)."""
     keys = app.hsm()
     with session_scope(app.engine) as session:
-        key = hierarchy.rollover(_context(app, Store(session), keys, operator), name)
+        key = hierarchy.rollover(_context(app, Store(session), keys, app.actor), name)
         generation = key.generation
     click.echo(f"CA {name}: key generation {generation} is active; link and cross certificates issued")
 
@@ -128,21 +126,19 @@ def ca_rollover(app: App, name: str, operator: str) -> None:
               help="The cross certificate the external CA issued to our bridge.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write our cross certificate (PEM) for the external CA.")
-@click.option("--operator", required=True, help="Senior operator doing the cross-certification.")
 @pass_app
-def ca_cross_certify(app: App, name: str, their_ca: Path | None, their_cross: Path | None, out: Path | None,
-                     operator: str) -> None:
-    """Cross-certify the bridge with an external CA (e.g. the government bridge CA)."""
+def ca_cross_certify(app: App, name: str, their_ca: Path | None, their_cross: Path | None, out: Path | None) -> None:
+    """Cross-certify the bridge with an external CA (e.g. the government bridge CA): a senior
+    operator and M key managers log in."""
     if their_ca is None and their_cross is None:
         raise InvalidInput("give --their-ca (first step) and/or --their-cross (second step)")
     if out is not None and not out.parent.is_dir():
         raise InvalidInput(f"--out {out}: directory {out.parent} does not exist")
-    authenticate(app, operator, Role.SENIOR_OPERATOR)
     keys = app.hsm()
     ours = None
     with session_scope(app.engine) as session:
         store = Store(session)
-        ctx = _context(app, store, keys, operator)
+        ctx = _context(app, store, keys, app.actor)
         if their_ca is not None:
             external = hierarchy.import_external_ca(ctx, name, _one_cert(their_ca))
             ours = hierarchy.cross_certify(ctx, store.bridge(), external)
@@ -173,20 +169,16 @@ def _one_cert(path: Path) -> x509.Certificate:
 
 @ca_group.command("compromise")
 @click.argument("name")
-@click.option("--operator", "operators", multiple=True, required=True,
-              help="Give twice: the two senior operators confirming.")
 @click.option("--note", default="")
 @pass_app
-def ca_compromise(app: App, name: str, operators: tuple[str, ...], note: str) -> None:
-    """CA key compromise: revoke everything the key signed (cACompromise) and issue its CRL and ARL at once."""
-    if len(operators) != 2:
-        raise InvalidInput("a CA key compromise is confirmed by exactly two senior operators (--operator twice)")
+def ca_compromise(app: App, name: str, note: str) -> None:
+    """CA key compromise: revoke everything the key signed (cACompromise) and issue its CRL and ARL at once
+    (two senior operators log in)."""
+    first, second = app.operators  # the gate admitted exactly two different senior operators
     with session_scope(app.engine) as session:
         store = RevocationStore(session)
-        confirmers = tuple(store.authenticate(op, read_secret(f"Password for {op}"), Role.SENIOR_OPERATOR)
-                           for op in operators)
-        count = compromise.compromise(store, name, (confirmers[0], confirmers[1]), dt.datetime.now(dt.UTC),
-                                      note=note)
+        count = compromise.compromise(store, name, (store.operator(first), store.operator(second)),
+                                      dt.datetime.now(dt.UTC), note=note)
     click.echo(f"CA {name}: key marked compromised, {count} certificate(s) revoked with reason cACompromise")
     for line in issue_after_compromise(app.engine, app.hsm(), app.settings, name):
         click.echo(line)

@@ -1,4 +1,4 @@
-"""`revoca cert import|list|show`."""
+"""`revoca cert import|list|show` (and `unrevoke`, which no one may run)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,19 @@ def cert_show(app: App, ca_name: str, serial: str, pem: bool, as_json: bool) -> 
             value = data[key]
             value = ", ".join(value) if isinstance(value, list) else when(value) if key.startswith("not_") else value
             click.echo(f"{key:20} {value if value is not None else 'no'}")
+
+
+@cert_group.command("unrevoke")
+@click.option("--ca", "ca_name", required=True, help="The issuing CA.")
+@click.argument("serial")
+def cert_unrevoke(ca_name: str, serial: str) -> None:
+    """Never done: a revocation is final (seed 004 3.4.3, 4.9.13-4.9.16: no suspension, so no
+    certificateHold and nothing to take back).
+
+    The command is here so that whoever looks for it learns why: no role may run it, and each
+    attempt is refused and recorded in the audit log.  A certificate revoked by mistake stays
+    revoked in every CRL and OCSP answer; the subscriber applies for a new certificate."""
+    raise AssertionError("the login gate (ca.cli.gate) refuses `revoca cert unrevoke` before it runs")
 
 
 def register(cli: click.Group) -> None:

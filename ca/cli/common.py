@@ -29,6 +29,14 @@ class App:
     config_path: str | None
     _settings: Settings | None = None
     _engine: Engine | None = None
+    # who logged in for this command (ca.cli.gate), in the order given; empty when none had to
+    operators: tuple[str, ...] = ()
+
+    @property
+    def actor(self) -> str:
+        """The audit trail's actor: the people who logged in, or "system" for installation and
+        service commands run by root or the service manager."""
+        return "+".join(self.operators) if self.operators else "system"
 
     @property
     def settings(self) -> Settings:

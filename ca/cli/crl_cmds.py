@@ -65,9 +65,9 @@ def crl_issue(app: App, ca_names: tuple[str, ...], all_cas: bool, list_type: str
     targets = [(name, t) for name in names for t in _list_types(list_type)]
     now = dt.datetime.now(dt.UTC)
     report = issue_many(app.engine, app.hsm(), app.settings.data_dir, targets, now=now,
-                        validity=app.settings.crl.validity, actor="cli")
+                        validity=app.settings.crl.validity, actor=app.actor)
     if report.issued:  # the audit chain is time-stamped at each CRL/ARL issuance (issue 5)
-        _keeper(app).checkpoint(now, "crl", actor="cli")
+        _keeper(app).checkpoint(now, "crl", actor=app.actor)
     if as_json:
         emit_json({"issued": [_info_json(i) for i in report.issued],
                    "failed": [{"ca": f.ca_name, "type": f.list_type.value, "error": f.error} for f in report.failed]})

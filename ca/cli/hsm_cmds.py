@@ -42,13 +42,17 @@ def hsm_status(app: App, as_json: bool) -> None:
 
 
 @hsm_group.command("deactivate")
-@click.option("--operator", "operator_name", required=True, help="The key manager deactivating.")
+@click.option("--operator", "key_managers", multiple=True, required=True, metavar="NAME",
+              help="A key manager deactivating; repeat for each (M different key managers, M being the "
+                   "activation threshold).  Their passwords are asked for in the same order (or read one per "
+                   "line from stdin) and checked by the HSM service itself.")
 @json_option
 @pass_app
-def hsm_deactivate(app: App, operator_name: str, as_json: bool) -> None:
-    """Close the token session: nothing signs until M key managers activate again."""
-    password = read_secret(f"Password for {operator_name}")
-    status = app.hsm().deactivate(operator_name, password)
+def hsm_deactivate(app: App, key_managers: tuple[str, ...], as_json: bool) -> None:
+    """Close the token session (M key managers): nothing signs until M key managers activate again."""
+    people = [(name, read_secret(f"Password for {name}")) for name in key_managers]
+    status = app.hsm().deactivate(people)
+    app.operators = key_managers
     emit_json(status) if as_json else click.echo(status["line"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ca import ceremony
-from ca.cli.common import App, pass_app
+from ca.cli.common import App, pass_app, read_secret
 from ca.host.files import protect_data_dir
 from ca.storage.engine import upgrade
 
@@ -16,20 +16,30 @@ from ca.storage.engine import upgrade
 @click.option("--key-manager", "key_managers", multiple=True, metavar="NAME",
               help="A key-manager operator who receives one share (give hsm.shares of them).")
 @click.option("--if-needed", is_flag=True, help="Succeed quietly when revoca is already initialised.")
+@click.option("--adopt-token", is_flag=True,
+              help="Take over the existing token [hsm] token_label with the previous system's keys: its user PIN, "
+                   "read once from standard input, is replaced by one derived from the activation secret; no CA is "
+                   "built (adopt each with `revoca ca adopt`).")
 @pass_app
-def init_cmd(app: App, demo: bool, key_managers: tuple[str, ...], if_needed: bool) -> None:
+def init_cmd(app: App, demo: bool, key_managers: tuple[str, ...], if_needed: bool, adopt_token: bool) -> None:
     """Key ceremony: create the token, split its activation secret, build the CA hierarchy."""
     settings = app.settings
     protect_data_dir(settings.data_dir)
     if if_needed and ceremony.is_initialized(settings, app.engine):
         click.echo(f"revoca is already initialised in {settings.data_dir}")
         return
-    result = ceremony.run(settings, app.engine, key_managers=list(key_managers), demo=demo)
-    click.echo(f"Created CAs: {', '.join(result.cas)}")
+    pin = read_secret(f"Current user PIN of token {settings.hsm.token_label}") if adopt_token else None
+    result = ceremony.run(settings, app.engine, key_managers=list(key_managers), demo=demo, adopt_user_pin=pin)
+    if adopt_token:
+        click.echo(f"Token {settings.hsm.token_label!r} taken over: its previous user PIN no longer opens it; adopt "
+                   "its CAs with `revoca ca adopt`")
+    else:
+        click.echo(f"Created CAs: {', '.join(result.cas)}")
     click.echo(f"Token {settings.hsm.token_label!r}: activation needs {settings.hsm.threshold} of "
                f"{settings.hsm.shares} key-manager shares.")
-    click.echo("Once the HSM service is activated, `revoca tsa certificate --operator KEY-MANAGER` issues the "
-               "time-stamp authority's certificate (`revoca run` does it by itself).")
+    click.echo(f"Once the HSM service is activated, `revoca tsa certificate --operator KEY-MANAGER ...` "
+               f"({settings.hsm.threshold} key managers) issues the time-stamp authority's certificate "
+               "(`revoca run` does it by itself).")
     if demo:
         click.echo("DEMO ONLY: shares were written to (never do this in production):")
         for path in result.demo_files:

@@ -1,4 +1,4 @@
-"""`revoca serve ocsp` (the OCSP responder for registered verifiers) and `revoca ocsp key-file`."""
+"""`revoca serve ocsp` (the OCSP responder for registered verifiers), `revoca ocsp renew|key-file`."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ DEFAULT_PORT = 8880
 @click.option("--tls", is_flag=True,
               help="HTTPS: a verifier's TLS client certificate (chaining to the bridge) authorizes it too.")
 @click.option("--ca-signed", is_flag=True,
-              help="Sign with the CA keys instead of the delegated responder certificates.")
+              help="Sign with the CA keys instead of the delegated responder certificates (as [ocsp] ca_signed; "
+                   "the signer must allow it: [hsm] ocsp_ca_keys).  Without it a CA key with no valid responder "
+                   "certificate is answered tryLater, never signed with the CA key.")
 @click.option("--key-store", type=click.Choice(["token", "file"]), default="token", show_default=True,
               help="Where the delegated responder keys are: the token (through the HSM service) or key files "
                    "made by `revoca ocsp key-file` (falling back to the token where a CA has none).")
@@ -36,6 +38,10 @@ def serve_ocsp(app: App, host: str, port: int, workers: int, threads: int, serve
     """The OCSP responder (RFC 6960 POST, RFC 5019 GET) for registered verifiers."""
     from ocsp.server import serve, serve_granian
 
+    ca_signed = ca_signed or app.settings.ocsp.ca_signed
+    if ca_signed and not app.settings.hsm.ocsp_ca_keys:
+        click.echo("warning: CA-signed answers: a responder running as its own identity is refused the CA keys "
+                   "by the signer unless [hsm] ocsp_ca_keys = true", err=True)
     click.echo(f"OCSP responder on {'https' if tls else 'http'}://{host}:{port}/ ({workers} workers, "
                f"keys: {key_store}, {server_name or ('gunicorn' if tls else 'granian')})", err=True)
     server_name = server_name or ("gunicorn" if tls else "granian")
@@ -54,16 +60,54 @@ def ocsp_group() -> None:
     """The OCSP responder's keys."""
 
 
+@ocsp_group.command("renew")
+@click.option("--ca", "ca_name", required=True, help="The CA whose key issues the responder certificate.")
+@click.option("--key-store", type=click.Choice(["token", "file"]), default="token", show_default=True,
+              help="Where the new responder key is made: the token (through the HSM service) or an encrypted "
+                   "file for `revoca serve ocsp --key-store file`.")
+@click.option("--algorithm", type=click.Choice([a.value for a in KeyAlgorithm]), default=None,
+              help="The new key's algorithm (default: [hsm] key_algorithm in the token, p256 in a file).")
+@click.option("--key-generation", "generation", type=click.IntRange(1), default=None,
+              help="The CA key the certificate answers for (default: the current one); an older key after a "
+                   "rollover, whose certificates OCSP still answers for.")
+@pass_app
+def ocsp_renew(app: App, ca_name: str, key_store: str, algorithm: str | None, generation: int | None) -> None:
+    """Issue a new delegated responder certificate (1 year) and key before the one in use ends.
+
+    The one in use stays valid until it ends; the responders sign with the new one within a
+    minute, without a restart.  `revoca status` warns ([ocsp] responder_warn_days) before the
+    last one ends."""
+    from ocsp.keys import passphrase_path
+    from ocsp.renewal import KeyPlace, renew
+
+    place = KeyPlace(key_store)
+    default = app.settings.hsm.key_algorithm if place is KeyPlace.TOKEN else KeyAlgorithm.P256.value
+    renewal = renew(app.settings, app.engine, app.hsm(), ca_name, key_place=place,
+                    algorithm=KeyAlgorithm(algorithm or default), now=dt.datetime.now(dt.UTC), actor=app.actor,
+                    generation=generation)
+    cert = renewal.certificate
+    where = (f"key {renewal.key_path} (encrypted with {passphrase_path(app.settings)})"
+             if renewal.key_path is not None else "key in the token")
+    click.echo(f"responder certificate {cert.serial_number:x} for {renewal.ca_name} (key generation "
+               f"{renewal.generation}), valid {cert.not_valid_before_utc:%Y-%m-%d} to "
+               f"{cert.not_valid_after_utc:%Y-%m-%d}; {where}")
+    if renewal.replaces is not None and renewal.replaces_not_after is not None:
+        click.echo(f"responders switch to it within a minute; {renewal.replaces:x} stays valid until "
+                   f"{renewal.replaces_not_after:%Y-%m-%d}")
+
+
 @ocsp_group.command("key-file")
 @click.option("--ca", "ca_name", required=True, help="The CA whose current key issues the responder certificate.")
 @click.option("--algorithm", type=click.Choice([a.value for a in KeyAlgorithm]), default="p256", show_default=True)
 @pass_app
 def ocsp_key_file(app: App, ca_name: str, algorithm: str) -> None:
-    """Issue a delegated responder certificate (1 year) whose key is an encrypted file, for `--key-store file`."""
-    from ocsp.keys import issue_key_file, passphrase_path
+    """Issue a delegated responder certificate (1 year) whose key is an encrypted file, for `--key-store file`
+    (the same as `revoca ocsp renew --key-store file`)."""
+    from ocsp.keys import passphrase_path
+    from ocsp.renewal import issue_key_file
 
     cert, path = issue_key_file(app.settings, app.engine, app.hsm(), ca_name, algorithm=KeyAlgorithm(algorithm),
-                                now=dt.datetime.now(dt.UTC), actor="cli")
+                                now=dt.datetime.now(dt.UTC), actor=app.actor)
     click.echo(f"responder certificate {cert.serial_number:x} for {ca_name}, valid until "
                f"{cert.not_valid_after_utc:%Y-%m-%d}; key {path} (encrypted with {passphrase_path(app.settings)})")
 

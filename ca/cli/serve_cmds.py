@@ -12,11 +12,11 @@ from types import FrameType
 import click
 
 from ca import ceremony
-from ca.config import Settings
 from ca.cli.common import App, pass_app, service_logging, table
 from ca.cli.tsa_cmds import DEFAULT_PORT as TSA_PORT
 from ca.cli.tsa_cmds import ensure_demo_tsa
-from ca.demo import CLERK, TERMINAL, VERIFIER, ensure_demo_ra, ensure_demo_verifier
+from ca.config import Settings
+from ca.demo import CLERK, OPERATOR, TERMINAL, VERIFIER, ensure_demo_operator, ensure_demo_ra, ensure_demo_verifier
 from ca.errors import ServiceUnavailable
 from ca.host import identities
 from ca.host.files import protect_data_dir
@@ -54,8 +54,11 @@ def serve_hsm(app: App) -> None:
 
     signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"HSM service listening on {settings.hsm_socket}; {service.activation.status().line()}", err=True)
+    from ca.audit.service_events import running
+
     try:
-        server.serve_forever()
+        with running(engine, "signer", socket=str(settings.hsm_socket)):
+            server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
@@ -177,6 +180,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         supervisor.add("HSM service", start_hsm)
         terminal_dir, _clerk_password, serial = ensure_demo_ra(settings, app.engine, client)
         verifier = ensure_demo_verifier(settings, app.engine, client)
+        operator_password = ensure_demo_operator(settings, app.engine)
         tsa_cert, tsa_roots, tsa_example = ensure_demo_tsa(app, client)
         # certificates are the officers' business (ca.hsm.policy): the RA's TLS certificate is made
         # here, before the RA starts as an identity that may not have one signed
@@ -195,6 +199,8 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
                                                   "--workers", "1"))
         status_page = supervisor.add("status page", lambda: serve("status", "status", "--host", "127.0.0.1",
                                                                   "--port", str(status_port), "--workers", "1"))
+        # root, as in production (deploy/systemd/revoca-backup.service): it copies every service's files
+        supervisor.add("backup", lambda: spawn([sys.executable, "-m", "ca", *_config_args(app), "serve", "backup"]))
         _wait_for_port("127.0.0.1", ra_port, ra)
         _wait_for_port("127.0.0.1", ocsp_port, ocsp)
         _wait_for_port("127.0.0.1", tsa_port, tsa)
@@ -207,16 +213,21 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         click.echo(f"RA API:      https://127.0.0.1:{ra_port}  (OpenAPI at /openapi.json)")
         click.echo(f"database:    {settings.db_url}")
         click.echo(f"clock:       {_clock_line(settings)}")
+        click.echo(f"backups:     {settings.backup_dir}  (daily, each verified by a scratch restore; "
+                   "`revoca backup list`, docs/backups.md)")
         click.echo(f"CRLs/ARLs:   {settings.data_dir / 'crls'}  (scheduler running; `revoca crl list`)")
         click.echo(f"OCSP:        http://127.0.0.1:{ocsp_port}/  (registered verifiers only)")
         click.echo(f"TSA:         http://127.0.0.1:{tsa_port}/  (RFC 3161; certificate {tsa_cert})")
         click.echo(f"status page: http://127.0.0.1:{status_port}/  (log in as keymanager1, DEMO ONLY password in "
                    f"{settings.demo_shares_dir / 'keymanager1.password'}); Prometheus metrics at /metrics")
         click.echo(f"LDAP:        {slapd.uri} base {settings.repository.base_dn}  (publisher running; "
-                   "`revoca repository queue`)")
+                   f"`revoca repository queue --operator {OPERATOR}`)")
         t = terminal_dir
         click.echo("\ntry:  .venv/bin/revoca ca list  |  .venv/bin/revoca ca show tokyo  "
                    "|  .venv/bin/revoca hsm status")
+        click.echo("commands that change something or show personal data need the people docs/roles.md names, "
+                   f"e.g. the demo operator, whose DEMO ONLY password is the last line of {operator_password}:")
+        click.echo(f"  tail -n 1 {operator_password} | .venv/bin/revoca cert list --ca tokyo --operator {OPERATOR}")
         click.echo("revoke a demo subscriber certificate from the demo RA terminal (DEMO ONLY credentials; "
                    f"curl asks for the clerk's password, the last line of {t}/{CLERK}.password):")
         click.echo(f"  curl --cacert {t}/bridge-roots.pem --cert {t}/{TERMINAL}.pem --key {t}/{TERMINAL}.key "

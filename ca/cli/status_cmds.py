@@ -29,8 +29,10 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
 
     Exit status: 0 all well; 1 a warning (a CRL or ARL with less than crl.warn_hours left, or
     none; something waiting more than 15 minutes to reach the LDAP repository; the HSM service
-    not activated); 9 a component down (the database, the HSM service, the LDAP repository, the
-    scheduler or the publisher).
+    not activated; the last valid OCSP responder certificate of a CA key ending within
+    ocsp.responder_warn_days; an enabled RA terminal bound to no CA); 9 a component down (the
+    database, the HSM service, the LDAP repository, the scheduler or the publisher) or an error
+    (a CA key without a valid OCSP responder certificate, whose queries OCSP answers tryLater).
     """
     deadline = time.monotonic() + wait_s
     while True:
@@ -42,9 +44,19 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
     by_name = {c.name: c for c in components}
     warnings = expiry_warnings(app.engine, now, warn_before=app.settings.crl.warn_before,
                                period=app.settings.crl.period)
+    responders = (health.responder_certificates(app.engine, now, warn_before=app.settings.ocsp.responder_warn_before,
+                                                ca_signed=app.settings.ocsp.ca_signed)
+                  if by_name["database"].up else health.ResponderFindings())
+    warnings += responders.warnings
+    errors = list(responders.errors)
     lists = list_statuses(app.engine)
     with session_scope(app.engine, readonly=True) as session:
-        pending = len(RevocationReadStore(session).pending_requests())
+        store = RevocationReadStore(session)
+        pending = len(store.pending_requests())
+        # e.g. registered before terminals were bound to CAs (schema 0008): refused every revocation
+        warnings += [f"RA terminal {t.name} is bound to no CA, so it revokes nothing: bind it with "
+                     f"`revoca ra scope {t.name} --ca PREFECTURE`" for t in store.terminals()
+                     if not t.disabled and not t.ca_ids]
     from ca.storage.publications import queue_states
 
     queue = [q for q in queue_states(app.engine) if q.pending]
@@ -55,7 +67,7 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
                         "their shares (`revoca hsm activate`)")
     down = [c for c in components if not c.up]
     if as_json:
-        emit_json({"hsm": by_name["hsm"].detail, "warnings": warnings, "pending_requests": pending,
+        emit_json({"hsm": by_name["hsm"].detail, "warnings": warnings, "errors": errors, "pending_requests": pending,
                    "components": {c.name: {"up": c.up, "detail": c.detail} for c in components},
                    "publication_waiting": sum(q.pending for q in queue),
                    "lists": [{"ca": s.ca_name, "type": s.list_type.value, "number": s.number,
@@ -75,9 +87,11 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
                 when(s.next_update)] for s in lists])
         for component in down:
             click.echo(f"DOWN: {component.line()}", err=True)
+        for line in errors:
+            click.echo(f"ERROR: {line}", err=True)
         for line in warnings:
             click.echo(f"WARNING: {line}", err=True)
-    if down:
+    if down or errors:
         sys.exit(ServiceUnavailable.exit_code)
     if warnings:
         sys.exit(1)

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import click
 
-from ca.cli.common import App, add_serve_command, pass_app, read_secret
-from ca.enums import Role
+from ca.cli.common import App, add_serve_command, pass_app
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyStore
 from ca.storage.engine import session_scope
-from ca.storage.store import Store
 from ca.tsa.profile import IMPRINT_HASHES
 
 DEFAULT_PORT = 8318
@@ -38,19 +36,15 @@ def tsa_group() -> None:
 
 
 @tsa_group.command("certificate")
-@click.option("--operator", required=True, help="Key manager: the TSA key is made in the token.")
 @click.option("--renew", is_flag=True, help="Issue a new certificate and key even if the current one is fresh.")
 @pass_app
-def tsa_certificate(app: App, operator: str, renew: bool) -> None:
+def tsa_certificate(app: App, renew: bool) -> None:
     """Issue the TSA certificate from the bridge CA (1 year, key in the token) when there is none,
-    it ends within 30 days, or --renew."""
+    it ends within 30 days, or --renew (M key managers log in: the key is made in the token)."""
     from ca.tsa.certificate import ensure_certificate, pem_paths
 
-    password = read_secret(f"Password for {operator}")
-    with session_scope(app.engine) as session:
-        Store(session).authenticate(operator, password, Role.KEY_MANAGER)
     tsa, issued = ensure_certificate(app.settings, app.engine, app.hsm(), now=dt.datetime.now(dt.UTC),
-                                     actor=operator, renew=renew)
+                                     actor=app.actor, renew=renew)
     cert_path, roots_path = pem_paths(app.settings)
     cert = tsa.certificate
     click.echo(f"{'issued' if issued else 'current'} TSA certificate {cert.serial_number:x} "
@@ -89,7 +83,7 @@ def tsa_stamp(app: App, file: Path, hash_name: str, out: Path | None) -> None:
         raise InvalidInput(f"--out {out}: directory {out.parent} does not exist")
     imprint = _digest(file, hash_name)
     with session_scope(app.engine) as session:
-        row = TimeStampAuthority.load(session, app.hsm()).stamp(session, imprint, hash_name, "cli")
+        row = TimeStampAuthority.load(session, app.hsm()).stamp(session, imprint, hash_name, app.actor)
         serial, gen_time, token = row.serial, row.gen_time, row.token
     out.write_bytes(granted(token))
     cert_path, roots_path = pem_paths(app.settings)

@@ -98,7 +98,7 @@ def verifier_add(app: App, name: str, cert_path: Path | None, out_dir: Path | No
     written: list[Path] = []
     if cert_path is not None:
         info = registry.add_verifier(app.engine, name=name, certificate=_load_certificate(cert_path),
-                                     password=password, now=now, base_dn=base_dn, actor="cli")
+                                     password=password, now=now, base_dn=base_dn, actor=app.actor)
     else:
         out = out_dir or Path(".")
         key_path, pem_path, roots_path = out / f"{name}.key", out / f"{name}.pem", out / "bridge-roots.pem"
@@ -109,11 +109,11 @@ def verifier_add(app: App, name: str, cert_path: Path | None, out_dir: Path | No
             with session_scope(app.engine) as session:
                 store = Store(session)
                 registry.check_available(session, name)  # before a certificate is issued for nothing
-                ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="cli",
+                ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=app.actor,
                                         algorithm=KeyAlgorithm(app.settings.hsm.key_algorithm))
                 cert, certificate_id = registry.issue_certificate(ctx, name, key_path=key_path)
                 info = registry.register(session, name=name, certificate=cert, password=password, now=now,
-                                         base_dn=base_dn, certificate_id=certificate_id, actor="cli")
+                                         base_dn=base_dn, certificate_id=certificate_id, actor=app.actor)
                 roots = store.certificates(issuer=store.bridge(), kinds=[CertKind.SELF_SIGNED])
         except BaseException:
             if key_path.exists() and not pem_path.exists():
@@ -141,7 +141,7 @@ def verifier_add(app: App, name: str, cert_path: Path | None, out_dir: Path | No
 @pass_app
 def verifier_remove(app: App, name: str, reason: str) -> None:
     """Remove a verifier: its account leaves the group and is deleted at once (the record stays)."""
-    info = registry.remove_verifier(app.engine, name, reason=reason, now=_now(), actor="cli")
+    info = registry.remove_verifier(app.engine, name, reason=reason, now=_now(), actor=app.actor)
     click.echo(f"verifier {info.name} removed")
     _apply(app, done=f"account {info.dn} deleted; CRL access ended",
            pending=f"the account {info.dn} will be deleted when the repository is reachable")

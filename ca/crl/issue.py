@@ -24,7 +24,7 @@ from ca.crl import cache
 from ca.crl.tbs import CRLFields
 from ca.crl.writer import MissingEntryDER, Published, SegmentMismatch, spool_entries, write_certificate_list
 from ca.der import encoding as der
-from ca.enums import CAKind, ListType, PublicationItem
+from ca.enums import CAKind, CAStatus, ListType, PublicationItem
 from ca.errors import InvalidInput, RevocaError, ServiceUnavailable, TokenError, UntrustedTime
 from ca.hsm.signer import KeyStore, Signer
 from ca.revocation.crl_entry import encode_entry
@@ -238,6 +238,9 @@ def _signing_key(engine: Engine, ca_name: str) -> _SigningKey:
         ca = store.ca(ca_name)
         if ca.kind is CAKind.EXTERNAL:
             raise InvalidInput(f"CA {ca_name} is external; its own operator issues its CRLs")
+        if ca.status is CAStatus.ADOPTING:  # its numbers must continue the previous system's (ca.adoption)
+            raise InvalidInput(f"CA {ca_name} is being adopted and its revocation history is not imported yet; "
+                               f"run `revoca crl import-history --ca {ca_name}` first (no number is spent)")
         key = store.crl_signing_key(ca)
         assert key.key_label is not None  # crl_signing_key only returns keys held in the token
         issuer = der.certificate_subject(store.self_signed_der(ca, key))

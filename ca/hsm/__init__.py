@@ -2,7 +2,7 @@
 
 `token` talks PKCS#11, `shares` splits and checks the activation secret, `activation`
 collects shares, `service` holds the activated token for the other processes and `client`
-is how they reach it.
+is how they reach it; `destruction` decides when a key may be destroyed, by M key managers.
 """
 
 from __future__ import annotations

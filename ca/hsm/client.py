@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPub
 
 from ca.errors import ServiceUnavailable
 from ca.hsm import protocol
+from ca.hsm.existing_keys import ExistingKey
 from ca.hsm.signer import KeyAlgorithm, check_digest, signature_hash
 
 
@@ -58,7 +60,7 @@ class HSMClient:
                     break
                 except OSError as exc:
                     self._sock = self._file = None
-                    if attempt == 2 or op in ("activate", "deactivate", "generate"):
+                    if attempt == 2 or op in ("activate", "deactivate", "generate", "relabel", "destroy"):
                         raise ServiceUnavailable(f"lost the connection to the HSM service on {self.path}") from exc
         return protocol.raise_for(protocol.decode(line))
 
@@ -68,8 +70,23 @@ class HSMClient:
     def activate(self, share: str) -> dict[str, Any]:
         return self.call("activate", share=share)
 
-    def deactivate(self, operator: str, password: str) -> dict[str, Any]:
-        return self.call("deactivate", operator=operator, password=password)
+    def deactivate(self, key_managers: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """Close the token: (name, password) of M different key managers, checked by the service."""
+        return self.call("deactivate", operators=[{"name": name, "password": password}
+                                                  for name, password in key_managers])
+
+    def destroy(self, label: str, *, by: Sequence[str] = ()) -> int:
+        """Destroy a key's objects in the token (ca.hsm.destruction decides whether it may be);
+        how many objects the token removed."""
+        return int(self.call("destroy", label=label, by=list(by))["objects"])
+
+    # adoption (ca.adoption): a key another system put in the token
+    def find_key(self, *, label: str | None = None, key_id: bytes | None = None) -> ExistingKey:
+        fields = {"id": key_id.hex()} if key_id is not None else {"label": label}
+        return ExistingKey.from_wire(self.call("find_key", **fields))
+
+    def relabel(self, label: str, new_label: str) -> None:
+        self.call("relabel", label=label, new_label=new_label)
 
     # KeyStore
     def generate(self, label: str, algorithm: KeyAlgorithm) -> CertificateIssuerPublicKeyTypes:

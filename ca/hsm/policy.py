@@ -18,14 +18,16 @@ parses what it is asked to sign:
                 signer's own identity), which only key managers' shares ever activated
 
 A streamed CRL arrives as its digest (sign_digest): the bytes cannot be judged, so only the
-scheduler and admin may ask for one.  Whatever the policy refuses raises PermissionDenied;
-the service audits it.
+scheduler and admin may ask for one.  A key destroyed in the token (`revoca ca destroy-key`,
+ca.hsm.destruction) signs nothing for anyone again, admin included: `destroyed` holds its
+label.  Whatever the policy refuses raises PermissionDenied; the service audits it.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from asn1crypto import cms, crl, ocsp, x509
@@ -122,6 +124,10 @@ def _signed_attributes(data: bytes) -> set[str] | None:
 @dataclass(frozen=True, slots=True)
 class SigningPolicy:
     ocsp_ca_keys: bool = False  # OCSP may sign with CA keys (`revoca serve ocsp --ca-signed`)
+    destroyed: frozenset[str] = frozenset()  # labels of keys destroyed in the token
+
+    def with_destroyed(self, labels: Iterable[str]) -> SigningPolicy:
+        return replace(self, destroyed=self.destroyed | frozenset(labels))
 
     def allowed(self, caller: Caller, signed: Signed, use: KeyUse) -> bool:
         if caller is Caller.ADMIN:
@@ -139,6 +145,8 @@ class SigningPolicy:
         return False
 
     def check(self, caller: Caller, signed: Signed, label: str) -> None:
+        if label in self.destroyed:
+            raise PermissionDenied(f"key {label} was destroyed (seed 004 6.2.10): nothing is signed with it again")
         use = key_use(label)
         if not self.allowed(caller, signed, use):
             raise PermissionDenied(f"the {caller} identity may not sign {signed} data with key {label} "

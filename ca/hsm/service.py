@@ -9,6 +9,11 @@ met and are never written anywhere.
 Each connection's caller is the Unix identity behind it (ca.hsm.callers); what it may have
 signed, and with which keys, is ca.hsm.policy; every signature is counted in the audit log
 (ca.hsm.ledger) and every refusal is audited at once.
+
+The service is the trust boundary for the people, too: deactivation (seed 004 6.2.9) carries the
+names and passwords of M different key managers, M being the share set's threshold, and the
+service checks them itself; key destruction (`destroy`, ca.hsm.destruction) is for the admin
+identity only, and a destroyed key's label is refused from then on, also after a restart.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 from ca import audit
 from ca.enums import Role
-from ca.errors import InvalidInput, RevocaError, ServiceUnavailable
+from ca.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, RevocaError, ServiceUnavailable
 from ca.hsm import protocol
 from ca.hsm.activation import Activation, Holder, ShareSetInfo
 from ca.hsm.callers import CallerMap, peer_uid
@@ -33,6 +38,7 @@ from ca.hsm.signer import KeyAlgorithm
 from ca.hsm.token import Token
 from ca.storage.authorities import spki_der
 from ca.storage.engine import Engine, session_scope
+from ca.storage.key_destruction import KeyDestructionReads
 from ca.storage.store import ReadStore
 
 log = logging.getLogger("revoca.hsm")
@@ -47,6 +53,15 @@ def load_share_set(engine: Engine, token_label: str) -> ShareSetInfo:
         )
 
 
+def load_destroyed_labels(engine: Engine) -> frozenset[str]:
+    with session_scope(engine, readonly=True) as session:
+        return KeyDestructionReads(session).destroyed_labels()
+
+
+DEACTIVATION_REFUSED = ("deactivation refused: it needs {m} different key managers, each with their own "
+                        "password (`revoca hsm deactivate --operator A --operator B ...`)")
+
+
 class HSMService:
     """Answers one request at a time per connection; see ca.hsm.protocol for the format."""
 
@@ -56,7 +71,7 @@ class HSMService:
         process's is unknown); `ledger` counts signatures (default: one flushing every minute)."""
         self.engine = engine
         self.activation = Activation(token, load_share_set(engine, token.label))
-        self.policy = policy or SigningPolicy()
+        self.policy = (policy or SigningPolicy()).with_destroyed(load_destroyed_labels(engine))
         self.callers = callers or CallerMap({}, frozenset({0, os.getuid()}))
         self.ledger = ledger or SignatureLedger(engine)
         self._audit_writers: list[threading.Thread] = []
@@ -79,19 +94,26 @@ class HSMService:
             raise InvalidInput(f"unknown HSM operation {op!r}")
         return {"ok": True, **handler(request, caller)}
 
-    def _refuse(self, caller: Caller, exc: RevocaError, **detail: Any) -> None:
-        """Log and audit a refusal.  The audit record is written from a thread of its own: the
-        caller may hold the database's write lock (SQLite) while it waits for this answer."""
+    def _refuse(self, caller: Caller, exc: RevocaError, event: str = "hsm.sign_refused", **detail: Any) -> None:
+        """Log and audit a refusal."""
         log.warning("refused for %s: %s", caller, exc)
+        self._audit_later(event, f"{caller} identity", error=str(exc), **detail)
+
+    def _audit_later(self, event: str, actor: str, *, error: str | None = None, **detail: Any) -> None:
+        """An audit record (a failure when `error` is given) written from a thread of its own: the
+        caller may hold the database's write lock (SQLite) while it waits for this answer."""
 
         def write() -> None:
             try:
-                audit.record_failure(self.engine, "hsm.sign_refused", actor=f"{caller} identity", error=str(exc),
-                                     **detail)
-            except Exception:  # the refusal stands even when the database is away
-                log.exception("could not audit a refused HSM request: %s", detail)
+                if error is None:
+                    with session_scope(self.engine) as session:
+                        audit.record(session, event, actor=actor, **detail)
+                else:
+                    audit.record_failure(self.engine, event, actor=actor, error=error, **detail)
+            except Exception:  # what happened stands even when the database is away
+                log.exception("could not audit %s: %s", event, detail)
 
-        writer = threading.Thread(target=write, name="hsm-refusal-audit")
+        writer = threading.Thread(target=write, name="hsm-audit")
         writer.start()
         self._audit_writers = [t for t in self._audit_writers if t.is_alive()] + [writer]
 
@@ -117,22 +139,76 @@ class HSMService:
         return self._status()
 
     def _op_deactivate(self, req: dict[str, Any], _caller: Caller) -> dict[str, Any]:
-        name = str(req.get("operator", ""))
-        try:
-            with session_scope(self.engine) as session:
-                ReadStore(session).authenticate(name, str(req.get("password", "")), Role.KEY_MANAGER)
-        except RevocaError as exc:
-            audit.record_failure(self.engine, "hsm.deactivated", actor=name or "unknown", error=str(exc))
-            raise
+        """`operators`: [{"name", "password"}, ...] of M different key managers (seed 004 6.2.9).
+        Every failure gets the same answer; the audit record says which it was."""
+        status = self.activation.status()
+        threshold = status.threshold
+        people = req.get("operators")
+        entries = people if isinstance(people, list) else []
+        names = [str(p.get("name", ""))[:64] if isinstance(p, dict) else "" for p in entries]  # operators.name
+        why = self._key_manager_failure(entries, names, threshold, status.total)
+        if why is not None:
+            audit.record_failure(self.engine, "hsm.deactivated", actor="+".join(names)[:128] or "unknown",
+                                 error=why, needed=threshold)
+            log.warning("deactivation refused: %s", why)
+            raise PermissionDenied(DEACTIVATION_REFUSED.format(m=threshold))
         self.activation.deactivate()
         with session_scope(self.engine) as session:
-            audit.record(session, "hsm.deactivated", actor=name)
-        log.info("deactivated by %s", name)
+            audit.record(session, "hsm.deactivated", actor="+".join(names), key_managers=names)
+        log.info("deactivated by %s", ", ".join(names))
         return self._status()
 
+    def _key_manager_failure(self, entries: list[Any], names: list[str], threshold: int, total: int) -> str | None:
+        """Why these people may not deactivate, or None when they are M different key managers
+        whose passwords match.  Every password given is checked (one scrypt each, whatever the
+        outcome), at most as many as there are share holders."""
+        if not entries or not all(isinstance(p, dict) for p in entries):
+            return "no key managers given"
+        if len(entries) > max(threshold, total):
+            return f"{len(entries)} people given; the share set has {total} holders"
+        failures: list[str] = []
+        with session_scope(self.engine, readonly=True) as session:
+            store = ReadStore(session)
+            for entry, name in zip(entries, names, strict=True):
+                try:
+                    store.authenticate(name, str(entry.get("password", "")), Role.KEY_MANAGER)
+                except RevocaError as exc:
+                    failures.append(str(exc))
+        if failures:
+            return "; ".join(failures)
+        if len(set(names)) != len(names):
+            return "the same key manager was named twice"
+        if len(names) < threshold:
+            return f"{len(names)} key manager(s) given, {threshold} needed"
+        return None
+
     def _op_public_key(self, req: dict[str, Any], _caller: Caller) -> dict[str, Any]:
+        if str(req.get("label")) in self.policy.destroyed:
+            raise NotFound(f"key {req.get('label')} was destroyed (seed 004 6.2.10)")
         signer = self.activation.session().signer(str(req.get("label")))
         return {"spki": base64.b64encode(spki_der(signer.public_key())).decode(), "algorithm": signer.algorithm.value}
+
+    # adoption of a key another system put in the token (ca.adoption): the officers' CLI only
+    def _op_find_key(self, req: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        self._admin_only(caller, "look up keys by label or id", req)
+        key_id = req.get("id")
+        found = self.activation.session().find_key(
+            label=None if key_id is not None else str(req.get("label")),
+            key_id=_hex(key_id) if key_id is not None else None)
+        return found.to_wire()
+
+    def _op_relabel(self, req: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        self._admin_only(caller, "relabel keys", req)
+        self.activation.session().relabel(str(req.get("label")), str(req.get("new_label")))
+        log.info("key %s relabelled %s for %s", req.get("label"), req.get("new_label"), caller)
+        return {}
+
+    def _admin_only(self, caller: Caller, what: str, req: dict[str, Any]) -> None:
+        try:
+            self.policy.check_admin(caller, what)
+        except RevocaError as exc:
+            self._refuse(caller, exc, op=str(req.get("op")), key_label=str(req.get("label")))
+            raise
 
     def _allow(self, caller: Caller, signed: Signed, label: str, op: str) -> None:
         try:
@@ -161,6 +237,8 @@ class HSMService:
     def _op_generate(self, req: dict[str, Any], caller: Caller) -> dict[str, Any]:
         try:
             self.policy.check_admin(caller, "make keys")
+            if str(req.get("label")) in self.policy.destroyed:
+                raise AlreadyExists(f"key label {req.get('label')} was a destroyed key's; labels are never reused")
         except RevocaError as exc:
             self._refuse(caller, exc, op="generate", key_label=str(req.get("label")))
             raise
@@ -173,6 +251,31 @@ class HSMService:
         public = self.activation.session().generate(str(req.get("label")), algorithm)
         log.info("key %s (%s) made for %s", req.get("label"), algorithm.value, caller)
         return {"spki": base64.b64encode(spki_der(public)).decode(), "algorithm": algorithm.value}
+
+    def _op_destroy(self, req: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        """Destroy a key's objects in the token (seed 004 6.2.10): the admin identity only, the
+        officers' CLI, which checked the key managers and that nothing needs the key
+        (ca.hsm.destruction) and records it in its own transaction.  `by` names those people
+        for this service's own audit record."""
+        label = str(req.get("label") or "")
+        by = [str(name)[:64] for name in req.get("by", [])][:16] if isinstance(req.get("by"), list) else []
+        try:
+            self.policy.check_admin(caller, "destroy keys")
+        except RevocaError as exc:
+            self._refuse(caller, exc, event="hsm.key_destroyed", op="destroy", key_label=label)
+            raise
+        count = self.activation.session().destroy(label)
+        self.policy = self.policy.with_destroyed([label])
+        log.info("key %s destroyed for %s (%d token objects)", label, "+".join(by) or caller, count)
+        self._audit_later("hsm.key_objects_destroyed", f"{caller} identity", key_label=label, objects=count, by=by)
+        return {"objects": count}
+
+
+def _hex(value: object) -> bytes:
+    try:
+        return bytes.fromhex(str(value))
+    except ValueError as exc:
+        raise InvalidInput("find_key: id is not hex") from exc
 
 
 def _b64(req: dict[str, Any], field: str) -> bytes:

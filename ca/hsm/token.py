@@ -21,7 +21,9 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
-from ca.errors import AlreadyExists, NotFound, TokenError
+from ca.errors import AlreadyExists, InvalidInput, NotFound, TokenError
+from ca.hsm import existing_keys
+from ca.hsm.existing_keys import ExistingKey
 from ca.hsm.signer import KeyAlgorithm, check_digest, signature_hash
 from ca.hsm.token_init import init_token
 
@@ -132,6 +134,24 @@ class Token:
         env = {**os.environ, "SOFTHSM2_CONF": str(self.softhsm_conf.resolve())}
         subprocess.run([tool, "--delete-token", "--token", self.label], env=env, capture_output=True, check=False)
         self._lib().reinitialize()  # drop the slot of the deleted token
+
+    def change_user_pin(self, old_pin: str, new_pin: str) -> None:
+        """C_SetPIN as the user: a token revoca takes over (ca.ceremony) gets the PIN revoca derives."""
+        try:
+            token = self._lib().get_token(token_label=self.label)
+            session = token.open(rw=True, user_pin=old_pin)
+        except pkcs11.NoSuchToken as exc:
+            raise NotFound(f"no token labelled {self.label!r} in {self.module}") from exc
+        except pkcs11.PinIncorrect as exc:
+            raise TokenError(f"token {self.label!r} refused the user PIN given; nothing changed") from exc
+        except pkcs11.PKCS11Error as exc:
+            raise TokenError(f"token {self.label!r} could not be opened: {type(exc).__name__}") from exc
+        try:
+            session.set_pin(old_pin, new_pin)
+        except pkcs11.PKCS11Error as exc:
+            raise TokenError(f"token {self.label!r} refused to change its user PIN: {type(exc).__name__}") from exc
+        finally:
+            session.close()
 
     def open(self, user_pin: str) -> TokenSession:
         try:
@@ -282,6 +302,46 @@ class TokenSession:
                 return encode_ecdsa_signature(priv.sign(digest, mechanism=Mechanism.ECDSA))
             except pkcs11.PKCS11Error as exc:
                 raise TokenError(f"token failed to sign with {label!r}: {type(exc).__name__}") from exc
+
+    def find_key(self, *, label: str | None = None, key_id: bytes | None = None) -> ExistingKey:
+        """A key pair another system put in the token, by label or CKA_ID (ca.hsm.existing_keys)."""
+        with self._lock:
+            return existing_keys.find(self._session, label=label, key_id=key_id)
+
+    def relabel(self, label: str, new_label: str) -> None:
+        """Give an adopted key pair revoca's label (ca.hsm.existing_keys)."""
+        with self._lock:
+            existing_keys.relabel(self._session, label, new_label)
+            self._private.pop(label, None)
+
+    def object_classes(self, label: str) -> list[str]:
+        """The classes of the objects labelled `label` ("private_key", "public_key", ...): what a
+        key destruction must leave empty."""
+        with self._lock:
+            return sorted((o.object_class.name if o.object_class is not None else "unknown").lower()
+                          for o in self._session.get_objects({Attribute.LABEL: label}))
+
+    def destroy(self, label: str) -> int:
+        """C_DestroyObject on every object labelled `label` and on the public key and certificate
+        objects sharing its private key's CKA_ID (a pair another system made may label its twin
+        otherwise); how many there were.  None left is not an error: a destruction whose record
+        was lost is finished by running it again (ca.hsm.destruction)."""
+        if not label:
+            raise InvalidInput("no key label given to destroy")
+        with self._lock:
+            self._private.pop(label, None)
+            try:
+                objects = list(self._session.get_objects({Attribute.LABEL: label}))
+                ids = {bytes(o[Attribute.ID]) for o in objects if o.object_class == ObjectClass.PRIVATE_KEY}
+                for key_id in ids - {b""}:
+                    for cls in (ObjectClass.PUBLIC_KEY, ObjectClass.CERTIFICATE):
+                        objects += [o for o in self._session.get_objects({Attribute.CLASS: cls, Attribute.ID: key_id})
+                                    if o[Attribute.LABEL] != label]
+                for obj in objects:
+                    obj.destroy()
+            except pkcs11.PKCS11Error as exc:
+                raise TokenError(f"token refused to destroy key {label!r}: {type(exc).__name__}") from exc
+            return len(objects)
 
     def labels(self) -> list[str]:
         with self._lock:

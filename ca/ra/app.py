@@ -24,16 +24,16 @@ from werkzeug.exceptions import HTTPException
 
 from ca import audit
 from ca.credentials import RememberedPasswords
-from ca.enums import Applicant, RequestChannel
+from ca.enums import AgentAuthority, Applicant, RequestChannel
 from ca.errors import AlreadyExists, DatabaseUnavailable, InvalidInput, NotFound, PermissionDenied, RevocaError
 from ca.hsm.signer import KeyStore
 from ca.ra import auth, online
 from ca.ra.openapi import OPENAPI
 from ca.ra.receipts import ReceiptSigner, receipt_content
-from ca.revocation import reasons, workflow
+from ca.revocation import reasons, record_changes, workflow
 from ca.serials import parse_hex_serial
 from ca.storage.engine import Engine, session_scope
-from ca.storage.models import RevocationRequest
+from ca.storage.models import Operator, RATerminal, RevocationRequest
 from ca.storage.revocations import RevocationReadStore, RevocationStore
 
 log = logging.getLogger("revoca.ra")
@@ -79,6 +79,9 @@ def _revoca_error(exc: RevocaError) -> tuple[Response, int]:
     status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 503)
     if isinstance(exc, DatabaseUnavailable):  # the audit record could not be written either: logged
         log.error("RA request not served, %s %s: %s", request.method, request.path, exc)
+    elif isinstance(exc, workflow.OutOfScope):  # a window reaching into another prefecture: its own record
+        _record_refusal(str(exc), status, event_type="ra.out_of_scope", terminal=exc.terminal,
+                        clerk=getattr(g, "clerk", None), ca=exc.ca, serial=format(exc.serial, "x"))
     else:
         _record_refusal(str(exc), status)
     response, status = _problem(status, str(exc))
@@ -95,12 +98,12 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
     return _problem(exc.code or 500, detail)
 
 
-def _record_refusal(detail: str, status: int) -> None:
+def _record_refusal(detail: str, status: int, *, event_type: str = "ra.request_refused", **extra: Any) -> None:
     """Every refused request leaves an audit record, in a transaction of its own."""
     actor = getattr(g, "actor", None) or "unidentified RA client"
     try:
-        audit.record_failure(_ext()["engine"], "ra.request_refused", actor=actor, error=detail, status=status,
-                             path=request.path, method=request.method)
+        audit.record_failure(_ext()["engine"], event_type, actor=actor, error=detail, status=status,
+                             path=request.path, method=request.method, **extra)
     except Exception:  # auditing a refusal must not turn it into a 500
         log.exception("could not record a refused RA request")
 
@@ -186,33 +189,83 @@ def _with_receipt(engine: Engine, public_id: str) -> dict[str, Any]:
     return {**view, "receipt": base64.b64encode(receipt).decode()}
 
 
+def _at_terminal(store: RevocationReadStore) -> tuple[RATerminal, Operator]:
+    """(terminal, clerk) of a filing: who first, so that an unknown caller learns nothing about
+    what is wrong with its body."""
+    terminal = auth.terminal_of(request, store)
+    g.actor = f"terminal {terminal.name}"
+    clerk = auth.receptionist_of(request, store, _ext()["passwords"])
+    g.actor, g.clerk = f"{clerk.name} at terminal {terminal.name}", clerk.name
+    return terminal, clerk
+
+
+def _idempotency_key(body: dict[str, Any]) -> str:
+    key = body.get("idempotency_key")
+    if not isinstance(key, str) or not 8 <= len(key) <= 128:
+        raise InvalidInput("idempotency_key (8-128 characters) is required so that a retry never revokes twice")
+    return key
+
+
 @bp.post("/v1/revocations")
 def file_revocation() -> tuple[Response, int]:
+    """The window (seed 004 4.9.3.1(1), (2)): the subscriber or an agent, identified by a document."""
     engine, now = _ext()["engine"], _ext()["clock"]()
     with session_scope(engine) as session:
         store = RevocationStore(session)
-        # who first: an unknown caller learns nothing about what is wrong with its body
-        terminal = auth.terminal_of(request, store)
-        g.actor = f"terminal {terminal.name}"
-        clerk = auth.receptionist_of(request, store, _ext()["passwords"])
-        g.actor = f"{clerk.name} at terminal {terminal.name}"
+        terminal, clerk = _at_terminal(store)
         body = _json_body()
-        key = body.get("idempotency_key")
-        if not isinstance(key, str) or not 8 <= len(key) <= 128:
-            raise InvalidInput("idempotency_key (8-128 characters) is required so that a retry never revokes twice")
+        key = _idempotency_key(body)
         try:
             applicant = Applicant(body.get("applicant", ""))  # missing: ValueError like any other value
         except ValueError as exc:
             raise InvalidInput('applicant must be "self" or "agent"') from exc
+        authority = body.get("agent_authority")
+        if authority is not None:
+            try:
+                authority = AgentAuthority(authority)
+            except (ValueError, TypeError) as exc:
+                raise InvalidInput("agent_authority must be one of "
+                                   + ", ".join(a.value for a in AgentAuthority)) from exc
+        if "event" in body:
+            raise InvalidInput("a window revocation names no record-change event; send record changes to "
+                               "/v1/record-changes")
         filing = workflow.Filing(
             channel=RequestChannel.RA_WINDOW, certificate=_certificate(store, body),
             reason=reasons.parse_reason(body.get("reason")), applicant=applicant,
             identity_document_checked=body.get("identity_document_checked") is True,
-            terminal_id=terminal.id, receptionist=clerk, idempotency_key=key,
+            terminal_id=terminal.id, receptionist=clerk, idempotency_key=key, agent_authority=authority,
         )
         req, created = workflow.file_request(store, filing, now, actor=g.actor)
         public_id = req.public_id
     # committed: from here on the revocation is durable whatever happens to this process
+    return jsonify(_with_receipt(engine, public_id)), 201 if created else 200
+
+
+#: What a record change must not carry: nobody applies, and the event gives the reason.
+NOT_IN_A_RECORD_CHANGE = ("reason", "applicant", "identity_document_checked", "agent_authority")
+
+
+@bp.post("/v1/record-changes")
+def file_record_change() -> tuple[Response, int]:
+    """The municipality revokes on a resident-record change (seed 004 4.9.1(2), 4.9.3.1(3))."""
+    engine, now = _ext()["engine"], _ext()["clock"]()
+    with session_scope(engine) as session:
+        store = RevocationStore(session)
+        terminal, clerk = _at_terminal(store)
+        body = _json_body()
+        key = _idempotency_key(body)
+        extra = [f for f in NOT_IN_A_RECORD_CHANGE if f in body]
+        if extra:
+            raise InvalidInput(f"a record change carries no {', '.join(extra)}: nobody applies, and the reason "
+                               "follows from the event")
+        event = record_changes.parse_event(body.get("event"))
+        filing = workflow.Filing(
+            channel=RequestChannel.RECORD_CHANGE, certificate=_certificate(store, body),
+            reason=record_changes.reason_for(event), record_change_event=event,
+            terminal_id=terminal.id, receptionist=clerk, idempotency_key=key,
+        )
+        req, created = workflow.file_request(store, filing, now, actor=g.actor)
+        public_id = req.public_id
     return jsonify(_with_receipt(engine, public_id)), 201 if created else 200
 
 
@@ -262,7 +315,7 @@ def online_revocation() -> tuple[Response, int]:
         g.actor = f"subscriber {signed.certificate.subject_dn}"
         filing = workflow.Filing(channel=RequestChannel.ONLINE, certificate=signed.certificate,
                                    reason=reasons.parse_reason(signed.reason), applicant=Applicant.SELF,
-                                   identity_document_checked=True)
+                                   identity_document_checked=True, signed_request=signed.document)
         req, _ = workflow.file_request(store, filing, now, actor=g.actor)
         public_id = req.public_id
     return jsonify(_with_receipt(engine, public_id)), 201

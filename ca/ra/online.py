@@ -4,6 +4,10 @@ The body is CMS SignedData (DER) with the subscriber's certificate inside and, a
 JSON {"reason": ..., "serial": "<hex>"}.  It is accepted without a clerk when the signature
 verifies with that certificate, the certificate is one revoca knows, is valid now, and is
 not revoked.  cryptography can only *make* SignedData, so asn1crypto reads it.
+
+The body is kept as it came (`OnlineRequest.document`, filed as Filing.signed_request): seed
+004 5.5.1.2 archives the online revocation application itself, and the archive exports it as
+`online-request-N.p7m` for `openssl cms -verify` (ca.archive.items).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class OnlineRequest:
     certificate: Certificate
     reason: object
     message_digest: bytes
+    document: bytes  # the CMS SignedData exactly as received: kept with the request (Filing.signed_request)
 
 
 def parse_signed_request(body: bytes, store: ReadStore, now: dt.datetime) -> OnlineRequest:
@@ -60,7 +65,7 @@ def parse_signed_request(body: bytes, store: ReadStore, now: dt.datetime) -> Onl
     serial = payload.get("serial")
     if serial is not None and str(serial).lower() != format(row.serial, "x"):
         raise InvalidInput("the signed content names another serial than the signing certificate")
-    return OnlineRequest(row, payload["reason"], hashlib.sha256(body).digest())
+    return OnlineRequest(row, payload["reason"], hashlib.sha256(body).digest(), bytes(body))
 
 
 def _verified_signer(body: bytes) -> tuple[x509.Certificate, bytes]:

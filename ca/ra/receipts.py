@@ -24,7 +24,9 @@ from ca.storage.store import ReadStore
 
 def receipt_content(request: RevocationRequest, *, issuer_ca: str, revocation_time: Any) -> dict[str, Any]:
     cert = request.certificate
-    return {
+    # a record change's receipt (given to the resident, 4.9.3.1(3)) names the event that revoked
+    event = {"record_change_event": request.record_change_event.value} if request.record_change_event else {}
+    return {**event,
         "type": "revoca revocation receipt",
         "request_id": request.public_id,
         "status": request.status.value,

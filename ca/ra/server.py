@@ -11,6 +11,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from ca.audit.service_events import running
 from ca.config import Settings
 from ca.hsm.client import HSMClient
 from ca.http.client_cert import ClientCertificate
@@ -33,4 +34,6 @@ def serve(settings: Settings, engine: Engine, *, host: str, port: int, workers: 
         engine = make_engine(settings.db_url, pool_pre_ping=True, role=role_for(settings, "ra"))
         return ClientCertificate(create_app(engine, HSMClient(settings.hsm_socket)))
 
-    GunicornServer(options, load).run()
+    with running(lambda: make_engine(settings.db_url, role=role_for(settings, "ra")), "ra",
+                 address=f"{host}:{port}", workers=workers):
+        GunicornServer(options, load).run()

@@ -33,6 +33,9 @@ REASON_NAMES = {
     "cessationOfOperation": RevocationReason.CESSATION_OF_OPERATION,
 }
 RFC_NAME = {v: k for k, v in REASON_NAMES.items()}
+#: What a municipal record change can give (ca.revocation.record_changes maps each event to one of them).
+RECORD_CHANGE_REASONS = frozenset({RevocationReason.AFFILIATION_CHANGED, RevocationReason.SUPERSEDED,
+                                   RevocationReason.CESSATION_OF_OPERATION})
 #: The reason codes a CRL entry or OCSP answer may carry.
 ALLOWED_REASONS = frozenset(int(r) for r in RevocationReason)
 CERTIFICATE_HOLD = 6
@@ -56,11 +59,16 @@ def parse_reason(value: object) -> RevocationReason:
 def check_channel(channel: RequestChannel, reason: RevocationReason) -> None:
     """Seed 004 4.9.3.1: a subscriber may revoke online only to stop using the service ((1):
     cessationOfOperation); a compromised, lost or damaged key or an unusable card is reported at
-    the window ((2)).  cACompromise is the CA-compromise path's alone (4.9.3.1(4), 4.9.12(1):
-    `revoca ca compromise`), never a filing."""
+    the window ((2)); a municipal record change (4.9.1(2)) gives affiliationChanged, superseded or
+    cessationOfOperation, never keyCompromise.  cACompromise is the CA-compromise path's alone
+    (4.9.3.1(4), 4.9.12(1): `revoca ca compromise`), never a filing."""
     if reason is RevocationReason.CA_COMPROMISE:
         raise InvalidInput("cACompromise is used only by the CA-compromise procedure (`revoca ca compromise`, seed "
                            "004 4.9.12); a filed revocation takes one of the other reasons")
+    if channel is RequestChannel.RECORD_CHANGE and reason not in RECORD_CHANGE_REASONS:
+        raise InvalidInput(f"{RFC_NAME[reason]} cannot come from a resident-record change (seed 004 4.9.1(2)): "
+                           "a compromised, lost or damaged key is reported by the subscriber at the window "
+                           "(4.9.3.1(2))")
     if channel is RequestChannel.ONLINE and reason is not RevocationReason.CESSATION_OF_OPERATION:
         raise InvalidInput(f"{RFC_NAME[reason]} cannot be filed online: online revocation is for ending the use of "
                            "the certificate (cessationOfOperation, seed 004 4.9.3.1(1)); a compromised, lost or "

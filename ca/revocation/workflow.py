@@ -3,9 +3,13 @@
 - Only the five reasons of 4.9.9; certificateHold is refused, there is no suspension.
 - Revoking what is already revoked returns the first revocation and changes nothing;
   there is no un-revoke.
-- A window clerk or the subscriber online may revoke subscriber certificates at once;
-  CA-level certificates (cross, link, responder, CVS, TLS...) need a receptionist, a
-  reviewer and an approver: three different operators (5.2.1).
+- A window clerk, the municipality on a resident-record change, or the subscriber online may
+  revoke subscriber certificates at once; CA-level certificates (cross, link, responder, CVS,
+  TLS...) need a receptionist, a reviewer and an approver: three different operators (5.2.1).
+- An RA terminal acts only for the CAs it is bound to (ra_terminal_scopes); bound to none, it
+  may revoke nothing.  Clerks are not bound themselves: the terminal they work at is.
+- At the window an agent names the document that showed the authority to act (1.3.2); a
+  record change names its event, which gives the reason (ca.revocation.record_changes).
 - A CA key compromise (ca.revocation.compromise) revokes everything that key signed.
 
 Every function works in the caller's transaction; the caller commits before it
@@ -19,11 +23,21 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from typing import Any
 
 from ca import audit
-from ca.enums import Applicant, CertKind, ListType, RequestChannel, RequestStatus, Role
+from ca.enums import (
+    AgentAuthority,
+    Applicant,
+    CertKind,
+    ListType,
+    RecordChangeEvent,
+    RequestChannel,
+    RequestStatus,
+    Role,
+)
 from ca.errors import InvalidInput, PermissionDenied, RevocaError
-from ca.revocation import crl_entry, reasons
+from ca.revocation import crl_entry, reasons, record_changes
 from ca.revocation.reasons import RevocationReason
 from ca.storage.models import Certificate, Operator, Revocation, RevocationRequest
 from ca.storage.revocations import RevocationStore
@@ -33,6 +47,30 @@ class IdempotencyConflict(RevocaError):
     """The idempotency key was used before for a different request."""
 
     exit_code = 4
+
+
+class OutOfScope(PermissionDenied):
+    """An RA terminal asked about a certificate of a CA it may not act for (issue 13)."""
+
+    def __init__(self, message: str, *, terminal: str, ca: str, serial: int) -> None:
+        super().__init__(message)
+        self.terminal, self.ca, self.serial = terminal, ca, serial
+
+
+def check_scope(store: RevocationStore, terminal_id: int, certificate: Certificate) -> None:
+    """Raise OutOfScope unless the terminal is bound to the certificate's issuing CA."""
+    terminal = store.terminal_by_id(terminal_id)
+    if certificate.issuer_ca_id in terminal.ca_ids:
+        return
+    issuer = certificate.issuer_ca.name
+    if not terminal.ca_ids:
+        message = (f"RA terminal {terminal.name} is bound to no CA, so it may revoke nothing; an officer binds it "
+                   f"with `revoca ra scope {terminal.name} --ca PREFECTURE`")
+    else:
+        mine = ", ".join(ca.name for ca in store.terminal_scope(terminal))
+        message = (f"RA terminal {terminal.name} acts for {mine} only, not for {issuer}: the certificate is revoked "
+                   f"by a municipality of {issuer}")
+    raise OutOfScope(message, terminal=terminal.name, ca=issuer, serial=certificate.serial)
 
 
 def list_type_for(kind: CertKind) -> ListType:
@@ -74,11 +112,21 @@ class Filing:
     receptionist: Operator | None = None
     idempotency_key: str | None = None
     note: str = ""
+    # online: the CMS SignedData as received, kept with the request and archived (seed 004 5.5.1.2)
+    signed_request: bytes | None = None
+    agent_authority: AgentAuthority | None = None
+    record_change_event: RecordChangeEvent | None = None
 
     def digest(self) -> bytes:
         """What the idempotency key must always stand for."""
-        content = {"cert": self.certificate.id, "reason": int(self.reason), "applicant": self.applicant,
-                   "id_checked": self.identity_document_checked, "channel": self.channel.value}
+        content: dict[str, object] = {
+            "cert": self.certificate.id, "reason": int(self.reason), "applicant": self.applicant,
+            "id_checked": self.identity_document_checked, "channel": self.channel.value}
+        # only when present, so that requests filed before these fields keep their digests
+        if self.agent_authority is not None:
+            content["agent_authority"] = self.agent_authority.value
+        if self.record_change_event is not None:
+            content["record_change_event"] = self.record_change_event.value
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()
 
 
@@ -91,11 +139,20 @@ def file_request(store: RevocationStore, filing: Filing, now: dt.datetime, *,
             return _same_request(earlier, filing), False
     kind = filing.certificate.kind
     dual = filing.channel is RequestChannel.DUAL_CONTROL
-    if filing.channel in (RequestChannel.RA_WINDOW, RequestChannel.ONLINE) and kind is not CertKind.SUBSCRIBER:
+    at_once = (RequestChannel.RA_WINDOW, RequestChannel.ONLINE, RequestChannel.RECORD_CHANGE)
+    if filing.channel in at_once and kind is not CertKind.SUBSCRIBER:
         raise PermissionDenied(f"a {kind} certificate is revoked under dual control (receptionist, reviewer, "
                                "approver), not at an RA window")
-    if filing.channel is RequestChannel.RA_WINDOW and not filing.identity_document_checked:
-        raise InvalidInput("the applicant's identity document must be checked before a window revocation")
+    if filing.terminal_id is not None:
+        check_scope(store, filing.terminal_id, filing.certificate)
+    elif filing.channel is RequestChannel.RECORD_CHANGE:
+        raise PermissionDenied("a record change is filed by the municipality at a registered RA terminal")
+    if filing.channel is RequestChannel.RA_WINDOW:
+        _check_window(filing)
+    elif filing.channel is RequestChannel.RECORD_CHANGE:
+        _check_record_change(filing)
+    elif filing.agent_authority is not None or filing.record_change_event is not None:
+        raise InvalidInput(f"a {filing.channel} request names neither an agent's authority nor a record-change event")
     reasons.check_channel(filing.channel, filing.reason)
     if dual and (filing.receptionist is None or Role.RECEPTIONIST not in filing.receptionist.role_set):
         raise PermissionDenied("a dual-control request must be filed by an operator with the receptionist role")
@@ -105,8 +162,9 @@ def file_request(store: RevocationStore, filing: Filing, now: dt.datetime, *,
         terminal_id=filing.terminal_id, idempotency_key=filing.idempotency_key, request_digest=filing.digest(),
         certificate_id=filing.certificate.id, reason=int(filing.reason), applicant=filing.applicant,
         identity_document_checked=filing.identity_document_checked,
+        agent_authority=filing.agent_authority, record_change_event=filing.record_change_event,
         receptionist_id=filing.receptionist.id if filing.receptionist else None,
-        accepted_at=now, decided_at=None if dual else now, note=filing.note,
+        accepted_at=now, decided_at=None if dual else now, note=filing.note, signed_request=filing.signed_request,
     )
     stored = store.add_request(request)
     if stored is None:  # a concurrent duplicate with the same idempotency key won the race
@@ -121,8 +179,43 @@ def file_request(store: RevocationStore, filing: Filing, now: dt.datetime, *,
     audit.record(store.session, "revocation.request_filed", actor=actor, request=request.public_id,
                  channel=filing.channel.value, certificate_id=filing.certificate.id, reason=int(filing.reason),
                  status=request.status.value,
-                 revoked_by_this=bool(revocation is not None and revocation.request_id == request.id))
+                 revoked_by_this=bool(revocation is not None and revocation.request_id == request.id),
+                 **_who_asked(filing))
     return request, True
+
+
+def _check_window(filing: Filing) -> None:
+    """Seed 004 3.4, 4.9.2.1, 1.3.2: the subscriber or an agent, identified by a document; an
+    agent also shows the authority to act."""
+    if not filing.identity_document_checked:
+        raise InvalidInput("the applicant's identity document must be checked before a window revocation")
+    if filing.record_change_event is not None:
+        raise InvalidInput("a window revocation names no record-change event; record changes are filed as such")
+    kinds = ", ".join(a.value for a in AgentAuthority)
+    if filing.applicant is Applicant.AGENT and filing.agent_authority is None:
+        raise InvalidInput(f"an agent must show the authority to act for the subscriber (seed 004 1.3.2): "
+                           f"name agent_authority, one of {kinds}")
+    if filing.applicant is not Applicant.AGENT and filing.agent_authority is not None:
+        raise InvalidInput("agent_authority is for an agent; the subscriber in person (applicant self) shows none")
+
+
+def _check_record_change(filing: Filing) -> None:
+    """Seed 004 4.9.1(2), 4.9.2: the municipality records the change; nobody applies."""
+    if filing.record_change_event is None:
+        raise InvalidInput("a record-change revocation names its record-change event")
+    if filing.applicant is not None or filing.identity_document_checked or filing.agent_authority is not None:
+        raise InvalidInput("a record-change revocation has no applicant, identity document or agent")
+    expected = record_changes.reason_for(filing.record_change_event)
+    if filing.reason is not expected:
+        raise InvalidInput(f"the reason of {filing.record_change_event} is {reasons.RFC_NAME[expected]}, "
+                           f"not {reasons.RFC_NAME[filing.reason]} (seed 004 4.9.9)")
+
+
+def _who_asked(filing: Filing) -> dict[str, Any]:
+    """What the audit record adds about the applicant or the event, when there is something."""
+    fields = {"applicant": filing.applicant, "agent_authority": filing.agent_authority,
+              "record_change_event": filing.record_change_event}
+    return {k: v.value for k, v in fields.items() if v is not None}
 
 
 def _same_request(earlier: RevocationRequest, filing: Filing) -> RevocationRequest:

@@ -52,6 +52,7 @@ class RevocaCollector(Collector):
     def collect(self, *, verifier_names: bool = True) -> Iterator[Metric]:
         now = self.clock()
         yield from self._lists(now)
+        yield from self._responders(now)
         yield from self._publication(now)
         with session_scope(self.engine, readonly=True) as session:
             responses = self.ocsp.update(session)
@@ -98,6 +99,16 @@ class RevocaCollector(Collector):
             number.add_metric([s.ca_name, s.list_type.value], s.number)
         yield left
         yield number
+
+    def _responders(self, now: dt.datetime) -> Iterator[Metric]:
+        left = GaugeMetricFamily("revoca_ocsp_responder_not_after_seconds", "Seconds until the notAfter of the "
+                                 "last valid delegated OCSP responder certificate of each CA key (0: none is valid, "
+                                 "and OCSP answers tryLater for that key unless it signs with the CA keys)",
+                                 labels=["ca", "generation"])
+        for c in health.responder_coverage(self.engine, now):
+            left.add_metric([c.ca_name, str(c.generation)],
+                            (c.not_after - now).total_seconds() if c.not_after is not None else 0.0)
+        yield left
 
     def _publication(self, now: dt.datetime) -> Iterator[Metric]:
         length = GaugeMetricFamily("revoca_publication_queue_length", "Publications waiting to be written to "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ca.audit.service_events import running
 from ca.config import Settings
 from ca.hsm.client import HSMClient
 from ca.http.gunicorn import GunicornServer
@@ -29,4 +30,6 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT_PO
           public_verifier_names: bool = False) -> None:
     options = {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-", "timeout": 60,
                "graceful_timeout": 10}
-    GunicornServer(options, lambda: build_app(settings, public_verifier_names=public_verifier_names)).run()
+    with running(lambda: make_engine(settings.db_url, role=role_for(settings, "status")), "status",
+                 address=f"{host}:{port}", workers=workers):
+        GunicornServer(options, lambda: build_app(settings, public_verifier_names=public_verifier_names)).run()

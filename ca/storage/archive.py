@@ -1,9 +1,11 @@
 """Queries of the archive (seed 004 5.5): which items wait to be stamped, the stamps of each
 round, and the items themselves for verification and export.
 
-Items are named by type ("certificate", "crl", "revocation-request"; the history ranges are
-ca.storage.history's tables under ca.archive's names).  `ArchiveReads` only reads (verify,
-export); `ArchiveWrites` keeps the stamps of a round.  Callers own the transaction.
+Items are named by type ("certificate", "crl", "revocation-request", "online-request",
+"audit-checkpoint"; the history ranges are ca.storage.history's tables under ca.archive's
+names; "audit-log" ranges are copies of audit records, kept in audit_archive so that they
+outlive a prune).  `ArchiveReads` only reads (verify, export); `ArchiveWrites` keeps the
+stamps of a round and the audit copies.  Callers own the transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +19,18 @@ import sqlalchemy as sa
 from ca.enums import CertKind, RequestStatus
 from ca.errors import NotFound
 from ca.storage.base import SessionStore
-from ca.storage.models import ArchiveStamp, Certificate, IssuedCRL, RevocationRequest, TimeStamp
+from ca.storage.models import (
+    ArchiveStamp,
+    AuditArchive,
+    AuditCheckpoint,
+    Certificate,
+    IssuedCRL,
+    RevocationRequest,
+    TimeStamp,
+)
+
+AUDIT_LOG = "audit-log"  # ranges of audit records (by seq), copied into audit_archive
+AUDIT_CHECKPOINT = "audit-checkpoint"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +45,9 @@ _SINGLES = {
     "crl": _Stampable(IssuedCRL, None),
     "revocation-request": _Stampable(RevocationRequest, RevocationRequest.status.in_(
         [RequestStatus.COMPLETED, RequestStatus.REJECTED])),
+    # the subscriber's signed online request, as received (seed 004 5.5.1.2)
+    "online-request": _Stampable(RevocationRequest, RevocationRequest.signed_request.is_not(None)),
+    AUDIT_CHECKPOINT: _Stampable(AuditCheckpoint, None),
 }
 
 
@@ -87,6 +103,25 @@ class ArchiveReads(SessionStore):
         yield from self.session.scalars(sa.select(TimeStamp).where(TimeStamp.id.in_(
             sa.select(ArchiveStamp.time_stamp_id))).order_by(TimeStamp.id))
 
+    def unarchived_checkpoints_through(self, seq: int) -> int:
+        """How many checkpoints at `seq` or before have no archive stamp yet."""
+        stamped = sa.select(ArchiveStamp.id).where(ArchiveStamp.item_type == AUDIT_CHECKPOINT,
+                                                   ArchiveStamp.item_id == AuditCheckpoint.id)
+        return self.session.scalar(sa.select(sa.func.count()).select_from(AuditCheckpoint).where(
+            AuditCheckpoint.seq <= seq, ~stamped.exists())) or 0
+
+    def audit_copy(self, first_seq: int) -> AuditArchive:
+        """The archived copy of the audit records from `first_seq`."""
+        copy = self.session.scalars(sa.select(AuditArchive).where(AuditArchive.first_seq == first_seq)).one_or_none()
+        if copy is None:
+            raise NotFound(f"no archived copy of the audit records from seq {first_seq}")
+        return copy
+
+    def audit_copy_after(self, seq: int) -> AuditArchive | None:
+        """The first copy of records after `seq` (one made but not yet stamped)."""
+        return self.session.scalars(sa.select(AuditArchive).where(AuditArchive.first_seq > seq)
+                                    .order_by(AuditArchive.first_seq).limit(1)).first()
+
     def self_signed_ders(self) -> Sequence[bytes]:
         """Every CA's self-signed certificates: the trust anchors an exported bundle is checked with."""
         return self.session.scalars(sa.select(Certificate.der).where(Certificate.kind == CertKind.SELF_SIGNED)).all()
@@ -100,3 +135,9 @@ class ArchiveWrites(ArchiveReads):
         self.session.add_all(rows)
         self.session.flush()
         return rows
+
+    def keep_audit_copy(self, *, first_seq: int, last_seq: int, body: bytes, now: Any) -> AuditArchive:
+        copy = AuditArchive(first_seq=first_seq, last_seq=last_seq, body=body, created_at=now)
+        self.session.add(copy)
+        self.session.flush()
+        return copy

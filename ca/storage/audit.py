@@ -53,6 +53,28 @@ class AuditReads(SessionStore):
         return self.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
                                    .where(AuditEvent.seq <= seq)) or 0
 
+    def types_through(self, seq: int) -> list[str]:
+        """The record kinds (event types) among the records up to `seq`."""
+        return list(self.session.scalars(sa.select(AuditEvent.event_type).where(AuditEvent.seq <= seq).distinct()))
+
+    def first_seq_of_type_since(self, event_type: str, at: dt.datetime, through: int) -> int | None:
+        """The first record of this kind, up to `through`, that occurred after `at`."""
+        return self.session.scalar(sa.select(sa.func.min(AuditEvent.seq)).where(
+            AuditEvent.event_type == event_type, AuditEvent.occurred_at > at, AuditEvent.seq <= through))
+
+    def chain_range(self, after: int, limit: int) -> tuple[int, int] | None:
+        """(first, last): up to `limit` records from the first after `after`, in chain order.  Records are
+        linked under the head's lock at commit, so the committed ones are always a gap-free run."""
+        seqs = self.session.scalars(sa.select(AuditEvent.seq).where(AuditEvent.seq > after)
+                                    .order_by(AuditEvent.seq).limit(limit)).all()
+        return (seqs[0], seqs[-1]) if seqs else None
+
+    def archive_lines(self, first: int, last: int) -> Iterator[bytes]:
+        """The records first..last in the archive's encoding (audit_chain.archive_line), one line each."""
+        q = sa.select(AuditEvent).where(AuditEvent.seq >= first, AuditEvent.seq <= last).order_by(AuditEvent.seq)
+        for event in self.session.scalars(q.execution_options(yield_per=2000)):
+            yield audit_chain.archive_line(event)
+
     def details_newest_first(self, event_type: str) -> Iterator[str]:
         """The detail (JSON text) of every record of one type, newest first, streamed."""
         q = sa.select(AuditEvent.detail).where(AuditEvent.event_type == event_type).order_by(AuditEvent.seq.desc())

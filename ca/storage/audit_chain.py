@@ -46,6 +46,14 @@ def link_event(previous: bytes, event: Any) -> bytes:
     return link(previous, event.seq, event.occurred_at, event.event_type, event.result, event.actor, event.detail)
 
 
+def archive_line(event: Any) -> bytes:
+    """A stored record as the archive keeps it: one JSON line, the record's canonical list with its
+    link appended, so that the chain can be recomputed from an export alone (frozen, like
+    `canonical`: the archive's stamps cover these bytes)."""
+    body = canonical(event.seq, event.occurred_at, event.event_type, event.result, event.actor, event.detail)
+    return body[:-1] + b',"' + event.chain_hash.hex().encode() + b'"]\n'
+
+
 def append(session: Session, *, occurred_at: dt.datetime, event_type: str, result: str, actor: str,
            detail: str) -> None:
     """Queue a record to be chained and inserted when the session commits."""

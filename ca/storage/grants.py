@@ -61,29 +61,35 @@ _AUDIT_APPEND = (
     _g("audit_head", "SELECT", "UPDATE(seq, chain_hash)", why="the chain's head, locked and advanced at commit"),
 )
 _SCHEMA_CHECK = _g(ALEMBIC, "SELECT", why="`revoca serve` checks the schema is current at start")
+# Every long-running service audits its own start and stop (ca.audit.service_events): it opens a
+# run, closes it at a clean stop, and closes its own earlier runs on the host that died uncleanly.
+_SERVICE_RUNS = _g("service_runs", "SELECT", "INSERT", "UPDATE(stopped_at, stop)",
+                   why="its own start and stop; an unclean earlier run is closed at the next start")
 _CA_STATE = (_g("cas", "SELECT"), _g("key_generations", "SELECT", why="ReadStore.cas() loads each CA's keys"),
              _g("certificates", "SELECT"))
 
 TABLE: dict[str, tuple[Grant, ...]] = {
-    # ca.hsm.service: the share set at start, key managers' passwords to deactivate, audit records
-    # (shares presented, refusals, the signature ledger).  No CA data at all.
+    # ca.hsm.service: the share set and destroyed keys' labels at start, key managers' passwords to
+    # deactivate, audit records (shares presented, refusals, the signature ledger).  No CA data at all.
     "signer": (
         _SCHEMA_CHECK,
         _g("share_sets", "SELECT"), _g("share_holders", "SELECT"),
         _g("operators", "SELECT", why="holders' names; deactivation checks a key manager's password"),
         _g("operator_roles", "SELECT"),
-        *_AUDIT_APPEND,
+        _g("destroyed_keys", "SELECT(key_label)", why="a destroyed key is refused, also after a restart"),
+        *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
     # ca.ra.app: terminals and clerks authenticated, requests and revocations filed, receipts kept.
     "ra": (
         _SCHEMA_CHECK, *_CA_STATE,
         _g("ra_terminals", "SELECT"),
+        _g("ra_terminal_scopes", "SELECT", why="the CAs each terminal may act for"),
         _g("operators", "SELECT", why="the clerk's password (HTTP Basic) is checked against its hash"),
         _g("operator_roles", "SELECT"),
         _g("revocation_requests", "SELECT", "INSERT", "UPDATE(receipt)",
            why="UPDATE only to keep the signed receipt; review and approval are the officers' CLI"),
         _g("revocations", "SELECT", "INSERT"),
-        *_AUDIT_APPEND,
+        *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
     # ocsp: the issuer index and responder certificates, the two per-query lookups
     # (ca.storage.ocsp_lookups), CRLs' nextUpdate, the query history; audit only from the clock guard.
@@ -94,16 +100,17 @@ TABLE: dict[str, tuple[Grant, ...]] = {
         _g("verifiers", "SELECT(id, status, cert_not_after, certificate_id, cert_fingerprint)",
            why="authorization by certificate; never the LDAP password hash"),
         _g("ocsp_queries", "INSERT", "SELECT(id)", why="the history; its compiled INSERT says RETURNING id"),
-        *_AUDIT_APPEND,
+        *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
     # ca.tsa: the current TSA certificate (not revoked, its key), each token kept.
     "tsa": (
         *_CA_STATE,
         _g("revocations", "SELECT", why="a revoked TSA certificate is not used"),
         _g("time_stamps", "INSERT", "SELECT(id)", why="every token is kept; RETURNING id"),
-        *_AUDIT_APPEND,
+        *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
-    # ca.status_page: ReportingReads, the publication queue, officers' logins.  Writes nothing.
+    # ca.status_page: ReportingReads, the publication queue, officers' logins.  Writes nothing but
+    # the audit records of those logins and of its own start and stop.
     "status": (
         _SCHEMA_CHECK, *_CA_STATE,
         _g("revocations", "SELECT"), _g("revocation_requests", "SELECT"), _g("issued_crls", "SELECT"),
@@ -114,6 +121,7 @@ TABLE: dict[str, tuple[Grant, ...]] = {
         _g("audit_events", "SELECT(id, event_type, result)",
            why="signing and RA counters; never who did what (actor, detail)"),
         _g("verifiers", "SELECT(id, name)", why="verifier labels of the OCSP counters"),
+        *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
     # ca.scheduler, ca.crl.issue, ca.audit.keeper (seals, checkpoints), ca.archive.stamping and the
     # in-process TSA that stamps them (ca.tsa.stamper).
@@ -124,15 +132,19 @@ TABLE: dict[str, tuple[Grant, ...]] = {
         _g("crl_counters", "SELECT", "INSERT", "UPDATE", why="CRL numbers, allocated before signing"),
         _g("issued_crls", "SELECT", "INSERT"),
         _g("publications", "INSERT", "SELECT(id)", why="each new CRL/ARL queued for the publisher; RETURNING id"),
-        _g("revocation_requests", "SELECT", why="decided requests are archived (time-stamped)"),
+        _g("revocation_requests", "SELECT", why="decided requests (and signed online ones) are archived"),
         _g("ocsp_queries", "SELECT", why="the history is sealed into the audit chain and archived"),
         _g("crl_fetches", "SELECT", why="the history is sealed into the audit chain and archived"),
-        _g("time_stamps", "INSERT", "SELECT(id)", why="tokens of checkpoints and archive rounds"),
-        _g("audit_events", "INSERT", "SELECT(id, seq, event_type, detail)",
-           why="appends; reads the last history seal's range"),
+        _g("directory_reads", "SELECT", why="the history is sealed into the audit chain and archived"),
+        _g("time_stamps", "INSERT", "SELECT", why="tokens of checkpoints and archive rounds; checkpoints are "
+                                                  "archived with their tokens"),
+        _g("audit_events", "INSERT", "SELECT",
+           why="appends; reads the last history seal's range; copies the records into the archive"),
         _g("audit_head", "SELECT", "UPDATE(seq, chain_hash)", why="the chain's head, locked and advanced at commit"),
         _g("audit_checkpoints", "SELECT", "INSERT"),
+        _g("audit_archive", "SELECT", "INSERT", why="the audit records' archived copies, made before any prune"),
         _g("archive_stamps", "SELECT", "INSERT"),
+        _SERVICE_RUNS,
     ),
     # repository.publisher, verifier_accounts, provision: the queue, what each CA entry holds,
     # the verifiers' LDAP accounts, the provision history from slapd's access log.
@@ -145,7 +157,8 @@ TABLE: dict[str, tuple[Grant, ...]] = {
            why="the queue's outcomes; never which list a row publishes"),
         _g("verifiers", "SELECT", why="the LDAP accounts carry the verifiers' password hashes"),
         _g("crl_fetches", "SELECT", "INSERT"),
-        *_AUDIT_APPEND,
+        _g("directory_reads", "SELECT", "INSERT", why="ARL and certificate reads from the access log"),
+        *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
 }
 

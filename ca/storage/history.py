@@ -1,4 +1,4 @@
-"""The high-rate histories (OCSP queries, CRL fetches) as sealed and archived ranges of rows.
+"""The high-rate histories (OCSP queries, CRL fetches, directory reads) as sealed and archived ranges of rows.
 
 ca.audit.history_seal commits to settled id ranges in the audit chain, and ca.archive stamps
 the same ranges; both hash the rows in the frozen encoding below, one JSON line per row (JSON
@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ca.storage.base import SessionStore
-from ca.storage.models import CRLFetch, OCSPQuery
+from ca.storage.models import CRLFetch, DirectoryRead, OCSPQuery
 
 SETTLE = dt.timedelta(seconds=60)
 
@@ -53,6 +53,9 @@ TABLES = (
     HistoryTable("crl_fetches", CRLFetch, CRLFetch.fetched_at, lambda r: [
         r.id, r.log_key, _iso(r.fetched_at), r.bind_dn, r.verifier_id, r.dn, r.ca_id,
         _enum_value(r.list_type), r.crl_number, r.result]),
+    HistoryTable("directory_reads", DirectoryRead, DirectoryRead.read_at, lambda r: [
+        r.id, r.log_key, _iso(r.read_at), r.bind_dn, r.verifier_id, r.dn, r.ca_id, r.objects, r.entries,
+        r.arl_number, r.result, r.ldap_result]),
 )
 NAMES = tuple(t.name for t in TABLES)
 _BY_NAME = {t.name: t for t in TABLES}

@@ -14,14 +14,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ca.enums import (
+    AgentAuthority,
     Applicant,
     CAKind,
     CAStatus,
     CertKind,
     KeyStatus,
     ListType,
+    OperatorApproval,
     PublicationItem,
     PublicationState,
+    RecordChangeEvent,
     RequestChannel,
     RequestStatus,
     Role,
@@ -122,6 +125,23 @@ class KeyGeneration(Base):
     ca: Mapped[CertificateAuthority] = relationship(back_populates="keys")
 
 
+class DestroyedKey(Base):
+    """A private key destroyed in the token (seed 004 6.2.10; ca.hsm.destruction): a CA key
+    (its key generation is then DESTROYED) or an end-entity key (the certificate that carried it).
+    The signer refuses every later request naming the label."""
+
+    __tablename__ = "destroyed_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_label: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    ca_id: Mapped[int] = mapped_column(sa.ForeignKey("cas.id"))
+    key_generation_id: Mapped[int | None] = mapped_column(sa.ForeignKey("key_generations.id"))
+    certificate_id: Mapped[int | None] = mapped_column(sa.ForeignKey("certificates.id"))
+    destroyed_at: Mapped[dt.datetime]
+    destroyed_by: Mapped[str] = mapped_column(sa.String(255))  # the key managers, "a+b"
+    token_objects: Mapped[int]  # objects the token removed (private key, public twin)
+
+
 class Certificate(Base):
     __tablename__ = "certificates"
     __table_args__ = (
@@ -159,12 +179,15 @@ class Revocation(Base):
 
     __tablename__ = "revocations"
     __table_args__ = (
-        sa.Index("ix_revocations_issuer_serial", "issuer_ca_id", "serial"),
+        # one revocation per serial and issuing CA, whether or not its certificate is known
+        sa.Index("uq_revocations_issuer_serial", "issuer_ca_id", "serial", unique=True),
         sa.Index("ix_revocations_issuer_list_id", "issuer_ca_id", "list_type", "id"),  # the CRL stream order
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    certificate_id: Mapped[int] = mapped_column(sa.ForeignKey("certificates.id"), unique=True)
+    # NULL for a revocation imported from an adopted CA's history (ca.adoption.history) whose
+    # certificate revoca has not seen: known by issuer and serial only, linked when imported.
+    certificate_id: Mapped[int | None] = mapped_column(sa.ForeignKey("certificates.id"), unique=True)
     issuer_ca_id: Mapped[int] = mapped_column(sa.ForeignKey("cas.id"))
     serial: Mapped[int] = mapped_column(SerialNumber())
     revocation_time: Mapped[dt.datetime]
@@ -177,7 +200,7 @@ class Revocation(Base):
                                                 server_default=ListType.CRL.value)
     request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("revocation_requests.id"))
 
-    certificate: Mapped[Certificate] = relationship(back_populates="revocation")
+    certificate: Mapped[Certificate | None] = relationship(back_populates="revocation")
 
 
 class Operator(Base):
@@ -190,6 +213,18 @@ class Operator(Base):
     credential_hash: Mapped[str] = mapped_column(sa.String(255))
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime]
+    # When the password was last set (`operator add`, `operator passwd`): its age is checked at
+    # login (ca.officers.passwords, seed 004 5.2.3); read it as `password_set_at`.  Nullable
+    # because SQLite cannot add a NOT NULL column to a table others refer to without copying it.
+    password_changed_at: Mapped[dt.datetime | None]
+    # How the account came to count as a person in acts of several people (ca.officers.approval):
+    # made at the key ceremony, or registered by a senior operator and approved by a second
+    # person; None: never approved (made before revision 0007), it counts for acts of one only.
+    approval: Mapped[OperatorApproval | None] = mapped_column(_enum(OperatorApproval, length=16))
+    approved_at: Mapped[dt.datetime | None]
+    # Names, not ids: operators are never renamed or deleted, and the audit trail names them too.
+    registered_by: Mapped[str | None] = mapped_column(sa.String(64))  # the senior operator
+    approved_by: Mapped[str | None] = mapped_column(sa.String(255))  # the second person ("+" between several)
 
     roles: Mapped[list[OperatorRole]] = relationship(
         back_populates="operator", cascade="all, delete-orphan", order_by="OperatorRole.role"
@@ -198,6 +233,17 @@ class Operator(Base):
     @property
     def role_set(self) -> frozenset[Role]:
         return frozenset(r.role for r in self.roles)
+
+    @property
+    def approved(self) -> bool:
+        """Counts as a person of its own in acts of several people."""
+        return self.approval is not None
+
+    @property
+    def password_set_at(self) -> dt.datetime:
+        """When the password was last set; an account a release before 0007 made while this one's
+        schema was in place has no such time yet, and counts from its creation."""
+        return self.password_changed_at or self.created_at
 
 
 class OperatorRole(Base):
@@ -333,6 +379,28 @@ class RATerminal(Base):
     cert_fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime]
+    # The municipality whose window the terminal serves (a label: the scope is the CA list below).
+    municipality: Mapped[str] = mapped_column(sa.String(200), default="", server_default=sa.text("''"))
+
+    # The CAs (prefectures) it may act for; none: it may revoke nothing (fail closed).
+    scope: Mapped[list[RATerminalScope]] = relationship(
+        back_populates="terminal", cascade="all, delete-orphan", order_by="RATerminalScope.ca_id")
+
+    @property
+    def ca_ids(self) -> frozenset[int]:
+        return frozenset(s.ca_id for s in self.scope)
+
+
+class RATerminalScope(Base):
+    """One CA an RA terminal may act for (issue 13): a municipality's window revokes only the
+    certificates of its own prefecture's CA."""
+
+    __tablename__ = "ra_terminal_scopes"
+
+    terminal_id: Mapped[int] = mapped_column(sa.ForeignKey("ra_terminals.id"), primary_key=True)
+    ca_id: Mapped[int] = mapped_column(sa.ForeignKey("cas.id"), primary_key=True)
+
+    terminal: Mapped[RATerminal] = relationship(back_populates="scope")
 
 
 class RevocationRequest(Base):
@@ -356,6 +424,10 @@ class RevocationRequest(Base):
     reason: Mapped[int] = mapped_column(sa.SmallInteger)
     applicant: Mapped[Applicant | None] = mapped_column(_enum(Applicant, length=8))
     identity_document_checked: Mapped[bool] = mapped_column(default=False)
+    # an agent at the window: the document that showed the authority to act (seed 004 1.3.2)
+    agent_authority: Mapped[AgentAuthority | None] = mapped_column(_enum(AgentAuthority, length=24))
+    # the municipal record-change channel: the event recorded (seed 004 4.9.1(2))
+    record_change_event: Mapped[RecordChangeEvent | None] = mapped_column(_enum(RecordChangeEvent, length=32))
     receptionist_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id"))
     reviewer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id"))
     approver_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id"))
@@ -365,6 +437,9 @@ class RevocationRequest(Base):
     note: Mapped[str] = mapped_column(sa.Text, default="")
     # CMS SignedData over the receipt, signed by the receipt key (what the terminal prints).
     receipt: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    # An online request's CMS SignedData exactly as the subscriber sent it (seed 004 5.5.1.2:
+    # the online revocation application is archived); None for the other channels.
+    signed_request: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
 
     certificate: Mapped[Certificate] = relationship()
 
@@ -498,3 +573,62 @@ class OCSPQuery(Base):
     response_status: Mapped[str] = mapped_column(sa.String(24))
     # one item per CertID, in request order: "<serial hex>=good|revoked|unknown"
     answers: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class DirectoryRead(Base):
+    """Reads of what the directory publishes to everyone (seed 004 5.4.1, 5.5.1.2): ARLs, CA
+    certificates and cross-certificate pairs, and the verifiers' own account certificates.
+
+    Read from slapd's accesslog beside the CRL fetches (repository.provision): one row per log
+    entry (`log_key`, its reqStart), anonymous reads included; `objects` names what was asked
+    for ("arl,ca-certificate,cross-pair", "verifier-certificate").
+    """
+
+    __tablename__ = "directory_reads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    log_key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    read_at: Mapped[dt.datetime] = mapped_column(index=True)
+    bind_dn: Mapped[str] = mapped_column(sa.Text)  # "" for anonymous
+    verifier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("verifiers.id"), index=True)
+    dn: Mapped[str] = mapped_column(sa.Text)  # the entry or base searched
+    ca_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cas.id"))
+    objects: Mapped[str] = mapped_column(sa.String(64))
+    entries: Mapped[int]  # entries the search returned
+    arl_number: Mapped[int | None] = mapped_column(sa.BigInteger)  # the ARL the directory held then
+    result: Mapped[str] = mapped_column(sa.String(16))  # delivered | denied
+    ldap_result: Mapped[int]
+
+
+class ServiceRun(Base):
+    """One run of a long-running service, from its start to its stop (ca.audit.service_events).
+
+    A run that never recorded its stop ended uncleanly (killed, crashed, power lost); the next
+    start of the same service on the same host finds it and says so in its audit record.
+    """
+
+    __tablename__ = "service_runs"
+    __table_args__ = (sa.Index("ix_service_runs_open", "service", "host", "stopped_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service: Mapped[str] = mapped_column(sa.String(32))
+    host: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int]
+    identity: Mapped[str] = mapped_column(sa.String(64))  # the Unix user it ran as
+    started_at: Mapped[dt.datetime]
+    stopped_at: Mapped[dt.datetime | None]
+    stop: Mapped[str | None] = mapped_column(sa.String(16))  # clean | unclean | failed
+
+
+class AuditArchive(Base):
+    """A copy of a range of audit records, made for the archive before any may be pruned (seed 004
+    5.5.1.2 "各種ログ", seed 000 4.5, seed 003): the JSON lines ca.archive stamps and exports, kept
+    here so that the archive still holds them after `revoca audit prune` deleted the records."""
+
+    __tablename__ = "audit_archive"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    first_seq: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    last_seq: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[dt.datetime]

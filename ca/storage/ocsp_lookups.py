@@ -24,9 +24,15 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from ca.storage.engine import unavailable
 from ca.storage.models import SERIAL_HEX_WIDTH, Certificate, Revocation, Verifier
 
+# A revocation is one per (issuing CA, serial) (uq_revocations_issuer_serial), matched so even
+# before an adopted CA's imported revocation is linked to its certificate row.
 _STATUS = (sa.select(Certificate.issuer_key_id, Revocation.revocation_time, Revocation.reason)
-           .select_from(Certificate).outerjoin(Revocation, Revocation.certificate_id == Certificate.id)
+           .select_from(Certificate).outerjoin(Revocation, sa.and_(Revocation.issuer_ca_id == Certificate.issuer_ca_id,
+                                                                  Revocation.serial == Certificate.serial))
            .where(Certificate.issuer_ca_id == sa.bindparam("ca_id"), Certificate.serial == sa.bindparam("serial")))
+# An adopted CA's history (ca.adoption.history) names serials revoca holds no certificate for.
+_IMPORTED = (sa.select(Revocation.revocation_time, Revocation.reason)
+             .where(Revocation.issuer_ca_id == sa.bindparam("ca_id"), Revocation.serial == sa.bindparam("serial")))
 _VERIFIER = (sa.select(Verifier.id, Verifier.status, Verifier.cert_not_after, Revocation.id)
              .outerjoin(Revocation, Revocation.certificate_id == Verifier.certificate_id)
              .where(Verifier.cert_fingerprint == sa.bindparam("fingerprint")))
@@ -38,6 +44,7 @@ class Lookups:
         self._local = threading.local()
         self._status_sql, self._status_params = compile_positional(_STATUS, engine)
         self._verifier_sql, self._verifier_params = compile_positional(_VERIFIER, engine)
+        self._imported_sql, self._imported_params = compile_positional(_IMPORTED, engine)
         self._sqlite = engine.dialect.name == "sqlite"
 
     def _cursor(self) -> Any:
@@ -74,16 +81,20 @@ class Lookups:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def status(self, ca_id: int, serial: int) -> tuple[int, dt.datetime | None, int | None] | None:
+    def status(self, ca_id: int, serial: int) -> tuple[int | None, dt.datetime | None, int | None] | None:
         """(issuer key id, revocation time, reason) of the certificate, or None if the CA never issued it
-        (nor could have: a serial too long for the column)."""
+        (nor could have: a serial too long for the column).  The key id is None for a revocation
+        imported from an adopted CA's history whose certificate revoca does not hold."""
         if serial < 0 or serial.bit_length() > SERIAL_HEX_WIDTH * 4:
             return None
-        row = self._run(self._status_sql, self._status_params,
-                        {"ca_id": ca_id, "serial": format(serial, f"0{SERIAL_HEX_WIDTH}x")})
-        if row is None:
+        values = {"ca_id": ca_id, "serial": format(serial, f"0{SERIAL_HEX_WIDTH}x")}
+        row = self._run(self._status_sql, self._status_params, values)
+        if row is not None:
+            return row[0], _time(row[1]), row[2]
+        imported = self._run(self._imported_sql, self._imported_params, values)
+        if imported is None:
             return None
-        return row[0], _time(row[1]), row[2]
+        return None, _time(imported[0]), imported[1]
 
     def verifier(self, fingerprint: bytes) -> tuple[int, str, dt.datetime, bool] | None:
         """(id, status, certificate notAfter, certificate revoked) of the verifier with that certificate."""

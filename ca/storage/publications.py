@@ -181,15 +181,17 @@ class PublicationReads(CRLIssuanceReads):
             Publication.published_at.desc(), Publication.id.desc()).limit(1)).first()
         return (row.number, row.sha256) if row else None
 
-    def crl_publication_history(self) -> list[tuple[int, dt.datetime, int | None]]:
-        """(CA id, published at, CRL number) of every CRL ever in the directory, per CA in time order.
+    def crl_publication_history(self, item: PublicationItem = PublicationItem.CRL,
+                                ) -> list[tuple[int, dt.datetime, int | None]]:
+        """(CA id, published at, number) of every CRL (or, with `item`, ARL) ever in the directory,
+        per CA in time order.
 
         The CRL in the directory at any time is the newest one published by then.  A published row
         later replaced may be marked superseded; it still tells what the directory held before.
         """
         rows = self.session.execute(
             sa.select(Publication.ca_id, Publication.published_at, Publication.number)
-            .where(Publication.item == PublicationItem.CRL, Publication.published_at.is_not(None),
+            .where(Publication.item == item, Publication.published_at.is_not(None),
                    Publication.state.in_((PublicationState.PUBLISHED, PublicationState.SUPERSEDED)))
             .order_by(Publication.ca_id, Publication.published_at, Publication.number, Publication.id))
         return [(ca_id, published_at, number) for ca_id, published_at, number in rows if published_at is not None]

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ca.enums import CAKind, CertKind, ListType, RequestStatus
+from ca.enums import CAKind, CertKind, KeyStatus, ListType, RequestStatus
 from ca.storage.models import (
     AuditEvent,
     Certificate,
@@ -58,6 +58,18 @@ class CACertificateRow:
     not_before: dt.datetime
     not_after: dt.datetime
     revoked: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResponderCoverage:
+    """One CA key OCSP answers for (not compromised) and the last of its delegated responder
+    certificates (unrevoked, key in the token or a file) valid at the time asked; None: none is."""
+
+    ca_name: str
+    generation: int
+    current_key: bool  # the CA's active key (else retired by a rollover)
+    serial: int | None
+    not_after: dt.datetime | None
 
 
 def utc_text(column: Any, dialect: str, unit: str) -> sa.ColumnElement[str]:
@@ -108,6 +120,28 @@ class ReportingReads(RevocationReadStore):
                 row = latest.get((ca.id, list_type))
                 out.append(ListStatus(ca.name, list_type, row.number if row else None,
                                       row.this_update if row else None, row.next_update if row else None))
+        return out
+
+    def responder_coverage(self, now: dt.datetime) -> list[ResponderCoverage]:
+        """Every key of every issuing CA with a self-signed certificate (what OCSP answers for), bar
+        compromised ones, and its delegated responder certificate that is valid at `now` the longest."""
+        valid = self.session.execute(
+            sa.select(Certificate.issuer_key_id, Certificate.serial, Certificate.not_after)
+            .where(Certificate.kind == CertKind.OCSP_RESPONDER, Certificate.key_label.is_not(None),
+                   Certificate.not_before <= now, Certificate.not_after > now,
+                   Certificate.id.not_in(sa.select(Revocation.certificate_id)))
+            .order_by(Certificate.not_after, Certificate.id)).all()
+        last = {key_id: (serial, not_after) for key_id, serial, not_after in valid}
+        out = []
+        for ca in self.cas():
+            if ca.kind is CAKind.EXTERNAL:
+                continue
+            for key in ca.keys:
+                if key.status is KeyStatus.COMPROMISED or self.self_signed_of_key(key.id) is None:
+                    continue
+                serial, not_after = last.get(key.id, (None, None))
+                out.append(ResponderCoverage(ca.name, key.generation, key.status is KeyStatus.ACTIVE, serial,
+                                             not_after))
         return out
 
     # revocation requests

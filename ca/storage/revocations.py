@@ -1,4 +1,4 @@
-"""Queries of the revocation side: requests, revocations and RA terminals.
+"""Queries of the revocation side: requests, revocations and RA terminals (with the CAs each may act for).
 
 `RevocationReadStore` only reads (with everything ReadStore reads), for read-only sessions:
 the RA's status pages, `revoca status`, the status page.  `RevocationStore` adds the writes
@@ -10,14 +10,21 @@ turns into "return what the winner wrote", never an error.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from ca.enums import RequestStatus
-from ca.errors import NotFound
-from ca.storage.models import Certificate, RATerminal, Revocation, RevocationRequest
+from ca.enums import CAKind, RequestStatus
+from ca.errors import InvalidInput, NotFound
+from ca.storage.models import (
+    Certificate,
+    CertificateAuthority,
+    RATerminal,
+    RATerminalScope,
+    Revocation,
+    RevocationRequest,
+)
 from ca.storage.store import ReadStore, Store
 
 
@@ -51,6 +58,11 @@ class RevocationReadStore(ReadStore):
     def revocation_of(self, certificate_id: int) -> Revocation | None:
         return self.session.scalar(sa.select(Revocation).where(Revocation.certificate_id == certificate_id))
 
+    def revocation_of_serial(self, issuer_ca_id: int, serial: int) -> Revocation | None:
+        """Also a revocation imported from an adopted CA's history before its certificate was known."""
+        return self.session.scalar(sa.select(Revocation).where(Revocation.issuer_ca_id == issuer_ca_id,
+                                                               Revocation.serial == serial))
+
     def unrevoked_signed_by(self, key_id: int, *, after_id: int = 0, limit: int = 5000) -> Sequence[Certificate]:
         """Certificates a key signed that are not revoked yet, in id order, a chunk at a time."""
         return self.session.scalars(
@@ -74,7 +86,20 @@ class RevocationReadStore(ReadStore):
         return found
 
     def terminals(self) -> Sequence[RATerminal]:
-        return self.session.scalars(sa.select(RATerminal).order_by(RATerminal.name)).all()
+        return self.session.scalars(sa.select(RATerminal).options(selectinload(RATerminal.scope))
+                                    .order_by(RATerminal.name)).all()
+
+    def terminal_by_id(self, terminal_id: int) -> RATerminal:
+        found = self.session.get(RATerminal, terminal_id)
+        if found is None:
+            raise NotFound(f"no RA terminal with id {terminal_id}")
+        return found
+
+    def terminal_scope(self, terminal: RATerminal) -> Sequence[CertificateAuthority]:
+        """The CAs the terminal may act for, by name; empty: it may revoke nothing."""
+        return self.session.scalars(
+            sa.select(CertificateAuthority).join(RATerminalScope, RATerminalScope.ca_id == CertificateAuthority.id)
+            .where(RATerminalScope.terminal_id == terminal.id).order_by(CertificateAuthority.name)).all()
 
 
 class RevocationStore(RevocationReadStore, Store):
@@ -103,7 +128,8 @@ class RevocationStore(RevocationReadStore, Store):
                 self.session.add(revocation)
                 self.session.flush()
         except sa.exc.IntegrityError:
-            existing = self.revocation_of(revocation.certificate_id)
+            existing = (self.revocation_of(revocation.certificate_id) if revocation.certificate_id is not None
+                        else None) or self.revocation_of_serial(revocation.issuer_ca_id, revocation.serial)
             if existing is None:
                 raise
             return existing
@@ -114,9 +140,27 @@ class RevocationStore(RevocationReadStore, Store):
             self.session.execute(sa.insert(Revocation), rows)
 
     # RA terminals
-    def add_terminal(self, *, name: str, certificate: Certificate, now: dt.datetime) -> RATerminal:
+    def add_terminal(self, *, name: str, certificate: Certificate, now: dt.datetime,
+                     cas: Iterable[CertificateAuthority] = (), municipality: str = "") -> RATerminal:
         terminal = RATerminal(name=name, certificate_id=certificate.id,
                               cert_fingerprint=certificate.fingerprint_sha256, created_at=now)
         self.session.add(terminal)
         self.session.flush()
+        self.set_terminal_scope(terminal, cas, municipality=municipality)
         return terminal
+
+    def set_terminal_scope(self, terminal: RATerminal, cas: Iterable[CertificateAuthority], *,
+                           municipality: str | None = None) -> None:
+        """Replace the CAs a terminal may act for (regional CAs only: they issue the subscriber
+        certificates a window revokes); `municipality` None keeps the one stored."""
+        chosen = {ca.id: ca for ca in cas}
+        for ca in chosen.values():
+            if ca.kind is not CAKind.REGIONAL:
+                raise InvalidInput(f"CA {ca.name} is a {ca.kind} CA; an RA terminal acts for regional "
+                                   "(prefectural) CAs only")
+        # keep the rows that stay (a new row with the same key would be inserted before the old one is deleted)
+        kept = [row for row in terminal.scope if row.ca_id in chosen]
+        terminal.scope = kept + [RATerminalScope(ca_id=ca_id) for ca_id in sorted(chosen.keys() - terminal.ca_ids)]
+        if municipality is not None:
+            terminal.municipality = municipality
+        self.session.flush()

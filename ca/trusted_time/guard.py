@@ -5,6 +5,12 @@ read); a failed one for at most FAILED_REUSE_S, so that a batch (every CA's CRL 
 burst of OCSP queries) meets one check, and one audit record, rather than one each, and a
 repaired clock is noticed soon.  Reuse is timed on the monotonic clock: the wall clock is the
 thing in doubt.
+
+What the checks found is audited (seed 004 5.4.1, seed 000 4.5: records that assure time
+quality; seed 002): every failed check as `time.untrusted`, a tolerated fault as
+`time.degraded` when it starts or changes, and a good check as `time.checked` (the agreed
+offset and every server's) at most once per CHECKED_AUDIT_S per guard, i.e. per process and
+policy: at least hourly while the process signs, not at every recheck.
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ log = logging.getLogger("revoca.time")
 log.addHandler(logging.NullHandler())
 
 FAILED_REUSE_S = 10.0
+CHECKED_AUDIT_S = 3600.0  # a good check is audited at most this often (per guard)
 AUDIT_WAIT_S = 2.0  # how long a refusal waits for its audit record before it is raised
 UNTRUSTED_EVENT = "time.untrusted"
 DEGRADED_EVENT = "time.degraded"
+CHECKED_EVENT = "time.checked"
 
 Query = Callable[[str, float], ntp.Reading]
 
@@ -53,6 +61,7 @@ class ClockGuard:
         self._lock = threading.Lock()
         self._state: tuple[TimeCheck, float] | None = None  # the last check and until when it holds
         self._noted: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+        self._checked_audited_at: float | None = None  # monotonic time of the last time.checked record
 
     def check(self) -> TimeCheck:
         """Ask every configured server now (all at once) and judge the answers; nothing is kept."""
@@ -95,6 +104,10 @@ class ClockGuard:
             log.error("untrusted time, %s not signed: %s", purpose, check.refusal)
             self._audit(engine, UNTRUSTED_EVENT, actor, check, purpose, failed=True)
         noted = (check.outliers, check.unreachable)
+        if check.trusted and (self._checked_audited_at is None
+                              or self._monotonic() - self._checked_audited_at >= CHECKED_AUDIT_S):
+            self._checked_audited_at = self._monotonic()
+            self._audit(engine, CHECKED_EVENT, actor, check, purpose, failed=False)
         if check.trusted and check.degraded:
             log.warning("clock checked (offset %+.3f s) despite: %s", check.offset_s, check.notes())
             if noted != self._noted:  # audited when it starts or changes, not at every recheck
@@ -120,8 +133,10 @@ class ClockGuard:
                 elif failed:
                     audit.record_failure(target, event, actor=actor, error=check.refusal, **detail)
                 else:
+                    notes: dict[str, Any] = {"warning": check.notes()} if check.degraded else {}
                     with session_scope(target) as session:
-                        audit.record(session, event, actor=actor, warning=check.notes(), **detail)
+                        audit.record(session, event, actor=actor, servers=list(self.config.ntp_servers),
+                                     delays_s=check.delays(), **notes, **detail)
             except Exception:
                 log.exception("could not audit %s: %s", event, detail)
 
@@ -130,9 +145,12 @@ class ClockGuard:
         # would wait for that lock.  So it is written from its own thread, waited for briefly:
         # at once in the usual case, right after the caller's rollback otherwise.  Not a daemon,
         # so a one-shot command still writes it before the process ends.
+        # A good check's record is not waited for at all: nothing is refused, and the signature
+        # that asked should not wait for the lock its own transaction may hold.
         writer = threading.Thread(target=write, name="revoca-time-audit")
         writer.start()
-        writer.join(AUDIT_WAIT_S)
+        if event != CHECKED_EVENT:
+            writer.join(AUDIT_WAIT_S)
 
     def _own_engine(self) -> Engine | None:
         if self._engine is None and self._db_url:

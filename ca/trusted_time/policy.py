@@ -49,6 +49,10 @@ class TimeCheck:
         """Per server, rounded to the microsecond (for the audit record)."""
         return {r.server: None if r.offset_s is None else round(r.offset_s, 6) for r in self.readings}
 
+    def delays(self) -> dict[str, float | None]:
+        """Per server, the round trip of its answer (None when unusable), rounded to the microsecond."""
+        return {r.server: None if r.delay_s is None else round(r.delay_s, 6) for r in self.readings}
+
     def errors(self) -> dict[str, str]:
         return {r.server: r.error for r in self.readings if r.error}
 

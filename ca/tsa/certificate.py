@@ -43,7 +43,7 @@ def current(store: ReadStore, now: dt.datetime) -> TSACertificate:
             if c.key_label and c.revocation is None and c.not_before <= now < c.not_after]
     if not rows:
         raise NotFound("revoca has no valid time-stamp authority certificate; "
-                       "issue one with `revoca tsa certificate --operator NAME`")
+                       "issue one with `revoca tsa certificate --operator KEY-MANAGER ...` (M key managers)")
     row = rows[-1]
     root = x509.load_der_x509_certificate(store.self_signed_der(bridge, row.issuer_key))
     return TSACertificate(x509.load_der_x509_certificate(row.der), row.key_label, (root,))  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ca.audit.service_events import running
 from ca.config import Settings
 from ca.hsm.client import HSMClient
 from ca.http.client_filter import ClientFilter
@@ -25,4 +26,6 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
                         clients=ClientFilter(settings.tsa.allowed_clients),
                         address_limit=RateLimiter(settings.tsa.rate_per_address))
 
-    GunicornServer(options, load).run()
+    with running(lambda: make_engine(settings.db_url, role=role_for(settings, "tsa")), "tsa",
+                 address=f"{host}:{port}", workers=workers):
+        GunicornServer(options, load).run()

@@ -132,6 +132,13 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
                             check=True).stdout
     assert answer.rstrip().endswith("201"), answer
     assert '"status":"completed"' in answer
+    # the printed command of the demo operator logs in (docs/roles.md) with the password piped in
+    listed = next(ln.strip() for ln in lines if ln.strip().startswith("tail -n 1 ") and "--operator" in ln)
+    listed = listed.replace(".venv/bin/revoca", REVOCA) + " --json"
+    rows = json.loads(subprocess.run(listed, shell=True, env=env, capture_output=True, text=True, check=True).stdout)
+    assert rows and {r["issuer"] for r in rows} == {"tokyo"}
+    operator_login = {"args": ["--operator", "demo-operator"],
+                      "stdin": Path(listed.split()[3]).read_text().splitlines()[-1] + "\n"}
     # the printed openssl ocsp, signed as the demo verifier, sees that revocation at once
     ocsp = next(ln.strip() for ln in lines if ln.strip().startswith("openssl ocsp "))
     seen = subprocess.run(ocsp, shell=True, capture_output=True, text=True, timeout=60)
@@ -168,8 +175,9 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     # ... and the publisher puts them into the local slapd
     deadline = time.monotonic() + 60
     while True:
-        queue = json.loads(subprocess.run([REVOCA, "repository", "queue", "--json"], env=env, capture_output=True,
-                                          text=True, check=True).stdout)
+        queue = json.loads(subprocess.run([REVOCA, "repository", "queue", "--json", *operator_login["args"]], env=env,
+                                          input=operator_login["stdin"], capture_output=True, text=True,
+                                          check=True).stdout)
         if all(q["published_at"] and not q["pending"] for q in queue) or time.monotonic() > deadline:
             break
         time.sleep(1)

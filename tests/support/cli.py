@@ -27,6 +27,7 @@ from ca.storage.engine import make_engine, session_scope
 from ca.storage.store import Store
 
 from support.installation import CeremonyTemplates, demo_installation
+from support.officers import NO_LOGIN, Cast, Login, standard_cast
 
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 if not Path(REVOCA).exists():  # not run from the venv's python: fall back to PATH
@@ -34,7 +35,11 @@ if not Path(REVOCA).exists():  # not run from the venv's python: fall back to PA
 
 
 class Cli:
-    """One revoca installation: its data directory, HSM socket and environment."""
+    """One revoca installation: its data directory, HSM socket and environment.
+
+    A command that needs a login gets one from `cast` (support.officers), chosen by its row in
+    ca.cli.acts, unless the command line names its own `--operator`s or `login=` is given
+    (`NO_LOGIN`: none)."""
 
     def __init__(self, root: Path, *, db_url: str | None = None) -> None:
         self.root = root
@@ -49,6 +54,7 @@ class Cli:
             env["REVOCA_DATABASE_URL"] = db_url
         self.env = env
         self._engine: sa.Engine | None = None
+        self.cast: Cast = standard_cast(self.shares_dir)
 
     @property
     def shares_dir(self) -> Path:
@@ -61,27 +67,31 @@ class Cli:
         """The demo password file: warning comment lines, then the password."""
         return (self.shares_dir / f"{operator}.password").read_text(encoding="utf-8").splitlines()[-1]
 
-    def run(self, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, stdin: str = "", env: dict[str, str] | None = None,
+            login: Login | None = None) -> subprocess.CompletedProcess[str]:
+        if login is None:
+            login = NO_LOGIN if "--operator" in args else self.cast.for_command(args)
+        argv, stdin = login.into(args, stdin)
         # Always a pipe on stdin: a terminal there would make revoca prompt and the test hang.
-        return subprocess.run([REVOCA, *args], input=stdin, capture_output=True, text=True, cwd=self.root,
+        return subprocess.run([REVOCA, *argv], input=stdin, capture_output=True, text=True, cwd=self.root,
                               env={**self.env, **(env or {})}, timeout=120, check=False)
 
-    def ok(self, *args: str, stdin: str = "") -> str:
-        proc = self.run(*args, stdin=stdin)
+    def ok(self, *args: str, stdin: str = "", login: Login | None = None) -> str:
+        proc = self.run(*args, stdin=stdin, login=login)
         assert proc.returncode == 0, f"revoca {' '.join(args)} -> {proc.returncode}\n{proc.stdout}{proc.stderr}"
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc.stdout
 
-    def json(self, *args: str, stdin: str = "") -> Any:
-        return json.loads(self.ok(*args, "--json", stdin=stdin))
+    def json(self, *args: str, stdin: str = "", login: Login | None = None) -> Any:
+        return json.loads(self.ok(*args, "--json", stdin=stdin, login=login))
 
     def fails(self, *args: str, code: int | None, match: str, stdin: str = "", env: dict[str, str] | None = None,
-              log_lines: bool = False) -> str:
+              log_lines: bool = False, login: Login | None = None) -> str:
         """The command fails with `code` (None: any non-zero) and one `revoca: error:` line matching `match`.
 
         `log_lines`: a service logs to stderr before it fails; the error must still be one last line.
         """
-        proc = self.run(*args, stdin=stdin, env=env)
+        proc = self.run(*args, stdin=stdin, env=env, login=login)
         where = f"revoca {' '.join(args)} -> {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
         assert "Traceback" not in proc.stderr, where
         lines = proc.stderr.splitlines()

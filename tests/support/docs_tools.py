@@ -252,9 +252,10 @@ class Session:
         in the session's directory and environment, with the prompts' answers on standard input."""
         answers = []
         words = argv[2:] if argv[:1] == ["--config"] else argv  # the command after the global option
+        # the logins first (ca.cli.gate reads them before the command runs), then what the command asks
+        answers += [self.passwords[words[i + 1]] for i, a in enumerate(words[:-1]) if a == "--operator"]
         if words[:2] == ["operator", "add"]:
             answers.append(self.passwords[words[2]])
-        answers += [self.passwords[words[i + 1]] for i, a in enumerate(words[:-1]) if a == "--operator"]
         if words[:2] == ["hsm", "activate"] and "--share-file" not in words:
             answers.append(self._next_share())
         env = {**{k: None for k in os.environ if k not in self.env}, **self.env}

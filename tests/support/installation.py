@@ -1,9 +1,9 @@
 """Demo installations for the tests, each a true copy of one key ceremony per process.
 
 A key ceremony (SoftHSM2 token, 2-of-3 share set, bridge and three regional CAs with their
-subscribers) takes most of a second.  `CeremonyTemplates` runs it once per xdist worker and
-database kind, into a directory and database nobody else touches, and then copies it for every
-test that wants a finished ceremony:
+subscribers, and the officers of support.officers) takes most of a second.  `CeremonyTemplates`
+runs it once per xdist worker and database kind, into a directory and database nobody else
+touches, and then copies it for every test that wants a finished ceremony:
 
 - the database: made for the test as a copy of the template's (support.database.Databases:
   CREATE DATABASE ... TEMPLATE on PostgreSQL, sqlite3's backup API on SQLite);
@@ -36,6 +36,7 @@ from ca.hsm.token import TokenSession, write_softhsm_conf
 from ca.storage.engine import ensure_current, make_engine
 
 from support.database import Databases, pg_connect, pg_url, sqlite_copy
+from support.officers import add_officers
 from support.settings import NOW, make_settings
 from support.tools import activated_hsm_service
 
@@ -104,6 +105,7 @@ class CeremonyTemplates:
         try:
             ensure_current(engine)
             result = ceremony.run(settings, engine, demo=True, now=NOW)
+            add_officers(engine, settings.demo_shares_dir)  # every copy has the standard cast (support.officers)
             template = _Template(settings, url, result)
             if kind != "sqlite":
                 template.tables, template.sequences = _pg_layout(engine)

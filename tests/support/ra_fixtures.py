@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 from ca import hierarchy
 from ca.credentials import hash_password
-from ca.enums import CertKind, Role
+from ca.enums import CAKind, CertKind, Role
 from ca.errors import NotActivated
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer
 from ca.storage.engine import session_scope
@@ -90,19 +90,22 @@ class Terminal:
 
 
 def register_terminals(engine: sa.Engine, keys: KeyStore, names: Iterable[str], out_dir: Path, *,
-                       now: dt.datetime) -> list[Terminal]:
-    """Register terminals as `revoca ra add` does, all in one transaction (fast for many)."""
+                       now: dt.datetime, cas: Iterable[str] | None = None, municipality: str = "") -> list[Terminal]:
+    """Register terminals as `revoca ra add` does, all in one transaction (fast for many), bound to
+    the CAs named in `cas` (default: every regional CA; empty: none, so they may revoke nothing)."""
     out: list[Terminal] = []
     with session_scope(engine) as s:
         store = RevocationStore(s)
         bridge = store.bridge()
+        scope = store.cas(CAKind.REGIONAL) if cas is None else [store.ca(name) for name in cas]
         ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="test", algorithm=KeyAlgorithm.P256)
         for name in names:
             key_path = out_dir / f"{name}.key"
             subject = x509.Name.from_rfc4514_string(f"CN={name},OU=RA terminals,O=JPKI,C=JP")
             cert = hierarchy.issue_with_key_file(ctx, bridge, CertKind.RA_TERMINAL, subject=subject,
                                                  key_path=key_path)
-            store.add_terminal(name=name, certificate=store.certificate(bridge, cert.serial_number), now=now)
+            store.add_terminal(name=name, certificate=store.certificate(bridge, cert.serial_number), now=now,
+                               cas=scope, municipality=municipality)
             cert_path = out_dir / f"{name}.pem"
             cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
             out.append(Terminal(name, cert.public_bytes(serialization.Encoding.DER), key_path, cert_path))

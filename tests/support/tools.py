@@ -43,6 +43,8 @@ from ca.hsm.client import HSMClient
 from ca.hsm.service import HSMService, bind
 from ocsp.issuers import public_key_bits
 
+from support.officers import Cast, Login
+
 CertLike = x509.Certificate | bytes  # a certificate object, or its DER or PEM bytes
 
 SEVERITIES = ("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "FATAL")
@@ -170,8 +172,12 @@ def free_port() -> int:
 # --- the CLI in this process ------------------------------------------------------------------
 
 
-def revoca(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    """`revoca ARGS` in this process through the console script's own `main`: (exit code, stdout, stderr)."""
+def revoca(env: dict[str, str], *args: str, stdin: str | None = None,
+           login: Cast | Login | None = None) -> tuple[int, str, str]:
+    """`revoca ARGS` in this process through the console script's own `main`: (exit code, stdout, stderr).
+    `login`: the officers who log in (support.officers), or a cast to pick them from by the command."""
+    if login is not None:
+        args, stdin = (login.for_command(args) if isinstance(login, Cast) else login).into(args, stdin)
     with CliRunner().isolation(input=stdin, env=env) as (out, err, _):
         argv, sys.argv = sys.argv, ["revoca", *args]
         mask = os.umask(0o022)  # main() sets revoca's own (027) for the process: this one keeps the caller's

@@ -36,4 +36,14 @@ def test_each_unit_runs_as_its_identity_sandboxed(unit: str) -> None:
 
 
 def test_every_service_has_a_unit() -> None:
-    assert {p.stem for p in UNITS.glob("*.service")} == set(SERVICE_OF_UNIT)
+    assert {p.stem for p in UNITS.glob("*.service")} == set(SERVICE_OF_UNIT) | {"revoca-backup"}
+
+
+def test_the_backup_unit_may_read_every_services_files_and_nothing_more() -> None:
+    """Root, because it copies the signer's token store and the RA's key; with only the
+    capability to read what it does not own (no chown, no kill, no network admin)."""
+    service = _unit("revoca-backup")
+    assert service["User"] == "root" and service["CapabilityBoundingSet"] == "CAP_DAC_READ_SEARCH"
+    assert service["NoNewPrivileges"] == "yes" and service["UMask"] == "0077"
+    assert service["ProtectSystem"] == "strict" and service["Restart"] == "on-failure"
+    assert service["ExecStart"].split()[1:3] == ["serve", "backup"]

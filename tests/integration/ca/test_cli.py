@@ -37,6 +37,7 @@ from ca.storage.store import Store
 
 from support.cli import Cli, activate_in_process, demo_cli, start_hsm, stop_hsm
 from support.installation import CeremonyTemplates
+from support.officers import Login, add_officers
 from support.tools import openssl_verify
 
 CA_NAMES = ["bridge", "tokyo", "osaka", "hokkaido"]
@@ -52,9 +53,11 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """`revoca init --demo` on SQLite, with the HSM service running and activated (2 of 3)."""
+    """`revoca init --demo` on SQLite, with the HSM service running and activated (2 of 3), and the
+    officers of support.officers, whom `cli` logs in as each command needs."""
     cli = Cli(tmp_path_factory.mktemp("demo"))
     out = cli.ok("init", "--demo")
+    add_officers(cli.engine, cli.shares_dir)
     proc = start_hsm(cli)
     try:
         activate_in_process(cli, 1, 2)
@@ -132,8 +135,8 @@ def test_console_script_answers_help(bare: Cli) -> None:
 def test_init_demo_creates_bridge_and_three_regional_cas(demo: Demo) -> None:
     assert f"Created CAs: {', '.join(CA_NAMES)}" in demo.init_stdout
     assert "activation needs 2 of 3 key-manager shares" in demo.init_stdout
-    assert ("`revoca tsa certificate --operator KEY-MANAGER` issues the time-stamp authority's certificate"
-            in demo.init_stdout)
+    assert ("`revoca tsa certificate --operator KEY-MANAGER ...` (2 key managers) issues the time-stamp "
+            "authority's certificate" in demo.init_stdout)
     with session_scope(demo.cli.engine) as session:
         kinds = {c.name: c.kind.value for c in Store(session).cas()}
     assert {name: kinds.get(name) for name in CA_NAMES} == {
@@ -316,17 +319,13 @@ class External:
     dir: Path
 
 
-SENIOR_PASSWORD = "senior password 1\n"
-
-
 @pytest.fixture(scope="module")
 def gpki(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> External:
     """First step of cross-certification: register the external CA `gpki` and issue our cross to it."""
     d = tmp_path_factory.mktemp("gpki")
-    _add_operator(demo.cli, "senior", Role.SENIOR_OPERATOR, SENIOR_PASSWORD.strip())
     issuer, their_self = _external_ca("Government Bridge CA")
     out = demo.cli.ok("ca", "cross-certify", "gpki", "--their-ca", str(_write_pem(d / "their.pem", their_self)),
-                      "--operator", "senior", "--out", str(d / "ours.pem"), stdin=SENIOR_PASSWORD)
+                      "--out", str(d / "ours.pem"))  # a senior operator and two key managers log in
     return External(issuer, their_self, x509.load_pem_x509_certificate((d / "ours.pem").read_bytes()), out, d)
 
 
@@ -353,8 +352,7 @@ def test_their_cross_certificate_is_stored_and_a_path_from_their_root_reaches_to
                         public_key=bridge_self.public_key(),  # type: ignore[arg-type]
                         not_before=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
     out = demo.cli.ok("ca", "cross-certify", "gpki", "--their-cross",
-                      str(_write_pem(gpki.dir / "their-cross.pem", their_cross)), "--operator", "senior",
-                      stdin=SENIOR_PASSWORD)
+                      str(_write_pem(gpki.dir / "their-cross.pem", their_cross)))
     assert "stored the cross certificate gpki issued to our bridge" in out
     assert demo.cli.certs("gpki", CertKind.CROSS, subject_ca="bridge") == [their_cross]
 
@@ -372,28 +370,31 @@ def test_their_cross_certifying_another_key_is_refused(demo: Demo, gpki: Externa
                   public_key=tokyo_self.public_key(),  # type: ignore[arg-type]
                   not_before=dt.datetime.now(dt.UTC))
     demo.cli.fails("ca", "cross-certify", "gpki", "--their-cross", str(_write_pem(gpki.dir / "wrong.pem", wrong)),
-                   "--operator", "senior", stdin=SENIOR_PASSWORD, code=5,
+                   code=5,
                    match=r"cross certificate from gpki does not certify our bridge's current key")
     assert wrong not in demo.cli.certs("gpki", CertKind.CROSS)
 
 
-def test_cross_certify_needs_the_senior_operator_role_and_password(demo: Demo, gpki: External,
-                                                                   tmp_path: Path) -> None:
-    _add_operator(demo.cli, "junior", Role.OPERATOR, "junior password")
+def test_cross_certify_needs_a_senior_operator_and_two_key_managers_with_their_passwords(
+        demo: Demo, gpki: External, tmp_path: Path) -> None:
+    cast = demo.cli.cast
     _, their_self = _external_ca("Wrong Role CA")
     demo.cli.fails("ca", "cross-certify", "wrongrole", "--their-ca", str(_write_pem(tmp_path / "t.pem", their_self)),
-                   "--operator", "junior", stdin="junior password\n", code=8,
-                   match=r"operator 'junior' does not hold the senior-operator role")
+                   login=cast.login("cast-operator", "keymanager1", "keymanager2"), code=8,
+                   match=r"needs 3 different people \(senior-operator; 2 × key-manager\); logged in: cast-operator "
+                         r"\(operator\)")
     demo.cli.fails("ca", "cross-certify", "wrongrole", "--their-ca", str(tmp_path / "t.pem"),
-                   "--operator", "senior", stdin="not the password\n", code=8,
-                   match=r"operator 'senior': unknown, disabled or wrong password")
+                   login=cast.login("cast-senior1", "keymanager1")._replace(stdin="not the password\n"), code=8,
+                   match=r"needs 3 different people .*; 2 logged in")
+    demo.cli.fails("ca", "cross-certify", "wrongrole", "--their-ca", str(tmp_path / "t.pem"),
+                   login=cast.login("cast-senior1", "keymanager1", "keymanager2")._replace(stdin="not the password\n"),
+                   code=8, match=r"operator 'cast-senior1': unknown, disabled or wrong password")
     with session_scope(demo.cli.engine) as session:
         assert "wrongrole" not in {c.name for c in Store(session).cas()}
 
 
 def test_cross_certificate_keeps_the_external_cas_own_key_identifier(demo: Demo, tmp_path: Path) -> None:
     cli = demo.cli
-    _add_operator(cli, "senior3", Role.SENIOR_OPERATOR, "senior3 password")
     key = ec.generate_private_key(ec.SECP384R1())
     # RFC 7093 method 1: leftmost 160 bits of the SHA-256 of the key, as many newer CAs use.
     digest = hashes.Hash(hashes.SHA256())
@@ -422,7 +423,7 @@ def test_cross_certificate_keeps_the_external_cas_own_key_identifier(demo: Demo,
     leaf = build(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "their server")]), leaf_key.public_key(), False)
     ours = tmp_path / "ours.pem"
     cli.ok("ca", "cross-certify", "sha256ca", "--their-ca", str(_write_pem(tmp_path / "t.pem", their_self)),
-           "--out", str(ours), "--operator", "senior3", stdin="senior3 password\n")
+           "--out", str(ours))
     our_cross = x509.load_pem_x509_certificate(ours.read_bytes())
     assert our_cross.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest == ski
     (bridge_self,) = cli.certs("bridge", CertKind.SELF_SIGNED)
@@ -434,8 +435,7 @@ def test_cross_certify_out_into_a_missing_directory_is_one_error_line(demo: Demo
                                                                      tmp_path: Path) -> None:
     _, their_self = _external_ca("Unwritable Out CA")
     demo.cli.fails("ca", "cross-certify", "unwritable", "--their-ca", str(_write_pem(tmp_path / "t.pem", their_self)),
-                   "--operator", "senior", "--out", str(tmp_path / "missing" / "ours.pem"), stdin=SENIOR_PASSWORD,
-                   code=None, match=r"missing/ours.pem")
+                   "--out", str(tmp_path / "missing" / "ours.pem"), code=None, match=r"missing/ours.pem")
 
 
 # --- the HSM service end to end -------------------------------------------------------------------------
@@ -465,14 +465,19 @@ def _hsm_flow(cli: Cli) -> None:
         # A second service may not take the socket over from the running one.
         cli.fails("serve", "hsm", code=9, match=r"an HSM service is already running on", log_lines=True)
 
-        out = cli.ok("ca", "rollover", "tokyo", "--operator", "keymanager1", stdin=cli.password("keymanager1") + "\n")
+        cli.fails("ca", "rollover", "tokyo", login=cli.cast.login("keymanager1"), code=8,
+                  match=r"needs 2 different people \(2 × key-manager\); 1 logged in")
+        out = cli.ok("ca", "rollover", "tokyo", login=cli.cast.login("keymanager1", "keymanager2"))
         assert "CA tokyo: key generation 2 is active" in out
         _check_rollover(cli)
 
-        out = cli.ok("hsm", "deactivate", "--operator", "keymanager1", stdin=cli.password("keymanager1") + "\n")
+        # deactivation: M key managers, whose passwords the HSM service itself checks
+        cli.fails("hsm", "deactivate", "--operator", "keymanager1", stdin=cli.password("keymanager1") + "\n",
+                  code=8, match=r"deactivation refused: it needs 2 different key managers")
+        out = cli.ok("hsm", "deactivate", "--operator", "keymanager1", "--operator", "keymanager2",
+                     stdin=cli.password("keymanager1") + "\n" + cli.password("keymanager2") + "\n")
         assert "not activated; 2 more key manager share(s) needed" in out
-        cli.fails("ca", "rollover", "tokyo", "--operator", "keymanager1", stdin=cli.password("keymanager1") + "\n",
-                  code=7, match=r"HSM not activated: 2 more key manager share\(s\) needed")
+        cli.fails("ca", "rollover", "tokyo", code=7, match=r"HSM not activated: 2 more key manager share\(s\) needed")
         with session_scope(cli.engine) as session:
             store = Store(session)
             assert store.current_key(store.ca("tokyo")).generation == 2  # the failed rollover left nothing
@@ -549,4 +554,6 @@ def test_malformed_database_url_is_one_config_error(bare: Cli) -> None:
 
 
 def test_empty_standard_input_for_a_password_is_one_error_line(bare: Cli) -> None:
-    bare.fails("operator", "add", "nobody", "--role", "operator", stdin="", code=5, match=r"standard input")
+    nobody_types = Login(("--operator", "somebody", "--operator", "someone"), "")  # the logins read first
+    bare.fails("operator", "add", "nobody", "--role", "operator", login=nobody_types, code=5,
+               match=r"Password for somebody: nothing on standard input")

@@ -36,6 +36,7 @@ from ca.storage.engine import session_scope
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers, key_pool
 
+from support.officers import standard_cast
 from support.settings import NOW
 
 REVOCA = str(Path(sys.executable).with_name("revoca"))
@@ -303,7 +304,8 @@ def test_cli_cert_import_lists_rejections_and_exits_1_then_0_when_all_imported(
                REVOCA_HSM_TOKEN_LABEL=settings.hsm.token_label)
 
     def revoca(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([REVOCA, *args], capture_output=True, text=True, env=env, cwd=tmp_path, input="",
+        argv, stdin = standard_cast().for_command(args).into(args)  # an operator logs in (support.officers)
+        return subprocess.run([REVOCA, *argv], capture_output=True, text=True, env=env, cwd=tmp_path, input=stdin,
                               timeout=120, check=False)
 
     first = revoca("cert", "import", str(d))

@@ -28,6 +28,7 @@ from ca.storage.engine import session_scope
 from ca.storage.store import ReadStore
 
 from support.installation import CeremonyTemplates, Installation, serving_installation
+from support.officers import standard_cast
 
 ENTRY_POINT = "from ca.cli import main\nmain()\n"
 
@@ -41,8 +42,10 @@ def installation(tmp_path_factory: pytest.TempPathFactory,
 
 
 def run_cli(installation: Installation, *args: str, env: dict[str, str] | None = None) -> Result:
-    """`revoca ARGS` in this process (click's runner), pointed at `installation` by the environment."""
-    return CliRunner().invoke(root, list(args), env=installation.env(**(env or {})), catch_exceptions=True)
+    """`revoca ARGS` in this process (click's runner), pointed at `installation` by the environment,
+    with the logins the command needs (support.officers)."""
+    argv, stdin = standard_cast(installation.settings.demo_shares_dir).for_command(args).into(args)
+    return CliRunner().invoke(root, argv, input=stdin, env=installation.env(**(env or {})), catch_exceptions=True)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""M-of-N activation through the running HSM service's socket (seed 004 6.2.2, 6.2.8, 6.2.9)."""
+"""M-of-N activation through the running HSM service's socket (seed 004 6.2.2, 6.2.8); deactivation by
+M key managers is test_deactivation.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca import ceremony
 from ca.config import Settings
-from ca.errors import AlreadyExists, InvalidInput, NotActivated, PermissionDenied, ServiceUnavailable
+from ca.errors import AlreadyExists, InvalidInput, NotActivated, ServiceUnavailable
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.client import HSMClient
@@ -63,27 +64,6 @@ def test_m_minus_one_shares_do_not_sign_and_m_shares_do(client: HSMClient, engin
     signer = client.signer(label)
     sig = signer.sign(b"to be signed")
     signer.public_key().verify(sig, b"to be signed", ec.ECDSA(signer.algorithm.hash_algorithm))
-
-
-def test_deactivation_by_a_key_manager_stops_signing(client: HSMClient, engine: sa.Engine, settings: Settings,
-                                                     initialized: ceremony.CeremonyResult) -> None:
-    for share in _shares(initialized)[:2]:
-        client.activate(share)
-    signer = client.signer(_ca_label(engine))
-    signer.sign(b"x")
-    password = (settings.demo_shares_dir / "keymanager2.password").read_text().splitlines()[-1]
-    assert client.deactivate("keymanager2", password)["activated"] is False
-    with pytest.raises(NotActivated, match="2 more"):
-        signer.sign(b"x")
-
-
-def test_deactivation_needs_a_key_managers_password(client: HSMClient, engine: sa.Engine,
-                                                    initialized: ceremony.CeremonyResult) -> None:
-    for share in _shares(initialized)[:2]:
-        client.activate(share)
-    with pytest.raises(PermissionDenied, match="wrong password"):
-        client.deactivate("keymanager1", "not the password")
-    assert client.status()["activated"] is True
 
 
 def test_repeated_share_is_refused_and_names_its_holder(client: HSMClient,

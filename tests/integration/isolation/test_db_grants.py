@@ -4,7 +4,7 @@ After `grants.apply`, each service's real code runs on a demo installation throu
 `SET ROLE`s to that service's role (as `database_role_per_service = true` makes it), and the
 refusals that matter are PostgreSQL permission errors: OCSP reads no operator and changes no
 revocation, the RA deletes no audit record and reads no verifier's secret, the status page writes
-nothing.
+nothing but audit records (its logins) and its own runs; every service audits its start and stop.
 """
 
 from __future__ import annotations
@@ -299,7 +299,7 @@ def test_the_tsa_stamps_and_keeps_its_token_as_its_role(granted: Granted) -> Non
     refused(tsa, "SELECT credential_hash FROM operators")
 
 
-def test_the_status_page_reads_as_its_role_and_writes_nothing(granted: Granted) -> None:
+def test_the_status_page_reads_as_its_role_and_writes_only_its_audit_records(granted: Granted) -> None:
     status = granted.engines["status"]
     families = {m.name for m in RevocaCollector(status, clock=lambda: dt.datetime.now(dt.UTC)).collect()}
     assert {"revoca_crl_next_update_seconds", "revoca_ocsp_responses", "revoca_ra_requests",
@@ -311,18 +311,20 @@ def test_the_status_page_reads_as_its_role_and_writes_nothing(granted: Granted) 
     assert page.status_code == 200 and "tokyo" in page.get_data(as_text=True)
     assert client.get("/metrics").status_code == 200
 
-    refused(status, "INSERT INTO audit_events (occurred_at, event_type, result, actor, detail, seq, chain_hash) "
-                    "VALUES (now(), 'x', 'success', 'x', '{}', -1, '\\x00')")
+    assert _events(granted.admin, "status_page.login", officer) == 1  # its login, audited through its role
+    refused(status, "UPDATE audit_events SET actor = 'x'")
+    refused(status, "DELETE FROM audit_events")
     refused(status, "UPDATE cas SET name = name")
     refused(status, "DELETE FROM ocsp_queries")
     refused(status, "UPDATE publications SET attempts = 0")
     refused(status, "SELECT actor, detail FROM audit_events")
     refused(status, "SELECT password_hash FROM verifiers")
-    with status.connect() as conn:  # no table, no column of any table, that it may change
-        writable = conn.scalar(sa.text(
-            "SELECT count(*) FROM information_schema.column_privileges WHERE grantee = 'revoca_status' "
-            "AND privilege_type <> 'SELECT'"))
-    assert writable == 0
+    with status.connect() as conn:  # nothing else it may change: append audit records, keep its runs
+        writable = conn.execute(sa.text(
+            "SELECT DISTINCT table_name, privilege_type FROM information_schema.column_privileges "
+            "WHERE grantee = 'revoca_status' AND privilege_type <> 'SELECT'")).all()
+    assert {tuple(w) for w in writable} == {("audit_events", "INSERT"), ("audit_head", "UPDATE"),
+                                            ("service_runs", "INSERT"), ("service_runs", "UPDATE")}
 
 
 def test_the_publishers_queue_works_as_its_role(granted: Granted) -> None:
@@ -374,6 +376,17 @@ def test_the_signer_audits_activation_and_refusals_as_its_role(granted: Granted)
     refused(signer, "SELECT der FROM certificates")
     refused(signer, "DELETE FROM audit_events")
     refused(signer, "UPDATE operators SET disabled = false")
+
+
+def test_every_service_audits_its_own_start_and_stop_as_its_role(granted: Granted) -> None:
+    from ca.audit import service_events
+
+    for service, engine in granted.engines.items():
+        run = service_events.service_started(engine, service, host=f"grants-{uuid.uuid4().hex[:8]}")
+        service_events.service_stopped(engine, run)
+        assert _events(granted.admin, "service.stopped", f"service:{service}") >= 1
+        refused(engine, "DELETE FROM service_runs")
+        refused(engine, "UPDATE service_runs SET service = 'x'")
 
 
 # --- `revoca db grant` ------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from ca.config import OCSPConfig
 from ca.hsm.signer import KeyAlgorithm
-from ocsp.keys import CREDENTIAL, ResponderKeys, issue_key_file, keys_dir, passphrase_path
+from ocsp.keys import CREDENTIAL, ResponderKeys, keys_dir, passphrase_path
+from ocsp.renewal import issue_key_file
 
 from support.installation import Installation
 

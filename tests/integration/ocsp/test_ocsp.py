@@ -34,7 +34,8 @@ from ca.storage.revocations import RevocationStore
 from ca.verifiers.registry import add_verifier, remove_verifier
 from ocsp.app import make_app
 from ocsp.history import QueryHistory
-from ocsp.keys import ResponderKeys, issue_key_file, keys_dir, passphrase_path
+from ocsp.keys import ResponderKeys, keys_dir, passphrase_path
+from ocsp.renewal import issue_key_file
 from ocsp.responder import Responder
 
 from support.installation import CeremonyTemplates, Installation, demo_installation

@@ -205,24 +205,26 @@ def test_filing_by_the_certificate_itself_or_by_a_colon_separated_serial(ra: RA,
 
 def test_the_same_idempotency_key_again_answers_200_with_the_original_request(ra: RA) -> None:
     ref = subscribers(ra.engine)[3]
-    first = ra.post(window(ref, "retry-0001", reason=3, applicant="agent"))
+    agent = {"applicant": "agent", "agent_authority": "power-of-attorney"}
+    first = ra.post(window(ref, "retry-0001", reason=3, **agent))
     assert first.status_code == 201
     counts = snapshot(ra.engine)
     # the retry may name the certificate another way: the request is the same
-    for body in (window(ref, "retry-0001", reason=3, applicant="agent"),
-                 window(ref, "retry-0001", reason="affiliationChanged", applicant="agent", issuer_ca=None,
-                        serial=None, certificate=ref.pem)):
+    for body in (window(ref, "retry-0001", reason=3, **agent),
+                 window(ref, "retry-0001", reason="affiliationChanged", issuer_ca=None,
+                        serial=None, certificate=ref.pem, **agent)):
         again = ra.post(body)
         assert again.status_code == 200, again.get_data(as_text=True)
         assert again.get_json() == first.get_json()
     assert snapshot(ra.engine) == counts
     # the same key for something else is a conflict, and changes nothing
     before = last_audit_id(ra.engine)
-    for other in (window(ref, "retry-0001", reason=1, applicant="agent"),
-                  window(subscribers(ra.engine)[4], "retry-0001", reason=3, applicant="agent")):
+    for other in (window(ref, "retry-0001", reason=1, **agent),
+                  window(ref, "retry-0001", reason=3, applicant="agent", agent_authority="guardianship"),
+                  window(subscribers(ra.engine)[4], "retry-0001", reason=3, **agent)):
         assert "already used for a different request" in error_of(ra.post(other), 409)
     assert snapshot(ra.engine) == counts
-    assert [e.result for e in audit_events(ra.engine, "ra.request_refused", after_id=before)] == ["failure"] * 2
+    assert [e.result for e in audit_events(ra.engine, "ra.request_refused", after_id=before)] == ["failure"] * 3
     # another terminal has its own keys
     assert ra.post(window(subscribers(ra.engine)[4], "retry-0001"), terminal="t2").status_code == 201
 

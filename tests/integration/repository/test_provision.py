@@ -1,4 +1,5 @@
-"""Provision history from slapd's accesslog, against a real slapd and both databases.
+"""Provision history from slapd's accesslog, against a real slapd and both databases: the CRL
+fetches, and the directory reads beside them (ARLs, CA certificates, verifier accounts).
 
 slapd stamps its log with the wall clock, so the publications here are placed around the
 real time of the test rather than the fixed NOW.
@@ -27,12 +28,13 @@ from ca.ceremony import CeremonyResult
 from ca.cli import cli as revoca
 from ca.enums import ListType, PublicationItem, PublicationState
 from ca.storage.engine import session_scope
-from ca.storage.models import AuditEvent, CertificateAuthority, CRLFetch, Publication, Verifier
+from ca.storage.models import AuditEvent, CertificateAuthority, CRLFetch, DirectoryRead, Publication, Verifier
 from repository import provision
 from repository.directory import Directory
 from repository.entries import ca_entry_dn
 from repository.slapd import SLAPD, LocalSlapd
 
+from support.officers import standard_cast
 from support.settings import LDAP_BASE
 
 pytestmark = pytest.mark.skipif(not Path(SLAPD).exists(), reason=f"{SLAPD} not installed (Debian package slapd)")
@@ -164,10 +166,10 @@ def test_verifier_fetch_is_delivered_with_the_crl_number_then_in_the_directory(p
     assert abs(row.fetched_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
 
 
-def test_verifier_reads_of_all_attributes_count_and_arl_reads_do_not(provisioned: Provisioned) -> None:
+def test_verifier_reads_of_all_attributes_count_and_arl_reads_are_no_crl_fetches(provisioned: Provisioned) -> None:
     verifier = (VERIFIER_DN, PASSWORD)
     assert provisioned.search(provisioned.ca_dn, bind=verifier).returncode == 0  # all user attributes: the CRL too
-    # ARLs are public: not recorded
+    # ARLs are public: no CRL fetch (a directory read, below)
     assert provisioned.search(provisioned.ca_dn, ARL_ATTR, bind=verifier).returncode == 0
     assert provisioned.search(LDAP_BASE, "certificateRevocationList", scope="sub", bind=verifier,
                         filter_="(certificateRevocationList=*)").returncode == 0
@@ -181,7 +183,7 @@ def test_verifier_reads_of_all_attributes_count_and_arl_reads_do_not(provisioned
     assert subtree.verifier_id == provisioned.verifier_id
 
 
-def test_anonymous_crl_request_is_denied_and_ordinary_anonymous_reads_are_not_recorded(
+def test_anonymous_crl_request_is_denied_and_ordinary_anonymous_reads_are_no_crl_fetches(
         provisioned: Provisioned) -> None:
     asked = provisioned.search(provisioned.ca_dn, CRL_ATTR)
     assert asked.returncode == 0 and CRL_ATTR.encode() not in asked.stdout  # the access rules hid it
@@ -259,8 +261,11 @@ def test_cli_shows_the_history_and_filters_by_verifier(provisioned: Provisioned,
     monkeypatch.chdir(tmp_path)  # settings come from the environment only
     env = {"REVOCA_DATA_DIR": str(provisioned.data_dir), "REVOCA_DATABASE_URL": provisioned.db_url}
 
+    auditor = standard_cast().login("cast-auditor")  # who read what: staff or the internal auditor
+
     def run(*args: str) -> str:
-        result = CliRunner().invoke(revoca, ["repository", "fetches", *args], env=env, catch_exceptions=False)
+        result = CliRunner().invoke(revoca, ["repository", "fetches", *auditor.args, *args], input=auditor.stdin,
+                                    env=env, catch_exceptions=False)
         assert result.exit_code == 0, result.output
         return result.output
 
@@ -274,5 +279,68 @@ def test_cli_shows_the_history_and_filters_by_verifier(provisioned: Provisioned,
         (VERIFIER, CA_NAME, NUMBER, "delivered")]
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert run("--since", later).strip() == "no fetches recorded"
-    unknown = CliRunner().invoke(revoca, ["repository", "fetches", "--verifier", "nobody"], env=env)
-    assert unknown.exit_code != 0
+    unknown = CliRunner().invoke(revoca, ["repository", "fetches", *auditor.args, "--verifier", "nobody"],
+                                 input=auditor.stdin, env=env)
+    assert unknown.exit_code != 0 and "no verifier named 'nobody'" in str(unknown.exception), unknown.exception
+
+
+# --- directory reads: ARLs, CA certificates, cross pairs, verifier accounts ----------------------------
+
+
+def _reads(provisioned: Provisioned) -> list[DirectoryRead]:
+    with session_scope(provisioned.engine) as s:
+        return list(s.scalars(sa.select(DirectoryRead).order_by(DirectoryRead.read_at, DirectoryRead.id)))
+
+
+def test_arl_and_certificate_reads_are_recorded_per_verifier_and_anonymous(provisioned: Provisioned) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(provisioned.engine) as s:  # the ARL in the directory at the searches
+        s.add(Publication(ca_id=provisioned.ca_id, item=PublicationItem.ARL, number=3, sha256=bytes(32),
+                          state=PublicationState.PUBLISHED, attempts=1, next_attempt_at=now, enqueued_at=now,
+                          published_at=now - dt.timedelta(minutes=1)))
+    verifier = (VERIFIER_DN, PASSWORD)
+    arl = provisioned.search(provisioned.ca_dn, ARL_ATTR, bind=verifier)
+    assert arl.returncode == 0 and ARL_ATTR.encode() in arl.stdout
+    assert provisioned.search(provisioned.ca_dn).returncode == 0  # anonymous, all attributes
+    assert provisioned.search(LDAP_BASE, "cACertificate", scope="sub").returncode == 0
+    # nothing matched: no value read, no row; a CRL-only search is a CRL fetch and no read
+    assert provisioned.search(provisioned.ca_dn, ARL_ATTR, filter_="(cn=nobody)").returncode == 0
+    assert provisioned.search(provisioned.ca_dn, CRL_ATTR, bind=verifier).returncode == 0
+
+    report = provisioned.ingest()
+
+    assert (report.reads, report.delivered) == (3, 1)
+    by_verifier, anonymous, subtree = _reads(provisioned)
+    assert (by_verifier.verifier_id, by_verifier.ca_id, by_verifier.objects, by_verifier.arl_number,
+            by_verifier.result, by_verifier.ldap_result) == (provisioned.verifier_id, provisioned.ca_id, "arl", 3,
+                                                             "delivered", 0)
+    assert by_verifier.bind_dn.lower() == VERIFIER_DN.lower()
+    assert (anonymous.bind_dn, anonymous.verifier_id, anonymous.objects, anonymous.entries) == (
+        "", None, "arl,ca-certificate,cross-pair", 1)
+    assert (subtree.ca_id, subtree.dn, subtree.objects, subtree.arl_number) == (None, LDAP_BASE, "ca-certificate",
+                                                                                None)
+    # reading the log again records nothing twice
+    assert provisioned.ingest().reads == 0 and len(_reads(provisioned)) == 3
+
+    # sealed into the audit chain like the other histories
+    from ca.audit import history_seal
+
+    with session_scope(provisioned.engine) as s:
+        sealed = history_seal.seal(s, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
+    assert {"table": "directory_reads", "first_id": by_verifier.id, "last_id": subtree.id, "count": 3} \
+        .items() <= next(d for d in sealed if d["table"] == "directory_reads").items()
+
+
+def test_a_verifier_reads_its_own_account_and_anyone_else_is_denied(provisioned: Provisioned) -> None:
+    own = provisioned.search(VERIFIER_DN, bind=(VERIFIER_DN, PASSWORD))
+    assert own.returncode == 0 and VERIFIER.encode() in own.stdout
+    listed = provisioned.search(f"ou=verifiers,{LDAP_BASE}", scope="one")
+    assert VERIFIER.encode() not in listed.stdout  # the access rules hide the accounts
+
+    provisioned.ingest()
+
+    mine, listing = _reads(provisioned)
+    assert (mine.objects, mine.result, mine.verifier_id) == ("verifier-account", "delivered", provisioned.verifier_id)
+    assert (listing.objects, listing.result, listing.bind_dn, listing.verifier_id) == (
+        "verifier-account", "denied", "", None)
+    assert listing.dn.lower() == f"ou=verifiers,{LDAP_BASE}".lower()

@@ -19,6 +19,7 @@ from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from repository.slapd import LocalSlapd
 
+from support.officers import standard_cast
 from support.settings import NOW
 from support.tools import free_port, revoca, write_config
 
@@ -71,15 +72,16 @@ def test_publish_queue_and_status_show_what_waits_and_what_is_published(
     finally:
         keys.close()
     env = write_config(ldap_settings, tmp_path / "revoca.toml")
+    cast = standard_cast(ldap_settings.demo_shares_dir)  # an operator logs in (support.officers)
 
-    code, out, _ = revoca(env, "repository", "queue", "--json")
+    code, out, _ = revoca(env, "repository", "queue", "--json", login=cast)
     queue = json.loads(out)
     assert code == 0 and len(queue) == 12  # 4 CAs x (certificates, crl, arl)
     lists = [q for q in queue if q["item"] != "certificates"]
     assert all(q["pending"] == 1 and q["published_at"] is None for q in lists)
 
     slapd.stop()  # the directory is away: nothing is lost, the command says so and fails
-    code, out, err = revoca(env, "repository", "publish")
+    code, out, err = revoca(env, "repository", "publish", login=cast)
     assert code == ServiceUnavailable.exit_code
     assert "unreachable" in err and "everything stays queued" in err
     code, out, err = revoca(env, "status", "--json")
@@ -95,16 +97,16 @@ def test_publish_queue_and_status_show_what_waits_and_what_is_published(
     assert any("not in the LDAP repository yet: tokyo crl" in w and "unreachable" in w for w in status["warnings"])
 
     slapd.start()
-    code, out, err = revoca(env, "repository", "publish")
+    code, out, err = revoca(env, "repository", "publish", login=cast)
     assert code == 0, err
     assert sum(line.startswith("published ") for line in out.splitlines()) == 12
     assert "published tokyo CRL #" in out
-    code, out, _ = revoca(env, "repository", "queue")
+    code, out, _ = revoca(env, "repository", "queue", login=cast)
     assert code == 0 and "tokyo" in out
-    queue = json.loads(revoca(env, "repository", "queue", "--json")[1])
+    queue = json.loads(revoca(env, "repository", "queue", "--json", login=cast)[1])
     assert all(q["pending"] == 0 and q["published_at"] for q in queue)
     assert {q["published_number"] for q in queue if q["item"] != "certificates"} == {1}
-    code, out, _ = revoca(env, "repository", "publish")
+    code, out, _ = revoca(env, "repository", "publish", login=cast)
     assert code == 0 and "nothing to publish" in out
     # a directory rebuilt from nothing: --all puts everything back
     slapd.stop()
@@ -112,5 +114,5 @@ def test_publish_queue_and_status_show_what_waits_and_what_is_published(
 
     shutil.rmtree(slapd.db_dir)
     slapd.start()
-    code, out, _ = revoca(env, "repository", "publish", "--all")
+    code, out, _ = revoca(env, "repository", "publish", "--all", login=cast)
     assert code == 0 and sum(line.startswith("published ") for line in out.splitlines()) == 12, out

@@ -38,6 +38,7 @@ from repository.directory import Directory, Endpoint, RepositoryError
 from repository.slapd import SLAPD, LocalSlapd
 
 from support.installation import open_token
+from support.officers import add_officers, standard_cast
 from support.settings import LDAP_BASE, NOW
 from support.tools import revoca, write_config
 
@@ -316,8 +317,9 @@ def test_cli_add_list_remove_with_an_issued_certificate(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     env = write_config(settings, tmp_path / "revoca.toml", hsm_socket)
+    cast = standard_cast()  # two senior operators log in (support.officers)
     out = tmp_path / "alice-files"
-    code, stdout, stderr = revoca(env, "verifier", "add", "alice", "--out", str(out))
+    code, stdout, stderr = revoca(env, "verifier", "add", "alice", "--out", str(out), login=cast)
     assert code == 0, stdout + stderr
     dn = verifier_accounts.account_dn("alice", LDAP_BASE)
     assert f"LDAP account {dn}" in stdout and "in the directory and may read CRLs" in stdout
@@ -337,20 +339,20 @@ def test_cli_add_list_remove_with_an_issued_certificate(
     assert x509.ExtendedKeyUsageOID.CLIENT_AUTH in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert os.stat(out / "alice.key").st_mode & 0o777 == 0o600 and (out / "bridge-roots.pem").exists()
 
-    code, stdout, _ = revoca(env, "verifier", "list", "--json")
+    code, stdout, _ = revoca(env, "verifier", "list", "--json", login=cast)
     [row] = json.loads(stdout)
     assert (row["name"], row["status"], row["effective"], row["issued_by_revoca"]) == ("alice", "active", True, True)
     assert row["fingerprint_sha256"] == hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
-    code, stdout, stderr = revoca(env, "verifier", "add", "Alice", "--out", str(tmp_path / "again"))
+    code, stdout, stderr = revoca(env, "verifier", "add", "Alice", "--out", str(tmp_path / "again"), login=cast)
     assert code == AlreadyExists.exit_code and stdout == ""
     assert stderr == "revoca: error: verifier name 'alice' is already registered; choose another name\n"
     assert not (tmp_path / "again" / "Alice.key").exists()
 
-    code, stdout, stderr = revoca(env, "verifier", "remove", "alice", "--reason", "contract ended")
+    code, stdout, stderr = revoca(env, "verifier", "remove", "alice", "--reason", "contract ended", login=cast)
     assert code == 0 and "verifier alice removed" in stdout and "CRL access ended" in stdout, stdout + stderr
     assert ldapsearch(slapd, "-D", dn, "-w", password)[:2] == (49, None)
-    code, stdout, _ = revoca(env, "verifier", "list")
+    code, stdout, _ = revoca(env, "verifier", "list", login=cast)
     header, _rule, line = stdout.splitlines()
     assert header.split() == ["NAME", "STATUS", "EFFECTIVE", "SUBJECT", "SHA-256", "NOT", "AFTER", "CREATED"]
     assert line.split()[:4] == ["alice", "removed", "no", "CN=alice,OU=Verifiers,O=JPKI,C=JP"]
@@ -361,6 +363,7 @@ def test_cli_add_while_ldap_is_down_commits_and_the_account_comes_with_the_next_
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     env = write_config(settings, tmp_path / "revoca.toml")
+    cast = add_officers(engine)  # no ceremony here: two senior operators (support.officers)
     cert_file = tmp_path / "bob.der"
     cert_file.write_bytes(own_certificate("bob").public_bytes(serialization.Encoding.DER))
     password_file = tmp_path / "bob.password"
@@ -368,7 +371,7 @@ def test_cli_add_while_ldap_is_down_commits_and_the_account_comes_with_the_next_
     slapd.stop()
 
     code, stdout, stderr = revoca(env, "verifier", "add", "bob", "--cert", str(cert_file),
-                                  "--password-file", str(password_file))
+                                  "--password-file", str(password_file), login=cast)
     dn = verifier_accounts.account_dn("bob", LDAP_BASE)
     assert code == 0 and stderr == "", stdout + stderr
     assert f"the account {dn} will be created when the repository is reachable" in stdout
@@ -382,7 +385,7 @@ def test_cli_add_while_ldap_is_down_commits_and_the_account_comes_with_the_next_
     assert ldapsearch(slapd, "-D", dn, "-w", PASSWORD)[:2] == (0, crl)
 
     slapd.stop()
-    code, stdout, stderr = revoca(env, "verifier", "remove", "bob", "--reason", "left")
+    code, stdout, stderr = revoca(env, "verifier", "remove", "bob", "--reason", "left", login=cast)
     assert code == 0 and f"the account {dn} will be deleted when the repository is reachable" in stdout, stderr
 
 
@@ -390,6 +393,7 @@ def test_cli_refusals_are_one_line(settings: Settings, engine: sa.Engine, slapd:
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     env = write_config(settings, tmp_path / "revoca.toml")
+    cast = add_officers(engine)  # no ceremony here: two senior operators (support.officers)
     cert_file = tmp_path / "c.pem"
     cert_file.write_bytes(own_certificate("c").public_bytes(serialization.Encoding.PEM))
     short = tmp_path / "short"
@@ -403,11 +407,11 @@ def test_cli_refusals_are_one_line(settings: Settings, engine: sa.Engine, slapd:
         (("add", "c", "--cert", str(short)), InvalidInput.exit_code, "is not an X.509 certificate"),
         (("remove", "nobody", "--reason", "x"), NotFound.exit_code, "no verifier named 'nobody'"),
     ]:
-        got, stdout, stderr = revoca(env, "verifier", *args)
+        got, stdout, stderr = revoca(env, "verifier", *args, login=cast)
         assert got == code and stderr.count("\n") == 1 and stderr.startswith("revoca: error: "), (args, stderr)
         assert message in stderr and "Traceback" not in stderr, (args, stderr)
-    code, stdout, stderr = revoca(env, "verifier", "add", "c", "--cert", str(cert_file))
+    code, stdout, stderr = revoca(env, "verifier", "add", "c", "--cert", str(cert_file), login=cast)
     assert code == 0, stderr
-    code, _, stderr = revoca(env, "verifier", "add", "d", "--cert", str(cert_file))
+    code, _, stderr = revoca(env, "verifier", "add", "d", "--cert", str(cert_file), login=cast)
     assert code == AlreadyExists.exit_code and stderr.count("\n") == 1
     assert "already registered for verifier 'c'" in stderr

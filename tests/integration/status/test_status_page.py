@@ -21,7 +21,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from ca.enums import Applicant, CAKind, RequestChannel, RequestStatus, Role
+from ca.enums import AgentAuthority, Applicant, CAKind, RequestChannel, RequestStatus, Role
 from ca.revocation import reasons, workflow
 from ca.revocation.reasons import RevocationReason
 from ca.revocation.workflow import Filing
@@ -203,7 +203,8 @@ def test_the_page_shows_what_the_database_holds(officer_site: PopulatedSite, tmp
     with session_scope(engine) as s:
         workflow.file_request(RevocationStore(s), Filing(
             RequestChannel.RA_WINDOW, s.get(Certificate, ref.id), R.CESSATION_OF_OPERATION,
-            applicant=Applicant.AGENT, identity_document_checked=True), dt.datetime.now(dt.UTC), actor="test")
+            applicant=Applicant.AGENT, agent_authority=AgentAuthority.POWER_OF_ATTORNEY,
+            identity_document_checked=True), dt.datetime.now(dt.UTC), actor="test")
     http = requests.Session()
     http.trust_env = False
     again = Figures()

@@ -49,9 +49,11 @@ from ocsp.responder import Responder
 from ocsp.wsgi import build
 
 from support.installation import CeremonyTemplates, Installation, serving_installation
+from support.officers import standard_cast
 from support.settings import LDAP_BASE
 from support.tools import ocsp_request, revoca
 
+OPERATOR = standard_cast().login("cast-operator")  # who issues the lists by hand (support.officers)
 NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01 in seconds
 
 
@@ -271,7 +273,8 @@ def test_crl_issue_refuses_a_clock_5_s_off_and_issues_at_0_2_s(installation: Ins
                                                                ntp: FakeNTPs) -> None:
     before = crl_numbers(installation, "tokyo")
     files = set((installation.data_dir / "crls").rglob("*.crl"))
-    code, out, err = revoca(time_env(installation, ntp[5.0].address), "crl", "issue", "--ca", "tokyo", "--type", "crl")
+    code, out, err = revoca(time_env(installation, ntp[5.0].address), "crl", "issue", "--ca", "tokyo", "--type", "crl",
+                            login=OPERATOR)
     assert code == UntrustedTime.exit_code and out == ""
     (line,) = err.splitlines()
     assert line.startswith("revoca: error: tokyo CRL: not issued: untrusted time, nothing signed: ")
@@ -279,10 +282,11 @@ def test_crl_issue_refuses_a_clock_5_s_off_and_issues_at_0_2_s(installation: Ins
     assert crl_numbers(installation, "tokyo") == before
     assert set((installation.data_dir / "crls").rglob("*.crl")) == files
     ((result, actor, detail),) = time_events(installation)
-    assert (result, actor, detail["purpose"]) == ("failure", "cli", "tokyo CRL")
+    assert (result, actor, detail["purpose"]) == ("failure", "cast-operator", "tokyo CRL")
     assert 4.5 < detail["offsets_s"][ntp[5.0].address] < 5.5  # type: ignore[index,operator]
 
-    code, out, err = revoca(time_env(installation, ntp[0.2].address), "crl", "issue", "--ca", "tokyo", "--type", "crl")
+    code, out, err = revoca(time_env(installation, ntp[0.2].address), "crl", "issue", "--ca", "tokyo", "--type", "crl",
+                            login=OPERATOR)
     assert code == 0, err
     # the refusal spent no number
     assert crl_numbers(installation, "tokyo") == [*before, (before[-1] if before else 0) + 1]
@@ -293,7 +297,7 @@ def test_an_unreachable_lone_server_is_named_and_nothing_signed(installation: In
     closed = closed_udp_port()
     before = crl_numbers(installation, "osaka", ListType.ARL)
     code, _, err = revoca(time_env(installation, closed, timeout_s=0.3), "crl", "issue", "--ca", "osaka", "--type",
-                          "arl")
+                          "arl", login=OPERATOR)
     assert code == UntrustedTime.exit_code
     assert err.splitlines() == [f"revoca: error: osaka ARL: not issued: untrusted time, nothing signed: only 0 of 1 "
                                 f"NTP servers answered ({closed} no answer within 0.3 s); 1 needed: check that the "
@@ -309,7 +313,7 @@ def test_a_lying_and_a_silent_server_are_outvoted_and_named(installation: Instal
     before = crl_numbers(installation, "hokkaido")
     with caplog.at_level(logging.WARNING, logger="revoca.time"):
         code, _, err = revoca(time_env(installation, *servers, timeout_s=0.3), "crl", "issue", "--ca", "hokkaido",
-                              "--type", "crl")
+                              "--type", "crl", login=OPERATOR)
     assert code == 0, err
     assert len(crl_numbers(installation, "hokkaido")) == len(before) + 1
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "revoca.time"]
@@ -324,7 +328,8 @@ def test_without_servers_one_warning_and_signing_goes_on(installation: Installat
     before = crl_numbers(installation, "bridge", ListType.ARL)
     with caplog.at_level(logging.WARNING, logger="revoca.time"):
         for _ in range(2):
-            code, _, err = revoca(time_env(installation), "crl", "issue", "--ca", "bridge", "--type", "arl")
+            code, _, err = revoca(time_env(installation), "crl", "issue", "--ca", "bridge", "--type", "arl",
+                                  login=OPERATOR)
             assert code == 0, err
     assert len(crl_numbers(installation, "bridge", ListType.ARL)) == len(before) + 2
     warnings = [r.getMessage() for r in caplog.records if r.name == "revoca.time"]

@@ -28,10 +28,6 @@ def cli(tmp_path_factory: pytest.TempPathFactory, ceremony_templates: CeremonyTe
             stop_hsm(proc)
 
 
-def _km(cli: Cli) -> str:
-    return cli.password("keymanager1") + "\n"
-
-
 def _openssl_check(line: str) -> None:
     """Run the `check: openssl ts -verify ...` line `revoca tsa stamp` prints."""
     command = line.split("check: ", 1)[1]
@@ -45,18 +41,21 @@ def test_stamp_before_there_is_a_tsa_certificate_is_one_error_line(cli: Cli, tmp
               match=r"no valid time-stamp authority certificate; issue one with `revoca tsa certificate")
 
 
-def test_certificate_needs_a_key_manager_password(cli: Cli) -> None:
-    cli.fails("tsa", "certificate", "--operator", "keymanager1", stdin="wrong password\n", code=8,
+def test_certificate_needs_two_key_managers_with_their_passwords(cli: Cli) -> None:
+    cli.fails("tsa", "certificate", login=cli.cast.login("keymanager1"), code=8,
+              match=r"needs 2 different people \(2 × key-manager\); 1 logged in")
+    wrong = cli.cast.login("keymanager1", "keymanager2")._replace(stdin="wrong password\n")
+    cli.fails("tsa", "certificate", login=wrong, code=8,
               match=r"operator 'keymanager1': unknown, disabled or wrong password")
 
 
 @pytest.mark.slow
 def test_certificate_stamp_verify_and_renew(cli: Cli, tmp_path: Path) -> None:
-    out = cli.ok("tsa", "certificate", "--operator", "keymanager1", stdin=_km(cli))
+    out = cli.ok("tsa", "certificate")  # two key managers log in (support.cli)
     first = re.search(r"^issued TSA certificate ([0-9a-f]+) \(CN=Time-Stamp Authority,", out, re.M)
     assert first, out
     assert re.search(r"^current TSA certificate " + first.group(1),
-                     cli.ok("tsa", "certificate", "--operator", "keymanager1", stdin=_km(cli)), re.M)
+                     cli.ok("tsa", "certificate"), re.M)
     tsa_pem = cli.data / "tsa" / "tsa.pem"
     assert format(x509.load_pem_x509_certificate(tsa_pem.read_bytes()).serial_number, "x") == first.group(1)
 
@@ -73,7 +72,7 @@ def test_certificate_stamp_verify_and_renew(cli: Cli, tmp_path: Path) -> None:
     doc.write_bytes(doc.read_bytes() + b"edited\n")
     cli.fails("tsa", "verify", str(doc), "--in", str(old_reply), code=5, match=r"imprint mismatch")
 
-    out = cli.ok("tsa", "certificate", "--operator", "keymanager1", "--renew", stdin=_km(cli))
+    out = cli.ok("tsa", "certificate", "--renew")
     second = re.search(r"^issued TSA certificate ([0-9a-f]+) ", out, re.M)
     assert second and second.group(1) != first.group(1), out
     out = cli.ok("tsa", "stamp", str(doc), "--out", str(tmp_path / "new.tsr"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ca.config import load_settings
-from ca.trusted_time.system_servers import discover
+from ca.config.system_ntp import discover
 
 
 def _write(root: Path, path: str, text: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from cryptography import x509
 
 from ca.errors import ConfigError
+from ca.officers.passwords import PasswordPolicy
 
 KEY_ALGORITHMS = ("rsa2048", "rsa3072", "rsa4096", "p256", "p384")
 
@@ -153,7 +154,7 @@ class TimeConfig:
     timeout_s: float = 2.0  # per server, all queried at once
     recheck_s: float = 60.0  # how long a good check is reused (keeps OCSP's hot path free)
     # where ntp_servers came from (revoca.toml, the environment, or the machine's own time
-    # daemon: ca.trusted_time.system_servers); set by load_settings, shown at start-up
+    # daemon: ca.config.system_ntp); set by load_settings, shown at start-up
     ntp_source: str = ""
 
     def __post_init__(self) -> None:
@@ -228,12 +229,28 @@ class OCSPConfig:
     rate_per_verifier: float = 1000.0
     # The passphrase of responder key files, kept apart from them (ocsp.keys.passphrase_path).
     passphrase_file: str = ""
+    # Sign every answer with the CA key itself (RFC 6960 2.6), as `revoca serve ocsp --ca-signed`
+    # does; the signer must allow it too ([hsm] ocsp_ca_keys).  Off, answers are signed only by
+    # a valid delegated responder certificate, and a CA key without one is answered tryLater.
+    ca_signed: bool = False
+    # `revoca status` warns when the last valid responder certificate of a CA key ends within this.
+    responder_warn_days: int = 30
 
     def __post_init__(self) -> None:
         for name in ("rate_per_address", "rate_per_verifier"):
             object.__setattr__(self, name, _rate(f"ocsp.{name}", getattr(self, name)))
         if not isinstance(self.passphrase_file, str):
             raise ConfigError(f"ocsp.passphrase_file must be a path, not {self.passphrase_file!r}")
+        if not isinstance(self.ca_signed, bool):
+            raise ConfigError(f"ocsp.ca_signed must be true or false, not {self.ca_signed!r}")
+        days = self.responder_warn_days
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
+            raise ConfigError(f"ocsp.responder_warn_days must be a number of days from 1 to 365 (a responder "
+                              f"certificate lasts one year), not {days!r}")
+
+    @property
+    def responder_warn_before(self) -> dt.timedelta:
+        return dt.timedelta(days=self.responder_warn_days)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -256,6 +273,113 @@ class TSAConfig:
             except ValueError as exc:
                 raise ConfigError(f"tsa.allowed_clients: {client!r} is not an address or network") from exc
         object.__setattr__(self, "allowed_clients", tuple(c.strip() for c in clients))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BackupConfig:
+    """Seed 004 5.4.5, 5.5.4: daily backups.  `dir` should be on another disk or machine than the
+    data directory (default: <data_dir>/backups, which protects against mistakes, not against
+    losing the disk); daily backups older than `keep_days` are removed unless recorded as copied
+    to external media; `revoca status` warns when the newest verified one is older than
+    `max_age_hours`."""
+
+    dir: str = ""
+    keep_days: int = 31
+    max_age_hours: int = 36
+
+    def __post_init__(self) -> None:
+        for name in ("keep_days", "max_age_hours"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"backup.{name} must be a positive whole number, not {value!r}")
+
+
+#: Record kinds the seeds keep longer than others, kept at least this many years unless
+#: [audit.retention_by_kind] names them: seed 000 4.5 keeps the records that assure time quality
+#: (the clock checks) and the time-stamp authority's records 10 years.
+SEED_RETENTION_FLOORS: tuple[tuple[str, int], ...] = (("time.*", 10), ("tsa.*", 10))
+MAX_RETENTION_YEARS = 100
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """How long audit records stay in the database before `revoca audit prune` may delete them
+    (they are archived first, ca.archive).  Seed 004 5.4.3 asks at least 1 year, seed 003 7
+    years, seed 000 10 years for its logs: the default is 10.  `retention_by_kind` overrides it
+    per record kind, an event type ("operator.login") or a prefix ("ocsp.*"), in whole years;
+    the most specific match wins.  SEED_RETENTION_FLOORS keep some kinds longer than a lowered
+    default unless named here."""
+
+    retention_years: int = 10
+    retention_by_kind: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        _retention_years("audit.retention_years", self.retention_years)
+        by_kind = self.retention_by_kind
+        if isinstance(by_kind, dict):
+            by_kind = tuple(by_kind.items())
+        if not isinstance(by_kind, tuple):
+            raise ConfigError('[audit.retention_by_kind] must be a table such as {"ocsp.*" = 7}')
+        for kind, years in by_kind:
+            head = kind[:-2] if isinstance(kind, str) and kind.endswith(".*") else kind
+            if not isinstance(head, str) or not head or not all(c.isalnum() or c in "._-" for c in head) \
+                    or head.startswith(".") or head.endswith("."):
+                raise ConfigError(f"[audit.retention_by_kind]: {kind!r} is not an event type (operator.login) "
+                                  "or a prefix (ocsp.*)")
+            _retention_years(f"[audit.retention_by_kind] {kind}", years)
+        object.__setattr__(self, "retention_by_kind", tuple(sorted(by_kind)))
+
+    def years_for(self, event_type: str) -> int:
+        """The retention of one record kind, in whole years."""
+        named = _most_specific(self.retention_by_kind, event_type)
+        if named is not None:
+            return named
+        floor = _most_specific(SEED_RETENTION_FLOORS, event_type)
+        return max(self.retention_years, floor or 0)
+
+    def shortest_years(self) -> int:
+        """No record kind is kept less than this."""
+        return min([self.retention_years, *(years for _kind, years in self.retention_by_kind)])
+
+
+def _retention_years(where: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RETENTION_YEARS:
+        raise ConfigError(f"{where} must be a whole number of years from 1 (seed 004 5.4.3) to "
+                          f"{MAX_RETENTION_YEARS}, not {value!r}")
+
+
+def _most_specific(rules: tuple[tuple[str, int], ...], event_type: str) -> int | None:
+    """The years of the rule naming `event_type` exactly, else of its longest matching prefix."""
+    best: tuple[int, int] | None = None  # (length of the match, years)
+    for kind, years in rules:
+        if kind == event_type:
+            return years
+        if kind.endswith(".*") and event_type.startswith(kind[:-1]) and (best is None or len(kind) > best[0]):
+            best = (len(kind), years)
+    return None if best is None else best[1]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OperatorsConfig:
+    """The officers' passwords are changed periodically (seed 004 5.2.3): a CLI login with a
+    password older than `max_password_age_days` is refused (except `revoca operator passwd`, which
+    sets a new one), and within `warn_days` of that age each login warns (ca.officers.passwords)."""
+
+    max_password_age_days: int = 90
+    warn_days: int = 14
+
+    def __post_init__(self) -> None:
+        for name in ("max_password_age_days", "warn_days"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3650:
+                raise ConfigError(f"operators.{name} must be a whole number of days from 0 to 3650, not {value!r}")
+        if not 0 <= self.warn_days < self.max_password_age_days:
+            raise ConfigError(f"operators.warn_days ({self.warn_days}) must be less than "
+                              f"operators.max_password_age_days ({self.max_password_age_days})")
+
+    @property
+    def password_policy(self) -> PasswordPolicy:
+        return PasswordPolicy.from_days(self.max_password_age_days, self.warn_days)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -308,6 +432,9 @@ class Settings:
     ocsp: OCSPConfig = OCSPConfig()
     tsa: TSAConfig = TSAConfig()
     identities: IdentityConfig = IdentityConfig()
+    backup: BackupConfig = BackupConfig()
+    audit: AuditConfig = AuditConfig()
+    operators: OperatorsConfig = OperatorsConfig()
 
     def __post_init__(self) -> None:
         if not isinstance(self.database_role_per_service, bool):
@@ -328,6 +455,10 @@ class Settings:
     @property
     def ldap_dir(self) -> Path:
         return self.data_dir / "ldap"
+
+    @property
+    def backup_dir(self) -> Path:
+        return Path(self.backup.dir) if self.backup.dir else self.data_dir / "backups"
 
     @property
     def demo_shares_dir(self) -> Path:
@@ -405,6 +536,12 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
                    if (key := f"REVOCA_{table.upper()}_{f.upper()}") in env}
         if numbers:
             out[table] = numbers
+    if "REVOCA_AUDIT_RETENTION_YEARS" in env:
+        out["audit"] = {"retention_years": _parsed(env, "REVOCA_AUDIT_RETENTION_YEARS", int, "a whole number of years")}
+    operators = {f: _parsed(env, key, int, "a whole number of days") for f in ("max_password_age_days", "warn_days")
+                 if (key := f"REVOCA_OPERATORS_{f.upper()}") in env}
+    if operators:
+        out["operators"] = operators
     return out
 
 
@@ -451,7 +588,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     overrides = _env_overrides(env)
-    tables = ("hsm", "crl", "repository", "time", "ocsp", "tsa")
+    tables = ("hsm", "crl", "repository", "time", "ocsp", "tsa", "audit", "operators")
     raw = {**raw, **{k: v for k, v in overrides.items() if k not in tables}}
     for table in tables:
         if table in overrides:
@@ -461,7 +598,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
     return settings_from_dict(raw)
 
 
-def _ntp_servers(time: dict[str, Any], from_env: dict[str, Any], path: str | None,
+def _ntp_servers(time: dict[str, Any], from_env: dict[str, Any], path: str | os.PathLike[str] | None,
                  system_root: Path) -> dict[str, Any]:
     """Where the servers come from: the environment, revoca.toml, else the machine's own time
     daemon (issue 15: NTP by default wherever the machine has any)."""
@@ -469,7 +606,7 @@ def _ntp_servers(time: dict[str, Any], from_env: dict[str, Any], path: str | Non
         return {"ntp_source": "REVOCA_TIME_NTP_SERVERS"}
     if "ntp_servers" in time:
         return {"ntp_source": str(path)}
-    from ca.trusted_time.system_servers import discover
+    from ca.config.system_ntp import discover
 
     found = discover(system_root)
     return {"ntp_servers": list(found.servers), "ntp_source": found.source}
@@ -494,8 +631,14 @@ def settings_from_dict(raw: dict[str, Any]) -> Settings:
             values["ocsp"] = OCSPConfig(**_strict(OCSPConfig, values["ocsp"], "[ocsp]"))
         if "tsa" in values:
             values["tsa"] = TSAConfig(**_strict(TSAConfig, values["tsa"], "[tsa]"))
+        if "backup" in values:
+            values["backup"] = BackupConfig(**_strict(BackupConfig, values["backup"], "[backup]"))
+        if "operators" in values:
+            values["operators"] = OperatorsConfig(**_strict(OperatorsConfig, values["operators"], "[operators]"))
         if "identities" in values:
             values["identities"] = IdentityConfig(**_strict(IdentityConfig, values["identities"], "[identities]"))
+        if "audit" in values:
+            values["audit"] = AuditConfig(**_strict(AuditConfig, values["audit"], "[audit]"))
         return Settings(**values)
     except TypeError as exc:
         raise ConfigError(f"revoca.toml: {exc}") from exc
