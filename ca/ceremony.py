@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from ca import audit, hierarchy
@@ -85,9 +86,21 @@ def _demo_subscribers(ctx: hierarchy.Context, cas: list[CertificateAuthority], c
             ctx.store.add_certificate(cert, kind=CertKind.SUBSCRIBER, issuer_key=key, now=ctx.now)
 
 
+@dataclasses.dataclass(frozen=True)
+class FirstOfficer:
+    """An officer the key ceremony registers (issue 13): after it, adding anyone needs two people
+    who are already officers, so the first ones can only come from here."""
+
+    name: str
+    roles: tuple[Role, ...]
+    credential_hash: str
+    display_name: str = ""
+
+
 def run(settings: Settings, engine: Engine, *, key_managers: list[str] | None = None, demo: bool = False,
         now: dt.datetime | None = None, actor: str = "ceremony",
-        demo_subscribers: int = DEMO_SUBSCRIBERS_PER_CA, adopt_user_pin: str | None = None) -> CeremonyResult:
+        demo_subscribers: int = DEMO_SUBSCRIBERS_PER_CA, adopt_user_pin: str | None = None,
+        officers: Sequence[FirstOfficer] = ()) -> CeremonyResult:
     """The key ceremony.  With `adopt_user_pin` (issue 14, ca.adoption) the token [hsm] token_label is
     the previous system's, with its keys: its user PIN, given once here, is replaced by the one
     derived from the new activation secret (C_SetPIN), so that the token opens only when M key
@@ -117,6 +130,10 @@ def run(settings: Settings, engine: Engine, *, key_managers: list[str] | None = 
     try:
         with session_scope(engine) as session:
             store = Store(session)
+            for officer in officers:  # the first officers (issue 13): made here, before anyone could approve
+                store.add_operator(name=officer.name, display_name=officer.display_name,
+                                   credential_hash=officer.credential_hash, roles=officer.roles, now=now,
+                                   made_at_ceremony=True)
             if demo:
                 names = _demo_key_managers(store, n, now, settings.demo_shares_dir)
             else:

@@ -15,21 +15,30 @@ from ca.storage.engine import upgrade
               help="Demo only: create key-manager operators and write their shares to files in the data directory.")
 @click.option("--key-manager", "key_managers", multiple=True, metavar="NAME",
               help="A key-manager operator who receives one share (give hsm.shares of them).")
+@click.option("--officer", "officers", multiple=True, metavar="NAME=ROLE[,ROLE]",
+              help="A first officer, registered by the ceremony itself (repeat; the key managers of --key-manager "
+                   "among them). Each password is asked for in the same order (or read one per line from stdin).")
 @click.option("--if-needed", is_flag=True, help="Succeed quietly when revoca is already initialised.")
 @click.option("--adopt-token", is_flag=True,
               help="Take over the existing token [hsm] token_label with the previous system's keys: its user PIN, "
                    "read once from standard input, is replaced by one derived from the activation secret; no CA is "
                    "built (adopt each with `revoca ca adopt`).")
 @pass_app
-def init_cmd(app: App, demo: bool, key_managers: tuple[str, ...], if_needed: bool, adopt_token: bool) -> None:
+def init_cmd(app: App, demo: bool, key_managers: tuple[str, ...], officers: tuple[str, ...], if_needed: bool,
+             adopt_token: bool) -> None:
     """Key ceremony: create the token, split its activation secret, build the CA hierarchy."""
     settings = app.settings
     protect_data_dir(settings.data_dir)
     if if_needed and ceremony.is_initialized(settings, app.engine):
         click.echo(f"revoca is already initialised in {settings.data_dir}")
         return
+    first = [_first_officer(spec) for spec in officers]
     pin = read_secret(f"Current user PIN of token {settings.hsm.token_label}") if adopt_token else None
-    result = ceremony.run(settings, app.engine, key_managers=list(key_managers), demo=demo, adopt_user_pin=pin)
+    result = ceremony.run(settings, app.engine, key_managers=list(key_managers), demo=demo, adopt_user_pin=pin,
+                          officers=first)
+    for officer in first:
+        click.echo(f"officer {officer.name} registered by the ceremony with roles "
+                   f"{', '.join(r.value for r in officer.roles)}")
     if adopt_token:
         click.echo(f"Token {settings.hsm.token_label!r} taken over: its previous user PIN no longer opens it; adopt "
                    "its CAs with `revoca ca adopt`")
@@ -48,6 +57,23 @@ def init_cmd(app: App, demo: bool, key_managers: tuple[str, ...], if_needed: boo
     click.echo("Hand each share to its key manager now; revoca does not keep them and cannot show them again.")
     for name, share in result.shares:
         click.echo(f"  share {share.index} for {name}: {share.encode()}")
+
+
+def _first_officer(spec: str) -> ceremony.FirstOfficer:
+    from ca.credentials import hash_password
+    from ca.enums import Role
+    from ca.errors import InvalidInput
+    from ca.officers.exclusivity import check
+
+    name, _, role_list = spec.partition("=")
+    try:
+        roles = tuple(Role(r.strip()) for r in role_list.split(",") if r.strip())
+    except ValueError as exc:
+        raise InvalidInput(f"--officer {spec}: {exc}; roles are {', '.join(r.value for r in Role)}") from exc
+    if not name or not roles:
+        raise InvalidInput(f"--officer {spec}: give NAME=ROLE (e.g. dave=senior-operator)")
+    check(name, roles)
+    return ceremony.FirstOfficer(name, roles, hash_password(read_secret(f"Password for {name}", confirm=True)))
 
 
 @click.group("db")
