@@ -122,3 +122,26 @@ def responder_certificates(engine: Engine, now: dt.datetime, *, warn_before: dt.
             warnings.append(f"the OCSP responder certificate {c.serial:x} of {key} ends {c.not_after:%Y-%m-%d %H:%MZ} "
                             f"(in {days:.0f} days) and none is valid after it: run {renew} before then")
     return ResponderFindings(tuple(errors), tuple(warnings))
+
+
+def newest_verified_backup(engine: Engine) -> dt.datetime | None:
+    """When the newest backup that verified was made (ca.backup: restored into scratch and read)."""
+    from ca import audit
+    from ca.backup.ledger import VERIFIED
+    from ca.storage.audit import AuditReads
+
+    with session_scope(engine, readonly=True) as session:
+        at = AuditReads(session).newest_time(VERIFIED, audit.SUCCESS)
+    return at if at is None or at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def backup_warnings(engine: Engine, now: dt.datetime, *, max_age: dt.timedelta) -> list[str]:
+    """A warning when the newest verified backup is older than `max_age`.  An installation that has
+    never made one is not warned about here (a new one makes its first within minutes of
+    `revoca serve backup` starting; `revoca backup list` shows none)."""
+    at = newest_verified_backup(engine)
+    if at is None or now - at <= max_age:
+        return []
+    hours = (now - at) / dt.timedelta(hours=1)
+    return [f"the newest verified backup is {hours:.0f} hours old ([backup] max_age_hours "
+            f"{max_age / dt.timedelta(hours=1):.0f}): is `revoca serve backup` running? (`revoca backup create`)"]

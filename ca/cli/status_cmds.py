@@ -48,6 +48,9 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
                                                 ca_signed=app.settings.ocsp.ca_signed)
                   if by_name["database"].up else health.ResponderFindings())
     warnings += responders.warnings
+    if by_name["database"].up:
+        warnings += health.backup_warnings(app.engine, now,
+                                           max_age=dt.timedelta(hours=app.settings.backup.max_age_hours))
     errors = list(responders.errors)
     lists = list_statuses(app.engine)
     with session_scope(app.engine, readonly=True) as session:

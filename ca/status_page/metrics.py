@@ -53,6 +53,7 @@ class RevocaCollector(Collector):
         now = self.clock()
         yield from self._lists(now)
         yield from self._responders(now)
+        yield from self._backup(now)
         yield from self._publication(now)
         with session_scope(self.engine, readonly=True) as session:
             responses = self.ocsp.update(session)
@@ -109,6 +110,14 @@ class RevocaCollector(Collector):
             left.add_metric([c.ca_name, str(c.generation)],
                             (c.not_after - now).total_seconds() if c.not_after is not None else 0.0)
         yield left
+
+    def _backup(self, now: dt.datetime) -> Iterator[Metric]:
+        age = GaugeMetricFamily("revoca_backup_verified_age_seconds", "Seconds since the newest backup that "
+                                "verified by a scratch restore was made (absent: none yet)")
+        at = health.newest_verified_backup(self.engine)
+        if at is not None:
+            age.add_metric([], (now - at).total_seconds())
+        yield age
 
     def _publication(self, now: dt.datetime) -> Iterator[Metric]:
         length = GaugeMetricFamily("revoca_publication_queue_length", "Publications waiting to be written to "

@@ -31,6 +31,12 @@ class AuditReads(SessionStore):
         return self.session.scalars(sa.select(AuditEvent).where(AuditEvent.seq > seq).order_by(AuditEvent.seq)
                                     .execution_options(yield_per=2000))
 
+    def newest_time(self, event_type: str, result: str) -> dt.datetime | None:
+        """When the newest record of this type and result occurred (reads no actor or detail: the
+        status page may ask, e.g. for the newest verified backup)."""
+        return self.session.scalar(sa.select(sa.func.max(AuditEvent.occurred_at))
+                                   .where(AuditEvent.event_type == event_type, AuditEvent.result == result))
+
     def newest_events(self, *, limit: int, since: dt.datetime | None = None, event_type: str | None = None,
                       actor: str | None = None) -> Sequence[AuditEvent]:
         q = sa.select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)

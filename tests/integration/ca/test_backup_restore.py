@@ -153,3 +153,14 @@ def test_restore_on_a_fresh_machine_continues_every_crl_number(backup: Path, liv
         assert restored and restored[-1].result == "success"
     finally:
         fresh.close()
+
+
+def test_status_warns_when_the_newest_verified_backup_is_too_old(backup: Path, live: Cli) -> None:
+    from ca import health
+
+    made = health.newest_verified_backup(live.engine)
+    assert made is not None and abs((made - dt.datetime.now(dt.UTC)).total_seconds()) < 600
+    limit = dt.timedelta(hours=36)
+    assert health.backup_warnings(live.engine, made + dt.timedelta(hours=35), max_age=limit) == []
+    (warning,) = health.backup_warnings(live.engine, made + dt.timedelta(hours=48), max_age=limit)
+    assert "48 hours old" in warning and "revoca serve backup" in warning
