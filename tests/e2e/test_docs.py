@@ -174,9 +174,11 @@ def docs_session(tmp_path: Path) -> Iterator[Session]:
         session.stop()
 
 
-def _revoca_json(session: Session, *args: str) -> object:
-    out = subprocess.run(["revoca", *args, "--json"], cwd=session.cwd, env=session.env, capture_output=True,
-                         text=True, check=True)
+def _revoca_json(session: Session, *args: str, operator: str | None = None) -> object:
+    """`revoca ARGS --json`; `operator` logs in (the ceremony's senior operator) where the command needs it."""
+    login = ["--operator", operator] if operator else []
+    out = subprocess.run(["revoca", *args, *login, "--json"], cwd=session.cwd, env=session.env, capture_output=True,
+                         text=True, check=True, input=f"{session.passwords[operator]}\n" if operator else "")
     return json.loads(out.stdout)
 
 
@@ -186,7 +188,7 @@ def test_the_guides_run_as_written_one_after_another(docs_session: Session) -> N
     otherwise hand them to different workers)."""
     docs_session.run_guide(DOCS / "operator-runbook.md")
     # what the runbook left: everything published, the compromised CA's lists included
-    queue = _revoca_json(docs_session, "repository", "queue")
+    queue = _revoca_json(docs_session, "repository", "queue", operator="dave")
     assert all(q["published_at"] and not q["pending"] for q in queue), queue  # type: ignore[union-attr]
     cas = {c["name"]: c["status"] for c in _revoca_json(docs_session, "ca", "list")}  # type: ignore[union-attr]
     assert cas == {"bridge": "active", "tokyo": "active", "osaka": "active", "hokkaido": "compromised",

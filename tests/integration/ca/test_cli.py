@@ -270,11 +270,11 @@ def test_cert_show_negative_serial_is_one_error_line(demo: Demo) -> None:
 
 
 def test_operator_add_then_list_json(demo: Demo) -> None:
-    out = demo.cli.ok("operator", "add", "alice", "--role", "reviewer", "--role", "ca-administrator",
+    out = demo.cli.ok("operator", "add", "alice", "--role", "reviewer", "--role", "operator",
                       "--display-name", "Alice Example", stdin="correct horse battery\n")
-    assert "operator alice added with roles ca-administrator, reviewer" in out
+    assert "operator alice added with roles operator, reviewer" in out
     rows = {r["name"]: r for r in demo.cli.json("operator", "list")}
-    assert rows["alice"]["roles"] == ["ca-administrator", "reviewer"]
+    assert rows["alice"]["roles"] == ["operator", "reviewer"]
     assert (rows["alice"]["display_name"], rows["alice"]["disabled"]) == ("Alice Example", False)
     assert rows["keymanager1"]["roles"] == ["key-manager"]
     assert "correct horse" not in json.dumps(rows)
