@@ -26,7 +26,7 @@ Engine = sa.Engine
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration; tests/integration/storage/test_migrations.py checks it equals Alembic's head.  Knowing it
 # lets every command skip importing Alembic (a third of a second) when the schema is current.
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0016"
 
 
 BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another's lock before DatabaseUnavailable
