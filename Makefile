@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LOCKS  := requirements.lock requirements-dev.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) | sha1sum | cut -c1-12)
-APT_PACKAGES := softhsm2 slapd ldap-utils openssl chromium
+APT_PACKAGES := softhsm2 slapd ldap-utils openssl chromium fonts-ipafont-gothic
 PYTEST_ARGS ?=
 
 .PHONY: run test deps system-deps lock lint bench clean

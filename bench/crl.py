@@ -16,9 +16,11 @@ every-day case, where ca.crl.cache supplies the earlier entries and only the new
 (line `crl-daily ...`).  The last line is the first issue, where every row streams, as
 openssl ca reads its whole index every time:
 
-    crl entries=N revoca_s=T openssl_s=T ratio=R revoca_rss_mb=M openssl_rss_mb=M
+    crl entries=N revoca_s=T openssl_s=T ratio=R revoca_rss_mb=M openssl_rss_mb=M \
+        revoca_cpu_s=C openssl_cpu_s=C cpu_ratio=R      (one line)
 
-with ratio = openssl_s / revoca_s.
+with ratio = openssl_s / revoca_s, and cpu_ratio the same for CPU seconds (user + system, from
+wait4): on a machine others load, wall times mostly measure waiting for the CPU and the disk.
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ start = time.perf_counter()
 pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
 _, status, usage = os.wait4(pid, 0)
 with open(sys.argv[1], "w") as report:
-    report.write(f"{time.perf_counter() - start} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+    report.write(f"{time.perf_counter() - start} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} "
+                 f"{usage.ru_utime + usage.ru_stime}")
 """
 
 
@@ -147,14 +150,22 @@ def measure(args: list[str], env: dict[str, str], cwd: Path | None = None,
             stdin: str = "") -> tuple[float, float, str]:
     """(wall seconds, peak RSS MB, output) of one child process, from wait4 in a small launcher;
     `stdin` is its standard input (an operator's password: never a terminal, which would prompt)."""
+    wall, rss, out, _cpu = measure_cpu(args, env, cwd, stdin)
+    return wall, rss, out
+
+
+def measure_cpu(args: list[str], env: dict[str, str], cwd: Path | None = None,
+                stdin: str = "") -> tuple[float, float, str, float]:
+    """`measure`, and the child's CPU seconds (user + system): on a machine others load, the
+    wall time says as much about them as about the command."""
     with tempfile.NamedTemporaryFile("r", prefix="rvmeasure") as report:
         proc = subprocess.run([sys.executable, "-I", "-S", "-c", LAUNCHER, report.name, *args], env=env, cwd=cwd,
                               input=stdin.encode(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-        wall, rss_kb, code = report.read().split()
+        wall, rss_kb, code, cpu = report.read().split()
     out = proc.stdout.decode(errors="replace")
     if proc.returncode != 0 or int(code) != 0:
         raise SystemExit(f"{args[0]} failed ({code}):\n{out}")
-    return float(wall), int(rss_kb) / 1024, out
+    return float(wall), int(rss_kb) / 1024, out, float(cpu)
 
 
 def bench_operator(engine: sa.Engine) -> tuple[list[str], str]:
@@ -199,6 +210,7 @@ class Run:
     wall: float
     rss_mb: float
     crl: Path
+    cpu: float = 0.0
 
 
 def revoca_runs(root: Path, n: int, daily: int, db_url: str | None) -> tuple[Run, Run | None]:
@@ -227,15 +239,15 @@ def revoca_runs(root: Path, n: int, daily: int, db_url: str | None) -> tuple[Run
         if not _crl_registered():
             args = [sys.executable, "-c", REGISTER_AND_RUN, *args[1:]]
         with hsm_service(env, settings.demo_shares_dir, socket):
-            wall, rss, out = measure(args, env, stdin=password)
+            wall, rss, out, cpu = measure_cpu(args, env, stdin=password)
             print(out.rstrip(), flush=True)
-            first = Run(wall, rss, _newest_crl(data))
+            first = Run(wall, rss, _newest_crl(data), cpu)
             second = None
             if daily:
                 insert_revocations(engine, "tokyo", daily, start=n)
-                wall, rss, out = measure(args, env, stdin=password)
+                wall, rss, out, cpu = measure_cpu(args, env, stdin=password)
                 print(out.rstrip(), flush=True)
-                second = Run(wall, rss, _newest_crl(data))
+                second = Run(wall, rss, _newest_crl(data), cpu)
     finally:
         engine.dispose()
         shutil.rmtree(sock_dir, ignore_errors=True)
@@ -252,7 +264,7 @@ def _crl_registered() -> bool:
     return cli.get_command(None, "crl") is not None  # the CLI loads command modules on demand
 
 
-def openssl_run(root: Path, n: int) -> tuple[float, float]:
+def openssl_run(root: Path, n: int) -> tuple[float, float, float]:
     work = root / "openssl"
     work.mkdir()
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
@@ -270,9 +282,9 @@ def openssl_run(root: Path, n: int) -> tuple[float, float]:
         "[ca]\ndefault_ca = bench\n[bench]\ndir = .\ndatabase = index.txt\ncrlnumber = crlnumber\n"
         "certificate = ca.pem\nprivate_key = ca.key\ndefault_md = sha256\ndefault_crl_hours = 72\n"
         "crl_extensions = crl_ext\n[crl_ext]\nauthorityKeyIdentifier = keyid:always\n")
-    wall, rss, _ = measure(["openssl", "ca", "-config", "ca.cnf", "-gencrl", "-out", "crl.pem"], dict(os.environ),
-                           cwd=work)
-    return wall, rss
+    wall, rss, _, cpu = measure_cpu(["openssl", "ca", "-config", "ca.cnf", "-gencrl", "-out", "crl.pem"],
+                                    dict(os.environ), cwd=work)
+    return wall, rss, cpu
 
 
 def check(crl: Path, n: int) -> None:
@@ -308,24 +320,26 @@ def main() -> None:
             check(first.crl, args.entries)
             if second is not None:
                 check(second.crl, args.entries + args.daily)
-        openssl_s, openssl_mb = (0.0, 0.0) if args.skip_openssl else openssl_run(root, args.entries)
+        openssl_s, openssl_mb, openssl_cpu = (0.0, 0.0, 0.0) if args.skip_openssl else openssl_run(root, args.entries)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"\n{'issuer':<50}{'entries':>10}{'wall s':>9}{'peak RSS MB':>13}")
+    print(f"\n{'issuer':<50}{'entries':>10}{'wall s':>9}{'CPU s':>8}{'peak RSS MB':>13}")
     print(f"{'revoca crl issue: first issue, all rows streamed':<50}{args.entries:>10}{first.wall:>9.2f}"
-          f"{first.rss_mb:>13.1f}")
+          f"{first.cpu:>8.2f}{first.rss_mb:>13.1f}")
     if second is not None:
         print(f"{'revoca crl issue: next day, ' + str(args.daily) + ' new rows':<50}{args.entries + args.daily:>10}"
-              f"{second.wall:>9.2f}{second.rss_mb:>13.1f}")
+              f"{second.wall:>9.2f}{second.cpu:>8.2f}{second.rss_mb:>13.1f}")
     if not args.skip_openssl:
-        print(f"{'openssl ca -gencrl':<50}{args.entries:>10}{openssl_s:>9.2f}{openssl_mb:>13.1f}")
+        print(f"{'openssl ca -gencrl':<50}{args.entries:>10}{openssl_s:>9.2f}{openssl_cpu:>8.2f}{openssl_mb:>13.1f}")
     if second is not None:
         print(f"crl-daily entries={args.entries + args.daily} new={args.daily} revoca_s={second.wall:.2f} "
               f"revoca_rss_mb={second.rss_mb:.0f}")
     ratio = openssl_s / first.wall if first.wall else 0.0
+    cpu_ratio = openssl_cpu / first.cpu if first.cpu else 0.0
     print(f"crl entries={args.entries} revoca_s={first.wall:.2f} openssl_s={openssl_s:.2f} ratio={ratio:.1f} "
-          f"revoca_rss_mb={first.rss_mb:.0f} openssl_rss_mb={openssl_mb:.0f}")
+          f"revoca_rss_mb={first.rss_mb:.0f} openssl_rss_mb={openssl_mb:.0f} revoca_cpu_s={first.cpu:.2f} "
+          f"openssl_cpu_s={openssl_cpu:.2f} cpu_ratio={cpu_ratio:.1f}")
 
 
 if __name__ == "__main__":

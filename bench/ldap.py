@@ -15,6 +15,14 @@ verifier.  Then, each timed on its own:
 * fetch: `ldapsearch` bound as the verifier, the whole CRL to a file, checked against the
   archived CRL byte for byte.
 
+Then, unless `--delta 0`, the delta CRL case (issue 16): D more revocations (default 1,000),
+then tokyo's delta CRL issued and published as the scheduler and the publisher services do it
+(in their processes: issue_list(..., DELTA) then one publisher round, timed together, with the
+delta's read-back), and fetched by the verifier with ldapsearch (deltaRevocationList;binary)
+and checked byte for byte.  Line:
+
+    ldap-delta base_entries=N changes=D issue_s=T publish_s=T total_s=T fetch_s=T size_kb=K
+
 The last line is
 
     ldap entries=N publish_s=T fetch_s=T
@@ -33,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -44,6 +53,7 @@ import crl as crl_bench  # noqa: E402  (bench/crl.py: revocation rows and the wa
 
 from ca import ceremony  # noqa: E402
 from ca.config import settings_from_dict  # noqa: E402
+from ca.crl.freshest import DeltaPolicy  # noqa: E402
 from ca.crl.issue import issue_list  # noqa: E402
 from ca.enums import ListType
 from ca.hsm import shares as sharing  # noqa: E402
@@ -99,6 +109,8 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--db-url", help="A PostgreSQL URL to use instead of SQLite in the data directory.")
     parser.add_argument("--keep", type=Path, help="Work in this directory and keep it.")
+    parser.add_argument("--delta", type=int, default=1000,
+                        help="Revocations after the base before the delta CRL is timed; 0 skips the delta case.")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="revoca-ldap-bench-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -118,6 +130,7 @@ def main() -> None:
         crl_bench.insert_revocations(engine, "tokyo", args.entries)
         secret = sharing.combine([share for _, share in result.shares[:2]])
         keys = token_for(settings).open(sharing.user_pin(secret))
+        deltas = DeltaPolicy(settings.repository.base_dn)
         try:
             for ca in ("bridge", "tokyo", "osaka", "hokkaido"):
                 if ca != "tokyo":
@@ -132,15 +145,16 @@ def main() -> None:
             first = make_publisher(settings, engine).round(side_work=True)
             if not first.ok:
                 raise SystemExit(f"first publication failed: {first}")
-            big = issue_list(engine, keys, data, "tokyo", ListType.CRL, now=NOW)
-        finally:
+            big = issue_list(engine, keys, data, "tokyo", ListType.CRL, now=NOW, deltas=deltas)
+        except BaseException:
             keys.close()
+            raise
         print(f"tokyo CRL #{big.number}: {big.entries} entries, {big.size / 1e6:.1f} MB", flush=True)
         _compile_revoca()
 
         login, password = crl_bench.bench_operator(engine)
-        publish_s, publish_mb, out = crl_bench.measure([str(crl_bench.REVOCA), "repository", "publish", *login], env,
-                                                       stdin=password)
+        publish_s, publish_mb, out, publish_cpu = crl_bench.measure_cpu(
+            [str(crl_bench.REVOCA), "repository", "publish", *login], env, stdin=password)
         print(out.rstrip(), flush=True)
         if f"#{big.number}" not in out:
             raise SystemExit("revoca repository publish did not publish the CRL")
@@ -158,6 +172,8 @@ def main() -> None:
         files = list(fetched.iterdir())
         if len(files) != 1 or hashlib.sha256(files[0].read_bytes()).digest() != big.sha256:
             raise SystemExit("the CRL fetched by the verifier differs from the archived one")
+        delta_line = _delta_case(args, engine, keys, settings, slapd, root, deltas) if args.delta else None
+        keys.close()
     finally:
         slapd.stop()
         engine.dispose()
@@ -168,8 +184,53 @@ def main() -> None:
     print(f"{'ldapmodify replace, same value (reference: write only)':<62}{reference_s:>9.2f}{'':>13}")
     print(f"{'ldapsearch as the verifier, whole CRL to a file':<62}{fetch_s:>9.2f}{'':>13}")
     print(f"ldap-reference entries={args.entries} ldapmodify_s={reference_s:.2f} size_mb={big.size / 1e6:.1f} "
-          f"publish_rss_mb={publish_mb:.0f}")
+          f"publish_rss_mb={publish_mb:.0f} publish_cpu_s={publish_cpu:.2f}")
+    if delta_line:
+        print(delta_line)
     print(f"ldap entries={args.entries} publish_s={publish_s:.2f} fetch_s={fetch_s:.2f}")
+
+
+def _delta_case(args: argparse.Namespace, engine: Any, keys: Any, settings: Any, slapd: Any, root: Path,
+                deltas: DeltaPolicy) -> str:
+    """D more revocations, then the delta CRL issued and published as the services do it, timed."""
+    publisher = make_publisher(settings, engine)
+    publisher.round(side_work=True)  # the base is already there; the account and access log are done
+    # the scheduler issues a delta right after each base (empty, or nearly): that one, untimed,
+    # is also the services' first round of these queries; the timed one is the next
+    issue_list(engine, keys, settings.data_dir, "tokyo", ListType.DELTA, now=dt.datetime.now(dt.UTC), deltas=deltas)
+    publisher.round(side_work=False)
+    crl_bench.insert_revocations(engine, "tokyo", args.delta, start=args.entries)
+    now = dt.datetime.now(dt.UTC)
+    slapd_cpu = _cpu_seconds(int(slapd.pid_path.read_text()))
+    c0, t0 = time.process_time(), time.perf_counter()
+    delta = issue_list(engine, keys, settings.data_dir, "tokyo", ListType.DELTA, now=now, deltas=deltas)
+    t1 = time.perf_counter()
+    report = publisher.round(now, side_work=False)
+    c2, t2 = time.process_time(), time.perf_counter()
+    slapd_cpu = _cpu_seconds(int(slapd.pid_path.read_text())) - slapd_cpu
+    if not any(f"tokyo DELTA #{delta.number}" in line for line in report.published):
+        raise SystemExit(f"the delta CRL was not published: {report}")
+    if delta.entries != args.delta:
+        raise SystemExit(f"the delta CRL has {delta.entries} entries, expected {args.delta}")
+    fetched = root / "fetched-delta"
+    fetched.mkdir(exist_ok=True)
+    fetch_s = _timed(["ldapsearch", "-x", "-LLL", "-H", slapd.uri, "-D", VERIFIER_DN, "-w", VERIFIER_PW,
+                      "-b", TOKYO_DN, "-s", "base", "-t", "-T", str(fetched), "deltaRevocationList;binary"])
+    files = list(fetched.iterdir())
+    if len(files) != 1 or hashlib.sha256(files[0].read_bytes()).digest() != delta.sha256:
+        raise SystemExit("the delta CRL fetched by the verifier differs from the archived one")
+    print(f"tokyo delta CRL #{delta.number}: {delta.entries} entries, {delta.size} bytes; issued in "
+          f"{t1 - t0:.3f} s, published and read back in {t2 - t1:.3f} s", flush=True)
+    return (f"ldap-delta base_entries={args.entries} changes={args.delta} issue_s={t1 - t0:.3f} "
+            f"publish_s={t2 - t1:.3f} total_s={t2 - t0:.3f} cpu_s={c2 - c0:.3f} slapd_cpu_s={slapd_cpu:.3f} "
+            f"fetch_s={fetch_s:.3f} size_kb={delta.size / 1000:.1f}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (/proc/<pid>/stat): on a loaded machine the wall
+    time says more about the other processes than about this one."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

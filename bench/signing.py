@@ -1,34 +1,72 @@
-"""Signatures per second: through the PKCS#11 token in process, through the HSM service's
-socket, and OpenSSL (`openssl speed`) on the same machine in the same run.
+"""Signatures per second with 1, 4 and 16 concurrent clients: revoca's TokenSession in process, the
+HSM service's socket (one connection per client), beside SoftHSM2 through python-pkcs11 with nothing
+of revoca (one session, one thread: the token's own rate in this process) and OpenSSL (`openssl
+speed`), on the same machine in the same run.
 
-    .venv/bin/python bench/signing.py [--algorithm rsa2048] [--seconds 3]
+One process signs through one PKCS#11 session at a time: python-pkcs11 (0.10) initialises the
+module with C_Initialize(NULL), which tells it the application will not call it from several
+threads, and SoftHSM2 then runs without its locks (two sessions signing at once in one process
+fail with CKR_GENERAL_ERROR).  So concurrent clients of the service queue for the token; a pool of
+signing processes is what would let them sign in parallel.
 
-Last line: `signing alg=A token_sps=X service_sps=Y openssl_sps=Z`.
+    .venv/bin/python bench/signing.py [--algorithm rsa2048] [--seconds 3] [--clients 1,4,16]
+
+Workload: each signature is over different bytes (about the size of an OCSP ResponseData); the
+key is warm (found once). Last line:
+`signing alg=A cores=C raw_1=.. token_1=.. ... service_16=.. openssl_sps=..`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pkcs11
+from pkcs11 import Mechanism, ObjectClass
 
 from ca.config import SOFTHSM_MODULE, settings_from_dict
 from ca.hsm.signer import KeyAlgorithm
-from ca.hsm.token import Token
+from ca.hsm.token import Token, TokenSession
 
 OPENSSL_NAMES = {"rsa2048": "rsa2048", "rsa3072": "rsa3072", "rsa4096": "rsa4096", "p256": "ecdsap256",
                  "p384": "ecdsap384"}
+PIN = "bench-user-pin"
 
 
-def rate(sign, seconds: float) -> float:  # type: ignore[no-untyped-def]
-    n, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        sign(b"x" * 300)  # about the size of a small TBSCertificate or OCSP ResponseData
-        n += 1
-    return n / elapsed
+def rate(make_signer: Callable[[], Callable[[bytes], bytes]], clients: int, seconds: float) -> float:
+    """Signatures per second of `clients` threads, each with the signer `make_signer` gives it."""
+    counts = [0] * clients
+    signers = [make_signer() for _ in range(clients)]  # connections made before the clock starts
+    start = threading.Barrier(clients + 1)
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        sign = signers[i]
+        data = bytearray(os.urandom(300))
+        start.wait()
+        while not stop.is_set():
+            data[:8] = counts[i].to_bytes(8, "big")  # a different message each time
+            sign(bytes(data))
+            counts[i] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    start.wait()
+    began = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - began)
 
 
 def openssl_rate(algorithm: str, seconds: int) -> float:
@@ -39,46 +77,87 @@ def openssl_rate(algorithm: str, seconds: int) -> float:
     return float(line.split()[-2])
 
 
+def raw_signer(token: Token, algorithm: KeyAlgorithm) -> Callable[[], Callable[[bytes], bytes]]:
+    """SoftHSM2 through python-pkcs11 with nothing of revoca: a session of its own (logged in
+    already: PKCS#11 login is per application, and the TokenSession logged in); one thread only."""
+    tok = token._lib().get_token(token_label=token.label)
+    sessions: list[pkcs11.Session] = []
+
+    def make() -> Callable[[bytes], bytes]:
+        session = tok.open()
+        sessions.append(session)
+        key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label="k")
+        if algorithm.is_rsa:
+            return lambda data: key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)
+        return lambda data: key.sign(hashlib.sha256(data).digest(), mechanism=Mechanism.ECDSA)
+
+    return make
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algorithm", default="rsa2048", choices=[a.value for a in KeyAlgorithm])
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--clients", default="1,4,16")
     args = parser.parse_args()
     algorithm = KeyAlgorithm(args.algorithm)
+    levels = [int(n) for n in args.clients.split(",")]
+    rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="rvbench") as tmp:
         settings = settings_from_dict({"data_dir": tmp})
         token = Token(SOFTHSM_MODULE, "bench", softhsm_conf=settings.softhsm_conf)
-        token.initialize_softhsm(so_pin="bench-so-pin", user_pin="bench-user-pin")
-        session = token.open("bench-user-pin")
+        token.initialize_softhsm(so_pin="bench-so-pin", user_pin=PIN)
+        session = token.open(PIN)
         session.generate("k", algorithm)
-        token_sps = rate(session.signer("k").sign, args.seconds)
-        service_sps = _service_rate(token, session, Path(tmp), args.seconds)
+        raw = raw_signer(token, algorithm)
+        rates["raw_1"] = rate(raw, 1, args.seconds)
+        for n in levels:
+            rates[f"token_{n}"] = rate(lambda: session.signer("k").sign, n, args.seconds)
+            rates[f"service_{n}"] = _service_rate(token, session, Path(tmp), n, args.seconds)
         session.close()
     openssl_sps = openssl_rate(algorithm.value, max(1, int(args.seconds)))
-    print(f"{'path':<28}{'signs/s':>10}")
-    print(f"{'PKCS#11 token, in process':<28}{token_sps:>10.0f}")
-    print(f"{'HSM service socket':<28}{service_sps:>10.0f}")
-    print(f"{'openssl speed (1 core)':<28}{openssl_sps:>10.0f}")
-    print(f"signing alg={algorithm.value} token_sps={token_sps:.0f} service_sps={service_sps:.0f} "
-          f"openssl_sps={openssl_sps:.0f}")
+    print(f"{'path':<34}" + "".join(f"{f'{n} client(s)':>14}" for n in levels))
+    print(f"{'SoftHSM2 in process, raw':<34}{rates['raw_1']:>14.0f}")
+    for key, name in (("token", "revoca TokenSession, in process"), ("service", "HSM service socket")):
+        print(f"{name:<34}" + "".join(f"{rates[f'{key}_{n}']:>14.0f}" for n in levels))
+    print(f"{'openssl speed (1 core)':<34}{openssl_sps:>14.0f}")
+    print(f"signing alg={algorithm.value} cores={os.cpu_count()} "
+          + " ".join(f"{k}={v:.0f}" for k, v in rates.items()) + f" openssl_sps={openssl_sps:.0f}")
 
 
-def _service_rate(token: Token, session, tmp: Path, seconds: float) -> float:  # type: ignore[no-untyped-def]
-    """The socket path without a database: a service object whose activation is the open session."""
+def _service_rate(token: Token, session: TokenSession, tmp: Path, clients: int, seconds: float) -> float:
+    """The socket path without a database: a service whose activation is the open session, each
+    client on a connection of its own (the admin identity: this process's user)."""
     from ca.hsm.activation import Activation, ShareSetInfo
+    from ca.hsm.callers import CallerMap
     from ca.hsm.client import HSMClient
+    from ca.hsm.ledger import SignatureLedger
+    from ca.hsm.policy import SigningPolicy
     from ca.hsm.service import HSMService, serve_in_thread
 
-    service = HSMService.__new__(HSMService)
+    service = HSMService.__new__(HSMService)  # no database: nothing here is audited or looked up
     service.engine = None  # type: ignore[assignment]
     service.activation = Activation(token, ShareSetInfo(0, 2, 3, ()))
     service.activation._session = session  # already open: measure signing, not activation
-    server, _ = serve_in_thread(tmp / "hsm.sock", service)
-    client = HSMClient(tmp / "hsm.sock")
+    service.policy = SigningPolicy()
+    service.callers = CallerMap({}, frozenset({0, os.getuid()}))
+    service.ledger = SignatureLedger(None, thread=False)  # type: ignore[arg-type]
+    service._audit_writers = []
+    service._list_issuers = {}
+    sock = tmp / f"hsm-{clients}.sock"
+    server, _ = serve_in_thread(sock, service)
+    clients_made: list[HSMClient] = []
+
+    def make() -> Callable[[bytes], bytes]:
+        client = HSMClient(sock)
+        clients_made.append(client)
+        return client.signer("k").sign
+
     try:
-        return rate(client.signer("k").sign, seconds)
+        return rate(make, clients, seconds)
     finally:
-        client.close()
+        for client in clients_made:
+            client.close()
         server.shutdown()
         server.server_close()
 

@@ -186,3 +186,11 @@ def read_share_file(path: Path) -> str:
     if len(body) != 1:
         raise InvalidInput(f"{path}: expected exactly one share line")
     return body[0]
+
+
+def demo_key_managers(settings: Settings) -> list[tuple[str, str]]:
+    """(name, password) of the demo key managers whose DEMO ONLY password files `revoca init --demo`
+    wrote beside the shares, in name order: `revoca run` opens the HSM service's ceremony session
+    with them to issue the demo's certificates, as key managers would (ca.hsm.sessions)."""
+    return [(path.name.removesuffix(".password"), read_share_file(path))
+            for path in sorted(settings.demo_shares_dir.glob("keymanager*.password"))]

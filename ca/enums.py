@@ -75,6 +75,8 @@ class OperatorApproval(enum.StrEnum):
 class ListType(enum.StrEnum):
     CRL = "crl"  # subscriber certificates
     ARL = "arl"  # CA certificates: self-signed, cross, link
+    # RFC 5280 5.2.4: what changed on the CRL since its base; numbered from the CRL's sequence
+    DELTA = "delta"
 
 
 class RequestChannel(enum.StrEnum):
@@ -127,6 +129,7 @@ class PublicationItem(enum.StrEnum):
     CERTIFICATES = "certificates"  # cACertificate (self-signed, link) and crossCertificatePair
     CRL = "crl"
     ARL = "arl"
+    DELTA = "delta"  # the delta CRL, as deltaRevocationList (verifiers only, like the CRL)
 
 
 class PublicationState(enum.StrEnum):

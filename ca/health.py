@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import socket
 from collections.abc import Callable
 from typing import Any
 
+from ca.enums import ListType
 from ca.errors import RevocaError
 from ca.storage.engine import Engine, session_scope
 from ca.storage.leases import Lease
-from ca.storage.reporting import ReportingReads, ResponderCoverage
+from ca.storage.reporting import ListStatus, ReportingReads, ResponderCoverage
 
 COMPONENTS = ("database", "hsm", "ldap", "scheduler", "publisher")
 
@@ -124,6 +126,16 @@ def responder_certificates(engine: Engine, now: dt.datetime, *, warn_before: dt.
     return ResponderFindings(tuple(errors), tuple(warnings))
 
 
+def terminated_cas(engine: Engine) -> list[tuple[str, dt.datetime | None]]:
+    """(name, when) of every CA ended by `revoca ca terminate` (seed 004 5.8): shown, never warned about."""
+    from ca.enums import CAStatus
+    from ca.storage.store import ReadStore
+
+    with session_scope(engine, readonly=True) as session:
+        return [(ca.name, _utc(ca.terminated_at)) for ca in ReadStore(session).cas()
+                if ca.status is CAStatus.TERMINATED]
+
+
 def newest_verified_backup(engine: Engine) -> dt.datetime | None:
     """When the newest backup that verified was made (ca.backup: restored into scratch and read)."""
     from ca import audit
@@ -145,3 +157,86 @@ def backup_warnings(engine: Engine, now: dt.datetime, *, max_age: dt.timedelta) 
     hours = (now - at) / dt.timedelta(hours=1)
     return [f"the newest verified backup is {hours:.0f} hours old ([backup] max_age_hours "
             f"{max_age / dt.timedelta(hours=1):.0f}): is `revoca serve backup` running? (`revoca backup create`)"]
+
+
+def clock_ahead(engine: Engine) -> str:
+    """The refusal line when the newest list signing was refused because the clock was ahead of the
+    last NTP-confirmed time (`time.ahead`, ca.trusted_time.guard) and no list was issued since; "".
+
+    Compared by position in the audit chain, not by time: the records' times come from the clock
+    in doubt."""
+    from ca import audit
+    from ca.storage.audit import AuditReads
+    from ca.trusted_time.guard import AHEAD_EVENT
+
+    with session_scope(engine, readonly=True) as session:
+        reads = AuditReads(session)
+        refused = reads.newest_events(limit=1, event_type=AHEAD_EVENT)
+        if not refused:
+            return ""
+        since = refused[0].seq
+        issued = [e for e in reads.newest_events(limit=64, event_type="crl.issued")
+                  if e.seq > since and e.result == audit.SUCCESS]
+        if issued:
+            return ""
+        detail = json.loads(refused[0].detail or "{}")
+    return str(detail.get("error") or "a list was refused: the clock is ahead of the last NTP-confirmed time")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HeldList:
+    """One CA's CRL or ARL as read back from the LDAP repository (repository.readback); number and
+    next_update are None when the directory holds none (or nothing readable)."""
+
+    ca_name: str
+    list_type: ListType
+    dn: str
+    number: int | None
+    next_update: dt.datetime | None
+
+    def label(self) -> str:
+        return f"{self.ca_name} {self.list_type.value.upper()}"
+
+
+#: a list archived this long ago and not yet in the directory is an error, not a publication in progress
+PUBLICATION_GRACE = dt.timedelta(minutes=15)
+
+
+def published_list_findings(archived: list[ListStatus], held: list[HeldList], now: dt.datetime, *,
+                            warn_before: dt.timedelta,
+                            grace: dt.timedelta = PUBLICATION_GRACE) -> ResponderFindings:
+    """Errors and warnings about what relying parties get from the directory (issue 15: the archive
+    looked fine while the list in LDAP was about to expire).
+
+    Errors: the directory's list has expired; or it holds an older number than the archive (or
+    none) for longer than `grace` after that number was issued.  Warnings: it expires within
+    `warn_before`.  (Whether the next round comes before the archive's newest list expires is
+    ca.scheduler.expiry_warnings' question.)
+    """
+    newest = {(s.ca_name, s.list_type): s for s in archived}
+    errors, warnings = [], []
+    for h in held:
+        at = f"in LDAP ({h.dn})"
+        s = newest.get((h.ca_name, h.list_type))
+        issued = _utc(s.this_update) if s is not None else None
+        if s is not None and s.number is not None and (h.number is None or h.number < s.number) \
+                and issued is not None and now - issued > grace:
+            holds = f"#{h.number}" if h.number is not None else "no list"
+            errors.append(f"{h.label()} {at}: the directory holds {holds}, older than the archive's #{s.number} "
+                          f"issued {issued:%Y-%m-%d %H:%M:%SZ}: is `revoca serve publisher` running? "
+                          "(`revoca repository queue`)")
+        if h.next_update is None:
+            continue
+        if h.next_update <= now:
+            errors.append(f"{h.label()} #{h.number} {at} expired at {h.next_update:%Y-%m-%d %H:%M:%SZ}: relying "
+                          "parties cannot check revocation; issue and publish one now (`revoca crl issue`)")
+            continue
+        if h.next_update - now < warn_before:
+            left = (h.next_update - now) / dt.timedelta(hours=1)
+            warnings.append(f"{h.label()} #{h.number} {at} expires in {left:.1f} h (nextUpdate "
+                            f"{h.next_update:%Y-%m-%d %H:%M:%SZ})")
+    return ResponderFindings(tuple(errors), tuple(warnings))
+
+
+def _utc(at: dt.datetime | None) -> dt.datetime | None:
+    return at if at is None or at.tzinfo else at.replace(tzinfo=dt.UTC)

@@ -26,6 +26,7 @@ from ca.enums import CAKind, CertKind, KeyStatus
 from ca.errors import InvalidInput, NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.issuance import Issuer, issue, key_identifier
+from ca.key_policy import SETTING, NewKeysRefused
 from ca.storage.authorities import spki_der
 from ca.storage.models import CertificateAuthority, KeyGeneration
 from ca.storage.store import Store
@@ -56,6 +57,9 @@ class Context:
     now: dt.datetime
     actor: str
     algorithm: KeyAlgorithm = KeyAlgorithm.RSA2048
+    # [ca] new_keys (ca.key_policy): False refuses a rollover; the CLI passes the setting, and
+    # audits the refusal before it gets here
+    new_keys: bool = True
 
 
 def issuer_for(keys: KeyStore, ca: CertificateAuthority, key: KeyGeneration) -> Issuer:
@@ -178,6 +182,9 @@ def rollover(ctx: Context, ca_name: str) -> KeyGeneration:
     by the old one, from the new key's generation to the same end.  Cross-certificates with
     the bridge (or, for the bridge, with every regional CA) are issued anew for the new key.
     """
+    if not ctx.new_keys:
+        raise NewKeysRefused(f"key rollover of CA {ca_name} refused: this installation renews no keys "
+                             f"({SETTING}, seed 004 5.6)")
     ca = ctx.store.ca(ca_name)
     if ca.kind is CAKind.EXTERNAL:
         raise InvalidInput(f"CA {ca.name} is external; its owner rolls its key over")

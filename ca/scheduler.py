@@ -25,13 +25,17 @@ from pathlib import Path
 from ca.audit.keeper import AuditKeeper
 from ca.audit.service_events import running
 from ca.config import CRLConfig
+from ca.crl import old_keys
 from ca.crl.after_compromise import compromise_targets
+from ca.crl.delta import deltas_due
+from ca.crl.freshest import DeltaPolicy
 from ca.crl.issue import IssuedCRLInfo, IssueFailure, IssueReport, issue_many
-from ca.enums import ListType
+from ca.enums import CAStatus, ListType
 from ca.hsm.signer import KeyStore
 from ca.storage.engine import Engine, session_scope
 from ca.storage.leases import Lease
 from ca.storage.reporting import ListStatus, ReportingReads
+from ca.storage.store import ReadStore
 
 log = logging.getLogger("revoca.scheduler")
 
@@ -42,6 +46,7 @@ LEASE_RETRY = 5.0  # seconds: how often a standby copy asks for the lease
 MAX_SLEEP = dt.timedelta(hours=1)  # wake at least this often: new CAs, and the expiry warnings in the log
 WARN_BEFORE = CRLConfig().warn_before
 PERIOD = CRLConfig().period
+VALIDITY = CRLConfig().validity
 
 
 def utc_now() -> dt.datetime:
@@ -54,11 +59,17 @@ def list_statuses(engine: Engine) -> list[ListStatus]:
         return ReportingReads(session).list_statuses()
 
 
+def terminated_cas(engine: Engine) -> set[str]:
+    """CAs ended by `revoca ca terminate`: nothing is issued for them again."""
+    with session_scope(engine, readonly=True) as session:
+        return {ca.name for ca in ReadStore(session).cas() if ca.status is CAStatus.TERMINATED}
+
+
 FUTURE_SKEW = dt.timedelta(minutes=5)  # a thisUpdate further ahead of the clock than this was issued on a wrong clock
 
 
 def expiry_warnings(engine: Engine, now: dt.datetime, *, warn_before: dt.timedelta = WARN_BEFORE,
-                    period: dt.timedelta = PERIOD) -> list[str]:
+                    period: dt.timedelta = PERIOD, validity: dt.timedelta = VALIDITY) -> list[str]:
     """One line per CRL/ARL that is missing, expired, has less than `warn_before` left at `now`,
     was dated in the future, or whose next round (thisUpdate + `period`) would come only after it
     expires (issue 15: a clock 50 h ahead left exactly that behind)."""
@@ -82,7 +93,8 @@ def expiry_warnings(engine: Engine, now: dt.datetime, *, warn_before: dt.timedel
             lines.append(f"{status.label()} #{status.number} expires in {left:.1f} h "
                          f"(nextUpdate {status.next_update:%Y-%m-%d %H:%M:%SZ}); check that `revoca serve "
                          "scheduler` runs and the HSM is activated")
-    return lines
+    # and the lists retired keys still owe (ca.crl.old_keys)
+    return lines + old_keys.expiry_lines(old_keys.duties(engine, now), now, validity, warn_before)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,8 +110,13 @@ class Scheduler:
 
     def __init__(self, engine: Engine, keys: KeyStore, data_dir: Path, config: CRLConfig | None = None, *,
                  clock: Clock = utc_now, actor: str = "scheduler", keeper: AuditKeeper | None = None,
-                 lease: Lease | None = None, lease_retry: float = LEASE_RETRY) -> None:
-        """`lease`: held while `run` works (default: the "scheduler" lease of `engine`)."""
+                 lease: Lease | None = None, lease_retry: float = LEASE_RETRY,
+                 deltas: DeltaPolicy | None = None) -> None:
+        """`lease`: held while `run` works (default: the "scheduler" lease of `engine`).
+        `deltas`: issue delta CRLs (ca.crl.delta) every config.delta_period, at once after a base
+        and after config.delta_burst revocations (checked every `lease_retry` seconds while idle)."""
+        self.deltas = deltas
+        self._delta_retry: dict[str, dt.datetime] = {}  # CA -> not before (after a failed delta)
         self.engine = engine
         self.lease = lease or Lease(engine, "scheduler")
         self.lease_retry = lease_retry
@@ -111,14 +128,20 @@ class Scheduler:
         self.actor = actor
 
     def due(self, now: dt.datetime) -> list[tuple[str, ListType]]:
-        """Lists never issued, or whose newest is a period old or more."""
-        return [(s.ca_name, s.list_type) for s in list_statuses(self.engine)
-                if s.this_update is None or s.this_update + self.config.period <= now]
+        """Lists never issued, or whose newest is a period old or more; and the rounds a retired
+        key's own list (ca.crl.old_keys) makes due."""
+        retired = old_keys.due(old_keys.duties(self.engine, now), now, self.config.period)
+        ended = terminated_cas(self.engine)  # their final lists are out (ca.termination)
+        return [(s.ca_name, s.list_type) for s in list_statuses(self.engine) if s.ca_name not in ended and (
+                s.this_update is None or s.this_update + self.config.period <= now
+                or (s.ca_name, s.list_type) in retired)]
 
     def tick(self, now: dt.datetime | None = None) -> TickResult:
         """Issue whatever is due at `now` (the clock's time if not given), then check expiry."""
         now = now or self.clock()
-        report = self._issue(self.due(now), now)
+        lists = self._issue(self.due(now), now)
+        deltas = self.issue_deltas(now)  # after the lists: a new base CRL gets its first delta at once
+        report = IssueReport(lists.issued + deltas.issued, lists.failed + deltas.failed)
         if self.keeper is not None:
             self._keep_records(now, issued_lists=bool(report.issued))
         warnings = tuple(self.expiry_warnings(now))
@@ -135,6 +158,27 @@ class Scheduler:
             self._keep_records(now, issued_lists=bool(report.issued))
         return report
 
+    def issue_deltas(self, now: dt.datetime | None = None) -> IssueReport:
+        """The delta CRLs due at `now` (ca.crl.delta.deltas_due); nothing when deltas are off."""
+        if self.deltas is None:
+            return IssueReport((), ())
+        now = now or self.clock()
+        issued: list[IssuedCRLInfo] = []
+        failed: list[IssueFailure] = []
+        ended = terminated_cas(self.engine)
+        for ca_name in deltas_due(self.engine, now, period=self.config.delta_period, burst=self.config.delta_burst):
+            if self._delta_retry.get(ca_name, now) > now or ca_name in ended:
+                continue
+            report = issue_many(self.engine, self.keys, self.data_dir, [(ca_name, ListType.DELTA)], now=now,
+                                actor=self.actor, deltas=self.deltas)
+            issued.extend(report.issued)
+            failed.extend(report.failed)
+            if report.failed:  # logged by issue_many; not again every few seconds
+                self._delta_retry[ca_name] = now + RETRY
+            else:
+                self._delta_retry.pop(ca_name, None)
+        return IssueReport(tuple(issued), tuple(failed))
+
     def _keep_records(self, now: dt.datetime, *, issued_lists: bool) -> None:
         """Seals, archive stamps and the audit checkpoint; never in the way of CRL issuance."""
         assert self.keeper is not None
@@ -145,7 +189,7 @@ class Scheduler:
 
     def expiry_warnings(self, now: dt.datetime | None = None) -> list[str]:
         return expiry_warnings(self.engine, now or self.clock(), warn_before=self.config.warn_before,
-                               period=self.config.period)
+                               period=self.config.period, validity=self.config.validity)
 
     def run(self, stop: threading.Event) -> None:
         """While holding the lease: tick, sleep until the next list falls due (at most MAX_SLEEP);
@@ -186,15 +230,26 @@ class Scheduler:
         deadline = self.clock() + dt.timedelta(seconds=pause)
         while not stop.is_set() and self.clock() < deadline and self.lease.held():
             stop.wait(min(self.lease_retry, max((deadline - self.clock()).total_seconds(), 0.01)))
+            if self.deltas is not None and not stop.is_set():
+                try:  # a burst of revocations gets its delta within lease_retry, not at the next round
+                    self.issue_deltas()
+                except Exception:
+                    log.exception("delta CRL check failed; trying again")
 
     def _issue(self, targets: list[tuple[str, ListType]], now: dt.datetime) -> IssueReport:
         if not targets:
             return IssueReport((), ())
-        return issue_many(self.engine, self.keys, self.data_dir, targets, now=now, validity=self.config.validity,
-                          actor=self.actor)
+        # retired keys' lists first, so that the current key's list carries the highest number
+        retired = old_keys.issue_before(self.engine, self.keys, self.data_dir, targets,
+                                        old_keys.duties(self.engine, now), now=now, validity=self.config.validity,
+                                        actor=self.actor)
+        current = issue_many(self.engine, self.keys, self.data_dir, targets, now=now, validity=self.config.validity,
+                             actor=self.actor, deltas=self.deltas)
+        return IssueReport(retired.issued + current.issued, retired.failed + current.failed)
 
     def _next_tick(self, now: dt.datetime, failed: bool) -> dt.datetime:
-        statuses = list_statuses(self.engine)
+        ended = terminated_cas(self.engine)
+        statuses = [s for s in list_statuses(self.engine) if s.ca_name not in ended]
         candidates = [s.this_update + self.config.period for s in statuses if s.this_update is not None]
         if failed or any(s.this_update is None for s in statuses):
             candidates.append(now + RETRY)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Container
 
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
@@ -52,6 +53,11 @@ class VerifierAuthorizer:
             verifier_id = self._verifier(tls_client_cert, now)
             return (verifier_id, "tls") if verifier_id is not None else None
         return None
+
+    @property
+    def known_certificates(self) -> Container[bytes]:
+        """Verifiers' certificates met in requests, parsed in full (ocsp.request steps over them)."""
+        return self._public_keys
 
     def _public_key(self, certificate_der: bytes) -> CertificatePublicKeyTypes | None:
         key = self._public_keys.get(certificate_der)

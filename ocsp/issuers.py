@@ -8,6 +8,12 @@ only ([ocsp] ca_signed, `--ca-signed`), by the CA key itself (RFC 6960 2.6).  A 
 valid responder certificate outside CA-signed mode has no responder at all: its queries are
 answered tryLater (ocsp.responder), never silently signed with the CA key (issue 13).  The
 index is good until the first of its responder certificates ends (`valid_until`).
+
+A destroyed CA key (ca.hsm.destruction marks its generation DESTROYED in the same transaction)
+is never offered as a signer: in CA-signed mode its CertIDs stay ours but have no responder (the
+signer would refuse the key anyway; tryLater says so at once rather than after a round trip).
+A delegated responder key is destroyed only once every certificate carrying it is expired or
+revoked, so `_delegated` never finds one.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import hashlib
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 
-from ca.enums import CAKind, CertKind
+from ca.enums import CAKind, CertKind, KeyStatus
 from ca.storage.engine import Engine, session_scope
 from ca.storage.store import ReadStore
 
@@ -72,6 +78,11 @@ class IssuerIndex:
         """Each CA key once."""
         return self._keys
 
+    def sha1_hashes(self) -> dict[int, tuple[bytes, bytes]]:
+        """key id -> (issuerNameHash, issuerKeyHash) under SHA-1: the CertID answers are signed ahead for."""
+        return {k.key_id: (name_hash, key_hash) for (algorithm, name_hash, key_hash), k in self._by_hashes.items()
+                if algorithm == "sha1"}
+
     @classmethod
     def load(cls, engine: Engine, *, now: dt.datetime, ca_signed: bool = False,
              key_files: bool = False) -> IssuerIndex:
@@ -90,7 +101,7 @@ class IssuerIndex:
                     key_bits = public_key_bits(key.spki_der)
                     responder = None
                     if ca_signed:  # RFC 6960 2.6: the CA itself; never a fallback for a missing certificate
-                        if key.key_label is not None:
+                        if key.key_label is not None and key.status is not KeyStatus.DESTROYED:
                             responder = ResponderKey(key.key_label, None, hashlib.sha1(key_bits).digest(), None)
                     else:
                         if key_files:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Container
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
@@ -50,6 +51,7 @@ __all__ = [
 NONCE_MIN_OCTETS = 1
 NONCE_MAX_OCTETS = 32  # RFC 8954 section 2.1: Nonce ::= OCTET STRING (SIZE(1..32))
 
+_KNOWN_MIN = 200  # bytes: no certificate is shorter; smaller SEQUENCEs are not looked up
 _MAX_DEPTH = 48  # far deeper than any OCSPRequest (a certificate name is about 8 levels)
 
 # extension OIDs are compared as DER, and spelled out only for error messages
@@ -92,8 +94,13 @@ class ParsedRequest:
     signature_parameters: object | None = field(default=None, repr=False, compare=False)
 
 
-def parse_request(der: bytes, *, max_cert_ids: int = 64) -> ParsedRequest:
-    """Parse one DER OCSPRequest; MalformedRequest if it is not DER or out of profile."""
+def parse_request(der: bytes, *, max_cert_ids: int = 64, known_certificates: Container[bytes] = ()) -> ParsedRequest:
+    """Parse one DER OCSPRequest; MalformedRequest if it is not DER or out of profile.
+
+    `known_certificates`: certificates (DER) this process has already parsed in full and found to
+    be registered verifiers' (ocsp.authorization).  The same bytes inside a request are not
+    walked or loaded again: a verifier sends its certificate with every signed request, and
+    checking it was a third of a request's parse (issue 16)."""
     if isinstance(der, bytearray | memoryview):
         der = bytes(der)
     elif not isinstance(der, bytes):
@@ -101,8 +108,8 @@ def parse_request(der: bytes, *, max_cert_ids: int = 64) -> ParsedRequest:
     if max_cert_ids < 1:
         raise ValueError(f"max_cert_ids must be at least 1, not {max_cert_ids}")
     try:
-        _check_der(der)
-        return _parse(der, max_cert_ids)
+        _check_der(der, known_certificates)
+        return _parse(der, max_cert_ids, known_certificates)
     except MalformedRequest:
         raise
     except _PARSE_ERRORS as exc:
@@ -155,7 +162,7 @@ def request_from_get_path(path_part: str) -> bytes:
 # --- parsing -------------------------------------------------------------------------------------
 
 
-def _parse(der: bytes, max_cert_ids: int) -> ParsedRequest:
+def _parse(der: bytes, max_cert_ids: int, known: Container[bytes] = ()) -> ParsedRequest:
     request = asn1_ocsp.OCSPRequest.load(der, strict=True)
     tbs = request["tbs_request"]
     # tbsRequest as received, framed by hand: _check_der has vouched for these headers
@@ -207,7 +214,8 @@ def _parse(der: bytes, max_cert_ids: int) -> ParsedRequest:
     certs = []
     for cert in signature["certs"]:
         cert_der = cert.dump()
-        x509.load_der_x509_certificate(cert_der)  # ValueError if it is no certificate
+        if cert_der not in known:
+            x509.load_der_x509_certificate(cert_der)  # ValueError if it is no certificate
         certs.append(cert_der)
     return ParsedRequest(
         cert_ids=cert_ids,
@@ -347,9 +355,10 @@ def _header(der: bytes, pos: int, limit: int) -> tuple[int, int, int]:
     return ident, pos, end
 
 
-def _check_der(der: bytes) -> None:
+def _check_der(der: bytes, known: Container[bytes] = ()) -> None:
     """Walk every TLV once: one value, no trailing bytes, DER lengths, and the DER rules for
-    universal types that are cheap to check.  Schema rules are left to asn1crypto."""
+    universal types that are cheap to check.  Schema rules are left to asn1crypto.  A SEQUENCE
+    whose bytes are a `known` certificate (checked in full before) is stepped over."""
     size = len(der)
     if not size:
         raise MalformedRequest("OCSP request is empty")
@@ -366,6 +375,9 @@ def _check_der(der: bytes) -> None:
             continue
         ident, start, end = _header(der, pos, limit)
         if ident & 0x20:  # constructed
+            if known and ident == 0x30 and end - pos > _KNOWN_MIN and der[pos:end] in known:
+                pos = end
+                continue
             if ident < 0x40 and ident not in (0x30, 0x31):
                 raise MalformedRequest("OCSP request has a constructed string (not DER)")
             if len(ends) >= _MAX_DEPTH:

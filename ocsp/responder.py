@@ -5,9 +5,12 @@ unrevoked verifier's and whose signature verifies, or such a verifier's TLS clie
 certificate), find the issuer key of every CertID, read each status from the database,
 then answer.  A request without a nonce for one certificate is answered with a pre-signed
 response when one was signed for the same status and is still fresh; anything else is
-signed on demand.  Everyone else gets `unauthorized`; whatever cannot be parsed gets
-`malformedRequest`; nothing raises out of `respond`.  Nothing is signed while the clock is
-not confirmed by NTP (ca.trusted_time): such a query gets `tryLater`.
+signed on demand -- unless the background signer (ocsp.presigner) stored one for the status
+read now and the current responder certificate: then it is served from the database, shared
+by every responder process and machine, without a signature (issue 16).  Everyone else gets
+`unauthorized`; whatever cannot be parsed gets `malformedRequest`; nothing raises out of
+`respond`.  Nothing is signed while the clock is not confirmed by NTP (ca.trusted_time): such a
+query gets `tryLater`.
 
 Nor for a CA key without a valid delegated responder certificate (expired, revoked, never
 issued) unless the responder signs with the CA keys ([ocsp] ca_signed, RFC 6960 2.6): its
@@ -37,8 +40,9 @@ from ca.storage.store import ReadStore
 from ocsp.authorization import VerifierAuthorizer
 from ocsp.bounded_cache import BoundedCache
 from ocsp.issuers import IssuerIndex, IssuerKey
+from ocsp.presigned import usable
 from ocsp.request import MalformedRequest, ParsedRequest, parse_request
-from ocsp.response import Answer, basic_response, error_response
+from ocsp.response import Answer, basic_response, error_response, with_certificate
 from ocsp.status import Status, StatusSource, StoredStatus
 
 log = logging.getLogger("revoca.ocsp")
@@ -90,18 +94,22 @@ class Responder:
     def __init__(self, engine: Engine, keys: KeyStore, *, clock: Clock = utc_now, ca_signed: bool = False,
                  key_files: bool = False, time_guard: trusted_time.ClockGuard | None = None,
                  verifier_limit: RateLimiter | None = None, requests_max_bytes: int = REQUESTS_MAX_BYTES,
-                 presigned_max_bytes: int = PRESIGNED_MAX_BYTES) -> None:
+                 presigned_max_bytes: int = PRESIGNED_MAX_BYTES, audit_engine: Engine | None = None) -> None:
         """`keys` signs for the labels the index names (ocsp.keys.ResponderKeys when `key_files`);
         `time_guard` checks the clock before each signature (default: this process's settings');
-        `verifier_limit` (per verifier id) turns a verifier beyond its rate away with tryLater."""
+        `verifier_limit` (per verifier id) turns a verifier beyond its rate away with tryLater;
+        `audit_engine` is where refusals are audited when `engine` is a read-only replica
+        ([database_read_url]); by default `engine`."""
         self.engine = engine
+        self.audit_engine = audit_engine or engine
         self.time_guard = time_guard
         self.keys = keys
         self.clock = clock
         self.ca_signed = ca_signed
         self.key_files = key_files
         self.lookups = Lookups(engine)
-        self.status_source: StatusSource = StoredStatus(self.lookups)
+        self.stored_status = StoredStatus(self.lookups)
+        self.status_source: StatusSource = self.stored_status
         self.authorizer = VerifierAuthorizer(self.lookups)
         self._lock = threading.Lock()
         self._signers: dict[str, Signer] = {}
@@ -125,7 +133,7 @@ class Responder:
         verified: dict[bytes, bool]
         if known is None:
             try:
-                request = parse_request(der)
+                request = parse_request(der, known_certificates=self.authorizer.known_certificates)
             except MalformedRequest as exc:
                 log.debug("malformed OCSP request: %s", exc)
                 return Outcome(error_response("malformed_request"), "malformed_request")
@@ -170,15 +178,25 @@ class Responder:
         if responder is None or (responder.not_after is not None and now >= responder.not_after):
             # ours, but no valid responder certificate: nothing signs (never the CA key in its place)
             return Outcome(error_response("try_later"), "try_later", channel, verifier_id, first.ca_id, nonce=nonce)
-        statuses = [self.status_source.status(first.ca_id, first.key_id, c.serial) for c in request.cert_ids]
+        single = not nonce and len(request.cert_ids) == 1
+        if single:
+            status, stored = self.stored_status.with_presigned(first.ca_id, first.key_id, request.cert_ids[0].serial)
+            if stored is not None and usable(stored, status, request.cert_ids[0], responder, now):
+                # signed ahead by ocsp.presigner, shared by every responder: no signature here
+                return Outcome(with_certificate(stored.signed, responder.certificate_der), "successful", channel,
+                               verifier_id, first.ca_id, False, f"{request.cert_ids[0].serial:x}={status.status.value}",
+                               True)
+            statuses = [status]
+        else:
+            statuses = [self.status_source.status(first.ca_id, first.key_id, c.serial) for c in request.cert_ids]
         answers = ",".join(f"{c.serial:x}={s.status.value}" for c, s in zip(request.cert_ids, statuses, strict=True))
-        if not nonce and len(request.cert_ids) == 1:
+        if single:
             key = request.cert_ids[0].der
             cached = self._presigned.get(key)
             if cached is not None and cached.status == statuses[0] and now < cached.refresh_at:
                 return Outcome(cached.body, "successful", channel, verifier_id, first.ca_id, False, answers, True)
         body, next_update = self._sign(first, request, statuses, now)
-        if not nonce and len(request.cert_ids) == 1:
+        if single:
             refresh = min(now + PRESIGNED_REFRESH, now + (next_update - now) / 2)
             self._presigned.put(request.cert_ids[0].der, _Presigned(statuses[0], body, refresh),
                                 len(body) + len(request.cert_ids[0].der) + ENTRY_OVERHEAD)
@@ -257,7 +275,7 @@ class Responder:
                    for c, s in zip(request.cert_ids, statuses, strict=True)]
         # pre-signed and nonce answers alike; a good check is reused for [time] recheck_s
         guard = self.time_guard or trusted_time.current_guard()
-        guard.require("OCSP response", engine=self.engine, actor="ocsp")
+        guard.require("OCSP response", engine=self.audit_engine, actor="ocsp")
         body = basic_response(self._signer(responder.key_label), responder_key_hash=responder.key_hash,
                               certificate_der=responder.certificate_der, answers=answers, produced_at=this_update,
                               nonce=request.nonce)

@@ -77,11 +77,35 @@ def response_data(*, responder_key_hash: bytes, answers: list[Answer], produced_
 def basic_response(signer: Signer, *, responder_key_hash: bytes, certificate_der: bytes | None,
                    answers: list[Answer], produced_at: dt.datetime, nonce: bytes | None) -> bytes:
     """A signed, successful OCSPResponse carrying a BasicOCSPResponse."""
+    return with_certificate(signed_part(signer, responder_key_hash=responder_key_hash, answers=answers,
+                                        produced_at=produced_at, nonce=nonce), certificate_der)
+
+
+def signed_part(signer: Signer, *, responder_key_hash: bytes, answers: list[Answer], produced_at: dt.datetime,
+                nonce: bytes | None) -> bytes:
+    """tbsResponseData, signatureAlgorithm and signature: all of a BasicOCSPResponse the signature covers,
+    and what a pre-signed answer stores (ocsp.presigner)."""
     tbs = response_data(responder_key_hash=responder_key_hash, answers=answers, produced_at=produced_at,
                         nonce=nonce)
-    basic = (tbs + signature_algorithm(signer.algorithm)
-             + der.tlv(der.BIT_STRING, b"\x00" + signer.sign(tbs)))
+    return tbs + signature_algorithm(signer.algorithm) + der.tlv(der.BIT_STRING, b"\x00" + signer.sign(tbs))
+
+
+def with_certificate(signed: bytes, certificate_der: bytes | None) -> bytes:
+    """The OCSPResponse around a `signed_part`, with the responder certificate (outside the signature,
+    RFC 6960 4.2.1 certs) when it is a delegated one: a few microseconds, no signing."""
+    basic = signed
     if certificate_der is not None:
         basic += der.tlv(0xA0, der.tlv(der.SEQUENCE, certificate_der))  # certs [0] EXPLICIT SEQUENCE OF
     response_bytes = der.tlv(der.SEQUENCE, _BASIC + der.tlv(der.OCTET_STRING, der.tlv(der.SEQUENCE, basic)))
     return der.tlv(der.SEQUENCE, der.tlv(der.ENUMERATED, b"\x00") + der.tlv(0xA0, response_bytes))
+
+
+_SHA1_ALGORITHM = der.tlv(der.SEQUENCE, der.oid("1.3.14.3.2.26") + b"\x05\x00")  # with NULL parameters
+
+
+def sha1_cert_id(issuer_name_hash: bytes, issuer_key_hash: bytes, serial: int) -> bytes:
+    """The CertID a pre-signed answer is signed for: SHA-1 with NULL parameters, as RFC 5019 2.1.1 asks
+    and OpenSSL and cryptography send it.  A request naming the certificate any other way (SHA-256,
+    no NULL) gets an answer signed for its own CertID."""
+    return der.tlv(der.SEQUENCE, _SHA1_ALGORITHM + der.tlv(der.OCTET_STRING, issuer_name_hash)
+                   + der.tlv(der.OCTET_STRING, issuer_key_hash) + der.integer(serial))

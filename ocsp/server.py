@@ -14,6 +14,8 @@ from typing import Any
 
 from ca.audit.service_events import running
 from ca.config import Settings
+from ca.host import logs
+from ca.host.notify import ready_when_listening
 from ca.hsm.client import HSMClient
 from ca.http.client_cert import ClientCertificate
 from ca.http.gunicorn import GunicornServer
@@ -35,8 +37,10 @@ def serve_granian(settings: Settings, *, config_path: str | None, host: str, por
     os.environ["REVOCA_OCSP_CA_SIGNED"] = "1" if ca_signed else "0"
     # a worker that dies (kill -9, a crash) is started again rather than taking the server down (issue 15)
     with running(_engine_for(settings), "ocsp", address=f"{host}:{port}", workers=workers, server="granian"):
+        ready_when_listening(host, port)  # under systemd (Type=notify): READY=1 once granian accepts
         Granian("ocsp.wsgi:app", address=host, port=port, interface=Interfaces.WSGI, workers=workers,
-                respawn_failed_workers=True).serve()
+                respawn_failed_workers=True, websockets=False,
+                log_dictconfig=logs.dict_config(logs.current_service("ocsp"))).serve()
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int = 1, tls: bool = False,

@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 from typing import Protocol
 
-from ca.storage.ocsp_lookups import Lookups
+from ca.storage.ocsp_lookups import Lookups, Presigned
 
 
 class CertStatus(enum.StrEnum):
@@ -49,9 +49,18 @@ class StoredStatus:
 
         A revocation imported from an adopted CA's CRL (no certificate row, key id None) is the
         CA's word on that serial whichever of its keys the CertID names: serials are the CA's."""
-        row = self.lookups.status(ca_id, serial)  # None too for a serial no CA of ours could have issued
-        if row is None or (row[0] is not None and row[0] != key_id):
-            return UNKNOWN
-        if row[1] is None:
-            return GOOD
-        return Status(CertStatus.REVOKED, row[1], row[2])
+        return _status(self.lookups.status(ca_id, serial), key_id)  # None: a serial no CA of ours issued
+
+    def with_presigned(self, ca_id: int, key_id: int, serial: int) -> tuple[Status, Presigned | None]:
+        """The status, and the answer pre-signed for that certificate under that key, in one lookup."""
+        row, presigned = self.lookups.status_presigned(ca_id, serial)
+        status = _status(row, key_id)
+        return status, (presigned if status is not UNKNOWN else None)
+
+
+def _status(row: tuple[int | None, dt.datetime | None, int | None] | None, key_id: int) -> Status:
+    if row is None or (row[0] is not None and row[0] != key_id):
+        return UNKNOWN
+    if row[1] is None:
+        return GOOD
+    return Status(CertStatus.REVOKED, row[1], row[2])

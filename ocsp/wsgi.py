@@ -36,10 +36,14 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
     if key_files is None:
         key_files = os.environ.get("REVOCA_OCSP_KEY_FILES") == "1"
     engine = make_engine(settings.db_url, pool_pre_ping=True, role=role_for(settings, "ocsp"))
+    # statuses are read from the replica when there is one (database_read_url); the query history
+    # and any audit record are written to the primary
+    reads = engine if settings.read_url == settings.db_url else make_engine(
+        settings.read_url, pool_pre_ping=True, role=role_for(settings, "ocsp"))
     keys = ResponderKeys(HSMClient(settings.hsm_socket), keys_dir(settings), passphrase_path(settings))
-    responder = Responder(engine, keys, ca_signed=ca_signed, key_files=key_files,
+    responder = Responder(reads, keys, ca_signed=ca_signed, key_files=key_files,
                           time_guard=trusted_time.guard_for(settings),
-                          verifier_limit=RateLimiter(settings.ocsp.rate_per_verifier))
+                          verifier_limit=RateLimiter(settings.ocsp.rate_per_verifier), audit_engine=engine)
     address_limit = RateLimiter(settings.ocsp.rate_per_address)
     if not history:
         return make_app(responder, None, address_limit)

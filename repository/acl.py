@@ -3,8 +3,9 @@
 The public reads CA certificates, cross pairs, link certificates and ARLs; registered verifiers
 read CRLs too; nobody but revoca learns who the verifiers are.
 
-* certificateRevocationList (with any option, e.g. ``;binary``) is readable only by members
-  of the verifiers group (``cn=verifiers,ou=verifiers,<base>``), checked at every operation;
+* certificateRevocationList and deltaRevocationList (the delta CRL, RFC 5280 5.2.4; with
+  any option, e.g. ``;binary``) are readable only by members of the verifiers group
+  (``cn=verifiers,ou=verifiers,<base>``), checked at every operation;
   nobody else sees it, not even that it exists.  The group's members are the registered
   verifiers in effect (repository.verifier_accounts keeps them in step with the registry);
 * passwords (userPassword) are usable for binding and readable by nobody;
@@ -31,8 +32,8 @@ from __future__ import annotations
 #: slapd.conf access directives; ``{group}`` is the verifiers group's DN, ``{verifiers}`` its container's.
 ACCESS_RULES = """\
 # Access (the first rule that names an attribute wins; the rootdn is never restricted).
-# 1. CRLs: only members of the verifiers group, checked at every operation.
-access to attrs=certificateRevocationList
+# 1. CRLs and delta CRLs: only members of the verifiers group, checked at every operation.
+access to attrs=certificateRevocationList,deltaRevocationList
     by group/groupOfNames/member.exact="{group}" read
     by * none
 # 2. Passwords: usable to bind, readable by nobody.

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 import ldap3
 from ldap3.core import exceptions as ldap_exc
@@ -18,6 +19,7 @@ from ldap3.utils.dn import parse_dn, safe_dn
 from pyasn1.codec.ber import encoder as ber_encoder
 
 from ca.errors import RevocaError, ServiceUnavailable
+from repository import wire
 
 # ldap3 receives in SOCKET_SIZE pieces and re-joins what it has after each one, which is
 # quadratic: a 39 MB CRL took 69 s to read with the default 4 KiB and 0.2 s with 4 MiB.
@@ -26,6 +28,10 @@ ldap3.set_config_parameter("SOCKET_SIZE", 4 << 20)
 ASSERTION_CONTROL = "1.3.6.1.1.12"  # RFC 4528: apply the operation only if the entry matches
 NO_SUCH_OBJECT = 32
 ASSERTION_FAILED = 122
+_T = TypeVar("_T")
+LARGE = 1 << 20  # values from this size on (CRLs) are written and read through repository.wire
+_CODES = {0: "success", 32: "noSuchObject", 50: "insufficientAccessRights", 53: "unwillingToPerform",
+          65: "objectClassViolation", 122: "assertionFailed"}
 
 
 _CONNECTION_ERRORS = (ldap_exc.LDAPSocketOpenError, ldap_exc.LDAPSocketReceiveError, ldap_exc.LDAPSocketSendError,
@@ -142,6 +148,56 @@ class Directory:
         found = [r for r in self.conn.response or [] if r.get("type") == "searchResEntry"]
         return _entry(found[0]) if found else None
 
+    def read_large(self, dn: str, attributes: Iterable[str]) -> Entry | None:
+        """`read` for attributes holding large values (CRLs), through repository.wire: the values
+        are received into one buffer and copied once, not turned into pyasn1 objects and text."""
+        def search() -> tuple[bool, dict, Entry | None]:
+            conn = self.conn
+            message_id = conn.server.next_message_id()
+            wire.send(conn.socket, [wire.search_base_message(message_id, dn, [*attributes, "entryCSN"])])
+            found: Entry | None = None
+            while True:
+                message = wire.parse(wire.receive(conn.socket))
+                if message.message_id != message_id:
+                    continue  # e.g. a notice of disconnection (id 0) would be followed by a closed socket
+                if message.op == wire.SEARCH_ENTRY:
+                    entry_dn, attrs = wire.parse_entry(message.body)
+                    csn = attrs.pop("entrycsn", [None])[0]
+                    found = Entry(dn=entry_dn, attributes=attrs, csn=csn.decode() if csn else None)
+                elif message.op == wire.SEARCH_DONE:
+                    done = wire.parse_result(message.body)
+                    return done.code == 0, {"result": done.code, "description": _CODES.get(done.code, "error"),
+                                            "message": done.message}, found
+        ok, result, found = self._wire("read", dn, search)
+        if result.get("result") == NO_SUCH_OBJECT:
+            return None
+        if not ok:
+            raise _refused("read", dn, result)
+        return found
+
+    def _wire(self, what: str, dn: str, operation: Callable[[], _T]) -> _T:
+        try:
+            return operation()
+        except (*_CONNECTION_ERRORS, wire.WireError) as exc:
+            self._conn = None  # the exchange broke off mid-message: the connection is of no further use
+            raise RepositoryUnavailable(f"LDAP {what} {dn}: connection to {self.endpoint.uri} lost: "
+                                        f"{_reason(exc)}") from exc
+
+    def _raw_modify(self, dn: str, changes: Mapping[str, Sequence[tuple[str, Sequence[object]]]],
+                    controls: Sequence[tuple[str, bool, bytes]]) -> tuple[bool, dict]:
+        conn = self.conn
+        message_id = conn.server.next_message_id()
+        encoded = [(wire.MODIFY_OPERATIONS[op], attr, [bytes(v) if isinstance(v, bytes | bytearray) else str(v).encode()
+                                                       for v in values])
+                   for attr, specs in changes.items() for op, values in specs]
+        wire.send(conn.socket, wire.modify_message(message_id, dn, encoded, controls))
+        while True:
+            message = wire.parse(wire.receive(conn.socket))
+            if message.message_id == message_id and message.op == wire.MODIFY_RESPONSE:
+                done = wire.parse_result(message.body)
+                return done.code == 0, {"result": done.code, "description": _CODES.get(done.code, "error"),
+                                        "message": done.message}
+
     def attribute_types(self, dn: str) -> set[str]:
         """The names (lower case, without options) of the user attributes `dn` has, without their values."""
         ok, result = self._call("read", dn, self.conn.search, dn, "(objectClass=*)", search_scope=ldap3.BASE,
@@ -172,9 +228,15 @@ class Directory:
 
     def modify(self, dn: str, changes: Mapping[str, Sequence[tuple[str, Sequence[object]]]], *,
                if_csn: str | None = None) -> None:
-        """Apply `changes`; with `if_csn`, only if the entry still has that entryCSN (else AssertionFailed)."""
+        """Apply `changes`; with `if_csn`, only if the entry still has that entryCSN (else AssertionFailed).
+
+        Changes carrying a value of LARGE bytes or more (a CRL) go out through repository.wire."""
         controls = [_assertion(f"(entryCSN={escape_filter_chars(if_csn)})")] if if_csn else None
-        ok, result = self._call("modify", dn, self.conn.modify, dn, changes, controls=controls)
+        if any(isinstance(v, bytes | bytearray) and len(v) >= LARGE
+               for specs in changes.values() for _op, values in specs for v in values):
+            ok, result = self._wire("modify", dn, lambda: self._raw_modify(dn, changes, controls or []))
+        else:
+            ok, result = self._call("modify", dn, self.conn.modify, dn, changes, controls=controls)
         if not ok:
             if result.get("result") == ASSERTION_FAILED:
                 raise AssertionFailed(f"LDAP entry {dn} changed while revoca was writing it; will read it again")

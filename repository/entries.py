@@ -24,14 +24,15 @@ from typing import Protocol
 
 from asn1crypto import core
 from asn1crypto import x509 as asn1_x509
-from ldap3.utils.dn import escape_rdn, parse_dn
+from ldap3.utils.dn import parse_dn
 
+from ca.crl import freshest
 from ca.storage.publications import PublicationReads
-from repository.directory import is_under
 
 CA_CERT_ATTR = "cACertificate;binary"
 PAIR_ATTR = "crossCertificatePair;binary"
 CRL_ATTR = "certificateRevocationList;binary"
+DELTA_ATTR = freshest.DELTA_ATTRIBUTE  # deltaRevocationList;binary: verifiers only, like the CRL
 ARL_ATTR = "authorityRevocationList;binary"
 STRUCTURAL = ("cRLDistributionPoint", "pkiCA")
 FULL_CA_CLASS = "certificationAuthority"
@@ -69,12 +70,9 @@ def certificate_pair(forward: bytes | None, reverse: bytes | None) -> bytes:
 
 
 def ca_entry_dn(ca: NamedCA, base_dn: str) -> str:
-    """The DN of `ca`'s entry in a directory rooted at `base_dn`."""
-    subject = ca.subject_dn
-    if (is_under(subject, base_dn) and subject.lower() != base_dn.lower()
-            and parse_dn(subject)[0][0].lower() == "cn"):
-        return subject
-    return f"cn={escape_rdn(ca.name)},{base_dn}"
+    """The DN of `ca`'s entry in a directory rooted at `base_dn` (decided in ca.crl.freshest, which
+    also names it in the Freshest CRL extension of the CA's CRLs)."""
+    return freshest.ca_entry_dn(ca.name, ca.subject_dn, base_dn)
 
 
 def entry_cn(dn: str) -> str:

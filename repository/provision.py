@@ -87,8 +87,9 @@ PUBLIC_OBJECTS = (ARL, CA_CERTIFICATE, CROSS_PAIR)
 #: The accesslog attributes read; everything else in a log entry is not needed.
 LOG_ATTRIBUTES = ("objectClass", "reqStart", "reqType", "reqAuthzID", "reqDN", "reqResult", "reqScope",
                   "reqFilter", "reqAttr", "reqAttrsOnly", "reqEntries", "reqMethod")
-#: certificateRevocationList by name and by OID (RFC 4523), lower case, without options.
-_CRL_NAMES = frozenset({"certificaterevocationlist", "2.5.4.39"})
+#: certificateRevocationList and deltaRevocationList (verifiers only, like it) by name and by OID
+#: (RFC 4523), lower case, without options.
+_CRL_NAMES = frozenset({"certificaterevocationlist", "2.5.4.39", "deltarevocationlist", "2.5.4.53"})
 #: The public attributes of a CA entry by name and OID (RFC 4523), lower case, without options.
 _PUBLIC_ATTRS = {"authorityrevocationlist": ARL, "2.5.4.38": ARL, "cacertificate": CA_CERTIFICATE,
                  "2.5.4.37": CA_CERTIFICATE, "crosscertificatepair": CROSS_PAIR, "2.5.4.40": CROSS_PAIR}

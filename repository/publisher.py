@@ -35,11 +35,12 @@ from asn1crypto import crl as asn1_crl
 
 from ca import audit
 from ca.audit.service_events import running
-from ca.enums import PublicationItem, PublicationState
+from ca.enums import ListType, PublicationItem, PublicationState
 from ca.errors import RevocaError
 from ca.storage.engine import Engine, session_scope
 from ca.storage.leases import Lease
 from ca.storage.publications import DueRow, PublicationReads, PublicationWrites
+from ca.storage.retired_keys import RetiredKeyReads
 from repository import entries
 from repository.directory import (
     AssertionFailed,
@@ -58,7 +59,8 @@ BACKOFF_FIRST = dt.timedelta(seconds=5)
 BACKOFF_MAX = dt.timedelta(minutes=10)
 POLL = 2.0  # seconds between rounds when idle: a fresh CRL is in the directory within about this
 SIDE_WORK_EVERY = dt.timedelta(seconds=15)  # certificate reconciliation, verifier sync, access log
-LIST_ATTR = {PublicationItem.CRL: entries.CRL_ATTR, PublicationItem.ARL: entries.ARL_ATTR}
+LIST_ATTR = {PublicationItem.CRL: entries.CRL_ATTR, PublicationItem.ARL: entries.ARL_ATTR,
+             PublicationItem.DELTA: entries.DELTA_ATTR}
 
 
 def utc_now() -> dt.datetime:
@@ -336,6 +338,9 @@ class LdapPublisher:
         if hashlib.sha256(data).digest() != due.sha256:
             raise RepositoryError(f"{label}: the archived file {due.path} does not match its recorded SHA-256; "
                                   "not publishing it (check the archive)")
+        # beside it, each retired key's own newest list (ca.crl.old_keys): clients that trust only the
+        # old self-signed certificate check its certificates with that one
+        beside = self._retired_lists(due, now)
         entry, present = self._entry(directory, due, dn, ("objectClass",), now)
         there, digest = self._current_list(directory, due, dn, attr, entry.csn, present)
         if there is not None and due.number is not None and there > due.number:
@@ -348,19 +353,38 @@ class LdapPublisher:
                        note="already in the directory", csn=entry.csn)
             return f"{label} at {dn} (already there)"
         classes = {v.decode().lower() for v in entry.values("objectClass")}
-        changes: dict[str, list] = {attr: [(ldap3.MODIFY_REPLACE, [data])]}
+        changes: dict[str, list] = {attr: [(ldap3.MODIFY_REPLACE, [data, *beside.values()])]}
         class_change = self._class_change(classes, present, {attr.split(";")[0].lower(): True})
         if class_change:
             changes["objectClass"] = class_change
         directory.modify(dn, changes, if_csn=entry.csn)
         del changes, data  # a 40 MB CRL is held once at a time, not three times
-        back = directory.read(dn, (attr,))
-        got = [hashlib.sha256(v).digest() for v in back.values(attr)] if back else []
-        if got != [due.sha256]:
+        back = directory.read_large(dn, (attr,))
+        got = sorted(hashlib.sha256(v).digest() for v in back.values(attr)) if back else []
+        if got != sorted([due.sha256, *beside]):
             raise RepositoryError(f"{label}: read back from {dn} differs from what was written")
         self._done(due, state=PublicationState.PUBLISHED, dn=dn, sha256=due.sha256, now=now,
                    csn=back.csn if back else None)
         return f"{label} at {dn} ({due_size(self.data_dir, due)} bytes, read back and compared)"
+
+    def _retired_lists(self, due: DueRow, now: dt.datetime) -> dict[bytes, bytes]:
+        """SHA-256 -> bytes of the retired keys' lists to publish beside `due` (CRL and ARL only);
+        a file that is missing or differs from its archive row is left out (logged)."""
+        if due.item not in (PublicationItem.CRL, PublicationItem.ARL):
+            return {}
+        with session_scope(self.engine, readonly=True) as session:
+            rows = RetiredKeyReads(session).retired_lists(due.ca_id, ListType(due.item.value), now)
+        beside: dict[bytes, bytes] = {}
+        for path, sha256 in rows:
+            if sha256 == due.sha256:  # the list due is itself a retired key's newest (just after a rollover)
+                continue
+            data = _read_beside(self.data_dir, path, sha256)
+            if data is None:
+                log.warning("%s: the retired key's list %s is missing or differs from its archive row; "
+                            "not published beside the current one", due.ca_name, path)
+            else:
+                beside[sha256] = data
+        return beside
 
     def _current_list(self, directory: Directory, due: DueRow, dn: str, attr: str, csn: str | None,
                       present: set[str]) -> tuple[int | None, bytes | None]:
@@ -378,11 +402,12 @@ class LdapPublisher:
             store = PublicationReads(session)
             if csn is not None and csn == store.last_csn(dn):
                 return store.last_published_list(due.ca_id, due.item, dn) or (None, None)
-        entry = directory.read(dn, (attr,))
+        entry = directory.read_large(dn, (attr,))
         values = entry.values(attr) if entry else []
         if not values:
             return None, None
-        return _crl_number(values[0]), hashlib.sha256(values[0]).digest()
+        newest = max(values, key=lambda v: _crl_number(v) or 0)  # a retired key's list sits beside it
+        return _crl_number(newest), hashlib.sha256(newest).digest()
 
     def _publish_certificates(self, directory: Directory, due: DueRow, wanted: entries.CertificateSet,
                               now: dt.datetime) -> str:
@@ -413,6 +438,14 @@ class LdapPublisher:
         # the row records the set actually published (it may be newer than the one queued)
         self._done(due, state=PublicationState.PUBLISHED, dn=dn, sha256=wanted.digest, now=now, csn=csn)
         return line
+
+
+def _read_beside(data_dir: Path, path: str, sha256: bytes) -> bytes | None:
+    try:
+        data = (data_dir / path).read_bytes()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).digest() == sha256 else None
 
 
 def due_size(data_dir: Path, due: DueRow) -> int:

@@ -11,6 +11,10 @@ earlier rollovers and its cross certificates.  Everything is checked before anyt
   (OldWithNew when it carries the older key, NewWithOld when the newer);
 - each cross certificate is signed by the adopted CA for a CA revoca knows (or an external CA
   registered in the same act), or by such a CA for the adopted CA's key; names must match;
+- each responder, CVS or TLS certificate (`servers`) is signed by one of its keys under its name,
+  is no CA certificate, carries its kind's extended key usage (id-kp-OCSPSigning, serverAuth) and
+  has not expired; its key, when named, is in the token with exactly its public key and gets a
+  label of revoca's (an OCSP responder's then signs OCSP answers, ca.hsm.policy);
 - nothing revoca knows already is changed: a name, a subject, a key or a certificate that is
   already recorded for something else stops the adoption.  The same adoption run again with
   the same certificates and key changes nothing and says so; any difference is refused.
@@ -57,6 +61,30 @@ class AdoptionKeys(KeyStore, Protocol):
     def relabel(self, label: str, new_label: str) -> None: ...
 
 
+SERVER_KINDS = (CertKind.OCSP_RESPONDER, CertKind.CVS_SERVER, CertKind.TLS)
+# the extended key usage each must carry (RFC 6960 4.2.2.2; RFC 5280 4.2.1.12); a CVS server's is its profile's
+_SERVER_EKU = {CertKind.OCSP_RESPONDER: x509.ExtendedKeyUsageOID.OCSP_SIGNING,
+               CertKind.TLS: x509.ExtendedKeyUsageOID.SERVER_AUTH}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerCertificate:
+    """A responder, CVS or TLS certificate the adopted CA issued, with its key in the token (by
+    label or id) or none: recorded only, so that its status is answered and it can be revoked."""
+
+    kind: CertKind
+    certificate: x509.Certificate
+    key_label: str | None = None
+    key_id: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SERVER_KINDS:
+            raise InvalidInput(f"{self.kind} is not a server certificate kind; use one of "
+                               f"{', '.join(k.value for k in SERVER_KINDS)}")
+        if self.key_label is not None and self.key_id is not None:
+            raise InvalidInput("name a server certificate's key by its label or its id, not both")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class AdoptionRequest:
     """What the operators hand over for one CA; validated on construction."""
@@ -70,6 +98,7 @@ class AdoptionRequest:
     links: tuple[x509.Certificate, ...] = ()
     crosses: tuple[x509.Certificate, ...] = ()
     externals: tuple[tuple[str, x509.Certificate], ...] = ()  # (name, self-signed) of external CAs
+    servers: tuple[ServerCertificate, ...] = ()  # responder, CVS and TLS certificates it issued
 
     def __post_init__(self) -> None:
         if self.kind not in (CAKind.BRIDGE, CAKind.REGIONAL):
@@ -195,7 +224,8 @@ def adopt(store: AdoptionStore, keys: AdoptionKeys, request: AdoptionRequest, *,
         if known is not None:
             raise AlreadyExists(f"a key of {_describe(generations[spkis.index(spki)])} is already recorded for CA "
                                 f"{known.ca.name}; nothing adopted")
-    given = [*generations, *request.links, *request.crosses, *(c for _, c in request.externals)]
+    given = [*generations, *request.links, *request.crosses, *(c for _, c in request.externals),
+             *(s.certificate for s in request.servers)]
     for cert in given:
         if store.certificate_by_fingerprint(fingerprint(cert)) is not None:
             raise AlreadyExists(f"certificate {_describe(cert)} is already recorded; nothing adopted")
@@ -204,6 +234,7 @@ def adopt(store: AdoptionStore, keys: AdoptionKeys, request: AdoptionRequest, *,
     ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=actor)
     externals = [_external(ctx, name, cert) for name, cert in request.externals]
     crosses = [_cross_partner(store, cross, current.subject, spkis, externals) for cross in request.crosses]
+    servers = [_server(keys, server, current.subject, spkis, now, request.name) for server in request.servers]
 
     # checked: record
     target = _target_label(request.name, len(generations), _ski(current))
@@ -227,12 +258,21 @@ def adopt(store: AdoptionStore, keys: AdoptionKeys, request: AdoptionRequest, *,
         issuer_key, subject_key = (rows[ours_index], partner_key) if ours_issued else (partner_key, rows[ours_index])
         store.add_certificate(cross, kind=CertKind.CROSS, issuer_key=issuer_key, subject_key=subject_key, now=now)
         stored += 1
+    for server, (signer_index, server_key, server_label) in zip(request.servers, servers, strict=True):
+        store.add_certificate(server.certificate, kind=server.kind, issuer_key=rows[signer_index],
+                              key_label=server_label if server_key is not None else None, now=now)
+        stored += 1
     audit.record(store.session, "ca.adopted", actor=actor, at=now, ca=request.name, kind=request.kind.value,
                  subject=subject_dn, key_found_as=key.label, key_id=key.key_id.hex(), key_label=target,
                  key_extractable=key.extractable, generations=len(generations),
-                 certificates=[fingerprint(c).hex() for c in (*generations, *request.links, *request.crosses)],
-                 externals=[n for n, _ in request.externals])
-    keys.relabel(key.label, target)  # last: a failure rolls the records back with it
+                 certificates=[fingerprint(c).hex() for c in (*generations, *request.links, *request.crosses,
+                                                              *(s.certificate for s in request.servers))],
+                 externals=[n for n, _ in request.externals],
+                 server_keys={label: found.label for _, found, label in servers if found is not None})
+    for _, server_key, server_label in servers:  # last, with the CA key: a failure rolls the records back
+        if server_key is not None and server_key.label != server_label:
+            keys.relabel(server_key.label, server_label)
+    keys.relabel(key.label, target)
     return AdoptionResult(ca=request.name, key_label=target, found_as=key.label, generation=len(generations),
                           certificates=stored, changed=True, warnings=warnings)
 
@@ -314,6 +354,58 @@ def _cross_partner(store: AdoptionStore, cross: x509.Certificate, name: x509.Nam
                        "it under its name")
 
 
+def _server(keys: AdoptionKeys, server: ServerCertificate, name: x509.Name, spkis: list[bytes], now: dt.datetime,
+            ca_name: str) -> tuple[int, ExistingKey | None, str]:
+    """(index of the key generation that signed it, its key in the token or None, revoca's label for that key)."""
+    cert = server.certificate
+    if cert.issuer != name:
+        raise InvalidInput(f"{server.kind} certificate {_describe(cert)} is issued by {cert.issuer.rfc4514_string()}, "
+                           f"not by the adopted CA")
+    signer_index = next((i for i, spki in enumerate(spkis) if _signed_by(cert, spki)), None)
+    if signer_index is None:
+        raise InvalidInput(f"{server.kind} certificate {_describe(cert)} is not signed by any of the CA's keys")
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            raise InvalidInput(f"{server.kind} certificate {_describe(cert)} is a CA certificate")
+    except x509.ExtensionNotFound:
+        pass
+    wanted = _SERVER_EKU.get(server.kind)
+    if wanted is not None:
+        try:
+            usages = list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        except x509.ExtensionNotFound:
+            usages = []
+        if wanted not in usages:
+            raise InvalidInput(f"{server.kind} certificate {_describe(cert)} lacks the extended key usage "
+                               f"{wanted.dotted_string}")
+    if cert.not_valid_after_utc <= now:
+        raise InvalidInput(f"{server.kind} certificate {_describe(cert)} expired on "
+                           f"{cert.not_valid_after_utc:%Y-%m-%d}")
+    label = f"{server.kind.value}/{ca_name}/{signer_index + 1}/adopted-{fingerprint(cert).hex()[:16]}"
+    if server.key_label is None and server.key_id is None:
+        return signer_index, None, label
+    found = _server_key(keys, server, label)
+    if found.spki != _spki(cert):
+        raise InvalidInput(f"the token's key {found.label!r} is not the key of {server.kind} certificate "
+                           f"{_describe(cert)}: their public keys differ")
+    if not found.can_sign:
+        raise InvalidInput(f"the token's key {found.label!r} may not sign (CKA_SIGN is false)")
+    if not found.sensitive:
+        raise InvalidInput(f"the token's key {found.label!r} is not sensitive; protect it with the HSM's own tools "
+                           "before adopting it")
+    return signer_index, found, label
+
+
+def _server_key(keys: AdoptionKeys, server: ServerCertificate, label: str) -> ExistingKey:
+    try:
+        return keys.find_key(label=server.key_label, key_id=server.key_id)
+    except NotFound as missing:
+        try:  # relabelled by an earlier run whose database transaction then failed
+            return keys.find_key(label=label)
+        except NotFound:
+            raise missing from None
+
+
 def _same_again(store: AdoptionStore, keys: AdoptionKeys, request: AdoptionRequest, ca: CARow,
                 generations: list[x509.Certificate]) -> AdoptionResult:
     """The CA is recorded already: the same adoption again changes nothing; anything else is refused."""
@@ -324,7 +416,8 @@ def _same_again(store: AdoptionStore, keys: AdoptionKeys, request: AdoptionReque
     if key.spki_der != _spki(generations[-1]) or len(ca.keys) != len(generations):
         raise AlreadyExists(f"{differs} with other keys than the certificates given carry; nothing changed")
     mine = {row.fingerprint_sha256 for row in _certificates_of(store, ca)}
-    given = [*generations, *request.links, *request.crosses]
+    mine |= {row.fingerprint_sha256 for row in store.certificates(issuer=ca, kinds=list(SERVER_KINDS))}
+    given = [*generations, *request.links, *request.crosses, *(s.certificate for s in request.servers)]
     for cert in given:
         if fingerprint(cert) not in mine:
             raise AlreadyExists(f"{differs} without certificate {_describe(cert)}; a recorded CA is not changed by "

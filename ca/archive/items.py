@@ -84,6 +84,7 @@ SINGLES = (
     SingleItem("revocation-request", lambda r, _: iter([_request_json(r)]), "json"),
     SingleItem("online-request", lambda r, _: iter([r.signed_request]), "p7m"),
     SingleItem(AUDIT_CHECKPOINT, lambda r, _: iter([_checkpoint_json(r)]), "json"),
+    SingleItem("provision-report", lambda r, _: iter([r.csv]), "csv"),  # the CSV as made (ca.reports.provision)
 )
 
 

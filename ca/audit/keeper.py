@@ -2,7 +2,8 @@
 audit checkpoints.
 
 Every round seals the settled access histories (OCSP queries, CRL fetches, directory reads) and
-stamps what the archive has not stamped yet, the audit records and checkpoints among it (so
+stamps what the archive has not stamped yet (with `monthly_report`, after making last month's
+provision status report when it is due), the audit records and checkpoints among it (so
 that `audit prune` finds them archived); a checkpoint is stamped when the newest is older than
 the interval, and after every round that issued a CRL or ARL.  The time-stamp authority being unavailable never
 stops CRL issuance: the failure is logged and audited, and the next round tries again.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,11 @@ MAX_ROUNDS = 10  # archive rounds per tick: a first run over a big archive sprea
 
 class AuditKeeper:
     def __init__(self, engine: Engine, stamper: Stamper, data_dir: Path, *,
-                 interval: dt.timedelta = INTERVAL) -> None:
+                 interval: dt.timedelta = INTERVAL,
+                 monthly_report: Callable[[dt.datetime], object] | None = None) -> None:
+        """`monthly_report(now)`: also make last month's provision status report when it is due
+        (`revoca serve scheduler` wires ca.reports.provision.make_if_due; the keeper only calls it)."""
+        self.monthly_report = monthly_report
         self.engine = engine
         self.stamper = stamper
         self.data_dir = Path(data_dir)
@@ -44,6 +50,8 @@ class AuditKeeper:
     def tick(self, now: dt.datetime, *, issued_lists: bool = False) -> Any:
         with session_scope(self.engine) as session:
             history_seal.seal(session, now)
+        if self.monthly_report is not None:
+            self._monthly_report(now)  # before the archive round, which then stamps it
         self._stamp_archive(now)
         reason = "crl" if issued_lists else "periodic" if self._checkpoint_due(now) else None
         return None if reason is None else self.checkpoint(now, reason)
@@ -56,6 +64,13 @@ class AuditKeeper:
         except RevocaError as exc:
             self._failed("audit.checkpoint", exc, reason=reason)
             return None
+
+    def _monthly_report(self, now: dt.datetime) -> None:
+        assert self.monthly_report is not None
+        try:
+            self.monthly_report(now)
+        except RevocaError as exc:
+            self._failed("report.provision", exc)
 
     def _stamp_archive(self, now: dt.datetime) -> None:
         try:

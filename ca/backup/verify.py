@@ -70,7 +70,7 @@ def verify(path: Path, token_checker: CheckerFactory, scratch_url: str | None = 
     """`scratch_url`: for a PostgreSQL dump, the server where a scratch database is made to
     restore it into (the installation's own, usually)."""
     manifest, digest = read_manifest(path)
-    problems = list(_files(path, manifest["files"]))
+    problems = list(file_problems(path, manifest["files"]))
     if problems:
         return Verification(path, digest, tuple(problems))
     dump_file = path / manifest["database"]["file"]
@@ -88,7 +88,8 @@ def verify(path: Path, token_checker: CheckerFactory, scratch_url: str | None = 
             return _check(path, digest, url, data_dir, token_checker)
 
 
-def _files(path: Path, expected: dict[str, str]) -> Iterator[str]:
+def file_problems(path: Path, expected: dict[str, str]) -> Iterator[str]:
+    """What differs between the files under `path` and the manifest's digests `expected`."""
     present = {str(p.relative_to(path)) for p in files_under(path)}
     for name in sorted(set(expected) - present):
         yield f"{name} is missing"

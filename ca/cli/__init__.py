@@ -33,7 +33,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "audit": ("audit_cmds",),
     "backup": ("backup_cmds",),
     "ca": ("ca_cmds", "key_cmds", "adopt_cmds"),
-    "cert": ("cert_cmds",),
+    "cert": ("cert_cmds", "disclosure_cmds"),
     "crl": ("crl_cmds", "adopt_cmds"),
     "db": ("init_cmds",),
     "hsm": ("hsm_cmds",),
@@ -41,15 +41,18 @@ MODULES: dict[str, tuple[str, ...]] = {
     "ocsp": ("ocsp_cmds",),
     "operator": ("operator_cmds",),
     "ra": ("ra_cmds",),
+    "report": ("report_cmds",),
     "repository": ("repository_cmds", "fetches_cmds"),
     "restore": ("backup_cmds",),
     "revocation": ("ra_cmds",),
     "run": ("serve_cmds",),
     "serve": ("serve_cmds", "backup_cmds", "crl_cmds", "ocsp_cmds", "ra_cmds", "repository_cmds", "status_page_cmds",
-              "tsa_cmds"),
+              "tsa_cmds", "web_cmds"),
     "status": ("status_cmds",),
+    "tls": ("tls_cmds",),
     "tsa": ("tsa_cmds",),
     "verifier": ("verifier_cmds",),
+    "web": ("web_cmds",),
 }
 
 # The first paragraph of each top-level command's help: what `revoca --help` shows beside it.
@@ -67,6 +70,7 @@ SUMMARIES: dict[str, str] = {
     "ocsp": "The OCSP responder's keys.",
     "operator": "Operators and their roles.",
     "ra": "RA terminals at the municipal windows.",
+    "report": "Reports the CA makes and publishes: the monthly provision status report.",
     "repository": "The LDAP repository: a slapd on loopback under the data directory.",
     "restore": "Restore a backup into an empty data directory and database (a fresh machine); it is verified "
                "first.",
@@ -75,8 +79,10 @@ SUMMARIES: dict[str, str] = {
     "run": "The whole service on one machine with the embedded defaults (what `make run` does).",
     "serve": "Run one revoca service in the foreground.",
     "status": "Each component up or down, each CA's newest CRL and ARL, warnings, requests waiting for people.",
+    "tls": "The HTTPS servers' certificate, issued by the bridge CA.",
     "tsa": "The time-stamp authority (RFC 3161): its certificate, and stamping files.",
     "verifier": "Registered verifiers: LDAP accounts that may read CRLs from the repository.",
+    "web": "The public web repository: CA certificates, ARLs, notices, provision reports.",
 }
 
 

@@ -99,6 +99,8 @@ ACTS: dict[str, Act] = {
     "backup check": by(*STAFF, why="5.5.7.2: the yearly readability check, recorded with who did it"),
     "backup create": system("reads every service's files (token store, TLS keys): root or its timer"),
     "backup list": system("the backup directory is root's"),
+    "backup purge-key": key_managers("6.2.10.1, 5.2.2: copies of a destroyed private key are destroyed likewise, "
+                                     "by several key managers; root reads the backups"),
     "backup mark-offsite": by(*STAFF, why="5.5.4: the monthly copy to external media, recorded with who did it"),
     "backup verify": system("reads every service's files: root"),
     "restore": system("5.7: on a fresh machine, before any operator exists there; only into an empty place"),
@@ -112,7 +114,13 @@ ACTS: dict[str, Act] = {
     "ca list": open_("CA names and certificates are public (2.2)"),
     "ca rollover": key_managers("5.2.1 (2), 6.1.1: key pair generation in the HSM"),
     "ca show": open_("CA certificates are public (2.2)"),
+    "ca terminate": key_managers("5.8: the CA ends; its key signs the final CRL and ARL, key managers operate the "
+                                 "HSM, a senior operator owns the act", _roles(R.SENIOR_OPERATOR)),
     # certificates
+    "cert disclose": Act(Admission.OPERATORS, "9.4.7.1, 5.2.1 (1): disclosure on the subscriber's request is the "
+                         "CA administrator's to manage; an operator prepares it (two people: a read of personal data "
+                         "in bulk)", people=(_roles(R.CA_ADMINISTRATOR), _roles(R.SENIOR_OPERATOR, R.OPERATOR)),
+                         personal_data=True),
     "cert import": by(R.SENIOR_OPERATOR, R.OPERATOR, why="5.2.1 (6), (7): operation; holds personal data",
                       personal_data=True),
     "cert list": by(*STAFF, why="subscribers' basic four data (personal)", personal_data=True),
@@ -155,11 +163,15 @@ ACTS: dict[str, Act] = {
                            people=(frozenset(Role),), allows_expired_password=True),
     "operator revoke-role": Act(Admission.OPERATORS, "5.2.4 (3), 5.2.2: as granting it", people=STAFF_CHANGE),
     # RA terminals at municipal windows
-    "ra add": by(R.SENIOR_OPERATOR, people=2, why=f"5.2.4 (3): registration of equipment; {SENIOR_PAIR}"),
+    "ra add": Act(Admission.OPERATORS, f"5.2.4 (3): registration of equipment; {SENIOR_PAIR}; 5.2.1 (2): the "
+                  "bridge CA key signs its certificate, in the key managers' ceremony session",
+                  people=(_roles(R.SENIOR_OPERATOR),) * 2, key_managers=True),
     "ra disable": by(R.SENIOR_OPERATOR, R.CA_ADMINISTRATOR,
                      why="5.2.1 (1), 5.2.4 (3): protective, so one person stops a lost or stolen terminal at once"),
     "ra scope": by(R.SENIOR_OPERATOR, people=2, why=f"5.2.4 (3): which CAs a terminal acts for; {SENIOR_PAIR}"),
     "ra list": by(*STAFF, why="operation"),
+    # reports (5.2.1 (1): the CA administrator makes and publishes the provision status report)
+    "report provision": by(R.CA_ADMINISTRATOR, why="5.2.1 (1), 9.3.3: 失効情報等の提供状況報告書の作成と公示"),
     # the repository
     "repository fetches": by(*STAFF, R.INTERNAL_AUDITOR, why="who read what, per verifier"),
     "repository publish": by(R.SENIOR_OPERATOR, R.OPERATOR, why="5.2.1 (6): repository operation"),
@@ -176,20 +188,28 @@ ACTS: dict[str, Act] = {
     "run": system("the whole service on one machine, started by root"),
     "serve hsm": system("a service, run by the service manager as its own identity"),
     "serve ocsp": system("a service, run by the service manager as its own identity"),
+    "serve ocsp-signer": system("a service, run by the service manager as the OCSP identity"),
     "serve publisher": system("a service, run by the service manager as its own identity"),
     "serve ra": system("a service, run by the service manager as its own identity"),
     "serve scheduler": system("a service, run by the service manager as its own identity"),
     "serve status": system("a service, run by the service manager as its own identity"),
     "serve tsa": system("a service, run by the service manager as its own identity"),
+    "serve web": system("a service, run by the service manager as its own identity"),
     "status": open_("health only: no personal data"),
+    # the HTTPS servers' certificate (ca.cli.tls_cmds)
+    "tls issue": key_managers("5.2.1 (2): the bridge CA key signs the RA's and OCSP's TLS certificate"),
     # the time-stamp authority
     "tsa certificate": key_managers("5.2.1 (2): a key generated in the HSM"),
     "tsa stamp": by(*STAFF, why="the TSA key signs"),
     "tsa verify": open_("checks a token against public certificates"),
     # registered verifiers (repository settings, 5.2.1 (6))
-    "verifier add": by(R.SENIOR_OPERATOR, people=2, why=f"5.2.1 (6): repository settings; {SENIOR_PAIR}"),
+    "verifier add": Act(Admission.OPERATORS, f"5.2.1 (6): repository settings; {SENIOR_PAIR}; 5.2.1 (2): the "
+                        "bridge CA key signs its certificate, in the key managers' ceremony session",
+                        people=(_roles(R.SENIOR_OPERATOR),) * 2, key_managers=True),
     "verifier list": by(*STAFF, why="repository settings"),
     "verifier remove": by(R.SENIOR_OPERATOR, people=2, why=f"5.2.1 (6): repository settings; {SENIOR_PAIR}"),
+    # the public web repository (2.2, 2.3, 9.3.3)
+    "web build": open_("writes the public pages: only what 2.2 and 9.3.3 publish to everyone, changes nothing"),
 }
 
 

@@ -21,6 +21,8 @@ from ca.errors import InvalidInput
 if TYPE_CHECKING:
     from cryptography import x509
 
+    from ca.adoption.adopt import ServerCertificate
+
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -47,6 +49,29 @@ def _external(value: str) -> tuple[str, x509.Certificate]:
     return name, _one_certificate(Path(path))
 
 
+def _server(value: str) -> ServerCertificate:
+    """--server KIND=FILE[@KEY]: KEY is the label of its key in the token, or id:HEX for its CKA_ID."""
+    from ca.adoption.adopt import SERVER_KINDS, ServerCertificate
+    from ca.enums import CertKind
+
+    kind, sep, rest = value.partition("=")
+    path, _at, key = rest.partition("@")
+    kinds = {k.value for k in SERVER_KINDS}
+    if not sep or kind not in kinds or not path:
+        raise InvalidInput(f"--server {value!r}: give KIND=FILE[@KEY-LABEL] with KIND one of "
+                           f"{', '.join(sorted(kinds))}")
+    if not Path(path).is_file():
+        raise InvalidInput(f"--server {kind}: {path} is not a file")
+    key_id = None
+    if key.startswith("id:"):
+        try:
+            key_id = bytes.fromhex(key[3:].replace(":", ""))
+        except ValueError as exc:
+            raise InvalidInput(f"--server {kind}: key id {key[3:]!r} is not hex") from exc
+    return ServerCertificate(CertKind(kind), _one_certificate(Path(path)), key_label=(key or None) if key_id is None
+                             else None, key_id=key_id)
+
+
 @click.command("adopt")
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["regional", "bridge"]), default="regional", show_default=True,
@@ -64,11 +89,15 @@ def _external(value: str) -> tuple[str, x509.Certificate]:
 @click.option("--external", "externals", multiple=True, metavar="NAME=FILE",
               help="Register an external CA (e.g. the government bridge) from its self-signed certificate, kept "
                    "external, for the cross certificates (repeatable).")
+@click.option("--server", "servers", multiple=True, metavar="KIND=FILE[@KEY]",
+              help="A responder, CVS or TLS certificate it issued (KIND ocsp-responder, cvs-server or tls), with the "
+                   "label of its key in the token (or id:HEX), or without a key: recorded only (repeatable).")
 @pass_app
 def ca_adopt(app: App, name: str, kind: str, certificate_path: Path, key_label: str | None, key_id: str | None,
              previous: tuple[Path, ...], links: tuple[Path, ...], crosses: tuple[Path, ...],
-             externals: tuple[str, ...]) -> None:
-    """Take over an existing CA: its key where it is in the token, its self-signed, link and cross certificates."""
+             externals: tuple[str, ...], servers: tuple[str, ...]) -> None:
+    """Take over an existing CA: its key where it is in the token, its self-signed, link and cross certificates,
+    and its responder, CVS and TLS certificates."""
     from ca import audit
     from ca.adoption.adopt import AdoptionRequest, adopt
     from ca.enums import CAKind
@@ -85,7 +114,8 @@ def ca_adopt(app: App, name: str, kind: str, certificate_path: Path, key_label: 
             name=name, kind=CAKind(kind), certificate=_one_certificate(certificate_path), key_label=key_label,
             key_id=key_id_bytes, previous=tuple(_one_certificate(p) for p in previous),
             links=tuple(_one_certificate(p) for p in links), crosses=tuple(_one_certificate(p) for p in crosses),
-            externals=tuple(_external(e) for e in externals))
+            externals=tuple(_external(e) for e in externals),
+            servers=tuple(_server(v) for v in servers))
         keys = app.hsm()
         with session_scope(app.engine) as session:
             result = adopt(AdoptionStore(session), keys, request, now=dt.datetime.now(dt.UTC), actor=app.actor)

@@ -101,6 +101,36 @@ def backup_list(app: App, as_json: bool) -> None:
             else ""] for r in rows])
 
 
+@backup_group.command("purge-key")
+@click.option("--ca", "ca_name", required=True, metavar="NAME", help="The CA whose destroyed key it is.")
+@click.option("--key", "key_ref", required=True, metavar="GEN|LABEL",
+              help="The destroyed key's generation number or token label (as given to `revoca ca destroy-key`).")
+@click.option("--dry-run", is_flag=True, help="Only name the backups that would be removed.")
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path),
+              help="The backup directory (default: [backup] dir).")
+@pass_app
+def backup_purge_key(app: App, ca_name: str, key_ref: str, dry_run: bool, root: Path | None) -> None:
+    """Remove the backups that still hold a destroyed key (seed 004 6.2.10.1; M key managers).
+
+    Only once a backup made after the destruction is recorded as verified and still matches its
+    manifest; whole backups are removed (docs/backups.md says why).  Copies on external media are
+    named for their holders to destroy.
+    """
+    from ca.backup.key_copies import purge
+
+    done = purge(app.engine, root or app.settings.backup_dir, ca_name, key_ref, actor=app.actor, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    if not done.removed and not done.media_to_destroy:
+        click.echo(f"no backup holds {done.key.label} (destroyed {when(done.key.destroyed_at)})")
+        return
+    for holder in done.removed:
+        click.echo(f"{verb} backup {holder.name}: made {when(holder.made)}, before {done.key.label} was destroyed")
+    if done.removed:
+        click.echo(f"backup {done.successor}, made after the destruction and verified, holds everything else")
+    for copy in done.media_to_destroy:
+        click.echo(f"the copy of backup {copy} still holds the key: destroy that copy (seed 004 6.2.10.1)")
+
+
 @click.command("restore")
 @_backup_path
 @pass_app

@@ -1,4 +1,4 @@
-"""`revoca ca list|show|rollover|cross-certify`."""
+"""`revoca ca list|show|rollover|cross-certify|compromise|terminate`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca import hierarchy
+from ca import hierarchy, key_policy
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
 from ca.config import Settings
 from ca.crl.after_compromise import issue_after_compromise
@@ -28,7 +28,7 @@ def _ca_summary(store: Store, ca: CertificateAuthority) -> dict[str, object]:
     current = next((k for k in reversed(ca.keys) if k.status.value == "active"), None)
     return {"name": ca.name, "kind": ca.kind.value, "status": ca.status.value, "subject": ca.subject_dn,
             "key_generation": current.generation if current else None,
-            "algorithm": current.algorithm if current else None}
+            "algorithm": current.algorithm if current else None, "terminated_at": ca.terminated_at}
 
 
 def _cert_row(c: Certificate, names: dict[int, str]) -> dict[str, object]:
@@ -102,7 +102,7 @@ def _pem(c: Certificate) -> str:
 def _context(app: App, store: Store, keys: KeyStore, actor: str) -> hierarchy.Context:
     settings: Settings = app.settings
     return hierarchy.Context(store=store, keys=keys, now=dt.datetime.now(dt.UTC), actor=actor,
-                             algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
+                             algorithm=KeyAlgorithm(settings.hsm.key_algorithm), new_keys=settings.ca.new_keys)
 
 
 @ca_group.command("rollover")
@@ -111,6 +111,7 @@ def _context(app: App, store: Store, keys: KeyStore, actor: str) -> hierarchy.Co
 def ca_rollover(app: App, name: str) -> None:
     """New key and self-signed certificate, with OldWithNew and NewWithOld link certificates
     (M key managers log in: the key is made in the token)."""
+    key_policy.require_new_keys(app.engine, app.settings.ca, act="key rollover", ca=name, actor=app.actor)
     keys = app.hsm()
     with session_scope(app.engine) as session:
         key = hierarchy.rollover(_context(app, Store(session), keys, app.actor), name)
@@ -180,7 +181,33 @@ def ca_compromise(app: App, name: str, note: str) -> None:
         count = compromise.compromise(store, name, (store.operator(first), store.operator(second)),
                                       dt.datetime.now(dt.UTC), note=note)
     click.echo(f"CA {name}: key marked compromised, {count} certificate(s) revoked with reason cACompromise")
+    click.echo(f"notice to relying parties recorded: the web repository shows it (notices.html, ca/{name}.html)")
     for line in issue_after_compromise(app.engine, app.hsm(), app.settings, name):
+        click.echo(line)
+
+
+@ca_group.command("terminate")
+@click.option("--ca", "ca_name", required=True, help="The CA to end.")
+@click.option("--cross", "cross", required=True, type=click.Choice(["revoke", "keep"]),
+              help="revoke: its cross certificates in both directions (cessationOfOperation); keep: left to expire.")
+@click.option("--export", "export_to", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A new directory for the sealed archive's export.")
+@pass_app
+def ca_terminate(app: App, ca_name: str, cross: str, export_to: Path) -> None:
+    """End a CA once no subscriber certificate of it is valid (seed 004 5.8): final CRL and ARL, cross
+    certificates revoked or kept, the CA marked terminated, the archive sealed and exported
+    (M key managers and a senior operator log in)."""
+    from ca.termination import terminate
+    from ca.tsa.known import tsa_certificates
+    from ca.tsa.stamper import CurrentAuthority
+
+    keys = app.hsm()
+    with session_scope(app.engine, readonly=True) as session:
+        tsa = tsa_certificates(session)
+    done = terminate(app.engine, keys, app.settings.data_dir, ca_name, now=dt.datetime.now(dt.UTC),
+                     revoke_cross=cross == "revoke", actor=app.actor, export_to=export_to,
+                     stamper=CurrentAuthority(keys), tsa_certificates=tsa)
+    for line in done.lines():
         click.echo(line)
 
 

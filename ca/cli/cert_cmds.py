@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
 from ca.enums import CertKind
-from ca.importer import certificate_files, import_certificates
+from ca.errors import InvalidInput
 from ca.serials import parse_hex_serial
 from ca.storage.engine import session_scope
 from ca.storage.store import Store
@@ -26,24 +26,48 @@ def cert_group() -> None:
 
 @cert_group.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--errors", "errors_to", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every rejection to this file (tab-separated: file, place, serial, reason; then a count "
+                   "per file) and print only the first ones.")
+@click.option("--resume", is_flag=True,
+              help="Go on where an interrupted import of the same files stopped (finished files are skipped).")
 @json_option
 @pass_app
-def cert_import(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Import subscriber certificates (PEM or DER files, or directories of them). Safe to run again."""
-    files = list(certificate_files(paths))
-    with click.progressbar(length=len(files), label="importing", file=sys.stderr,
-                           hidden=as_json or not sys.stderr.isatty()) as bar:
-        report = import_certificates(app.engine, files, progress=bar.update)
+def cert_import(app: App, paths: tuple[Path, ...], errors_to: Path | None, resume: bool, as_json: bool) -> None:
+    """Import subscriber certificates (PEM or DER files, bundles of many, or directories of them).
+    Safe to run again; millions at a time, with a progress bar."""
+    from ca.importer import ErrorReport, import_certificates, total_size
+
+    sink = None
+    if errors_to is not None:
+        if not errors_to.parent.is_dir():
+            raise InvalidInput(f"--errors {errors_to}: directory {errors_to.parent} does not exist")
+        sink = ErrorReport(errors_to.open("a" if resume else "w", encoding="utf-8"))
+    try:
+        with click.progressbar(length=total_size(paths), label="importing", file=sys.stderr, show_pos=False,
+                               hidden=as_json or not sys.stderr.isatty()) as bar:
+            report = import_certificates(app.engine, paths, progress=bar.update, policy=app.settings.ca,
+                                         errors=sink, resume=resume)
+    finally:
+        if sink is not None:
+            sink.close()
+            sink.out.close()
     for line in report.rejected:
         click.echo(f"rejected: {line}", err=True)
+    if report.rejected_count > len(report.rejected):
+        click.echo(f"... {report.rejected_count - len(report.rejected)} more rejections: all are in {errors_to}",
+                   err=True)
     summary = {"imported": report.imported, "already_present": report.already_present,
-               "rejected": len(report.rejected), "rejections": report.rejected}
+               "rejected": report.rejected_count, "rejections": report.rejected,
+               "skipped_files": report.files_skipped, "skipped_certificates": report.certificates_skipped}
     if as_json:
         emit_json(summary)
     else:
+        skipped = (f", done earlier {report.certificates_skipped} ({report.files_skipped} files finished)"
+                   if resume else "")
         click.echo(f"imported {report.imported}, already present {report.already_present}, "
-                   f"rejected {len(report.rejected)}")
-    if report.rejected:
+                   f"rejected {report.rejected_count}{skipped}")
+    if report.rejected_count:
         sys.exit(1)
 
 

@@ -31,6 +31,9 @@ class App:
     _engine: Engine | None = None
     # who logged in for this command (ca.cli.gate), in the order given; empty when none had to
     operators: tuple[str, ...] = ()
+    # (name, password) of the key managers among them, for an act of key managers: the HSM client
+    # opens its ceremony session with them (ca.hsm.sessions); never printed
+    key_managers: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
 
     @property
     def actor(self) -> str:
@@ -59,9 +62,11 @@ class App:
         return self._engine
 
     def hsm(self) -> HSMClient:
+        """The HSM service's client; for an act of key managers, one that opens a ceremony session
+        with them (certificates, key generation and destruction need it)."""
         from ca.hsm.client import HSMClient
 
-        return HSMClient(self.settings.hsm_socket)
+        return HSMClient(self.settings.hsm_socket, key_managers=self.key_managers)
 
 
 pass_app = click.make_pass_decorator(App)
@@ -100,18 +105,21 @@ def when(value: Any) -> str:
 
 
 def service_logging() -> None:
-    """Log lines for a long-running `revoca serve ...` service (Alembic kept quiet)."""
-    import logging
+    """Log lines for a long-running `revoca serve ...` service, `time service level message`, as
+    gunicorn's and granian's are (ca.host.logs; Alembic kept quiet)."""
+    from ca.host import logs
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure()
 
 
 def stop_on_signals() -> threading.Event:
-    """An Event that SIGTERM and Ctrl-C set: a service loop waits on it and ends cleanly."""
+    """An Event that SIGTERM and Ctrl-C set: a service loop waits on it and ends cleanly.  Under
+    systemd its waits and checks tell systemd the loop is ready and alive (ca.host.notify)."""
     import signal
 
-    stop = threading.Event()
+    from ca.host.notify import BeatingEvent, Heartbeat
+
+    stop = BeatingEvent(Heartbeat())
 
     def _stop(signum: int, _frame: object) -> None:
         stop.set()

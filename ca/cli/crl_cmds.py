@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ca.storage.engine import Engine
     from ca.storage.models import IssuedCRL
 
-TYPE_CHOICES = ("crl", "arl", "both")
+TYPE_CHOICES = ("crl", "arl", "delta", "both")
 
 
 def _list_types(value: str) -> list[ListType]:
@@ -52,20 +52,22 @@ def crl_group() -> None:
 @click.option("--ca", "ca_names", multiple=True, metavar="NAME", help="A CA to issue for (repeatable).")
 @click.option("--all", "all_cas", is_flag=True, help="Every CA whose key revoca holds.")
 @click.option("--type", "list_type", type=click.Choice(TYPE_CHOICES), default="both", show_default=True,
-              help="crl: subscriber certificates; arl: CA certificates.")
+              help="crl: subscriber certificates; arl: CA certificates; delta: the delta CRL (what was revoked "
+                   "since the newest CRL); both: crl and arl.")
 @json_option
 @pass_app
 def crl_issue(app: App, ca_names: tuple[str, ...], all_cas: bool, list_type: str, as_json: bool) -> None:
     """Issue CRLs/ARLs now, signed through the running HSM service, and archive them."""
     if bool(ca_names) == all_cas:
         raise click.UsageError("name the CAs with --ca NAME (repeatable) or give --all, not both")
+    from ca.crl.freshest import delta_policy
     from ca.crl.issue import issue_many, issuing_cas
 
     names = issuing_cas(app.engine) if all_cas else list(dict.fromkeys(ca_names))
     targets = [(name, t) for name in names for t in _list_types(list_type)]
     now = dt.datetime.now(dt.UTC)
     report = issue_many(app.engine, app.hsm(), app.settings.data_dir, targets, now=now,
-                        validity=app.settings.crl.validity, actor=app.actor)
+                        validity=app.settings.crl.validity, actor=app.actor, deltas=delta_policy(app.settings))
     if report.issued:  # the audit chain is time-stamped at each CRL/ARL issuance (issue 5)
         _keeper(app).checkpoint(now, "crl", actor=app.actor)
     if as_json:
@@ -121,7 +123,7 @@ def crl_list(app: App, ca_name: str | None, list_type: str, limit: int, as_json:
 
 @crl_group.command("show")
 @click.option("--ca", "ca_name", required=True, metavar="NAME", help="The issuing CA.")
-@click.option("--type", "list_type", type=click.Choice(("crl", "arl")), default="crl", show_default=True)
+@click.option("--type", "list_type", type=click.Choice(("crl", "arl", "delta")), default="crl", show_default=True)
 @click.option("--number", type=click.IntRange(1), help="Which one (default: the newest).")
 @click.option("--pem", is_flag=True, help="Print the CRL in PEM only.")
 @click.option("--der-out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
@@ -174,11 +176,19 @@ def scheduler_cmd(app: App) -> None:
     serve_scheduler(app)
 
 
-def _keeper(app: App, engine: Engine | None = None) -> AuditKeeper:
-    from ca.audit.keeper import AuditKeeper
+def _keeper(app: App, engine: Engine | None = None, *, provision_reports: bool = False) -> AuditKeeper:
+    """`provision_reports`: the keeper also makes last month's provision status report when due."""
+    from ca.audit.keeper import ACTOR, AuditKeeper
+    from ca.reports.provision import make_if_due
     from ca.tsa.stamper import CurrentAuthority
 
-    return AuditKeeper(engine or app.engine, CurrentAuthority(app.hsm()), app.settings.data_dir)
+    engine = engine or app.engine
+    stamper = CurrentAuthority(app.hsm())
+
+    def monthly(now: dt.datetime) -> object:
+        return make_if_due(engine, now, stamper=stamper, made_by=ACTOR)
+
+    return AuditKeeper(engine, stamper, app.settings.data_dir, monthly_report=monthly if provision_reports else None)
 
 
 def serve_scheduler(app: App) -> None:
@@ -190,7 +200,11 @@ def serve_scheduler(app: App) -> None:
     service_logging()
     config = app.settings.crl
     engine = open_current(app.settings.db_url, role=role_for(app.settings, "scheduler"))
-    scheduler = Scheduler(engine, app.hsm(), app.settings.data_dir, config, keeper=_keeper(app, engine))
+    from ca.crl.freshest import delta_policy
+
+    keeper = _keeper(app, engine, provision_reports=True)
+    scheduler = Scheduler(engine, app.hsm(), app.settings.data_dir, config, keeper=keeper,
+                          deltas=delta_policy(app.settings))
     stop = stop_on_signals()
     click.echo(f"CRL scheduler: every {config.period_hours} h, valid {config.validity_hours} h; "
                f"data in {app.settings.data_dir}", err=True)

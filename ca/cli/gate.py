@@ -83,12 +83,28 @@ def admit(app: App, path: str, act: Act, logins: Sequence[str]) -> tuple[str, ..
         _refuse(app, path, logins, "the same operator cannot count as two people")
     if len(logins) != len(slots):
         _refuse(app, path, logins, f"this act needs {_people(slots)}; {len(logins)} logged in")
-    holders = {name: _login(app, name, act, people=len(slots)) for name in logins}
+    passwords: dict[str, str] = {}
+    holders = {name: _login(app, name, act, people=len(slots), keep=passwords) for name in logins}
     if not match(slots, [holders[name] for name in logins]):
         held = ", ".join(f"{n} ({'/'.join(sorted(holders[n])) or 'no role'})" for n in logins)
         _refuse(app, path, logins, f"this act needs {_people(slots)}; logged in: {held}")
+    if act.key_managers:  # the HSM service checks them again to open the act's ceremony session
+        app.key_managers = tuple((name, passwords[name]) for name in
+                                 key_manager_slots(slots, [holders[name] for name in logins], logins,
+                                                   first=len(act.people)))
     _record(app, "cli.act", logins, command=path, personal_data=act.personal_data)
     return tuple(logins)
+
+
+def key_manager_slots(slots: Sequence[frozenset[Role]], held: Sequence[frozenset[Role]],
+                      logins: Sequence[str], *, first: int) -> tuple[str, ...]:
+    """The people who fill the key-manager slots (`slots[first:]`, which admit appends after the
+    act's own people) in an order that `match` accepts: they open the HSM service's ceremony
+    session (ca.hsm.sessions); the others (a senior operator beside them) do not."""
+    for order in itertools.permutations(range(len(slots))):
+        if all(slots[i] & roles for i, roles in zip(order, held, strict=True)):
+            return tuple(name for name, i in zip(logins, order, strict=True) if i >= first)
+    return ()
 
 
 def match(slots: Sequence[frozenset[Role]], held: Sequence[frozenset[Role]]) -> bool:
@@ -127,8 +143,9 @@ def _threshold(app: App) -> int:
         return ReadStore(session).active_share_set(app.settings.hsm.token_label).threshold
 
 
-def _login(app: App, name: str, act: Act, *, people: int) -> frozenset[Role]:
-    """One person's password (one scrypt whatever happens); their roles.  Audited either way.
+def _login(app: App, name: str, act: Act, *, people: int, keep: dict[str, str]) -> frozenset[Role]:
+    """One person's password (one scrypt whatever happens, kept in `keep` for the HSM service's
+    ceremony session of an act of key managers); their roles.  Audited either way.
 
     The account must count for an act of `people` people (ca.officers.approval: approved by a
     second person or made at the key ceremony, when it needs two or more), and its password must be
@@ -155,6 +172,7 @@ def _login(app: App, name: str, act: Act, *, people: int) -> frozenset[Role]:
         raise
     with session_scope(app.engine) as session:
         audit.record(session, "operator.login", actor=name, channel="cli")
+    keep[name] = password
     if age.state is passwords.PasswordState.EXPIRING and not act.allows_expired_password:
         click.echo(f"revoca: warning: {age.warning()}", err=True)
     return roles

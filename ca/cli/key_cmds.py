@@ -25,8 +25,8 @@ def ca_destroy_key(app: App, ca_name: str, key_ref: str, as_json: bool) -> None:
 
     Refused, with what still needs the key, while it is the CA's active key or signs the CA's
     lists, while a certificate it signed (or that carries it) is unexpired and not revoked, or
-    while the CA's current CRL or ARL is signed with it.  Token backups taken before still hold
-    the key: destroy them likewise.
+    while the CA's current CRL or ARL is signed with it.  Names the backups that still hold the
+    key (`revoca backup purge-key` removes them).
     """
     from ca.hsm.destruction import destroy_key
 
@@ -37,7 +37,26 @@ def ca_destroy_key(app: App, ca_name: str, key_ref: str, as_json: bool) -> None:
                    "token_objects": done.token_objects})
         return
     click.echo(done.line())
-    click.echo("token backups taken before now still hold this key: destroy them likewise (seed 004 6.2.10.1)")
+    _backups_holding(app, done.key.ca_name, done.key.label)
+
+
+def _backups_holding(app: App, ca_name: str, label: str) -> None:
+    """Name the backups made while the key was in the token (seed 004 6.2.10.1: destroyed likewise)."""
+    from ca.backup.key_copies import held_by
+
+    try:
+        held = held_by(app.engine, app.settings.backup_dir, label)
+    except OSError as exc:
+        click.echo(f"token backups taken before now still hold this key, but {app.settings.backup_dir} could not be "
+                   f"read ({exc.strerror}): run `revoca backup purge-key --ca {ca_name} --key {label} --dry-run` "
+                   "as root to see them")
+        return
+    if not held:
+        click.echo("no backup holds this key")
+        return
+    click.echo(f"{len(held)} backup(s) still hold this key: " + "; ".join(h.describe() for h in held))
+    click.echo(f"once a newer backup is verified, remove them with `revoca backup purge-key --ca {ca_name} "
+               f"--key {label}` (seed 004 6.2.10.1)")
 
 
 def register(cli: click.Group) -> None:

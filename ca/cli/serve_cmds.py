@@ -21,6 +21,7 @@ from ca.errors import ServiceUnavailable
 from ca.host import identities
 from ca.host.files import protect_data_dir
 from ca.host.layout import give_to_identities
+from ca.host.notify import Heartbeat
 from ca.host.supervisor import Child, DaemonChild, Supervisor, spawn
 from ca.hsm import token_for
 from ca.hsm.callers import CallerMap, group_id
@@ -28,6 +29,7 @@ from ca.hsm.client import HSMClient
 from ca.hsm.policy import SigningPolicy
 from ca.hsm.service import HSMService, bind
 from ca.http.server_tls import ensure_server_tls
+from ca.storage import grants
 from ca.storage.engine import open_current, session_scope
 from ca.storage.grants import role_for
 from ca.storage.store import Store
@@ -49,13 +51,16 @@ def serve_hsm(app: App) -> None:
     settings = app.settings
     engine = open_current(settings.db_url, role=role_for(settings, "signer"))
     service = HSMService(token_for(settings), engine, policy=SigningPolicy(ocsp_ca_keys=settings.hsm.ocsp_ca_keys),
-                         callers=CallerMap.from_identities(settings.identities))
+                         callers=CallerMap.from_identities(settings.identities),
+                         password_policy=settings.operators.password_policy)
     server = bind(settings.hsm_socket, service, clients_gid=group_id(settings.identities.signer_clients))
 
     signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"HSM service listening on {settings.hsm_socket}; {service.activation.status().line()}", err=True)
     from ca.audit.service_events import running
 
+    # under systemd: READY=1 once the accept loop runs, then WATCHDOG=1 from that loop (ca.host.notify)
+    server.service_actions = Heartbeat().beat  # type: ignore[method-assign]
     try:
         with running(engine, "signer", socket=str(settings.hsm_socket)):
             server.serve_forever()
@@ -111,8 +116,10 @@ def _wait_for_socket(client: HSMClient, proc: Child, timeout: float = 30.0) -> N
               help="Port of the RFC 3161 time-stamp authority (HTTP) on 127.0.0.1.")
 @click.option("--status-port", default=8090, show_default=True, type=click.IntRange(1, 65535),
               help="Port of the officers' status page and /metrics (HTTP) on 127.0.0.1.")
+@click.option("--web-port", default=8070, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the public web repository (HTTP) on 127.0.0.1.")
 @pass_app
-def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: int) -> None:
+def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: int, web_port: int) -> None:
     """The whole service on one machine with the embedded defaults (what `make run` does).
 
     Initialises a demo hierarchy the first time (reused afterwards), starts the HSM service,
@@ -125,6 +132,10 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         click.echo("first run: key ceremony with demo shares (DEMO ONLY)")
         result = ceremony.run(settings, app.engine, demo=True)
         click.echo(f"created CAs: {', '.join(result.cas)}")
+    roles = grants.apply_at_start(app.engine, settings.identities,
+                                  role_per_service=settings.database_role_per_service)
+    if roles is not None:  # PostgreSQL: one role per service, GRANTs for what it uses (ca.storage.grants)
+        click.echo(roles)
     slapd = local_slapd(settings)
     supervisor = Supervisor(echo=lambda line: click.echo(line, err=True))
     ids = None
@@ -141,7 +152,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         give_to_identities(settings, ids)
         click.echo("services run as their own users: " + ", ".join(f"{s} as {ids[s].user}" for s in
                                                                        ("signer", "ra", "ocsp", "tsa", "scheduler",
-                                                                        "publisher", "status")))
+                                                                        "publisher", "status", "web")))
 
     def serve(service: str, *args: str) -> Child:
         """`revoca serve ...` in a process group of its own, as the service's own identity (if any)."""
@@ -178,13 +189,18 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         if slapd.pid() is None:  # a slapd started by someone else is theirs to watch
             supervisor.add("slapd", start_slapd)
         supervisor.add("HSM service", start_hsm)
-        terminal_dir, _clerk_password, serial = ensure_demo_ra(settings, app.engine, client)
-        verifier = ensure_demo_verifier(settings, app.engine, client)
-        operator_password = ensure_demo_operator(settings, app.engine)
-        tsa_cert, tsa_roots, tsa_example = ensure_demo_tsa(app, client)
-        # certificates are the officers' business (ca.hsm.policy): the RA's TLS certificate is made
-        # here, before the RA starts as an identity that may not have one signed
-        ensure_server_tls(settings, app.engine, client, "127.0.0.1")
+        # certificates are the key managers' business (ca.hsm.sessions): the demo's (terminal,
+        # verifier, TSA, the RA's TLS certificate) are made here in a ceremony session the DEMO ONLY
+        # key managers open, before the RA starts as an identity that may not have one signed
+        setup = HSMClient(settings.hsm_socket, key_managers=ceremony.demo_key_managers(settings))
+        try:
+            terminal_dir, _clerk_password, serial = ensure_demo_ra(settings, app.engine, setup)
+            verifier = ensure_demo_verifier(settings, app.engine, setup)
+            operator_password = ensure_demo_operator(settings, app.engine)
+            tsa_cert, tsa_roots, tsa_example = ensure_demo_tsa(app, setup)
+            ensure_server_tls(settings, app.engine, setup, "127.0.0.1")
+        finally:
+            setup.close()
         if ids is not None:
             give_to_identities(settings, ids)  # what the demo set-up and the first issue wrote
         ra = supervisor.add("RA API", lambda: serve("ra", "ra", "--host", "127.0.0.1", "--port", str(ra_port),
@@ -195,16 +211,22 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         supervisor.add("publisher", lambda: serve("publisher", "publisher"))
         ocsp = supervisor.add("OCSP responder", lambda: serve("ocsp", "ocsp", "--host", "127.0.0.1", "--port",
                                                               str(ocsp_port), "--workers", "2"))
+        # every certificate's answer signed ahead, so that the responders serve most queries without signing
+        supervisor.add("OCSP signer", lambda: serve("ocsp", "ocsp-signer"))
         tsa = supervisor.add("TSA", lambda: serve("tsa", "tsa", "--host", "127.0.0.1", "--port", str(tsa_port),
                                                   "--workers", "1"))
         status_page = supervisor.add("status page", lambda: serve("status", "status", "--host", "127.0.0.1",
                                                                   "--port", str(status_port), "--workers", "1"))
+        # the public pages, made again whenever what they show changes (ca.web.watch)
+        web = supervisor.add("web repository", lambda: serve("web", "web", "--host", "127.0.0.1", "--port",
+                                                             str(web_port), "--workers", "1"))
         # root, as in production (deploy/systemd/revoca-backup.service): it copies every service's files
         supervisor.add("backup", lambda: spawn([sys.executable, "-m", "ca", *_config_args(app), "serve", "backup"]))
         _wait_for_port("127.0.0.1", ra_port, ra)
         _wait_for_port("127.0.0.1", ocsp_port, ocsp)
         _wait_for_port("127.0.0.1", tsa_port, tsa)
         _wait_for_port("127.0.0.1", status_port, status_page)
+        _wait_for_port("127.0.0.1", web_port, web)
         with session_scope(app.engine) as session:
             rows = [[ca.name, ca.kind.value, len(ca.keys), ca.subject_dn] for ca in Store(session).cas()]
         click.echo("")
@@ -216,10 +238,14 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         click.echo(f"backups:     {settings.backup_dir}  (daily, each verified by a scratch restore; "
                    "`revoca backup list`, docs/backups.md)")
         click.echo(f"CRLs/ARLs:   {settings.data_dir / 'crls'}  (scheduler running; `revoca crl list`)")
-        click.echo(f"OCSP:        http://127.0.0.1:{ocsp_port}/  (registered verifiers only)")
+        click.echo(f"OCSP:        http://127.0.0.1:{ocsp_port}/  (registered verifiers only; answers signed ahead "
+                   "by the OCSP signer)")
         click.echo(f"TSA:         http://127.0.0.1:{tsa_port}/  (RFC 3161; certificate {tsa_cert})")
-        click.echo(f"status page: http://127.0.0.1:{status_port}/  (log in as keymanager1, DEMO ONLY password in "
-                   f"{settings.demo_shares_dir / 'keymanager1.password'}); Prometheus metrics at /metrics")
+        click.echo(f"status page: http://127.0.0.1:{status_port}/  (log in as keymanager1; its DEMO ONLY password "
+                   f"is the last line of {settings.demo_shares_dir / 'keymanager1.password'}: `tail -n 1 FILE`); "
+                   "Prometheus metrics at /metrics")
+        click.echo(f"web:         http://127.0.0.1:{web_port}/  (public: CA certificates and fingerprints, ARLs, "
+                   "notices, provision reports)")
         click.echo(f"LDAP:        {slapd.uri} base {settings.repository.base_dn}  (publisher running; "
                    f"`revoca repository queue --operator {OPERATOR}`)")
         t = terminal_dir

@@ -10,7 +10,7 @@ import click
 
 from ca import health
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
-from ca.errors import ServiceUnavailable
+from ca.errors import RevocaError, ServiceUnavailable
 from ca.scheduler import expiry_warnings, list_statuses
 from ca.storage.engine import session_scope
 from ca.storage.revocations import RevocationReadStore
@@ -30,9 +30,12 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
     Exit status: 0 all well; 1 a warning (a CRL or ARL with less than crl.warn_hours left, or
     none; something waiting more than 15 minutes to reach the LDAP repository; the HSM service
     not activated; the last valid OCSP responder certificate of a CA key ending within
-    ocsp.responder_warn_days; an enabled RA terminal bound to no CA); 9 a component down (the
+    ocsp.responder_warn_days; an enabled RA terminal bound to no CA; a list read back from the LDAP
+    repository with less than crl.warn_hours left); 9 a component down (the
     database, the HSM service, the LDAP repository, the scheduler or the publisher) or an error
-    (a CA key without a valid OCSP responder certificate, whose queries OCSP answers tryLater).
+    (a CA key without a valid OCSP responder certificate, whose queries OCSP answers tryLater;
+    the newest list refused because the clock was ahead of the last NTP-confirmed time; a list
+    in the LDAP repository expired, or older than the archive's newest 15 minutes after it was issued).
     """
     deadline = time.monotonic() + wait_s
     while True:
@@ -52,7 +55,19 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
         warnings += health.backup_warnings(app.engine, now,
                                            max_age=dt.timedelta(hours=app.settings.backup.max_age_hours))
     errors = list(responders.errors)
+    lists_archived = list_statuses(app.engine) if by_name["database"].up else []
+    if by_name["database"].up and by_name["ldap"].up:
+        held = read_back(app)
+        if isinstance(held, str):
+            warnings.append(held)
+        else:
+            found = health.published_list_findings(lists_archived, held, now, warn_before=app.settings.crl.warn_before)
+            errors += found.errors
+            warnings += found.warnings
+    if by_name["database"].up and (ahead := health.clock_ahead(app.engine)):
+        errors.append(f"lists are not being signed: {ahead}")
     lists = list_statuses(app.engine)
+    ended = health.terminated_cas(app.engine)
     with session_scope(app.engine, readonly=True) as session:
         store = RevocationReadStore(session)
         pending = len(store.pending_requests())
@@ -73,6 +88,7 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
         emit_json({"hsm": by_name["hsm"].detail, "warnings": warnings, "errors": errors, "pending_requests": pending,
                    "components": {c.name: {"up": c.up, "detail": c.detail} for c in components},
                    "publication_waiting": sum(q.pending for q in queue),
+                   "terminated": {name: at for name, at in ended},
                    "lists": [{"ca": s.ca_name, "type": s.list_type.value, "number": s.number,
                               "next_update": s.next_update} for s in lists]})
     else:
@@ -88,6 +104,9 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
         table(["CA", "LIST", "NUMBER", "NEXT UPDATE"],
               [[s.ca_name, s.list_type.value, s.number if s.number is not None else "none",
                 when(s.next_update)] for s in lists])
+        for name, at in ended:  # their lists above are the final ones
+            click.echo(f"CA {name}: terminated {when(at)}; its final CRL and ARL stay published, nothing more "
+                       "is issued")
         for component in down:
             click.echo(f"DOWN: {component.line()}", err=True)
         for line in errors:
@@ -98,6 +117,18 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
         sys.exit(ServiceUnavailable.exit_code)
     if warnings:
         sys.exit(1)
+
+
+def read_back(app: App) -> list[health.HeldList] | str:
+    """Each CA's CRL and ARL as slapd serves them (repository.readback), or the warning why not."""
+    from repository.readback import held_lists
+    from repository.service import local_slapd
+
+    try:
+        endpoint = local_slapd(app.settings).endpoint(timeout=5.0)
+        return held_lists(app.engine, endpoint, app.settings.repository.base_dn)
+    except (RevocaError, OSError) as exc:
+        return f"the lists in the LDAP repository could not be read back: {exc}"
 
 
 def register(cli: click.Group) -> None:

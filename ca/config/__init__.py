@@ -185,12 +185,33 @@ class CRLConfig:
     validity_hours: int = 72
     period_hours: int = 24
     warn_hours: int = 24
+    # Delta CRLs (RFC 5280 5.2.4): every delta_period_minutes (0: none, and complete CRLs carry
+    # no Freshest CRL), at once when delta_burst revocations wait since the last one; each
+    # valid delta_validity_minutes.  delta_host: host[:port] verifiers reach the repository at,
+    # named in the Freshest CRL URL (empty: ldap:///..., their own configured server).
+    delta_period_minutes: int = 60
+    delta_validity_minutes: int = 180
+    delta_burst: int = 1000
+    delta_host: str = ""
 
     def __post_init__(self) -> None:
         for name in ("validity_hours", "period_hours", "warn_hours"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"crl.{name} must be a positive whole number of hours, not {value!r}")
+        for name in ("delta_period_minutes", "delta_validity_minutes", "delta_burst"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"crl.{name} must be a whole number, 0 or more, not {value!r}")
+        if self.deltas and self.delta_validity_minutes <= self.delta_period_minutes:
+            raise ConfigError(f"crl.delta_validity_minutes ({self.delta_validity_minutes}) must be longer than "
+                              f"crl.delta_period_minutes ({self.delta_period_minutes}), or delta CRLs expire "
+                              "before their successors are issued")
+        if self.deltas and self.delta_period_minutes >= self.period_hours * 60:
+            raise ConfigError(f"crl.delta_period_minutes ({self.delta_period_minutes}) must be shorter than "
+                              f"crl.period_hours ({self.period_hours} h); 0 turns delta CRLs off")
+        if not isinstance(self.delta_host, str) or not all(c.isalnum() or c in "-.:[]" for c in self.delta_host):
+            raise ConfigError(f"crl.delta_host must be host or host:port, not {self.delta_host!r}")
         if self.period_hours >= self.validity_hours:
             raise ConfigError(f"crl.period_hours ({self.period_hours}) must be shorter than crl.validity_hours "
                               f"({self.validity_hours}), or CRLs expire before their successors are issued")
@@ -210,6 +231,18 @@ class CRLConfig:
     @property
     def warn_before(self) -> dt.timedelta:
         return dt.timedelta(hours=self.warn_hours)
+
+    @property
+    def deltas(self) -> bool:
+        return self.delta_period_minutes > 0
+
+    @property
+    def delta_period(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.delta_period_minutes)
+
+    @property
+    def delta_validity(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.delta_validity_minutes)
 
 
 def _rate(where: str, value: Any) -> float:
@@ -383,6 +416,22 @@ class OperatorsConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CAPolicyConfig:
+    """`[ca]`: what the CAs revoca runs may still do (seed 004 5.6, 1.3.1.2).
+
+    `new_keys = false` (the default: the seed's CA, winding down) refuses a key rollover and
+    the issuance of new subscriber certificates, each with one line and an audit record
+    (ca.key_policy); the key ceremony that starts a brand-new CA (`revoca init`) is not
+    affected.  A deployment that renews its keys sets `new_keys = true`."""
+
+    new_keys: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.new_keys, bool):
+            raise ConfigError(f"ca.new_keys must be true or false, not {self.new_keys!r}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class IdentityConfig:
     """The Unix user each service runs as, and the group that may reach the signer's socket.
 
@@ -396,6 +445,7 @@ class IdentityConfig:
     status: str = "revoca-status"
     scheduler: str = "revoca-scheduler"
     publisher: str = "revoca-publisher"
+    web: str = "revoca-web"  # the public web repository (ca.web)
     ldap: str = "revoca-ldap"
     signer_clients: str = "revoca-signer"  # group: may connect to the HSM socket
     data_group: str = "revoca-data"  # group: the database and the data directory itself
@@ -403,7 +453,7 @@ class IdentityConfig:
     # "auto": own identities when `revoca run` starts as root; "off": every service as the caller
     mode: str = "auto"
 
-    USERS = ("signer", "ra", "ocsp", "tsa", "status", "scheduler", "publisher", "ldap")
+    USERS = ("signer", "ra", "ocsp", "tsa", "status", "scheduler", "publisher", "web", "ldap")
     GROUPS = ("signer_clients", "data_group", "crl_readers")
 
     def __post_init__(self) -> None:
@@ -422,6 +472,9 @@ class IdentityConfig:
 class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
+    # A read-only replica (a PostgreSQL streaming standby) the OCSP responders read statuses from;
+    # "" reads from database_url.  Everything that writes still goes to database_url (issue 15).
+    database_read_url: str = ""
     # PostgreSQL: each service's connections SET ROLE to its own role (ca.storage.grants)
     database_role_per_service: bool = False
     hsm: HSMConfig = HSMConfig()
@@ -435,14 +488,22 @@ class Settings:
     backup: BackupConfig = BackupConfig()
     audit: AuditConfig = AuditConfig()
     operators: OperatorsConfig = OperatorsConfig()
+    ca: CAPolicyConfig = CAPolicyConfig()
 
     def __post_init__(self) -> None:
         if not isinstance(self.database_role_per_service, bool):
             raise ConfigError("database_role_per_service must be true or false")
+        if not isinstance(self.database_read_url, str):
+            raise ConfigError("database_read_url must be a database URL (a string)")
 
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'revoca.db'}"
+
+    @property
+    def read_url(self) -> str:
+        """Where a reader that may lag behind (the OCSP responders' status reads) reads: the replica, if any."""
+        return self.database_read_url or self.db_url
 
     @property
     def hsm_socket(self) -> Path:
@@ -500,7 +561,7 @@ def _hierarchy(table: dict[str, Any]) -> HierarchyConfig:
 # Environment overrides: REVOCA_<NAME> for top-level keys, REVOCA_HSM_<NAME> for [hsm], and so on.
 def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in ("data_dir", "database_url"):
+    for f in ("data_dir", "database_url", "database_read_url"):
         if f"REVOCA_{f.upper()}" in env:
             out[f] = env[f"REVOCA_{f.upper()}"]
     hsm: dict[str, Any] = {}
@@ -516,7 +577,10 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     if hsm:
         out["hsm"] = hsm
     crl: dict[str, Any] = {}
-    for f in ("validity_hours", "period_hours", "warn_hours"):
+    if "REVOCA_CRL_DELTA_HOST" in env:
+        crl["delta_host"] = env["REVOCA_CRL_DELTA_HOST"]
+    for f in ("validity_hours", "period_hours", "warn_hours", "delta_period_minutes", "delta_validity_minutes",
+              "delta_burst"):
         key = f"REVOCA_CRL_{f.upper()}"
         if key in env:
             crl[f] = _parsed(env, key, int, "an integer")
@@ -536,6 +600,8 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
                    if (key := f"REVOCA_{table.upper()}_{f.upper()}") in env}
         if numbers:
             out[table] = numbers
+    if "REVOCA_CA_NEW_KEYS" in env:
+        out["ca"] = {"new_keys": _parsed(env, "REVOCA_CA_NEW_KEYS", _boolean, "true or false")}
     if "REVOCA_AUDIT_RETENTION_YEARS" in env:
         out["audit"] = {"retention_years": _parsed(env, "REVOCA_AUDIT_RETENTION_YEARS", int, "a whole number of years")}
     operators = {f: _parsed(env, key, int, "a whole number of days") for f in ("max_password_age_days", "warn_days")
@@ -588,7 +654,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     overrides = _env_overrides(env)
-    tables = ("hsm", "crl", "repository", "time", "ocsp", "tsa", "audit", "operators")
+    tables = ("hsm", "crl", "repository", "time", "ocsp", "tsa", "audit", "operators", "ca")
     raw = {**raw, **{k: v for k, v in overrides.items() if k not in tables}}
     for table in tables:
         if table in overrides:
@@ -639,6 +705,8 @@ def settings_from_dict(raw: dict[str, Any]) -> Settings:
             values["identities"] = IdentityConfig(**_strict(IdentityConfig, values["identities"], "[identities]"))
         if "audit" in values:
             values["audit"] = AuditConfig(**_strict(AuditConfig, values["audit"], "[audit]"))
+        if "ca" in values:
+            values["ca"] = CAPolicyConfig(**_strict(CAPolicyConfig, values["ca"], "[ca]"))
         return Settings(**values)
     except TypeError as exc:
         raise ConfigError(f"revoca.toml: {exc}") from exc

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 from ca.config import Settings
+from ca.crl.freshest import delta_policy
 from ca.crl.issue import issue_many
 from ca.enums import ListType
 from ca.errors import RevocaError
@@ -36,7 +37,7 @@ def issue_after_compromise(engine: Engine, keys: KeyStore, settings: Settings, c
     """
     report = issue_many(engine, keys, settings.data_dir, compromise_targets(engine, ca_name),
                         now=dt.datetime.now(dt.UTC), validity=settings.crl.validity,
-                        actor="ca-compromise")
+                        actor="ca-compromise", deltas=delta_policy(settings))
     for info in report.issued:
         yield info.line()
     if report.failed:

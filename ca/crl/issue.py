@@ -17,10 +17,12 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ca import audit, trusted_time
 from ca.config import CRLConfig
-from ca.crl import cache
+from ca.crl import cache, delta
+from ca.crl.freshest import DeltaPolicy
 from ca.crl.tbs import CRLFields
 from ca.crl.writer import MissingEntryDER, Published, SegmentMismatch, spool_entries, write_certificate_list
 from ca.der import encoding as der
@@ -30,6 +32,7 @@ from ca.hsm.signer import KeyStore, Signer
 from ca.revocation.crl_entry import encode_entry
 from ca.storage.authorities import spki_der
 from ca.storage.engine import Engine, Session, session_scope
+from ca.storage.retired_keys import RetiredKeyReads
 from ca.storage.store import ReadStore, Store
 
 log = logging.getLogger("revoca.crl")
@@ -85,29 +88,43 @@ class _SigningKey:
     key_identifier: bytes
     spki: bytes
     issuer: bytes  # subject DER of the CA's self-signed certificate for this key
+    subject_dn: str  # the CA's, for the Freshest CRL pointer (ca.crl.freshest)
+    retired_generation: int | None = None  # a retired key's list (ca.crl.old_keys): not queued for LDAP
 
 
-def relative_directory(ca_name: str, list_type: ListType) -> Path:
-    """Where one CA's CRLs or ARLs live under data_dir (with the lock and the entry cache)."""
+def relative_directory(ca_name: str, list_type: ListType, generation: int | None = None) -> Path:
+    """Where one CA's CRLs or ARLs live under data_dir (with the lock and the entry cache); a
+    retired key's lists (`generation`, ca.crl.old_keys) in key-<generation>/ below."""
     if not ca_name.replace("-", "").replace("_", "").isalnum():
         raise InvalidInput(f"CA name {ca_name!r} cannot name a CRL directory")
-    return Path("crls") / ca_name / list_type.value
+    directory = Path("crls") / ca_name / list_type.value
+    return directory if generation is None else directory / f"key-{generation}"
 
 
-def relative_path(ca_name: str, list_type: ListType, number: int) -> Path:
-    """Where a CRL lives under data_dir: crls/<ca>/<crl|arl>/<number>.crl."""
-    return relative_directory(ca_name, list_type) / f"{number}.crl"
+def relative_path(ca_name: str, list_type: ListType, number: int, generation: int | None = None) -> Path:
+    """Where a CRL lives under data_dir: crls/<ca>/<crl|arl>/[key-<generation>/]<number>.crl."""
+    return relative_directory(ca_name, list_type, generation) / f"{number}.crl"
 
 
 def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, list_type: ListType, *,
                now: dt.datetime, validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
-               incremental: bool = True, chunk_rows: int = CHUNK_ROWS) -> IssuedCRLInfo:
+               incremental: bool = True, chunk_rows: int = CHUNK_ROWS,
+               deltas: DeltaPolicy | None = None, key_generation: int | None = None) -> IssuedCRLInfo:
     """Issue one CRL (subscriber certificates) or ARL (CA certificates) of one CA and archive it.
+
+    `key_generation` names a retired key of the CA to sign with instead of its current one
+    (ca.crl.old_keys): same issuer name and number sequence, that key's AKI, kept apart on disk
+    and not queued on its own (the publisher writes it beside the current key's list).
 
     thisUpdate is `now` to the second and nextUpdate = thisUpdate + `validity`.  With
     `incremental` (the default) the entries of the previous issue are reused from ca.crl.cache
     when the database agrees, and only newer rows are streamed; False streams every row.
+    With `deltas`, a CRL carries Freshest CRL pointing at its delta CRLs.  A delta CRL
+    (ListType.DELTA, ca.crl.delta) lists what was revoked since the CA's newest CRL and is valid
+    `deltas.validity` (DeltaPolicy's default without one) rather than `validity`.
     """
+    if list_type is ListType.DELTA and key_generation is not None:
+        raise InvalidInput("delta CRLs are issued with the CA's current key only")
     if not isinstance(list_type, ListType):
         raise InvalidInput(f"list type must be crl or arl, not {list_type!r}")
     if now.tzinfo is None or now.utcoffset() is None:
@@ -115,13 +132,16 @@ def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, lis
     if validity <= dt.timedelta(0):
         raise InvalidInput("CRL validity must be positive")
     this_update = now.astimezone(dt.UTC).replace(microsecond=0)
-    directory = Path(data_dir) / relative_directory(ca_name, list_type)
+    directory = Path(data_dir) / relative_directory(ca_name, list_type, key_generation)
     # before a number is spent: on untrusted time nothing is numbered, signed or written (seed 000 1.3.3)
-    trusted_time.require_current(f"{ca_name} {list_type.value.upper()}", engine=engine, actor=actor)
+    trusted_time.require_current(f"{ca_name} {list_type.value.upper()}", engine=engine, actor=actor, at=this_update)
     with _exclusive(directory):
-        key = _signing_key(engine, ca_name)
+        key = _signing_key(engine, ca_name, key_generation)
         _set_aside_unarchived(engine, directory, key.ca_id, ca_name, list_type, actor)
         _never_backwards(engine, key.ca_id, ca_name, list_type, this_update, actor)
+        base = delta.base_of(engine, key.ca_id, key.key_id, ca_name) if list_type is ListType.DELTA else None
+        if base is not None:
+            validity = (deltas or DeltaPolicy("")).validity
         signer = _signer(keys, key, ca_name)  # before a number is spent: an inactive HSM fails here
         # The number is committed in a transaction of its own before anything is signed: a crash
         # from here on leaves a gap in the numbers, never a number used twice (RFC 5280 5.2.3).
@@ -130,9 +150,18 @@ def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, lis
         try:
             fields = CRLFields(issuer=key.issuer, this_update=this_update, next_update=this_update + validity,
                                number=number, authority_key_id=key.key_identifier, list_type=list_type,
-                               algorithm=signer.algorithm)
-            published = _sign(engine, key.ca_id, fields, signer, directory, chunk_rows, incremental)
-            info = _archive(engine, ca_name, key, fields, published, Path(data_dir), now=now, actor=actor)
+                               algorithm=signer.algorithm,
+                               freshest_crl=(deltas.url(ca_name, key.subject_dn)
+                                             if deltas is not None and list_type is ListType.CRL
+                                             and key_generation is None else None),
+                               delta_base=base.number if base is not None else None)
+            if base is not None:
+                published, through = delta.sign_delta(_snapshot, engine, key.ca_id, base, fields, signer,
+                                                       directory, chunk_rows)
+            else:
+                published, through = _sign(engine, key.ca_id, fields, signer, directory, chunk_rows, incremental)
+            info = _archive(engine, ca_name, key, fields, published, Path(data_dir), now=now, actor=actor,
+                            through=through)
         except OSError as exc:  # a full disk, a read-only or failing file system: one line, not a traceback
             error = ServiceUnavailable(f"{ca_name} {list_type.value.upper()} {number} not issued: cannot write "
                                        f"{directory}: {exc.strerror or exc}; nothing was published (number "
@@ -148,14 +177,14 @@ def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, lis
 
 def issue_many(engine: Engine, keys: KeyStore, data_dir: Path, targets: Iterable[tuple[str, ListType]], *,
                now: dt.datetime, validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
-               incremental: bool = True) -> IssueReport:
+               incremental: bool = True, deltas: DeltaPolicy | None = None) -> IssueReport:
     """Issue each (CA, list) in turn; one failure does not stop the others."""
     issued: list[IssuedCRLInfo] = []
     failed: list[IssueFailure] = []
     for ca_name, list_type in targets:
         try:
             issued.append(issue_list(engine, keys, data_dir, ca_name, list_type, now=now, validity=validity,
-                                     actor=actor, incremental=incremental))
+                                     actor=actor, incremental=incremental, deltas=deltas))
         except RevocaError as exc:
             log.error("%s %s not issued: %s", ca_name, list_type.value, exc)
             failed.append(IssueFailure(ca_name, list_type, str(exc), exc.exit_code))
@@ -173,11 +202,11 @@ def issuing_cas(engine: Engine) -> list[str]:
 
 def issue_all(engine: Engine, keys: KeyStore, data_dir: Path, *, now: dt.datetime,
               validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
-              list_types: Iterable[ListType] = BOTH) -> IssueReport:
+              list_types: Iterable[ListType] = BOTH, deltas: DeltaPolicy | None = None) -> IssueReport:
     """The CRL and ARL of every CA revoca holds keys for."""
     types = tuple(list_types)
     targets = [(name, t) for name in issuing_cas(engine) for t in types]
-    return issue_many(engine, keys, data_dir, targets, now=now, validity=validity, actor=actor)
+    return issue_many(engine, keys, data_dir, targets, now=now, validity=validity, actor=actor, deltas=deltas)
 
 
 @contextlib.contextmanager
@@ -232,7 +261,7 @@ def _never_backwards(engine: Engine, ca_id: int, ca_name: str, list_type: ListTy
         raise error
 
 
-def _signing_key(engine: Engine, ca_name: str) -> _SigningKey:
+def _signing_key(engine: Engine, ca_name: str, generation: int | None = None) -> _SigningKey:
     with session_scope(engine) as session:
         store = ReadStore(session)
         ca = store.ca(ca_name)
@@ -241,10 +270,11 @@ def _signing_key(engine: Engine, ca_name: str) -> _SigningKey:
         if ca.status is CAStatus.ADOPTING:  # its numbers must continue the previous system's (ca.adoption)
             raise InvalidInput(f"CA {ca_name} is being adopted and its revocation history is not imported yet; "
                                f"run `revoca crl import-history --ca {ca_name}` first (no number is spent)")
-        key = store.crl_signing_key(ca)
+        key = (store.crl_signing_key(ca) if generation is None
+               else RetiredKeyReads(session).retired_signing_key(ca, generation))
         assert key.key_label is not None  # crl_signing_key only returns keys held in the token
         issuer = der.certificate_subject(store.self_signed_der(ca, key))
-        return _SigningKey(ca.id, key.id, key.key_label, key.ski, key.spki_der, issuer)
+        return _SigningKey(ca.id, key.id, key.key_label, key.ski, key.spki_der, issuer, ca.subject_dn, generation)
 
 
 def _signer(keys: KeyStore, key: _SigningKey, ca_name: str) -> Signer:
@@ -268,8 +298,9 @@ def _snapshot(engine: Engine) -> Iterator[Session]:
 
 
 def _sign(engine: Engine, ca_id: int, fields: CRLFields, signer: Signer, directory: Path,
-          chunk_rows: int, incremental: bool) -> Published:
-    """Stream the entries (only the new ones when the cache holds the rest), sign, publish."""
+          chunk_rows: int, incremental: bool) -> tuple[Published, int]:
+    """Stream the entries (only the new ones when the cache holds the rest), sign, publish;
+    also the highest revocation id the list holds (a delta CRL starts after it)."""
     spool_path = directory / f".{fields.number}.entries.tmp"
     kept = cache.load(directory) if incremental else None
     try:
@@ -308,15 +339,15 @@ def _sign(engine: Engine, ca_id: int, fields: CRLFields, signer: Signer, directo
             except OSError as exc:  # the CRL is out; the next one will simply stream everything
                 log.warning("could not keep the entries of %s for the next issue: %s", published.path, exc)
                 cache.discard(directory)
-            return published
+            return published, top
         raise RevocaError(f"could not assemble the entries of {directory} after 3 attempts; see the log")
     finally:
         spool_path.unlink(missing_ok=True)
 
 
 def _archive(engine: Engine, ca_name: str, key: _SigningKey, fields: CRLFields, published: Published,
-             data_dir: Path, *, now: dt.datetime, actor: str) -> IssuedCRLInfo:
-    relative = relative_path(ca_name, fields.list_type, fields.number)
+             data_dir: Path, *, now: dt.datetime, actor: str, through: int | None = None) -> IssuedCRLInfo:
+    relative = relative_path(ca_name, fields.list_type, fields.number, key.retired_generation)
     info = IssuedCRLInfo(ca_name=ca_name, list_type=fields.list_type, number=fields.number,
                          this_update=fields.this_update, next_update=fields.next_update,
                          entries=published.entries, size=published.size, sha256=published.sha256,
@@ -326,15 +357,23 @@ def _archive(engine: Engine, ca_name: str, key: _SigningKey, fields: CRLFields, 
         row = store.add_issued_crl(
             ca_id=key.ca_id, list_type=fields.list_type, number=fields.number, signing_key_id=key.key_id,
             this_update=fields.this_update, next_update=fields.next_update, entries=info.entries,
-            size=published.size, sha256=published.sha256, path=relative.as_posix(), now=now)
+            size=published.size, sha256=published.sha256, path=relative.as_posix(), now=now,
+            revocations_through=through, base_number=fields.delta_base)
         # queued with the archive row, in its transaction: LDAP being away never blocks signing
-        store.enqueue_publication(ca_id=key.ca_id, item=PublicationItem(fields.list_type.value),
-                                  sha256=published.sha256, issued_crl_id=row.id, number=fields.number, now=now)
+        if key.retired_generation is None:  # a retired key's list goes out beside the current one (publisher)
+            store.enqueue_publication(ca_id=key.ca_id, item=PublicationItem(fields.list_type.value),
+                                      sha256=published.sha256, issued_crl_id=row.id, number=fields.number, now=now)
         audit.record(session, "crl.issued", actor=actor, at=now, ca=ca_name, list=fields.list_type.value,
                      number=fields.number, entries=info.entries, size=published.size,
                      sha256=published.sha256.hex(), this_update=fields.this_update.isoformat(),
-                     next_update=fields.next_update.isoformat(), path=relative.as_posix())
+                     next_update=fields.next_update.isoformat(), path=relative.as_posix(),
+                     **_delta_detail(fields))
     return info
+
+
+def _delta_detail(fields: CRLFields) -> dict[str, Any]:
+    """A delta CRL's audit record names its base."""
+    return {} if fields.delta_base is None else {"base": fields.delta_base}
 
 
 def _record_failure(engine: Engine, actor: str, exc: Exception, **detail: object) -> None:

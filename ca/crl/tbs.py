@@ -26,6 +26,9 @@ _VERSION_2 = der.integer(1)
 _AKI = der.oid("2.5.29.35")
 _CRL_NUMBER = der.oid("2.5.29.20")
 _IDP = der.oid("2.5.29.28")
+_DELTA_CRL_INDICATOR = der.oid("2.5.29.27")
+_FRESHEST_CRL = der.oid("2.5.29.46")
+_URI = 0x86  # GeneralName uniformResourceIdentifier [6] IMPLICIT IA5String
 
 # IssuingDistributionPoint without distributionPoint: a fullName makes `openssl verify
 # -crl_check_all` find no CRL for the trust anchor.  CRL: onlyContainsUserCerts [1] TRUE;
@@ -34,6 +37,8 @@ _IDP_VALUE = {
     ListType.CRL: der.tlv(der.SEQUENCE, der.tlv(der.CONTEXT_1, b"\xff")),
     ListType.ARL: der.tlv(der.SEQUENCE, der.tlv(der.CONTEXT_2, b"\xff")),
 }
+# A delta CRL has its base's scope (RFC 5280 5.2.4: the same IDP; openssl compares them byte for byte).
+_IDP_VALUE[ListType.DELTA] = _IDP_VALUE[ListType.CRL]
 
 # RFC 5280 5.2.3: CRL numbers are at most 20 octets.
 MAX_CRL_NUMBER = (1 << 159) - 1
@@ -54,6 +59,10 @@ class CRLFields:
     authority_key_id: bytes  # the signing key's subjectKeyIdentifier
     list_type: ListType
     algorithm: KeyAlgorithm
+    # a delta CRL: the number of its base CRL (DeltaCRLIndicator, RFC 5280 5.2.4)
+    delta_base: int | None = None
+    # a complete CRL that has deltas: where they are published (Freshest CRL, RFC 5280 5.2.6)
+    freshest_crl: str | None = None
 
     def __post_init__(self) -> None:
         if not self.issuer.startswith(b"\x30") or len(self.issuer) < 2:
@@ -70,6 +79,14 @@ class CRLFields:
             raise InvalidInput("CRL authority key identifier must not be empty")
         if not isinstance(self.list_type, ListType):
             raise InvalidInput(f"list type must be a ListType, not {self.list_type!r}")
+        if (self.delta_base is not None) != (self.list_type is ListType.DELTA):
+            raise InvalidInput("a delta CRL, and only a delta CRL, names the number of its base CRL")
+        if self.delta_base is not None and not 0 <= self.delta_base < self.number:
+            raise InvalidInput(f"delta CRL {self.number} cannot have base {self.delta_base}: a base comes before "
+                               "its deltas (RFC 5280 5.2.4)")
+        if self.freshest_crl is not None and (self.list_type is not ListType.CRL or not self.freshest_crl.isascii()
+                                              or not self.freshest_crl):
+            raise InvalidInput("only a complete CRL points at its delta CRLs, with an ASCII URI")
 
     def tbs_prefix(self, entries_length: int, entries_count: int) -> bytes:
         """TBSCertList up to and including the revokedCertificates header.
@@ -87,12 +104,20 @@ class CRLFields:
 
     @property
     def tbs_suffix(self) -> bytes:
-        """crlExtensions [0] EXPLICIT: authorityKeyIdentifier, cRLNumber, issuingDistributionPoint."""
+        """crlExtensions [0] EXPLICIT: authorityKeyIdentifier, cRLNumber, deltaCRLIndicator (critical,
+        deltas only), issuingDistributionPoint, freshestCRL (complete CRLs with deltas only)."""
         extensions = (
             _extension(_AKI, der.tlv(der.SEQUENCE, der.tlv(der.CONTEXT_0, self.authority_key_id)))
             + _extension(_CRL_NUMBER, der.integer(self.number))
-            + _extension(_IDP, _IDP_VALUE[self.list_type], critical=True)
         )
+        if self.delta_base is not None:
+            extensions += _extension(_DELTA_CRL_INDICATOR, der.integer(self.delta_base), critical=True)
+        extensions += _extension(_IDP, _IDP_VALUE[self.list_type], critical=True)
+        if self.freshest_crl is not None:
+            # CRLDistributionPoints: one DistributionPoint { distributionPoint [0] { fullName [0] { URI } } }
+            name = der.tlv(der.CONTEXT_0_CONSTRUCTED, der.tlv(_URI, self.freshest_crl.encode("ascii")))
+            point = der.tlv(der.SEQUENCE, der.tlv(der.CONTEXT_0_CONSTRUCTED, name))
+            extensions += _extension(_FRESHEST_CRL, der.tlv(der.SEQUENCE, point))
         return der.tlv(der.CONTEXT_0_CONSTRUCTED, der.tlv(der.SEQUENCE, extensions))
 
     def signature_tail(self, signature: bytes) -> bytes:

@@ -10,7 +10,9 @@ one reused buffer, so memory does not depend on the entry count:
 
 1. hash the TBS (prefix, entries, suffix) and, beside it, the entries alone (ca.crl.cache
    records that hash, and checks a kept segment against it before anything is signed);
-   have the Signer sign the TBS digest and check the signature;
+   have the Signer sign it and check the signature.  A Signer in another process (the HSM
+   service, ca.hsm.client.ServiceSigner.sign_list) gets the TBS bytes themselves as they are
+   hashed, and judges what it signs (ca.hsm.crl_stream); a key in this process signs the digest;
 2. write outer header + TBS + signature to a temporary file while computing the file's
    SHA-256 for the archive; fsync it and publish it under its final name, never replacing
    an existing file.
@@ -132,11 +134,24 @@ def write_certificate_list(fields: CRLFields, segments: Sequence[Segment], signe
         if segment.sha256_through is not None and entries.copy().digest() != segment.sha256_through:
             raise SegmentMismatch(f"{segment.path} does not match its recorded SHA-256")
 
-    tbs.update(prefix)
-    _pump(segments, tbs.update, entries.update, check)
-    tbs.update(suffix)
+    sign_list = getattr(signer, "sign_list", None)
+    if sign_list is None:  # a key in this process (the key ceremony, tests): the digest is enough
+        tbs.update(prefix)
+        _pump(segments, tbs.update, entries.update, check)
+        tbs.update(suffix)
+        signature = signer.sign_digest(tbs.digest())
+    else:  # the HSM service: it gets the TBS itself, and judges it while hashing (ca.hsm.crl_stream)
+        def feed(send: Callable[[memoryview | bytes], object]) -> None:
+            def both(block: memoryview | bytes) -> None:
+                tbs.update(block)
+                send(block)
+
+            both(prefix)
+            _pump(segments, both, entries.update, check)
+            both(suffix)
+
+        signature = sign_list(len(prefix) + length + len(suffix), feed)
     digest = tbs.digest()
-    signature = signer.sign_digest(digest)
     check_signature(signer, digest, signature)
 
     head = fields.certificate_list_header(len(prefix) + length + len(suffix), signature)

@@ -11,6 +11,7 @@ groups (so /etc/group is not edited for memberships):
                 identities.<service> data_group, signer_clients
     scheduler   identities.scheduler data_group, signer_clients, crl_readers
     publisher   identities.publisher data_group, crl_readers
+    web         identities.web       data_group
 
 ca.host.layout gives the files under the data directory to these identities.
 """
@@ -41,6 +42,7 @@ SUPPLEMENTARY = {
     "status": ("data_group", "signer_clients"),
     "scheduler": ("data_group", "signer_clients", "crl_readers"),
     "publisher": ("data_group", "crl_readers"),
+    "web": ("data_group",),  # reads public rows only; never the signer, never the CRL spool
     "ldap": (),
 }
 

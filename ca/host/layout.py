@@ -14,6 +14,7 @@ that what a service creates there (SQLite's -wal and -shm) belongs to the group:
     tls/                      ra         ra's own           0700 / 0600: the RA's TLS server key
     ocsp/                     ocsp       ocsp's own         0700 / 0600: responder key files
     tsa/                      root       data               2750 / 0640: the TSA certificate, for users
+    web/                      web        web's own          0750 / 0640: the public pages' releases (ca.web)
     demo-shares/, demo-*/     root       root               0700 / 0600: people's secrets (DEMO ONLY)
 
 Anything else keeps its owner and loses group write and all of the world's bits.
@@ -66,5 +67,7 @@ def give_to_identities(settings: Settings, ids: Identities) -> None:
     _own(data / "tls", ids["ra"].uid, ids["ra"].gid, 0o700, 0o600)
     _own(data / "ocsp", ids["ocsp"].uid, ids["ocsp"].gid, 0o700, 0o600)
     _own(data / "tsa", 0, data_gid, 0o2750, 0o640)
+    (data / "web").mkdir(exist_ok=True)
+    _own(data / "web", ids["web"].uid, ids["web"].gid, 0o750, 0o640)
     for private in (settings.demo_shares_dir, data / "demo-terminal", data / "demo-verifier"):
         _own(private, 0, 0, 0o700, 0o600)

@@ -2,7 +2,10 @@
 
 `token` talks PKCS#11, `shares` splits and checks the activation secret, `activation`
 collects shares, `service` holds the activated token for the other processes and `client`
-is how they reach it; `destruction` decides when a key may be destroyed, by M key managers.
+is how they reach it; `policy` says what each caller may have signed, `sessions` are the key
+managers' ceremony sessions that certificates, new keys and destruction need, `crl_stream`
+judges a streamed CRL or ARL while hashing it; `destruction` decides when a key may be
+destroyed, by M key managers.
 """
 
 from __future__ import annotations

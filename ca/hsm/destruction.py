@@ -8,7 +8,8 @@ recorded against the certificate that carried it), the HSM service destroys the 
 (the private key and its public twin; `destroy` is for the admin identity only), and the act is
 audited (`hsm.key_destroyed`, refusals too).  From then on the signer refuses every request
 naming the key (ca.hsm.policy), also after a restart.  Token backups taken before still hold the
-key: seed 004 6.2.10.1 has them destroyed likewise (`revoca backup`'s retention, or by hand).
+key: seed 004 6.2.10.1 has them destroyed likewise; `revoca ca destroy-key` names them and
+`revoca backup purge-key` removes them (ca.backup.key_copies).
 
 What still needs a CA key K of CA X (each a refusal, with one line naming it):
 

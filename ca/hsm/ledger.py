@@ -44,9 +44,10 @@ class SignatureLedger:
         if self._thread is not None:
             self._thread.start()
 
-    def add(self, caller: str, label: str, signed: str, data: bytes) -> None:
+    def add(self, caller: str, label: str, signed: str, data: bytes = b"", *, digest: bytes | None = None) -> None:
+        """One signature over `data`, or over what `digest` is the hash of (a streamed list)."""
         now = dt.datetime.now(dt.UTC)
-        digest = hashlib.sha256(data).digest()
+        digest = digest if digest is not None else hashlib.sha256(data).digest()
         with self._lock:
             group = self._groups.get((caller, label, signed))
             if group is None:

@@ -54,7 +54,7 @@ class Signed(enum.StrEnum):
 
     CERTIFICATE = "certificate"  # TBSCertificate
     CRL = "crl"  # TBSCertList (CRL or ARL)
-    CRL_DIGEST = "crl-digest"  # sign_digest: a streamed CRL's hash, not judged
+    CRL_DIGEST = "crl-digest"  # sign_digest: a bare hash, not judged (the admin identity only)
     OCSP_RESPONSE = "ocsp-response"  # ResponseData
     TIME_STAMP = "time-stamp"  # CMS signed attributes over a TSTInfo
     RECEIPT = "receipt"  # CMS signed attributes over anything else (the RA's receipts)
@@ -135,8 +135,9 @@ class SigningPolicy:
         if caller is Caller.OCSP:
             return signed is Signed.OCSP_RESPONSE and (
                 use is KeyUse.OCSP_RESPONDER or (self.ocsp_ca_keys and use is KeyUse.CA))
-        if caller is Caller.SCHEDULER:  # issues lists, and time-stamps each into the archive (ca.archive)
-            return (signed in (Signed.CRL, Signed.CRL_DIGEST) and use is KeyUse.CA) or (
+        if caller is Caller.SCHEDULER:  # issues lists (whole, or streamed: `sign_list`, judged as they
+            # come, ca.hsm.crl_stream; never a bare digest), and time-stamps each into the archive (ca.archive)
+            return (signed is Signed.CRL and use is KeyUse.CA) or (
                 signed is Signed.TIME_STAMP and use is KeyUse.TSA)
         if caller is Caller.RA:
             return signed is Signed.RECEIPT and use is KeyUse.RECEIPT_SIGNER

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from ca import hierarchy
 from ca.config import Settings
 from ca.enums import CertKind
+from ca.errors import PermissionDenied
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.storage.engine import Engine, session_scope
 from ca.storage.store import Store
@@ -41,9 +42,14 @@ def ensure_server_tls(settings: Settings, engine: Engine, keys: KeyStore, host: 
             ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="ra-server",
                                     algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
             subject = x509.Name.from_rfc4514_string(f"CN={settings.hierarchy.server_name} RA,O=JPKI,C=JP")
-            cert = hierarchy.issue_with_key_file(
-                ctx, bridge, CertKind.TLS, subject=subject, key_path=key_path,
-                dns_names=(settings.hierarchy.server_name,), ip_addresses=(host,) if _is_ip(host) else ())
+            try:
+                cert = hierarchy.issue_with_key_file(
+                    ctx, bridge, CertKind.TLS, subject=subject, key_path=key_path,
+                    dns_names=(settings.hierarchy.server_name,), ip_addresses=(host,) if _is_ip(host) else ())
+            except PermissionDenied as exc:  # a service identity, or no key managers' ceremony session
+                raise PermissionDenied(
+                    f"the servers' TLS certificate {cert_path} is missing or ends within {RENEW_BEFORE.days} days; "
+                    f"issue it with `revoca tls issue --host {host}` (M key managers log in): {exc}") from exc
             cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         roots = [x509.load_der_x509_certificate(c.der) for c in store.certificates(
             issuer=bridge, kinds=[CertKind.SELF_SIGNED])]

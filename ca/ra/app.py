@@ -5,16 +5,26 @@ written, so an acknowledged revocation survives a crash at any later point.  The
 is signed after the commit (the HSM may be unavailable; filing must not depend on it)
 and is added to the stored request; GET signs it later if it is still missing.
 Errors become HTTP statuses only here, at the edge.
+
+Every clerk login is audited (`operator.login`, channel "ra", the terminal named): one record
+per request that names a clerk, in the transaction of what the request does (a filing, the
+audit record of a list read), so it costs one more row in a commit that happens anyway and
+takes no extra turn on the audit chain's lock.  When the request is refused after the login
+held, the record goes with the refusal's record instead; a failed login is recorded there
+too.  A password within [operators] warn_days of its maximum age is answered with the
+`Revoca-Password-Expires` and `Revoca-Password-Warning` headers, which terminals show the clerk.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cryptography import x509
@@ -27,12 +37,13 @@ from ca.credentials import RememberedPasswords
 from ca.enums import AgentAuthority, Applicant, RequestChannel
 from ca.errors import AlreadyExists, DatabaseUnavailable, InvalidInput, NotFound, PermissionDenied, RevocaError
 from ca.hsm.signer import KeyStore
+from ca.officers.passwords import PasswordPolicy, PasswordState, password_age
 from ca.ra import auth, online
 from ca.ra.openapi import OPENAPI
 from ca.ra.receipts import ReceiptSigner, receipt_content
 from ca.revocation import reasons, record_changes, workflow
 from ca.serials import parse_hex_serial
-from ca.storage.engine import Engine, session_scope
+from ca.storage.engine import Engine, Session, session_scope
 from ca.storage.models import Operator, RATerminal, RevocationRequest
 from ca.storage.revocations import RevocationReadStore, RevocationStore
 
@@ -40,6 +51,7 @@ log = logging.getLogger("revoca.ra")
 MAX_BODY = 64 * 1024
 MAX_JSON_DEPTH = 16  # a filing is a flat object; anything deeper is refused before it is walked
 MAX_OFFSET = 10**9
+ACTOR_MAX = 128  # the audit log's actor column: a failed login's claimed name, cut to fit
 bp = Blueprint("ra", __name__)
 
 _STATUS = {
@@ -52,12 +64,19 @@ _STATUS = {
 }
 
 
-def create_app(engine: Engine, keys: KeyStore, *, clock: Callable[[], dt.datetime] | None = None) -> Flask:
+LOGIN_EVENT = "operator.login"  # the CLI's event; channel "ra" and the terminal tell this one apart
+LIST_EVENT = "ra.requests_listed"  # a personal-data read: the list names citizens
+
+
+def create_app(engine: Engine, keys: KeyStore, *, clock: Callable[[], dt.datetime] | None = None,
+               password_policy: PasswordPolicy | None = None) -> Flask:
+    """`password_policy` is [operators] (settings.operators.password_policy); its defaults when None."""
     app = Flask("revoca.ra")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["revoca"] = {"engine": engine, "keys": keys, "clock": clock or (lambda: dt.datetime.now(dt.UTC)),
                                 # a clerk's password is checked by scrypt once per 30 s, not per request
-                                "passwords": RememberedPasswords()}
+                                "passwords": RememberedPasswords(),
+                                "password_policy": password_policy or PasswordPolicy()}
     app.register_blueprint(bp)
     app.register_error_handler(RevocaError, _revoca_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -99,13 +118,49 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 
 def _record_refusal(detail: str, status: int, *, event_type: str = "ra.request_refused", **extra: Any) -> None:
-    """Every refused request leaves an audit record, in a transaction of its own."""
+    """Every refused request leaves an audit record, in a transaction of its own; with it the
+    clerk's login, failed or successful (the request's own transaction, which would have held
+    a successful one, rolled back)."""
     actor = getattr(g, "actor", None) or "unidentified RA client"
     try:
-        audit.record_failure(_ext()["engine"], event_type, actor=actor, error=detail, status=status,
-                             path=request.path, method=request.method, **extra)
+        with session_scope(_ext()["engine"]) as session:
+            _record_login(session)
+            audit.record(session, event_type, actor=actor, result=audit.FAILURE, error=detail, status=status,
+                         path=request.path, method=request.method, **extra)
     except Exception:  # auditing a refusal must not turn it into a 500
         log.exception("could not record a refused RA request")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Login:
+    """A clerk's login at a terminal, waiting to be recorded with what the request does."""
+
+    name: str
+    terminal: str
+    error: str | None = None  # None: the login held
+
+
+def _record_login(session: Session, *, keep: bool = False) -> None:
+    """The request's clerk login into `session`'s transaction (see the module docstring); `keep`
+    leaves it waiting until that transaction has committed (a refusal would roll it back)."""
+    login: _Login | None = g.get("login") if keep else g.pop("login", None)
+    if login is None:
+        return
+    if login.error is None:
+        audit.record(session, LOGIN_EVENT, actor=login.name, channel="ra", terminal=login.terminal, path=request.path)
+    else:
+        audit.record(session, LOGIN_EVENT, actor=login.name, result=audit.FAILURE, error=login.error, channel="ra",
+                     terminal=login.terminal, path=request.path)
+
+
+@bp.after_request
+def _password_warning(response: Response) -> Response:
+    """A clerk whose password is about to expire is told so with every answer (the terminal shows it)."""
+    warning = g.get("password_warning")
+    if warning is not None:
+        response.headers["Revoca-Password-Expires"] = warning.expires_at.isoformat()
+        response.headers["Revoca-Password-Warning"] = warning.warning()
+    return response
 
 
 def _json_body() -> dict[str, Any]:
@@ -190,13 +245,51 @@ def _with_receipt(engine: Engine, public_id: str) -> dict[str, Any]:
 
 
 def _at_terminal(store: RevocationReadStore) -> tuple[RATerminal, Operator]:
-    """(terminal, clerk) of a filing: who first, so that an unknown caller learns nothing about
-    what is wrong with its body."""
+    """(terminal, clerk) of a request: who first, so that an unknown caller learns nothing about
+    what is wrong with its body.  The login waits in `g.login` for the transaction that records it."""
     terminal = auth.terminal_of(request, store)
     g.actor = f"terminal {terminal.name}"
-    clerk = auth.receptionist_of(request, store, _ext()["passwords"])
+    ext = _ext()
+    now = ext["clock"]()
+    try:
+        clerk = auth.receptionist_of(request, store, ext["passwords"], policy=ext["password_policy"], now=now)
+    except PermissionDenied as exc:
+        name = auth.claimed_name(request)
+        if name is not None:  # no credentials at all is no attempt
+            g.login = _Login(name[:ACTOR_MAX], terminal.name, str(exc))
+        raise
     g.actor, g.clerk = f"{clerk.name} at terminal {terminal.name}", clerk.name
+    g.login = _Login(clerk.name, terminal.name)
+    age = password_age(clerk.name, clerk.password_set_at, now=now, policy=ext["password_policy"])
+    if age.state is PasswordState.EXPIRING:
+        g.password_warning = age
     return terminal, clerk
+
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Window:
+    store: RevocationStore
+    terminal: RATerminal
+    clerk: Operator
+    body: dict[str, Any]
+    key: str  # the idempotency key
+    now: dt.datetime
+
+
+@contextlib.contextmanager
+def _window_request() -> Iterator[_Window]:
+    """What both window endpoints open with: one write transaction (committed when the block
+    ends), the terminal and the clerk with the login recorded in it, the JSON body and its
+    idempotency key."""
+    engine, now = _ext()["engine"], _ext()["clock"]()
+    with session_scope(engine) as session:
+        store = RevocationStore(session)
+        terminal, clerk = _at_terminal(store)
+        _record_login(session, keep=True)
+        body = _json_body()
+        yield _Window(store, terminal, clerk, body, _idempotency_key(body), now)
+    g.pop("login", None)  # committed with what the request did
 
 
 def _idempotency_key(body: dict[str, Any]) -> str:
@@ -209,12 +302,8 @@ def _idempotency_key(body: dict[str, Any]) -> str:
 @bp.post("/v1/revocations")
 def file_revocation() -> tuple[Response, int]:
     """The window (seed 004 4.9.3.1(1), (2)): the subscriber or an agent, identified by a document."""
-    engine, now = _ext()["engine"], _ext()["clock"]()
-    with session_scope(engine) as session:
-        store = RevocationStore(session)
-        terminal, clerk = _at_terminal(store)
-        body = _json_body()
-        key = _idempotency_key(body)
+    with _window_request() as w:
+        body = w.body
         try:
             applicant = Applicant(body.get("applicant", ""))  # missing: ValueError like any other value
         except ValueError as exc:
@@ -230,15 +319,15 @@ def file_revocation() -> tuple[Response, int]:
             raise InvalidInput("a window revocation names no record-change event; send record changes to "
                                "/v1/record-changes")
         filing = workflow.Filing(
-            channel=RequestChannel.RA_WINDOW, certificate=_certificate(store, body),
+            channel=RequestChannel.RA_WINDOW, certificate=_certificate(w.store, body),
             reason=reasons.parse_reason(body.get("reason")), applicant=applicant,
             identity_document_checked=body.get("identity_document_checked") is True,
-            terminal_id=terminal.id, receptionist=clerk, idempotency_key=key, agent_authority=authority,
+            terminal_id=w.terminal.id, receptionist=w.clerk, idempotency_key=w.key, agent_authority=authority,
         )
-        req, created = workflow.file_request(store, filing, now, actor=g.actor)
+        req, created = workflow.file_request(w.store, filing, w.now, actor=g.actor)
         public_id = req.public_id
     # committed: from here on the revocation is durable whatever happens to this process
-    return jsonify(_with_receipt(engine, public_id)), 201 if created else 200
+    return jsonify(_with_receipt(_ext()["engine"], public_id)), 201 if created else 200
 
 
 #: What a record change must not carry: nobody applies, and the event gives the reason.
@@ -248,25 +337,20 @@ NOT_IN_A_RECORD_CHANGE = ("reason", "applicant", "identity_document_checked", "a
 @bp.post("/v1/record-changes")
 def file_record_change() -> tuple[Response, int]:
     """The municipality revokes on a resident-record change (seed 004 4.9.1(2), 4.9.3.1(3))."""
-    engine, now = _ext()["engine"], _ext()["clock"]()
-    with session_scope(engine) as session:
-        store = RevocationStore(session)
-        terminal, clerk = _at_terminal(store)
-        body = _json_body()
-        key = _idempotency_key(body)
-        extra = [f for f in NOT_IN_A_RECORD_CHANGE if f in body]
+    with _window_request() as w:
+        extra = [f for f in NOT_IN_A_RECORD_CHANGE if f in w.body]
         if extra:
             raise InvalidInput(f"a record change carries no {', '.join(extra)}: nobody applies, and the reason "
                                "follows from the event")
-        event = record_changes.parse_event(body.get("event"))
+        event = record_changes.parse_event(w.body.get("event"))
         filing = workflow.Filing(
-            channel=RequestChannel.RECORD_CHANGE, certificate=_certificate(store, body),
+            channel=RequestChannel.RECORD_CHANGE, certificate=_certificate(w.store, w.body),
             reason=record_changes.reason_for(event), record_change_event=event,
-            terminal_id=terminal.id, receptionist=clerk, idempotency_key=key,
+            terminal_id=w.terminal.id, receptionist=w.clerk, idempotency_key=w.key,
         )
-        req, created = workflow.file_request(store, filing, now, actor=g.actor)
+        req, created = workflow.file_request(w.store, filing, w.now, actor=g.actor)
         public_id = req.public_id
-    return jsonify(_with_receipt(engine, public_id)), 201 if created else 200
+    return jsonify(_with_receipt(_ext()["engine"], public_id)), 201 if created else 200
 
 
 @bp.get("/v1/revocations/<public_id>")
@@ -284,13 +368,13 @@ def revocation_status(public_id: str) -> Response:
 
 @bp.get("/v1/revocations")
 def list_revocations() -> Response:
-    with session_scope(_ext()["engine"], readonly=True) as session:
+    """A terminal's requests, newest first.  The list names citizens: a clerk at the terminal must
+    be there to read it (issue 12), and the read is audited as a personal-data read naming every
+    request and certificate shown, before anything is answered (no record, no list)."""
+    engine = _ext()["engine"]
+    with session_scope(engine, readonly=True) as session:
         store = RevocationReadStore(session)
-        terminal = auth.terminal_of(request, store)
-        g.actor = f"terminal {terminal.name}"
-        # the list names citizens: a clerk at the terminal must be there to read it (issue 12)
-        clerk = auth.receptionist_of(request, store, _ext()["passwords"])
-        g.actor = f"{clerk.name} at terminal {terminal.name}"
+        terminal, _clerk = _at_terminal(store)
         try:
             limit = int(request.args.get("limit", 50))
             offset = int(request.args.get("offset", 0))
@@ -299,6 +383,12 @@ def list_revocations() -> Response:
         if not (1 <= limit <= 500 and 0 <= offset <= MAX_OFFSET):
             raise InvalidInput(f"limit must be 1-500 and offset 0-{MAX_OFFSET}")
         items = [_view(store, r) for r in store.requests_of_terminal(terminal.id, limit=limit, offset=offset)]
+    with session_scope(engine) as session:  # its own short write: the read above took no write lock
+        _record_login(session)
+        audit.record(session, LIST_EVENT, actor=g.actor, personal_data=True, terminal=terminal.name,
+                     limit=limit, offset=offset, count=len(items),
+                     requests=[i["request_id"] for i in items],
+                     certificates=[f"{i['issuer_ca']}:{i['serial']}" for i in items])
     return jsonify({"terminal": terminal.name, "items": items, "limit": limit, "offset": offset})
 
 

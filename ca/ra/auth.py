@@ -4,13 +4,16 @@ The TLS layer (gunicorn) checks that the client certificate chains to the bridge
 server puts the certificate's DER in the WSGI environ as `revoca.client_cert_der` (a key no
 HTTP header can set).  Here it must also be a registered, enabled, unrevoked terminal.
 The clerk authenticates per request with HTTP Basic (operator name and password), checked
-against the scrypt hash, and must hold the receptionist role.
+against the scrypt hash, and must hold the receptionist role; a password older than
+[operators] max_password_age_days is refused (only after it matched, so the refusal tells
+nothing to whoever does not know it, and the cost stays one scrypt).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 
 from flask import Request
@@ -19,6 +22,7 @@ from ca.credentials import RememberedPasswords
 from ca.enums import Role
 from ca.errors import PermissionDenied
 from ca.http.client_cert import CLIENT_CERT_ENVIRON
+from ca.officers.passwords import PasswordPolicy
 from ca.storage.models import Operator, RATerminal
 from ca.storage.revocations import RevocationReadStore
 
@@ -42,8 +46,7 @@ def terminal_of(request: Request, store: RevocationReadStore) -> RATerminal:
     return terminal
 
 
-def receptionist_of(request: Request, store: RevocationReadStore,
-                    remembered: RememberedPasswords | None = None) -> Operator:
+def _basic(request: Request) -> tuple[str, str]:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
@@ -54,4 +57,20 @@ def receptionist_of(request: Request, store: RevocationReadStore,
         raise Unauthenticated("the Authorization header is not valid Basic credentials") from exc
     if not sep or "\x00" in name or "\x00" in password:
         raise Unauthenticated("the Authorization header is not valid Basic credentials")
-    return store.authenticate(name, password, Role.RECEPTIONIST, remembered=remembered)
+    return name, password
+
+
+def claimed_name(request: Request) -> str | None:
+    """The operator name the Basic credentials claim, for the audit record of a failed login
+    (None when there are none or they cannot be read)."""
+    try:
+        return _basic(request)[0]
+    except Unauthenticated:
+        return None
+
+
+def receptionist_of(request: Request, store: RevocationReadStore,
+                    remembered: RememberedPasswords | None = None, *, policy: PasswordPolicy | None = None,
+                    now: dt.datetime | None = None) -> Operator:
+    name, password = _basic(request)
+    return store.authenticate(name, password, Role.RECEPTIONIST, remembered=remembered, policy=policy, now=now)

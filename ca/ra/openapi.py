@@ -29,7 +29,11 @@ OPENAPI: dict[str, Any] = {
         "securitySchemes": {
             "terminal": {"type": "mutualTLS", "description": "client certificate of a registered RA terminal"},
             "receptionist": {"type": "http", "scheme": "basic",
-                             "description": "operator name and password; the operator needs the receptionist role"},
+                             "description": "operator name and password; the operator needs the receptionist role. "
+                                            "A password past [operators] max_password_age_days is refused (403). "
+                                            "Within warn_days of that age every answer carries the headers "
+                                            "Revoca-Password-Expires (ISO 8601) and Revoca-Password-Warning (one "
+                                            "line): show them to the clerk. Every login is audited."},
         },
         "schemas": {
             "Error": {"type": "object", "required": ["error", "status"],

@@ -32,7 +32,8 @@ def serve(settings: Settings, engine: Engine, *, host: str, port: int, workers: 
 
     def load() -> Any:
         engine = make_engine(settings.db_url, pool_pre_ping=True, role=role_for(settings, "ra"))
-        return ClientCertificate(create_app(engine, HSMClient(settings.hsm_socket)))
+        return ClientCertificate(create_app(engine, HSMClient(settings.hsm_socket),
+                                            password_policy=settings.operators.password_policy))
 
     with running(lambda: make_engine(settings.db_url, role=role_for(settings, "ra")), "ra",
                  address=f"{host}:{port}", workers=workers):

@@ -16,6 +16,7 @@ from ca.errors import InvalidInput, NotFound, PermissionDenied
 from ca.revocation.reasons import RevocationReason
 from ca.revocation.workflow import entry_der, list_type_for, revoke_certificate
 from ca.storage.models import Operator
+from ca.storage.notices import COMPROMISE, record_notice
 from ca.storage.revocations import RevocationStore
 
 COMPROMISE_CHUNK = 5000
@@ -59,6 +60,9 @@ def compromise(store: RevocationStore, ca_name: str, confirmers: tuple[Operator,
         } for c in chunk])
         total += len(chunk)
         after = chunk[-1].id
+    # the web repository's notice to relying parties (seed 004 4.9.12(1)), in the same transaction
+    record_notice(store.session, ca_id=ca.id, kind=COMPROMISE, occurred_at=when,
+                  recorded_by=f"{first.name}+{second.name}", now=now)
     audit.record(store.session, "ca.key_compromise", actor=f"{first.name}+{second.name}", ca=ca_name,
                  key_generation=key.generation, revoked=total, note=note)
     return total

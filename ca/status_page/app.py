@@ -9,9 +9,10 @@ from pathlib import Path
 from flask import Flask
 
 from ca.config import CRLConfig
+from ca.officers.passwords import PasswordPolicy
 from ca.status_page import metrics, views
 from ca.status_page.auth import CACHE_SECONDS, CredentialCache
-from ca.status_page.metrics import HSMStatus, RevocaCollector, make_registries
+from ca.status_page.metrics import HeldLists, HSMStatus, RevocaCollector, make_registries
 from ca.status_page.tallies import Tally, revocations_by_day
 from ca.storage.engine import Engine
 
@@ -25,16 +26,19 @@ def utc_now() -> dt.datetime:
 def create_app(engine: Engine, *, hsm_status: HSMStatus | None = None,
                clock: Callable[[], dt.datetime] = utc_now, warn_before: dt.timedelta = WARN_BEFORE,
                auth_seconds: float = CACHE_SECONDS, public_verifier_names: bool = False,
-               ldap_port: int | None = None) -> Flask:
+               ldap_port: int | None = None, password_policy: PasswordPolicy | None = None,
+               held_lists: HeldLists | None = None) -> Flask:
     """`hsm_status` returns what the HSM service's status call does (or raises ServiceUnavailable);
-    `public_verifier_names` shows per-verifier OCSP counts in /metrics without a login."""
+    `public_verifier_names` shows per-verifier OCSP counts in /metrics without a login;
+    `password_policy` is [operators] (its defaults when None)."""
     app = Flask("revoca.status", root_path=str(Path(__file__).parent))
-    collector = RevocaCollector(engine, clock=clock, hsm_status=hsm_status, ldap_port=ldap_port)
+    collector = RevocaCollector(engine, clock=clock, hsm_status=hsm_status, ldap_port=ldap_port,
+                                held_lists=held_lists)
     named, anonymous = make_registries(collector)
     app.extensions["revoca_status"] = {
         "engine": engine, "hsm_status": hsm_status, "clock": clock, "warn_before": warn_before,
         "auth_cache": CredentialCache(auth_seconds), "registry": named, "anonymous_registry": anonymous,
-        "public_verifier_names": public_verifier_names,
+        "public_verifier_names": public_verifier_names, "password_policy": password_policy or PasswordPolicy(),
         # revocations per day and reason, counted incrementally: a page load reads only new rows
         "revocation_days": Tally("revocations", revocations_by_day),
     }

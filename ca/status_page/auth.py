@@ -7,6 +7,10 @@ CRL expiry, publication, waiting requests and key activation.  Not allowed are r
 seeing CA operations) and the internal auditor (whose job is the audit log, kept apart from
 operations by separation of duties; the page shows nothing of it).
 
+A password older than [operators] max_password_age_days is refused (403, after the password
+matched, so the refusal tells nothing to whoever does not know it); within warn_days of that
+age the page shows a banner with the date.
+
 A password check is an scrypt run (~50 ms); a successful check is remembered for a short
 while, keyed by a digest of name and password, so a page load and its reloads do not each
 cost one.  Failures are never remembered: each wrong guess keeps its full cost.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime as dt
 import hashlib
 import threading
 import time
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from ca.credentials import verify_for_unknown_name, verify_password
 from ca.enums import Role
 from ca.errors import NotFound, PermissionDenied
+from ca.officers.passwords import PasswordPolicy, PasswordState, password_age
 from ca.storage.engine import Session
 from ca.storage.store import ReadStore
 
@@ -39,10 +45,15 @@ class Unauthenticated(PermissionDenied):
     """No credentials, or ones that do not match (HTTP 401), as opposed to a role that is not allowed (403)."""
 
 
+class PasswordExpired(PermissionDenied):
+    """The password matched but is past [operators] max_password_age_days (HTTP 403)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Officer:
     name: str
     roles: tuple[str, ...]
+    password_warning: str | None = None  # within warn_days of the maximum age: what the banner says
 
 
 def basic_credentials(header: str) -> tuple[str, str]:
@@ -59,7 +70,10 @@ def basic_credentials(header: str) -> tuple[str, str]:
     return name, password
 
 
-def check_officer(session: Session, name: str, password: str) -> Officer:
+def check_officer(session: Session, name: str, password: str, *, policy: PasswordPolicy | None = None,
+                  now: dt.datetime | None = None) -> Officer:
+    """The officer these credentials name, one scrypt whatever is wrong; `policy` ([operators])
+    refuses an expired password and notes one about to expire."""
     try:
         op = ReadStore(session).operator(name)
     except NotFound:
@@ -67,11 +81,17 @@ def check_officer(session: Session, name: str, password: str) -> Officer:
         raise Unauthenticated(f"operator {name!r}: unknown, disabled or wrong password") from None
     if not verify_password(password, op.credential_hash) or op.disabled:
         raise Unauthenticated(f"operator {name!r}: unknown, disabled or wrong password")
+    warning = None
+    if policy is not None:
+        age = password_age(op.name, op.password_set_at, now=now or dt.datetime.now(dt.UTC), policy=policy)
+        if age.state is PasswordState.EXPIRED:  # 403 with the date and what to do
+            raise PasswordExpired(age.refusal())
+        warning = age.warning() if age.state is PasswordState.EXPIRING else None
     allowed = op.role_set & PAGE_ROLES
     if not allowed:
         raise PermissionDenied(f"operator {name!r} holds no role that may see the status page "
                                f"({', '.join(sorted(PAGE_ROLES))})")
-    return Officer(op.name, tuple(sorted(r.value for r in op.role_set)))
+    return Officer(op.name, tuple(sorted(r.value for r in op.role_set)), warning)
 
 
 class CredentialCache:

@@ -40,7 +40,8 @@ def officer_of_request() -> Officer:
     if officer is None:
         try:
             with session_scope(ext["engine"], readonly=True) as session:
-                officer = check_officer(session, name, password)
+                officer = check_officer(session, name, password, policy=ext["password_policy"],
+                                        now=ext["clock"]())
         except PermissionDenied as exc:
             log.warning("status page refused %s: %s", request.remote_addr, exc)
             _record_failure(ext["engine"], name, exc)

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from ca import health
 from ca.enums import RequestStatus
-from ca.errors import RevocaError
+from ca.errors import PermissionDenied, RevocaError
 from ca.status_page import tallies
 from ca.status_page.auth import REALM, Unauthenticated
 from ca.status_page.login import optional_officer
@@ -34,12 +34,16 @@ bp = Blueprint("metrics", __name__)
 
 HSMStatus = Callable[[], dict[str, Any]]
 HSM_UP = "1 when the HSM service answered"
+HeldLists = Callable[[Engine], list[health.HeldList]]
 
 
 class RevocaCollector(Collector):
     def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime],
-                 hsm_status: HSMStatus | None = None, ldap_port: int | None = None) -> None:
-        """`ldap_port`: the LDAP repository's, for revoca_component_up (None: no component series)."""
+                 hsm_status: HSMStatus | None = None, ldap_port: int | None = None,
+                 held_lists: HeldLists | None = None) -> None:
+        """`ldap_port`: the LDAP repository's, for revoca_component_up (None: no component series);
+        `held_lists`: reads each CA's lists back from the LDAP repository (None: no such series)."""
+        self.held_lists = held_lists
         self.engine = engine
         self.ldap_port = ldap_port
         self.clock = clock
@@ -76,6 +80,7 @@ class RevocaCollector(Collector):
         yield g
         yield from self._hsm()
         yield from self._components()
+        yield from self._held(now)
 
     def _components(self) -> Iterator[Metric]:
         if self.hsm_status is None or self.ldap_port is None:
@@ -85,6 +90,32 @@ class RevocaCollector(Collector):
         for component in health.check_all(self.engine, self.hsm_status, self.ldap_port):
             up.add_metric([component.name], 1 if component.up else 0)
         yield up
+
+    def _held(self, now: dt.datetime) -> Iterator[Metric]:
+        """The lists as relying parties get them from slapd (issue 15: the archive can look fine while
+        the directory serves an expiring or older list); absent series when slapd cannot be read."""
+        if self.held_lists is None:
+            return
+        read = GaugeMetricFamily("revoca_ldap_read_back_up", "1 when the lists could be read back from the LDAP "
+                                 "repository at this scrape")
+        left = GaugeMetricFamily("revoca_ldap_list_next_update_seconds", "Seconds until the nextUpdate of each CA's "
+                                 "CRL or ARL as read back from the LDAP repository (negative: expired)",
+                                 labels=["ca", "list"])
+        number = GaugeMetricFamily("revoca_ldap_list_number", "CRL number of each CA's CRL or ARL as read back "
+                                   "from the LDAP repository (compare with revoca_crl_number)", labels=["ca", "list"])
+        try:
+            held = self.held_lists(self.engine)
+        except (RevocaError, OSError) as exc:  # slapd away: say so in a series, not with a failed scrape
+            log.debug("LDAP read-back for /metrics: %s", exc)
+            read.add_metric([], 0)
+            yield read
+            return
+        read.add_metric([], 1)
+        for h in held:
+            if h.next_update is not None and h.number is not None:
+                left.add_metric([h.ca_name, h.list_type.value], (h.next_update - now).total_seconds())
+                number.add_metric([h.ca_name, h.list_type.value], h.number)
+        yield from (read, left, number)
 
     def _lists(self, now: dt.datetime) -> Iterator[Metric]:
         left = GaugeMetricFamily("revoca_crl_next_update_seconds", "Seconds until the nextUpdate of each CA's "
@@ -188,6 +219,8 @@ def metrics() -> Response:
     except Unauthenticated as exc:  # credentials sent and wrong: say so rather than answer as if none came
         return Response(f"{exc}\n", status=401, content_type="text/plain; charset=utf-8",
                         headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+    except PermissionDenied as exc:  # a role the page is not for, or an expired password: 403, never a 500
+        return Response(f"{exc}\n", status=403, content_type="text/plain; charset=utf-8")
     registry: CollectorRegistry = ext["registry"] if named else ext["anonymous_registry"]
     response = Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
     if request.headers.get("Authorization"):

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, g, render_template
 
 from ca.errors import PermissionDenied, RevocaError
 from ca.status_page import queries
-from ca.status_page.auth import REALM, Unauthenticated
+from ca.status_page.auth import REALM, PasswordExpired, Unauthenticated
 from ca.status_page.chart import stacked_bars
 from ca.status_page.login import officer_of_request
 from ca.storage.engine import session_scope
@@ -42,7 +42,7 @@ def _unauthenticated(exc: Unauthenticated) -> Response:
 
 @bp.errorhandler(PermissionDenied)
 def _forbidden(exc: PermissionDenied) -> Response:
-    return _refusal(403, "Not for this role", str(exc))
+    return _refusal(403, "Password expired" if isinstance(exc, PasswordExpired) else "Not for this role", str(exc))
 
 
 def _refusal(status: int, title: str, detail: str) -> Response:

@@ -2,7 +2,7 @@
 round, and the items themselves for verification and export.
 
 Items are named by type ("certificate", "crl", "revocation-request", "online-request",
-"audit-checkpoint"; the history ranges are ca.storage.history's tables under ca.archive's
+"audit-checkpoint", "provision-report"; the history ranges are ca.storage.history's tables under ca.archive's
 names; "audit-log" ranges are copies of audit records, kept in audit_archive so that they
 outlive a prune).  `ArchiveReads` only reads (verify, export); `ArchiveWrites` keeps the
 stamps of a round and the audit copies.  Callers own the transaction.
@@ -25,6 +25,7 @@ from ca.storage.models import (
     AuditCheckpoint,
     Certificate,
     IssuedCRL,
+    ProvisionReport,
     RevocationRequest,
     TimeStamp,
 )
@@ -48,6 +49,8 @@ _SINGLES = {
     # the subscriber's signed online request, as received (seed 004 5.5.1.2)
     "online-request": _Stampable(RevocationRequest, RevocationRequest.signed_request.is_not(None)),
     AUDIT_CHECKPOINT: _Stampable(AuditCheckpoint, None),
+    # the monthly provision status reports (seed 004 5.5.1.1, 9.3.3), each version as made
+    "provision-report": _Stampable(ProvisionReport, None),
 }
 
 

@@ -29,7 +29,7 @@ from ca.storage.models import Base
 if TYPE_CHECKING:
     from ca.config import IdentityConfig, Settings
 
-SERVICES = ("signer", "ra", "ocsp", "tsa", "status", "scheduler", "publisher")
+SERVICES = ("signer", "ra", "ocsp", "tsa", "status", "scheduler", "publisher", "web")
 ADMIN = "admin"
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 ALEMBIC = "alembic_version"
@@ -70,13 +70,17 @@ _CA_STATE = (_g("cas", "SELECT"), _g("key_generations", "SELECT", why="ReadStore
 
 TABLE: dict[str, tuple[Grant, ...]] = {
     # ca.hsm.service: the share set and destroyed keys' labels at start, key managers' passwords to
-    # deactivate, audit records (shares presented, refusals, the signature ledger).  No CA data at all.
+    # deactivate and open ceremony sessions, audit records (shares presented, refusals, the signature
+    # ledger), and of the CA data only what judges a streamed list: a key's CA Names and identifier.
     "signer": (
         _SCHEMA_CHECK,
         _g("share_sets", "SELECT"), _g("share_holders", "SELECT"),
         _g("operators", "SELECT", why="holders' names; deactivation checks a key manager's password"),
         _g("operator_roles", "SELECT"),
         _g("destroyed_keys", "SELECT(key_label)", why="a destroyed key is refused, also after a restart"),
+        _g("key_generations", "SELECT(id, key_label, ski)",
+           why="a streamed CRL/ARL must name the key's CA and carry its key identifier (ca.hsm.crl_stream)"),
+        _g("certificates", "SELECT(subject_key_id, der)", why="the Names of the key's CA, from its certificates"),
         *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
     # ca.ra.app: terminals and clerks authenticated, requests and revocations filed, receipts kept.
@@ -100,6 +104,8 @@ TABLE: dict[str, tuple[Grant, ...]] = {
         _g("verifiers", "SELECT(id, status, cert_not_after, certificate_id, cert_fingerprint)",
            why="authorization by certificate; never the LDAP password hash"),
         _g("ocsp_queries", "INSERT", "SELECT(id)", why="the history; its compiled INSERT says RETURNING id"),
+        _g("ocsp_presigned", "SELECT", "INSERT", "UPDATE",
+           why="answers signed ahead by `revoca serve ocsp-signer` (upserted), read by every responder"),
         *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
     # ca.tsa: the current TSA certificate (not revoked, its key), each token kept.
@@ -136,6 +142,9 @@ TABLE: dict[str, tuple[Grant, ...]] = {
         _g("ocsp_queries", "SELECT", why="the history is sealed into the audit chain and archived"),
         _g("crl_fetches", "SELECT", why="the history is sealed into the audit chain and archived"),
         _g("directory_reads", "SELECT", why="the history is sealed into the audit chain and archived"),
+        _g("provision_reports", "SELECT", "INSERT", why="the monthly provision status report is made (ca.reports) "
+                                                        "and archived"),
+        _g("verifiers", "SELECT(id, name)", why="the provision report names the verifiers"),
         _g("time_stamps", "INSERT", "SELECT", why="tokens of checkpoints and archive rounds; checkpoints are "
                                                   "archived with their tokens"),
         _g("audit_events", "INSERT", "SELECT",
@@ -158,6 +167,19 @@ TABLE: dict[str, tuple[Grant, ...]] = {
         _g("verifiers", "SELECT", why="the LDAP accounts carry the verifiers' password hashes"),
         _g("crl_fetches", "SELECT", "INSERT"),
         _g("directory_reads", "SELECT", "INSERT", why="ARL and certificate reads from the access log"),
+        *_AUDIT_APPEND, _SERVICE_RUNS,
+    ),
+    # ca.web (ca.storage.public, notices, provision_reports): what the public pages show, and the
+    # change mark it polls.  Only public columns of the certificates; no subscriber data is read
+    # (PUBLIC_KINDS), but a column grant cannot say "these kinds", so certificates is whole.
+    "web": (
+        _SCHEMA_CHECK, _g("cas", "SELECT"), _g("certificates", "SELECT"),
+        _g("revocations", "SELECT(id, certificate_id, revocation_time, list_type)",
+           why="which CA certificates are revoked and when; never the reason"),
+        _g("issued_crls", "SELECT(id, ca_id, list_type, number, this_update, next_update, sha256, size)",
+           why="the published ARL's number, dates and digest; never the file"),
+        _g("publications", "SELECT(id, issued_crl_id, item, state)", why="which ARL the directory holds"),
+        _g("notices", "SELECT"), _g("provision_reports", "SELECT"),
         *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
 }
@@ -261,6 +283,25 @@ def apply(engine: sa.Engine, identities: IdentityConfig) -> list[Applied]:
             conn.execute(sa.text(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {admin}"))
             out.append(Applied(ADMIN, roles[ADMIN], None, (), ()))
     return out
+
+
+def apply_at_start(engine: sa.Engine, identities: IdentityConfig, *, role_per_service: bool) -> str | None:
+    """`revoca run` on PostgreSQL: `apply` (idempotent: run at every start, it also takes back
+    what an older TABLE granted), and one line saying so; None on SQLite.  A role that may not
+    create roles gets one line naming what to do instead of a stop: the roles are then missing,
+    not wrong."""
+    if not has_roles(engine):
+        return None
+    try:
+        applied = apply(engine, identities)
+    except sa.exc.DBAPIError as exc:
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        return (f"WARNING: the per-service database roles were not applied ({first}); run `revoca db grant` "
+                "as a role that may create roles")
+    used = ("each service sets its role (database_role_per_service)" if role_per_service else
+            "each service's Unix user logs in as its own role under peer authentication; or set "
+            "database_role_per_service = true for a shared URL")
+    return f"database roles: {len(applied)} roles applied (`revoca db grant` shows them); {used}"
 
 
 def _retrying(conn: sa.Connection, done: str, params: Mapping[str, str], statement: str) -> None:

@@ -1,9 +1,9 @@
 """The two queries every OCSP answer makes, on a DB-API connection of the thread's own.
 
-Speed path: OCSP per-query lookups.  Why not SQLAlchemy's execution here: its
-per-execution overhead (about 50 µs) was most of an answer's time once parsing and signing
-were cached.  The SQL is compiled once by SQLAlchemy from the models for the engine's
-dialect, so table and column names still come from one place; only parameter and result
+Speed path: OCSP per-query lookups (and the pre-signed answer read with the status, issue 16).
+Why not SQLAlchemy's execution here: its per-execution overhead (about 50 µs) was most of an
+answer's time once parsing and signing were cached.  The SQL is compiled once by SQLAlchemy
+from the models for the engine's dialect, so table and column names still come from one place; only parameter and result
 conversion is done here, by hand, the way ca.storage.models' types store values (serials as
 zero-padded hex, times as UTC).  The connection is in autocommit, so every lookup sees what
 was committed before it (a revocation shows in the next answer).  Used by ocsp.status and
@@ -13,6 +13,7 @@ ocsp.responder; kept in the storage layer since it is database code.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import threading
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ca.storage.engine import unavailable
-from ca.storage.models import SERIAL_HEX_WIDTH, Certificate, Revocation, Verifier
+from ca.storage.models import SERIAL_HEX_WIDTH, Certificate, PresignedResponse, Revocation, Verifier
 
 # A revocation is one per (issuing CA, serial) (uq_revocations_issuer_serial), matched so even
 # before an adopted CA's imported revocation is linked to its certificate row.
@@ -30,12 +31,33 @@ _STATUS = (sa.select(Certificate.issuer_key_id, Revocation.revocation_time, Revo
            .select_from(Certificate).outerjoin(Revocation, sa.and_(Revocation.issuer_ca_id == Certificate.issuer_ca_id,
                                                                   Revocation.serial == Certificate.serial))
            .where(Certificate.issuer_ca_id == sa.bindparam("ca_id"), Certificate.serial == sa.bindparam("serial")))
+# The same, with the answer pre-signed for the certificate (ocsp.presigner), in the same round trip.
+_P = PresignedResponse
+_STATUS_PRESIGNED = (
+    sa.select(Certificate.issuer_key_id, Revocation.revocation_time, Revocation.reason, Revocation.id,
+              _P.revocation_id, _P.responder_serial, _P.this_update, _P.next_update, _P.signed)
+    .select_from(Certificate).outerjoin(Revocation, sa.and_(Revocation.issuer_ca_id == Certificate.issuer_ca_id,
+                                                           Revocation.serial == Certificate.serial))
+    .outerjoin(_P, sa.and_(_P.key_id == Certificate.issuer_key_id, _P.serial == Certificate.serial))
+    .where(Certificate.issuer_ca_id == sa.bindparam("ca_id"), Certificate.serial == sa.bindparam("serial")))
 # An adopted CA's history (ca.adoption.history) names serials revoca holds no certificate for.
 _IMPORTED = (sa.select(Revocation.revocation_time, Revocation.reason)
              .where(Revocation.issuer_ca_id == sa.bindparam("ca_id"), Revocation.serial == sa.bindparam("serial")))
 _VERIFIER = (sa.select(Verifier.id, Verifier.status, Verifier.cert_not_after, Revocation.id)
              .outerjoin(Revocation, Revocation.certificate_id == Verifier.certificate_id)
              .where(Verifier.cert_fingerprint == sa.bindparam("fingerprint")))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Presigned:
+    """A stored pre-signed answer: whether it says the status now, who signed it, when it is good for,
+    its signed part."""
+
+    current: bool  # signed for the revocation read now (or, for none, as good)
+    responder_serial: int | None
+    this_update: dt.datetime
+    next_update: dt.datetime
+    signed: bytes
 
 
 class Lookups:
@@ -45,6 +67,7 @@ class Lookups:
         self._status_sql, self._status_params = compile_positional(_STATUS, engine)
         self._verifier_sql, self._verifier_params = compile_positional(_VERIFIER, engine)
         self._imported_sql, self._imported_params = compile_positional(_IMPORTED, engine)
+        self._presigned_sql, self._presigned_params = compile_positional(_STATUS_PRESIGNED, engine)
         self._sqlite = engine.dialect.name == "sqlite"
 
     def _cursor(self) -> Any:
@@ -91,10 +114,30 @@ class Lookups:
         row = self._run(self._status_sql, self._status_params, values)
         if row is not None:
             return row[0], _time(row[1]), row[2]
+        return self._imported(values)
+
+    def _imported(self, values: dict[str, object]) -> tuple[None, dt.datetime | None, int | None] | None:
         imported = self._run(self._imported_sql, self._imported_params, values)
         if imported is None:
             return None
         return None, _time(imported[0]), imported[1]
+
+    def status_presigned(self, ca_id: int, serial: int) -> tuple[
+            tuple[int | None, dt.datetime | None, int | None] | None, Presigned | None]:
+        """`status`, and the pre-signed answer stored for the certificate (None if there is none)."""
+        if serial < 0 or serial.bit_length() > SERIAL_HEX_WIDTH * 4:
+            return None, None
+        values = {"ca_id": ca_id, "serial": format(serial, f"0{SERIAL_HEX_WIDTH}x")}
+        row = self._run(self._presigned_sql, self._presigned_params, values)
+        if row is None:
+            return self._imported(values), None
+        status = row[0], _time(row[1]), row[2]
+        if row[8] is None:
+            return status, None
+        this_update, next_update = _time(row[6]), _time(row[7])
+        assert this_update is not None and next_update is not None
+        responder = None if row[5] is None else int(row[5], 16)
+        return status, Presigned(row[3] == row[4], responder, this_update, next_update, bytes(row[8]))
 
     def verifier(self, fingerprint: bytes) -> tuple[int, str, dt.datetime, bool] | None:
         """(id, status, certificate notAfter, certificate revoked) of the verifier with that certificate."""

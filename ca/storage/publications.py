@@ -72,6 +72,8 @@ def queue_states(engine: sa.Engine) -> list[QueueState]:
         for ca in cas:
             for item in PublicationItem:
                 group = by_key.get((ca.id, item), [])
+                if item is PublicationItem.DELTA and not group:
+                    continue  # a CA without delta CRLs (none issued yet, or deltas off) has no such line
                 done = [r for r in group if r.state is PublicationState.PUBLISHED]
                 last = max(done, key=lambda r: (r.published_at, r.id)) if done else None
                 waiting = [r for r in group if r.state is PublicationState.PENDING]

@@ -11,13 +11,15 @@ Entry points:
 - `guard_for(settings)`: the ClockGuard itself, for a service that keeps it (the OCSP responder).
 
 The policy for several servers is in ca.trusted_time.policy; reuse of a check in
-ca.trusted_time.guard.  Refusals are audited as `time.untrusted` with every server's offset;
+ca.trusted_time.guard.  Refusals are audited as `time.untrusted` with every server's offset, or `time.ahead` when
+what is signed is ahead of the last NTP-confirmed time (ca.trusted_time.guard);
 a tolerated silent or lying server as `time.degraded`.  With no server configured (the
 embedded default) signing goes on after one warning per process.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from typing import TYPE_CHECKING
 
@@ -64,14 +66,16 @@ def current_guard() -> ClockGuard:
 
 
 def require(settings: Settings, purpose: str, *, engine: Engine | None = None,
-            actor: str = "revoca") -> TimeCheck:
-    """Call right before signing `purpose`; raises UntrustedTime (one line, audited) when the clock is off."""
-    return guard_for(settings).require(purpose, engine=engine, actor=actor)
+            actor: str = "revoca", at: dt.datetime | None = None) -> TimeCheck:
+    """Call right before signing `purpose`; raises UntrustedTime (one line, audited) when the clock is off,
+    or when `at` (the time being signed; default the clock now) is ahead of the last NTP-confirmed time."""
+    return guard_for(settings).require(purpose, engine=engine, actor=actor, at=at)
 
 
-def require_current(purpose: str, *, engine: Engine | None = None, actor: str = "revoca") -> TimeCheck:
+def require_current(purpose: str, *, engine: Engine | None = None, actor: str = "revoca",
+                    at: dt.datetime | None = None) -> TimeCheck:
     """`require` against this process's settings (those `load_settings` loaded last; else the defaults)."""
-    return current_guard().require(purpose, engine=engine, actor=actor)
+    return current_guard().require(purpose, engine=engine, actor=actor, at=at)
 
 
 def reset() -> None:

@@ -11,11 +11,22 @@ quality; seed 002): every failed check as `time.untrusted`, a tolerated fault as
 `time.degraded` when it starts or changes, and a good check as `time.checked` (the agreed
 offset and every server's) at most once per CHECKED_AUDIT_S per guard, i.e. per process and
 policy: at least hourly while the process signs, not at every recheck.
+
+Between two checks the clock could jump ahead unseen (a reused check costs no NTP query), and
+the time a caller signs (a CRL's thisUpdate from the scheduler's clock) may not be the system
+clock at all.  So each trusted check is kept as a confirmed reading: the true time then (wall
+clock plus the agreed offset) and the monotonic clock then.  Whatever is about to be signed
+(`at`, else the wall clock now) must not be further ahead of that reading plus the monotonic
+time elapsed since than the allowed skew (`max_offset_s` plus DRIFT_PPM of the elapsed time,
+which is the most the kernel lets the monotonic clock be slewed).  Otherwise nothing is signed
+(one line, audited as `time.ahead`, which `revoca status` reports as an error) and the next
+signature asks NTP again: signing resumes only once NTP confirms the time being signed.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import logging
 import threading
 import time
@@ -38,7 +49,9 @@ log.addHandler(logging.NullHandler())
 FAILED_REUSE_S = 10.0
 CHECKED_AUDIT_S = 3600.0  # a good check is audited at most this often (per guard)
 AUDIT_WAIT_S = 2.0  # how long a refusal waits for its audit record before it is raised
+DRIFT_PPM = 500e-6  # the kernel slews the clock by at most 500 ppm (adjtimex): the monotonic clock's error
 UNTRUSTED_EVENT = "time.untrusted"
+AHEAD_EVENT = "time.ahead"
 DEGRADED_EVENT = "time.degraded"
 CHECKED_EVENT = "time.checked"
 
@@ -51,13 +64,16 @@ class ClockGuard:
     """Checks the system clock against `[time] ntp_servers` before a signature (see ca.trusted_time)."""
 
     def __init__(self, config: TimeConfig, *, db_url: str = "", query: Query = ntp.query,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        """`db_url` is where refusals are audited when the caller passes no engine."""
+                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        """`db_url` is where refusals are audited when the caller passes no engine; `wall` is the
+        system clock (epoch seconds) that NTP checks and that is signed when the caller passes no time."""
         self.config = config
         self._db_url = db_url
         self._engine: Engine | None = None
         self._query = query
         self._monotonic = monotonic
+        self._wall = wall
+        self._confirmed: tuple[float, float] | None = None  # (true epoch seconds, monotonic) at the last trusted check
         self._lock = threading.Lock()
         self._state: tuple[TimeCheck, float] | None = None  # the last check and until when it holds
         self._noted: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
@@ -73,11 +89,14 @@ class ClockGuard:
                 readings = tuple(pool.map(lambda s: self._query(s, timeout), servers))
         return assess(readings, self.config.max_offset_s)
 
-    def require(self, purpose: str, *, engine: Engine | None = None, actor: str = "revoca") -> TimeCheck:
+    def require(self, purpose: str, *, engine: Engine | None = None, actor: str = "revoca",
+                at: dt.datetime | None = None) -> TimeCheck:
         """Return the (possibly reused) check, or raise UntrustedTime naming the servers and offset.
 
         `purpose` names what is about to be signed ("tokyo CRL", "time-stamp token") in the
-        log and the audit record; the error line names the servers and the offset.
+        log and the audit record; the error line names the servers and the offset.  `at` is the
+        time written into what is signed when it is not the system clock now (a CRL's thisUpdate):
+        it too must not be ahead of the last NTP-confirmed time (see the module's docstring).
         """
         if not self.config.ntp_servers:
             if not _unchecked_warned.is_set():
@@ -94,12 +113,47 @@ class ClockGuard:
         check = state[0]
         if not check.trusted:
             raise UntrustedTime(f"untrusted time, nothing signed: {check.refusal}")
+        self._not_ahead(purpose, engine, actor, at)
         return check
+
+    def ahead_by(self, at: dt.datetime | None = None) -> float:
+        """How far `at` (else the system clock now) is beyond the allowed skew from the last confirmed
+        reading, in seconds; 0 when within it or when nothing was confirmed yet in this process."""
+        confirmed = self._confirmed
+        if confirmed is None:
+            return 0.0
+        true_then, mono_then = confirmed
+        elapsed = max(0.0, self._monotonic() - mono_then)
+        expected = true_then + elapsed
+        signed = self._wall() if at is None else at.timestamp()
+        return max(0.0, signed - expected - (self.config.max_offset_s + DRIFT_PPM * elapsed))
+
+    def _not_ahead(self, purpose: str, engine: Engine | None, actor: str, at: dt.datetime | None) -> None:
+        excess = self.ahead_by(at)
+        if not excess:
+            return
+        confirmed = self._confirmed
+        assert confirmed is not None
+        signed = self._wall() if at is None else at.timestamp()
+        true_now = confirmed[0] + max(0.0, self._monotonic() - confirmed[1])
+        when = dt.datetime.fromtimestamp(signed, dt.UTC)
+        expected = dt.datetime.fromtimestamp(true_now, dt.UTC)
+        refusal = (f"the clock is {signed - true_now:.0f} s ahead of the last NTP-confirmed time "
+                   f"({when:%Y-%m-%dT%H:%M:%SZ} vs {expected:%Y-%m-%dT%H:%M:%SZ}; allowed skew "
+                   f"{signed - true_now - excess:.1f} s): {purpose} not signed until NTP confirms the time")
+        with self._lock:  # the next signature asks NTP again rather than reuse the check
+            self._state = None  # (a clock NTP disagrees with then fails that check, reused FAILED_REUSE_S)
+            self._checked_audited_at = None  # and its confirmation is audited at once
+        log.error("%s", refusal)
+        self._audit_ahead(engine, actor, purpose, refusal, signed=when, confirmed=expected)
+        raise UntrustedTime(f"untrusted time, nothing signed: {refusal}")
 
     def _refresh(self, purpose: str, engine: Engine | None, actor: str) -> tuple[TimeCheck, float]:
         check = self.check()
         reuse = self.config.recheck_s if check.trusted else min(self.config.recheck_s, FAILED_REUSE_S)
         self._state = state = (check, self._monotonic() + reuse)
+        if check.trusted and check.offset_s is not None:
+            self._confirmed = (self._wall() + check.offset_s, self._monotonic())
         if not check.trusted:
             log.error("untrusted time, %s not signed: %s", purpose, check.refusal)
             self._audit(engine, UNTRUSTED_EVENT, actor, check, purpose, failed=True)
@@ -151,6 +205,27 @@ class ClockGuard:
         writer.start()
         if event != CHECKED_EVENT:
             writer.join(AUDIT_WAIT_S)
+
+    def _audit_ahead(self, engine: Engine | None, actor: str, purpose: str, refusal: str, *, signed: dt.datetime,
+                     confirmed: dt.datetime) -> None:
+        """`time.ahead`, written like every refusal: from its own thread, waited for briefly."""
+        from ca import audit
+
+        def write() -> None:
+            try:
+                target = engine or self._own_engine()
+                if target is None:
+                    log.error("no database to audit %s in: %s", AHEAD_EVENT, refusal)
+                else:
+                    audit.record_failure(target, AHEAD_EVENT, actor=actor, error=refusal, purpose=purpose,
+                                         signed_time=f"{signed:%Y-%m-%dT%H:%M:%SZ}",
+                                         confirmed_time=f"{confirmed:%Y-%m-%dT%H:%M:%SZ}")
+            except Exception:
+                log.exception("could not audit %s: %s", AHEAD_EVENT, refusal)
+
+        writer = threading.Thread(target=write, name="revoca-time-audit")
+        writer.start()
+        writer.join(AUDIT_WAIT_S)
 
     def _own_engine(self) -> Engine | None:
         if self._engine is None and self._db_url:

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,8 @@ def _passwords(url: str, user: str, password: str) -> urllib.request.HTTPPasswor
 
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
     proc = subprocess.Popen([REVOCA, "run", "--ra-port", str(free_port()), "--ocsp-port", str(free_port()),
-                             "--tsa-port", str(free_port()), "--status-port", str(free_port())],
+                             "--tsa-port", str(free_port()), "--status-port", str(free_port()),
+                             "--web-port", str(free_port())],
                             env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -98,14 +100,23 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     started.append(proc)
     out = "".join(lines)
     assert "first run: key ceremony with demo shares (DEMO ONLY)" in out
+    # one log format, `time service level message`, for revoca's, gunicorn's and granian's lines (issue 17)
+    logged = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (\S+) (DEBUG|INFO|WARNING|ERROR|CRITICAL) ", re.M)
+    assert {"hsm", "ra", "ocsp", "tsa", "status"} <= {m[1] for m in logged.finditer(out)}, out
+    assert re.search(r"Z ra INFO Listening at: https://127\.0\.0\.1:\d+", out), out  # gunicorn's
+    assert re.search(r"Z ocsp INFO Listening at: http://127\.0\.0\.1:\d+", out), out  # granian's
+    assert not re.search(r"^\[(\d{4}-|INFO|WARNING)", out, re.M), out  # gunicorn's and granian's own formats
+    assert "Python threads" not in out and "Websockets are not supported" not in out
     # as root each service runs as its own user (issue 12), where they can run this Python
     if identities.unreachable(tmp_path / "var", Path(env["REVOCA_HSM_SOCKET"]).parent):
         assert "WARNING: every service runs as root" in out
     else:
         assert "services run as their own users" in out
         users = subprocess.run(["ps", "-eo", "user:20,args"], capture_output=True, text=True).stdout
-        for service, user in (("hsm", "revoca-hsm"), ("ocsp", "revoca-ocsp"), ("ra", "revoca-ra"),
-                              ("scheduler", "revoca-scheduler"), ("publisher", "revoca-publisher")):
+        for service, user in (("hsm", "revoca-hsm"), ("ocsp", "revoca-ocsp"), ("ocsp-signer", "revoca-ocsp"),
+                              ("ra", "revoca-ra"),
+                              ("scheduler", "revoca-scheduler"), ("publisher", "revoca-publisher"),
+                              ("web", "revoca-web")):
             assert any(ln.split()[0] == user and f"serve {service}" in ln for ln in users.splitlines()), users
         assert any(ln.split()[0] == "revoca-ldap" and str(tmp_path) in ln for ln in users.splitlines()), users
     # nothing the running service wrote is readable by other local users (issue 12)
@@ -144,14 +155,19 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     seen = subprocess.run(ocsp, shell=True, capture_output=True, text=True, timeout=60)
     assert "Response verify OK" in seen.stdout + seen.stderr, seen
     assert ": revoked" in seen.stdout and "Reason: keyCompromise" in seen.stdout, seen.stdout
+    # the OCSP signer (issue 16) has signed that revocation's answer ahead, within seconds
+    database = sqlite3.connect(tmp_path / "var" / "revoca.db")
+    _wait(lambda: database.execute("SELECT count(*) FROM ocsp_presigned p JOIN revocations r "
+                                   "ON r.id = p.revocation_id").fetchone()[0] >= 1, "an answer signed ahead", 30)
+    database.close()
     # the printed openssl ts query goes through curl to the TSA; openssl verifies the reply
     assert re.search(r"^TSA: +http://127\.0\.0\.1:\d+/", out, re.M), out
     stamp = next(ln.strip() for ln in lines if ln.strip().startswith("openssl ts -query "))
     stamped = subprocess.run(stamp, shell=True, capture_output=True, text=True, timeout=60)
     assert stamped.returncode == 0 and "Verification: OK" in stamped.stdout, stamped
     # the status page, with the demo key manager's credentials as printed, and the metrics
-    page = re.search(r"^status page: (http://127\.0\.0\.1:\d+/) +\(log in as (\w+), DEMO ONLY password in (\S+)\)",
-                     out, re.M)
+    page = re.search(r"^status page: (http://127\.0\.0\.1:\d+/) +\(log in as (\w+); its DEMO ONLY password is the "
+                     r"last line of (\S+):", out, re.M)
     assert page, out
     url, user, password_file = page.groups()
     password = Path(password_file).read_text().splitlines()[-1]
@@ -162,6 +178,11 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
     with urllib.request.urlopen(url + "metrics", timeout=30) as resp:
         metrics = resp.read().decode()
     assert "revoca_crl_next_update_seconds" in metrics and "revoca_hsm_activated" in metrics
+    # the public web repository (issue 17): every CA's page, no login
+    web = re.search(r"^web: +(http://127\.0\.0\.1:\d+/) ", out, re.M)
+    assert web, out
+    with urllib.request.urlopen(web.group(1) + "ca/tokyo.html", timeout=30) as resp:
+        assert resp.status == 200 and "SHA-256" in resp.read().decode()
     # the scheduler catches up at start: every CA gets a CRL and an ARL
     deadline = time.monotonic() + 60
     while True:
@@ -171,7 +192,8 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
                                                      for t in ("crl", "arl")} or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert len({(r["ca"], r["type"]) for r in issued}) == 8, issued
+    # each CA's CRL and ARL (and its delta CRL, RFC 5280 5.2.4, when [crl] delta_period_minutes is on)
+    assert len({(r["ca"], r["type"]) for r in issued if r["type"] in ("crl", "arl")}) == 8, issued
     # ... and the publisher puts them into the local slapd
     deadline = time.monotonic() + 60
     while True:
@@ -181,7 +203,10 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
         if all(q["published_at"] and not q["pending"] for q in queue) or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert len(queue) == 12 and all(q["published_at"] and not q["pending"] for q in queue), queue
+    # per CA: its certificates, CRL, ARL (and delta CRL when delta CRLs are on)
+    items = {(q["ca"], q["item"]) for q in queue}
+    assert {(ca, i) for ca in ("bridge", "tokyo", "osaka", "hokkaido") for i in ("certificates", "crl", "arl")} <= items
+    assert all(q["published_at"] and not q["pending"] for q in queue), queue
     port = env["REVOCA_REPOSITORY_PORT"]
     arl = subprocess.run(["ldapsearch", "-x", "-LLL", "-H", f"ldap://127.0.0.1:{port}/", "-b", "o=JPKI,c=JP",
                           "(cn=Governor of Tokyo)", "authorityRevocationList;binary"], capture_output=True, text=True)
@@ -252,7 +277,8 @@ def test_run_starts_again_what_dies_and_leaves_nothing_behind(tmp_path: Path,
     seen = _descendants(proc.pid)
 
     def serving(service: str) -> list[int]:
-        return [pid for pid, args in _descendants(proc.pid).items() if f"serve {service}" in args]
+        # (not "serve ocsp-signer" for "serve ocsp")
+        return [pid for pid, args in _descendants(proc.pid).items() if re.search(rf"serve {service}(\s|$)", args)]
 
     # the publisher: killed, named, started again
     [publisher] = [p for p in serving("publisher") if p in seen and "serve publisher" in seen[p]][:1]

@@ -27,7 +27,7 @@ from ca.storage.engine import make_engine, session_scope
 from ca.storage.store import Store
 
 from support.installation import CeremonyTemplates, demo_installation
-from support.officers import NO_LOGIN, Cast, Login, standard_cast
+from support.officers import KEY_MANAGERS, NO_LOGIN, Cast, Login, standard_cast
 
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 if not Path(REVOCA).exists():  # not run from the venv's python: fall back to PATH
@@ -49,7 +49,7 @@ class Cli:
         self.socket = self.sock_dir / "hsm.sock"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOCA_", "SOFTHSM2_"))}
         env.update(REVOCA_DATA_DIR=str(self.data), REVOCA_HSM_KEY_ALGORITHM="p256",
-                   REVOCA_HSM_SOCKET=str(self.socket))
+                   REVOCA_HSM_SOCKET=str(self.socket), REVOCA_CA_NEW_KEYS="true")
         if db_url is not None:
             env["REVOCA_DATABASE_URL"] = db_url
         self.env = env
@@ -66,6 +66,11 @@ class Cli:
     def password(self, operator: str) -> str:
         """The demo password file: warning comment lines, then the password."""
         return (self.shares_dir / f"{operator}.password").read_text(encoding="utf-8").splitlines()[-1]
+
+    def officers(self) -> HSMClient:
+        """A client of the HSM service with two demo key managers' ceremony session (ca.hsm.sessions),
+        which certificates, key generation and destruction need."""
+        return HSMClient(self.socket, key_managers=[(name, self.password(name)) for name in KEY_MANAGERS[:2]])
 
     def run(self, *args: str, stdin: str = "", env: dict[str, str] | None = None,
             login: Login | None = None) -> subprocess.CompletedProcess[str]:

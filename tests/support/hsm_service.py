@@ -52,6 +52,16 @@ class RunningHSM:
         self.client = HSMClient(self.socket)
         for _, share in self.installation.result.shares[:2]:
             self.client.activate(share.encode())
+        # the officers' client: two key managers' ceremony session (ca.hsm.sessions), which
+        # certificates, key generation and destruction need; `bare()` is a client without one
+        self.client.open_ceremony(self.key_managers())
+
+    def key_managers(self, *names: str) -> list[tuple[str, str]]:
+        return [(name, self.password(name)) for name in names or KEY_MANAGERS[:2]]
+
+    def bare(self) -> HSMClient:
+        """A client of the admin identity (root) with no ceremony session."""
+        return HSMClient(self.socket)
 
     def stop(self) -> None:
         self.client.close()

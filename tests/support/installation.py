@@ -61,7 +61,8 @@ class Installation:
         """The REVOCA_* environment that points `revoca` at this installation (and its HSM socket)."""
         env = {"REVOCA_DATA_DIR": str(self.data_dir), "REVOCA_DATABASE_URL": self.settings.db_url,
                "REVOCA_HSM_TOKEN_LABEL": self.settings.hsm.token_label,
-               "REVOCA_HSM_KEY_ALGORITHM": self.settings.hsm.key_algorithm}
+               "REVOCA_HSM_KEY_ALGORITHM": self.settings.hsm.key_algorithm,
+               "REVOCA_CA_NEW_KEYS": "true" if self.settings.ca.new_keys else "false"}
         if self.socket is not None:
             env["REVOCA_HSM_SOCKET"] = str(self.socket)
         return {**env, **extra}
@@ -139,12 +140,14 @@ class CeremonyTemplates:
             if kind == "sqlite":
                 sqlite_copy(template.url, engine.url.render_as_string(hide_password=False))
             else:
-                _pg_copy(template, engine.url.render_as_string(hide_password=False))
+                with self.databases.template_lock:  # no copy of the template is made while connected to it
+                    _pg_copy(template, engine.url.render_as_string(hide_password=False))
         token_for(settings)._lib().reinitialize()  # SoftHSM2 lists a new token only after C_Initialize
         files = tuple(target / path.relative_to(source) for path in template.result.demo_files)
         return dataclasses.replace(template.result, demo_files=files)
 
     def close(self) -> None:
+        self.databases.stop_making()  # no copy of a template is being made while it is dropped
         for template in self._templates.values():
             if not template.url.startswith("sqlite"):
                 self.databases.drop_pg_later(str(sa.engine.make_url(template.url).database))

@@ -53,10 +53,12 @@ def password_of(name: str) -> str:
 
 
 @functools.lru_cache
-def _hash(password: str) -> str:
+def cheap_hash(password: str) -> str:
     """A cheap scrypt hash: a stored hash carries its own cost (as one made under older parameters
     would), and the product's (~100 ms a login) would make the tests' hundreds of logins cost
-    minutes.  ca.credentials still checks it, and the length rule still holds."""
+    minutes.  ca.credentials still checks it, and the length rule still holds.  Only for
+    accounts a test sets up; what the product hashes itself (`operator add`, `passwd`) keeps
+    its own cost, and tests/integration/isolation/test_login_cost.py counts the scrypt runs."""
     if len(password) < MIN_LENGTH:  # what the product refuses
         raise ValueError(f"password too short: at least {MIN_LENGTH} characters")
     salt = secrets.token_bytes(16)
@@ -150,12 +152,12 @@ def add_officers(engine: sa.Engine, shares_dir: Path | None = None, *, now: dt.d
         store = Store(session)
         for name, roles in STANDARD.items():
             store.add_operator(name=name, display_name=name.replace("cast-", "Cast ").title(),
-                               credential_hash=_hash(password_of(name)), roles=roles, now=now,
+                               credential_hash=cheap_hash(password_of(name)), roles=roles, now=now,
                                made_at_ceremony=True)
         if shares_dir is not None:  # the ceremony's key managers: the same passwords, hashed cheaply as above
             for name in KEY_MANAGERS:
                 password = (shares_dir / f"{name}.password").read_text(encoding="utf-8").splitlines()[-1]
-                store.set_password(store.operator(name), _hash(password), now)
+                store.set_password(store.operator(name), cheap_hash(password), now)
     return standard_cast(shares_dir)
 
 
@@ -163,5 +165,5 @@ def add_account(engine: sa.Engine, name: str, *roles: Role, approved: bool = Tru
     """One more officer, password `password_of(name)`; `approved=False`: an account one person made
     alone, which counts for acts of one person only (ca.officers.approval)."""
     with session_scope(engine) as session:
-        Store(session).add_operator(name=name, display_name=name, credential_hash=_hash(password_of(name)),
+        Store(session).add_operator(name=name, display_name=name, credential_hash=cheap_hash(password_of(name)),
                                     roles=roles, now=dt.datetime.now(dt.UTC), made_at_ceremony=approved)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import functools
 import json
 import subprocess
 import tempfile
@@ -24,7 +23,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from ca import hierarchy
-from ca.credentials import hash_password
 from ca.enums import CAKind, CertKind, Role
 from ca.errors import NotActivated
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer
@@ -33,6 +31,8 @@ from ca.storage.models import AuditEvent, Certificate, Revocation, RevocationReq
 from ca.storage.revocations import RevocationStore
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
+
+from support.officers import cheap_hash
 
 PASSWORD = "correct horse battery"  # >= 10 characters (ca.credentials.MIN_LENGTH)
 REGIONAL = ("tokyo", "osaka", "hokkaido")
@@ -62,10 +62,10 @@ class SwitchableKeyStore:
 # --- people and terminals -------------------------------------------------------------------------
 
 
-@functools.lru_cache
 def _hash(password: str) -> str:
-    """scrypt costs ~50 ms; tests with many operators share one salted hash per password."""
-    return hash_password(password)
+    """A cheap scrypt hash (support.officers.cheap_hash): the product's costs ~50-100 ms at every
+    login, and each RA test logs its clerks in afresh (a new app remembers no password)."""
+    return cheap_hash(password)
 
 
 def add_operator(engine: sa.Engine, name: str, *roles: Role, password: str = PASSWORD,
@@ -140,8 +140,9 @@ class CertRef:
         return x509.load_der_x509_certificate(self.der).public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _ref(store: Store, row: Certificate) -> CertRef:
-    names = {c.id: c.name for c in store.cas()}
+def _ref(store: Store, row: Certificate, names: dict[int, str] | None = None) -> CertRef:
+    """`names`: CA id -> name, read once by a caller with many rows (not once a row)."""
+    names = names if names is not None else {c.id: c.name for c in store.cas()}
     return CertRef(row.id, names[row.issuer_ca_id], row.serial, row.kind, row.der)
 
 
@@ -150,7 +151,8 @@ def certificates(engine: sa.Engine, issuer: str, *kinds: CertKind, subject_ca: s
         store = Store(s)
         rows = store.certificates(issuer=store.ca(issuer), kinds=list(kinds) or None,
                                   subject_ca=store.ca(subject_ca) if subject_ca else None)
-        return [_ref(store, r) for r in rows]
+        names = {c.id: c.name for c in store.cas()}
+        return [_ref(store, r, names) for r in rows]
 
 
 def subscribers(engine: sa.Engine, issuer: str = "tokyo") -> list[CertRef]:

@@ -20,6 +20,9 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: object) -> Settings:
         "data_dir": str(tmp_path / "var"),
         "database_url": db_url,
         "hsm": {"token_label": TOKEN_LABEL, "key_algorithm": "p256"},
+        # the tests roll keys over; the seed's "no new keys" default has tests of its own
+        # (tests/integration/ca/test_key_policy.py)
+        "ca": {"new_keys": True},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):

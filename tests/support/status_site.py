@@ -33,7 +33,7 @@ from ocsp.history import QueryHistory
 from ocsp.responder import Outcome
 
 from support.ra_fixtures import add_operator, certificates, subscribers
-from support.tools import free_port, write_config
+from support.tools import free_port, officers_client, write_config
 
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 CHROMIUM = shutil.which("chromium")
@@ -143,7 +143,9 @@ def start_server(settings: Settings, tmp_path: Path, hsm_socket: Path | None) ->
 @contextlib.contextmanager
 def running_site(settings: Settings, engine: sa.Engine, hsm_socket: Path, root: Path) -> Iterator[StatusServer]:
     """The installation, populated (`populate`), and its status server, stopped afterwards."""
-    populate(engine, HSMClient(hsm_socket), settings, dt.datetime.now(dt.UTC))
+    keys = officers_client(hsm_socket, settings)  # the verifier's certificate: a ceremony act
+    populate(engine, keys, settings, dt.datetime.now(dt.UTC))
+    keys.close()
     server = start_server(settings, root, hsm_socket)
     try:
         yield server

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp as x509_ocsp
 from pkilint.bin import lint_pkix_cert, lint_pkix_signer_signee_cert_chain
 
+from ca.ceremony import demo_key_managers
 from ca.cli import main
 from ca.config import Settings
 from ca.hsm import token_for
@@ -213,6 +215,30 @@ def serve_hsm_in_thread(path: Path, service: HSMService) -> socketserver.BaseSer
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="hsm-service",
                      daemon=True).start()
     return server
+
+
+def officers_client(socket: Path, settings: Settings) -> HSMClient:
+    """A client of the admin identity (this process) that opens a ceremony session of two demo key
+    managers (ca.hsm.sessions) on each connection: certificates, key generation and destruction
+    need one, as the officers' CLI opens it for an act of key managers."""
+    return HSMClient(socket, key_managers=demo_key_managers(settings)[:2])
+
+
+def end_ceremony(client: HSMClient, engine: sa.Engine, timeout: float = 10.0) -> None:
+    """Close `client` and wait until the service has audited the opening and end of every ceremony
+    session (it writes those records on a thread of its own), for tests that count audit records."""
+    def count(event: str) -> int:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM audit_events WHERE event_type = :e "
+                                        "AND result = 'success'"), {"e": event}).scalar_one()
+
+    before = count("hsm.ceremony_closed")
+    client.close()
+    deadline = time.monotonic() + timeout
+    while not before < count("hsm.ceremony_closed") == count("hsm.ceremony_opened"):
+        if time.monotonic() > deadline:
+            raise AssertionError("the HSM service did not audit the end of the ceremony session")
+        time.sleep(0.02)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,8 @@ from ca.host.identities import SUPPLEMENTARY
 
 UNITS = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 SERVICE_OF_UNIT = {"revoca-hsm": "signer", "revoca-ra": "ra", "revoca-ocsp": "ocsp", "revoca-tsa": "tsa",
-                   "revoca-status": "status", "revoca-scheduler": "scheduler", "revoca-publisher": "publisher"}
+                   "revoca-status": "status", "revoca-scheduler": "scheduler", "revoca-publisher": "publisher",
+                   "revoca-web": "web"}
 
 
 def _unit(name: str) -> configparser.SectionProxy:
@@ -36,7 +37,15 @@ def test_each_unit_runs_as_its_identity_sandboxed(unit: str) -> None:
 
 
 def test_every_service_has_a_unit() -> None:
-    assert {p.stem for p in UNITS.glob("*.service")} == set(SERVICE_OF_UNIT) | {"revoca-backup"}
+    assert {p.stem for p in UNITS.glob("*.service")} == set(SERVICE_OF_UNIT) | {"revoca-backup", "revoca-ocsp-signer"}
+
+
+def test_the_ocsp_signer_runs_as_the_ocsp_identity() -> None:
+    signer, responder = _unit("revoca-ocsp-signer"), _unit("revoca-ocsp")
+    for field in ("User", "Group", "SupplementaryGroups", "NoNewPrivileges", "UMask", "ProtectSystem",
+                  "CapabilityBoundingSet", "Restart"):
+        assert signer[field] == responder[field], field
+    assert signer["ExecStart"].split()[1:3] == ["serve", "ocsp-signer"]
 
 
 def test_the_backup_unit_may_read_every_services_files_and_nothing_more() -> None:

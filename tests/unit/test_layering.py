@@ -1,6 +1,6 @@
 """The architecture as DESIGN.md draws it, checked on the import graph so that it stays true.
 
-- Roles (RA, TSA, status page, OCSP, repository, scheduler) never import each other, and the
+- Roles (RA, TSA, status page, web repository, OCSP, repository, scheduler) never import each other, and the
   CA core never imports a role; only the CLI, which wires, may import them all.
 - Only the storage layer imports SQLAlchemy, apart from migrations/ and the speed paths named
   in SQL_EXCEPTIONS (each also named in the README and in its own docstring).
@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("ca", "ocsp", "repository")
-ROLES = ("ca.ra", "ca.tsa", "ca.status_page", "ca.scheduler", "ocsp", "repository")
+ROLES = ("ca.ra", "ca.tsa", "ca.status_page", "ca.scheduler", "ca.web", "ocsp", "repository")
 WIRING = ("ca.cli", "ca.__main__")
 STORAGE = "ca.storage"
 # Modules outside ca/storage that may still touch the database directly, each with the reason

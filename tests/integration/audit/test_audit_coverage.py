@@ -56,6 +56,7 @@ from repository.slapd import LocalSlapd
 from support.ra_fixtures import PASSWORD, add_operator, basic_auth, new_subscriber, signed_request
 from support.settings import LDAP_BASE
 from support.status_site import start_server
+from support.tools import officers_client
 
 REAL_NOW = dt.datetime.now(dt.UTC)
 
@@ -78,7 +79,7 @@ def _status_runs(engine: sa.Engine) -> list[dict[str, Any]]:
 def test_audit_show_has_a_status_page_login_a_service_restart_and_a_verifiers_arl_read(
         settings: Settings, ldap_settings: Settings, engine: sa.Engine, hsm_socket: Path, slapd: LocalSlapd,
         tmp_path: Path) -> None:
-    keys = HSMClient(hsm_socket)
+    keys = officers_client(hsm_socket, settings)  # the demo verifier's certificate: a ceremony act
     assert not issue_all(engine, keys, settings.data_dir, now=REAL_NOW).failed
     verifier_dir = ensure_demo_verifier(ldap_settings, engine, keys)
     publisher = make_publisher(ldap_settings, engine)
@@ -292,7 +293,7 @@ def _export(settings: Settings, engine: sa.Engine, out: Path) -> Path:
 
 def test_the_signed_online_request_is_kept_and_archived_byte_for_byte(settings: Settings, engine: sa.Engine,
                                                                       hsm_socket: Path, tmp_path: Path) -> None:
-    keys = HSMClient(hsm_socket)
+    keys = officers_client(hsm_socket, settings)  # the TSA certificate, a certificate: a ceremony act
     ensure_certificate(settings, engine, keys, now=REAL_NOW - dt.timedelta(minutes=5), actor="test")
     ref, key = new_subscriber(engine, keys, now=REAL_NOW - dt.timedelta(minutes=1))
     body = signed_request(ref.der, key, {"reason": "cessationOfOperation", "serial": ref.hex_serial})
@@ -346,7 +347,7 @@ def _prune(engine: sa.Engine, keys: HSMClient, retention: AuditConfig | dt.timed
 
 def test_only_archived_records_are_pruned_and_the_archive_keeps_them(settings: Settings, engine: sa.Engine,
                                                                     hsm_socket: Path, tmp_path: Path) -> None:
-    keys = HSMClient(hsm_socket)
+    keys = officers_client(hsm_socket, settings)  # the TSA certificate, a certificate: a ceremony act
     ensure_certificate(settings, engine, keys, now=REAL_NOW - dt.timedelta(minutes=5), actor="test")
     _start_over(engine)
     _record(engine, "test.event", 6, REAL_NOW - dt.timedelta(days=800))
@@ -391,7 +392,7 @@ def test_only_archived_records_are_pruned_and_the_archive_keeps_them(settings: S
 
 def test_a_kind_kept_longer_stops_the_prune_before_it(settings: Settings, engine: sa.Engine,
                                                       hsm_socket: Path) -> None:
-    keys = HSMClient(hsm_socket)
+    keys = officers_client(hsm_socket, settings)  # the TSA certificate, a certificate: a ceremony act
     ensure_certificate(settings, engine, keys, now=REAL_NOW - dt.timedelta(minutes=5), actor="test")
     _start_over(engine)
     old = REAL_NOW - dt.timedelta(days=800)

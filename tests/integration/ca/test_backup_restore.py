@@ -17,20 +17,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ca.archive.stamping import stamp_round
 from ca.backup.snapshot import sha256_of
 from ca.backup.verify import verify
 from ca.ceremony import read_share_file
-from ca.config import load_settings
 from ca.crl.issue import issue_all
 from ca.enums import ListType
 from ca.hsm.client import HSMClient
 from ca.storage.engine import session_scope
-from ca.storage.models import AuditEvent, IssuedCRL
-from ca.tsa.certificate import ensure_certificate
+from ca.storage.models import AuditEvent
 from ca.tsa.known import token_checker
-from ca.tsa.stamper import CurrentAuthority
 
+from support.backups import issued_and_stamped, list_numbers
 from support.cli import Cli, demo_cli, start_hsm, stop_hsm
 from support.installation import CeremonyTemplates
 from support.officers import NO_LOGIN
@@ -41,21 +38,9 @@ NOW = dt.datetime.now(dt.UTC)
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, ceremony_templates: CeremonyTemplates) -> Iterator[Cli]:
     """A demo installation whose HSM service issued every CA's lists and stamped them into the archive."""
-    with demo_cli(ceremony_templates, "sqlite", tmp_path_factory.mktemp("live")) as cli:
-        hsm = start_hsm(cli)
-        try:
-            client = HSMClient(cli.socket)
-            for i in (1, 2):
-                client.activate(read_share_file(cli.share_file(i)))
-            settings = load_settings(env=cli.env)
-            ensure_certificate(settings, cli.engine, client, now=NOW - dt.timedelta(minutes=5), actor="test")
-            issue_all(cli.engine, client, cli.data, now=NOW)
-            with session_scope(cli.engine) as session:
-                assert stamp_round(session, CurrentAuthority(client), cli.data, NOW)
-            client.close()
-            yield cli
-        finally:
-            stop_hsm(hsm)
+    with demo_cli(ceremony_templates, "sqlite", tmp_path_factory.mktemp("live")) as cli, \
+            issued_and_stamped(cli, NOW):
+        yield cli
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +49,6 @@ def backup(live: Cli) -> Path:
     assert "intact; restored into scratch" in out, out
     (made,) = [p for p in (live.root / "backups").iterdir() if not p.name.startswith(".")]
     return made
-
-
-def _numbers(engine: sa.Engine) -> dict[tuple[int, str], int]:
-    with session_scope(engine, readonly=True) as session:
-        rows = session.execute(sa.select(IssuedCRL.ca_id, IssuedCRL.list_type, sa.func.max(IssuedCRL.number))
-                               .group_by(IssuedCRL.ca_id, IssuedCRL.list_type)).all()
-    return {(ca, str(kind)): number for ca, kind, number in rows}
 
 
 def _events(engine: sa.Engine, event_type: str) -> list[AuditEvent]:
@@ -128,7 +106,7 @@ def test_offsite_copy_and_yearly_check_are_recorded_with_who(backup: Path, live:
 
 
 def test_restore_on_a_fresh_machine_continues_every_crl_number(backup: Path, live: Cli, tmp_path: Path) -> None:
-    before = _numbers(live.engine)
+    before = list_numbers(live.engine)
     (tmp_path / "fresh").mkdir()
     fresh = Cli(tmp_path / "fresh")
     fresh.env["REVOCA_HSM_TOKEN_LABEL"] = live.env["REVOCA_HSM_TOKEN_LABEL"]
@@ -146,7 +124,7 @@ def test_restore_on_a_fresh_machine_continues_every_crl_number(backup: Path, liv
             client.close()
         finally:
             stop_hsm(hsm)
-        after = _numbers(fresh.engine)
+        after = list_numbers(fresh.engine)
         assert after == {key: number + 1 for key, number in before.items()}
         assert any(str(kind) == ListType.ARL for _, kind in after)
         restored = _events(fresh.engine, "backup.restored")

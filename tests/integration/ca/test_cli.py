@@ -186,7 +186,7 @@ def test_ca_list_json_gives_each_ca_with_its_current_key(demo: Demo) -> None:
     rows = {r["name"]: r for r in demo.cli.json("ca", "list")}
     assert CA_NAMES == [name for name in rows if name in CA_NAMES]  # in creation order
     assert rows["tokyo"] == {"name": "tokyo", "kind": "regional", "status": "active", "subject": TOKYO_DN,
-                             "key_generation": 1, "algorithm": "p256"}
+                             "key_generation": 1, "algorithm": "p256", "terminated_at": None}
     assert rows["bridge"]["subject"] == BRIDGE_DN
 
 

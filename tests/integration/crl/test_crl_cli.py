@@ -158,3 +158,23 @@ def test_serve_scheduler_leaves_nothing_due_and_stops_on_sigterm(installation: I
     assert Scheduler(installation.engine, None, installation.data_dir).due(now) == []  # type: ignore[arg-type]
     ctx = click.Context(root, info_name="revoca")
     assert root.get_command(ctx, "serve").get_command(ctx, "scheduler").name == "scheduler"  # type: ignore[union-attr]
+
+
+def test_issue_and_show_a_delta_crl_that_names_its_base(installation: Installation, tmp_path: Path) -> None:
+    base = run_cli(installation, "crl", "issue", "--ca", "osaka", "--type", "crl", "--json")
+    assert base.exit_code == 0, base.output
+    [crl] = json.loads(base.output)["issued"]
+    result = run_cli(installation, "crl", "issue", "--ca", "osaka", "--type", "delta", "--json")
+    assert result.exit_code == 0, result.output
+    [delta] = json.loads(result.output)["issued"]
+    assert delta["type"] == "delta" and delta["number"] == crl["number"] + 1
+    base_crl = x509.load_der_x509_crl(Path(crl["path"]).read_bytes())
+    assert base_crl.extensions.get_extension_for_class(x509.FreshestCRL).value  # deltas are on by default
+    shown = run_cli(installation, "crl", "show", "--ca", "osaka", "--type", "delta", "--der-out",
+                    str(tmp_path / "delta.crl"))
+    assert shown.exit_code == 0, shown.output
+    parsed = x509.load_der_x509_crl((tmp_path / "delta.crl").read_bytes())
+    assert parsed.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number == crl["number"]
+    listed = run_cli(installation, "crl", "list", "--ca", "osaka", "--type", "delta", "--json")
+    rows = json.loads(listed.output)  # newest first; `serve scheduler` may have issued deltas before
+    assert rows[0]["number"] == delta["number"] and {r["type"] for r in rows} == {"delta"}

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from cryptography import x509
 
 from ca.crl import cache
-from ca.crl.issue import IssuedCRLInfo, issue_list
+from ca.crl.issue import BOTH, IssuedCRLInfo, issue_list
 from ca.enums import CertKind, ListType
 from ca.errors import InvalidInput, NotActivated, NotFound, TokenError
 from ca.hsm.signer import KeyAlgorithm, SoftwareSigner
@@ -129,7 +129,7 @@ def test_crl_and_arl_verify_with_openssl_and_parse_with_cryptography(installatio
     root = self_signed(installation, "tokyo")
     with session_scope(installation.engine) as s:
         ski = Store(s).crl_signing_key(Store(s).ca("tokyo")).ski
-    for list_type in ListType:
+    for list_type in BOTH:
         info = issue(installation, "tokyo", list_type)
         data = info.path.read_bytes()
         text = openssl_crl_verify(data, root)
@@ -156,7 +156,7 @@ def test_revoked_subscriber_fails_openssl_verify_with_error_23_and_a_good_one_pa
         installation: Installation) -> None:
     bad, good = unrevoked_subscribers(installation, "tokyo", 2)
     revoke(installation, [bad])
-    crls = [issue(installation, "tokyo", t).path.read_bytes() for t in ListType]
+    crls = [issue(installation, "tokyo", t).path.read_bytes() for t in BOTH]
     root = self_signed(installation, "tokyo")
     revoked = openssl_verify_crls(cert_of(bad), trusted=[root], crls=crls, at=AT)
     assert not revoked.ok and revoked.error == REVOKED, revoked.output
@@ -168,7 +168,7 @@ def test_revoked_subscriber_fails_openssl_verify_with_error_23_and_a_good_one_pa
 def test_revoked_cross_certificate_on_the_bridge_arl_breaks_the_path_through_it(installation: Installation) -> None:
     leaf = cert_of(unrevoked_subscribers(installation, "tokyo", 1)[0])
     bridge_root, cross_row = self_signed(installation, "bridge"), cross(installation, "bridge", "tokyo")
-    tokyo_lists = [issue(installation, "tokyo", t).path.read_bytes() for t in ListType]
+    tokyo_lists = [issue(installation, "tokyo", t).path.read_bytes() for t in BOTH]
 
     def verify() -> object:
         arl = issue(installation, "bridge", ListType.ARL).path.read_bytes()
@@ -186,14 +186,14 @@ def test_revoked_cross_certificate_on_the_bridge_arl_breaks_the_path_through_it(
 def test_pkilint_finds_nothing_wrong_in_crls_and_arls_full_or_empty(installation: Installation) -> None:
     revoke(installation, unrevoked_subscribers(installation, "tokyo", 1), reason=4)
     for ca in ("tokyo", "hokkaido"):
-        for list_type in ListType:
+        for list_type in BOTH:
             findings = pkilint_crl(issue(installation, ca, list_type).path.read_bytes(), list_type.value)
             assert_pkilint_clean(findings)
 
 
 def test_lists_without_revocations_have_no_entries_and_still_verify(installation: Installation) -> None:
     root = self_signed(installation, "hokkaido")
-    for list_type in ListType:
+    for list_type in BOTH:
         info = issue(installation, "hokkaido", list_type)
         assert info.entries == 0
         crl = x509.load_der_x509_crl(info.path.read_bytes())
@@ -440,3 +440,21 @@ def test_signing_key_algorithm_comes_from_the_token(installation: Installation) 
     crl = x509.load_der_x509_crl(info.path.read_bytes())
     assert crl.signature_algorithm_oid == x509.SignatureAlgorithmOID.ECDSA_WITH_SHA256
     assert installation.settings.hsm.key_algorithm == KeyAlgorithm.P256.value
+
+
+def test_entry_chunks_joined_by_the_database_equal_the_rows_in_id_order(installation: Installation) -> None:
+    """crl_entry_chunks has the database concatenate each chunk (group_concat, string_agg): the
+    bytes and counts must be those of the rows one by one, in id order, across chunk borders."""
+    revoke(installation, unrevoked_subscribers(installation, "tokyo", 7), reason=5)
+    with session_scope(installation.engine) as s:
+        store = ReadStore(s)
+        ca_id = store.ca("tokyo").id
+        rows = s.execute(sa.select(Revocation.id, Revocation.entry_der).where(
+            Revocation.issuer_ca_id == ca_id, Revocation.list_type == ListType.CRL).order_by(Revocation.id)).all()
+        assert len(rows) >= 7
+        for after in (0, rows[2].id):
+            want = [der for rid, der in rows if rid > after]
+            chunks = list(store.crl_entry_chunks(ca_id, ListType.CRL, after_id=after, up_to_id=rows[-1].id, rows=3))
+            assert [len(c) for c in chunks][:-1] == [3] * (len(chunks) - 1)
+            assert sum(len(c) for c in chunks) == len(want)
+            assert b"".join(b"".join(c) for c in chunks) == b"".join(want)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from cryptography import x509
 
 from ca.config import CRLConfig
 from ca.crl.after_compromise import issue_after_compromise
-from ca.crl.issue import issue_all, issue_list
+from ca.crl.issue import BOTH, issue_all, issue_list
 from ca.enums import CertKind, KeyStatus, ListType
 from ca.errors import ConfigError, NotActivated, RevocaError
 from ca.revocation.crl_entry import encode_entry
@@ -28,7 +28,7 @@ from ca.storage.store import Store
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import NOW
 
-LISTS = {(ca, t) for ca in ("bridge", "tokyo", "osaka", "hokkaido") for t in ListType}
+LISTS = {(ca, t) for ca in ("bridge", "tokyo", "osaka", "hokkaido") for t in BOTH}
 H = dt.timedelta(hours=1)
 
 

@@ -27,6 +27,7 @@ from ca.hsm.signer import KeyAlgorithm, Signer, SoftwareSigner, as_private_key
 from ca.hsm.token import Token, TokenSession
 
 from support.installation import CeremonyTemplates, serving_installation
+from support.tools import officers_client
 
 PIN = "0123456789abcdef"
 DATA = b"a TSTInfo's signed attributes, say"
@@ -129,14 +130,16 @@ def hsm_socket(ceremony_templates: CeremonyTemplates, tmp_path_factory: pytest.T
     token's business.  Shared by the module's service tests, which only sign and get refused."""
     with serving_installation(ceremony_templates, "sqlite", tmp_path_factory.mktemp("hsm-hash")) as made:
         assert made.socket is not None
+        keys = officers_client(made.socket, made.settings)  # key generation is a ceremony act
+        keys.generate("tsa-rsa", KeyAlgorithm.RSA2048)
+        keys.generate("other-ec", KeyAlgorithm.P256)
+        keys.close()
         yield made.socket
 
 
 @pytest.fixture(scope="module")
 def client(hsm_socket: Path) -> Iterator[HSMClient]:
     c = HSMClient(hsm_socket)
-    c.generate("tsa-rsa", KeyAlgorithm.RSA2048)
-    c.generate("other-ec", KeyAlgorithm.P256)
     yield c
     c.close()
 

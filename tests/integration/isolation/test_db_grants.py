@@ -67,7 +67,7 @@ from repository import entries
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.ra_fixtures import add_operator, basic_auth, register_terminals, subscribers
 from support.settings import LDAP_BASE
-from support.tools import activated_hsm_service, court_certificate, ocsp_request
+from support.tools import activated_hsm_service, court_certificate, ocsp_request, officers_client
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -97,7 +97,7 @@ def granted(ceremony_templates: CeremonyTemplates, tmp_path_factory: pytest.Temp
         engines = {s: make_engine(made.settings.db_url, role=grants.role_for(settings, s)) for s in grants.SERVICES}
         # the signer: activation (two key managers' shares) is audited through its role
         with activated_hsm_service(made.settings, engines["signer"], made.result.shares) as socket:
-            keys = HSMClient(socket)
+            keys = officers_client(socket, made.settings)  # the TSA certificate: a ceremony act
             ensure_certificate(made.settings, made.engine, keys, now=dt.datetime.now(dt.UTC), actor="test")
             try:
                 yield Granted(made, keys, engines, applied)
@@ -165,6 +165,33 @@ def test_applying_again_changes_nothing_and_revokes_what_is_not_in_the_table(gra
     refused(granted.engines["ocsp"], "DELETE FROM audit_events WHERE id < 0")
 
 
+def test_revoca_run_applies_the_roles_itself_at_every_start(granted: Granted, tmp_path: Path) -> None:
+    """What `revoca run` calls before it starts the services (ca.cli.serve_cmds): the roles again,
+    so a grant taken away or added by hand is put right without `revoca db grant`."""
+    with granted.admin.begin() as conn:
+        conn.execute(sa.text("REVOKE SELECT ON revocations FROM revoca_ocsp"))
+        conn.execute(sa.text("GRANT DELETE ON audit_events TO revoca_ra"))
+    line = grants.apply_at_start(granted.admin, granted.settings.identities, role_per_service=True)
+    assert line is not None and line.startswith(f"database roles: {len(grants.SERVICES) + 1} roles applied")
+    with granted.engines["ocsp"].connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM revocations")) is not None
+    refused(granted.engines["ra"], "DELETE FROM audit_events WHERE id < 0")
+    assert [a.line() for a in grants.apply(granted.admin, granted.settings.identities)] == [
+        a.line() for a in granted.applied]  # and nothing else changed
+    # a role that may not create roles: one line saying what to do, and the service starts anyway
+    url = sa.engine.make_url(granted.settings.db_url).set(username=granted.settings.identities.status)
+    weak = make_engine(url.render_as_string(hide_password=False))
+    try:
+        warning = grants.apply_at_start(weak, granted.settings.identities, role_per_service=False)
+    finally:
+        weak.dispose()
+    assert warning is not None and warning.startswith("WARNING: the per-service database roles were not applied")
+    assert "`revoca db grant`" in warning and "\n" not in warning
+    sqlite = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    assert grants.apply_at_start(sqlite, granted.settings.identities, role_per_service=False) is None
+    sqlite.dispose()
+
+
 def test_a_login_role_holds_its_service_privileges_without_set_role(granted: Granted) -> None:
     """Peer authentication maps the Unix user revoca-ocsp to the PostgreSQL role revoca-ocsp; trust
     auth stands in for it here.  Membership alone gives it the OCSP role's privileges."""
@@ -216,6 +243,26 @@ def test_ocsp_answers_and_writes_its_history_but_reads_no_operator(granted: Gran
     refused(ocsp, "UPDATE revocations SET reason = 1")
     refused(ocsp, "DELETE FROM revocations")
     refused(ocsp, "SELECT password_hash FROM verifiers")
+
+
+def test_the_ocsp_signer_signs_ahead_as_the_ocsp_role_and_deletes_nothing(granted: Granted) -> None:
+    from ca.storage.leases import Lease
+    from ocsp.presigner import Presigner
+
+    ocsp = granted.engines["ocsp"]
+    keys = granted.keys
+    signer = Presigner(ocsp, lambda: keys, threads=1, lease=Lease(ocsp, f"ocsp-signer-{uuid.uuid4().hex[:8]}"))
+    signer.sign_all()
+    assert signer.sign_all().signed == 0  # everything in place, written as revoca_ocsp
+    verifier = _verifier(granted, f"court-{uuid.uuid4().hex[:8]}")
+    with session_scope(granted.admin, readonly=True) as s:
+        store = RevocationReadStore(s)
+        tokyo = x509.load_der_x509_certificate(store.self_signed_der(store.ca("tokyo"),
+                                                                     store.current_key(store.ca("tokyo"))))
+    outcome = Responder(ocsp, keys).respond(ocsp_request(tokyo, subscribers(granted.admin)[0].serial),
+                                            tls_client_cert=verifier)
+    assert outcome.presigned and outcome.response_status == "successful"
+    refused(ocsp, "DELETE FROM ocsp_presigned")
 
 
 def test_the_ra_files_a_revocation_but_deletes_no_audit_record_and_reads_no_verifier(granted: Granted,
@@ -373,7 +420,7 @@ def test_the_signer_audits_activation_and_refusals_as_its_role(granted: Granted)
     assert ledger.flush() == 1
     ledger.close()
     assert _events(granted.admin, "hsm.signatures", "ocsp") >= 1
-    refused(signer, "SELECT der FROM certificates")
+    refused(signer, "SELECT serial, subject_dn FROM certificates")  # only a key's CA Names (der) are its
     refused(signer, "DELETE FROM audit_events")
     refused(signer, "UPDATE operators SET disabled = false")
 

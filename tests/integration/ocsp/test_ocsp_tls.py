@@ -29,7 +29,7 @@ from ca.config import Settings
 from ca.enums import CertKind
 from ca.hsm.client import HSMClient
 from ca.hsm.signer import KeyAlgorithm
-from ca.http.server_tls import tls_paths
+from ca.http.server_tls import ensure_server_tls, tls_paths
 from ca.revocation.reasons import RevocationReason
 from ca.revocation.workflow import revoke_certificate
 from ca.storage.engine import session_scope
@@ -37,7 +37,7 @@ from ca.storage.models import Certificate, OCSPQuery
 from ca.storage.revocations import RevocationStore
 from ca.verifiers import registry
 
-from support.tools import court_certificate, free_port, ocsp_request, write_config
+from support.tools import court_certificate, free_port, ocsp_request, officers_client, write_config
 
 TOKYO = "tokyo"
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
@@ -47,8 +47,9 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-def keys(hsm_socket: Path) -> Iterator[HSMClient]:
-    client = HSMClient(hsm_socket)
+def keys(settings: Settings, hsm_socket: Path) -> Iterator[HSMClient]:
+    """The officers' client: certificates are signed in two key managers' ceremony session."""
+    client = officers_client(hsm_socket, settings)
     yield client
     client.close()
 
@@ -68,8 +69,11 @@ def _wait_for(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: floa
 
 
 @pytest.fixture
-def ocsp_server(settings: Settings, hsm_socket: Path, tmp_path: Path) -> Iterator[str]:
-    """`revoca serve ocsp --tls` on a free port, sharing this test's database, data dir and HSM service; its URL."""
+def ocsp_server(settings: Settings, engine: sa.Engine, keys: HSMClient, hsm_socket: Path,
+                tmp_path: Path) -> Iterator[str]:
+    """`revoca serve ocsp --tls` on a free port, sharing this test's database, data dir and HSM service; its URL.
+    Its certificate is the officers' to issue (`revoca tls issue`), before it starts."""
+    ensure_server_tls(settings, engine, keys, "127.0.0.1")
     env = {**os.environ, **write_config(settings, tmp_path / "revoca.toml", hsm_socket)}
     port = free_port()
     log = tmp_path / "ocsp-server.log"

@@ -43,7 +43,7 @@ from ocsp.responder import RELOAD_EVERY, Responder
 
 from support.installation import CeremonyTemplates, Installation, serving_installation
 from support.settings import LDAP_BASE
-from support.tools import court_certificate, ocsp_request, revoca
+from support.tools import court_certificate, ocsp_request, officers_client, revoca
 
 TOKYO = "tokyo"
 OCSP_RESPONDER_POLICY = ObjectIdentifier("1.2.392.200149.8.5.1.1.300")
@@ -79,7 +79,7 @@ class Site:
 def site(request: pytest.FixtureRequest, tmp_path: Path, ceremony_templates: CeremonyTemplates) -> Iterator[Site]:
     with serving_installation(ceremony_templates, request.param, tmp_path / "site") as made:
         assert made.socket is not None
-        keys = HSMClient(made.socket)
+        keys = officers_client(made.socket, made.settings)  # renewals are ceremony acts
         with session_scope(made.engine) as s:
             store = Store(s)
             tokyo = store.ca(TOKYO)

@@ -145,9 +145,9 @@ def test_a_receptionist_of_tokyo_gets_403_on_an_osaka_certificate_audited_and_no
     assert "chiyoda" in message and "tokyo" in message and "osaka" in message
     assert snapshot(ra.engine) == before and ref.id not in revocations(ra.engine)
     events = audit_events(ra.engine, after_id=audit_before)
-    assert [(e.event_type, e.result, e.actor) for e in events] == [
-        ("ra.out_of_scope", "failure", "clerk at terminal chiyoda")]
-    detail = json.loads(events[0].detail)
+    assert [(e.event_type, e.result, e.actor) for e in events] == [  # the clerk's login goes with the refusal
+        ("operator.login", "success", "clerk"), ("ra.out_of_scope", "failure", "clerk at terminal chiyoda")]
+    detail = json.loads(events[1].detail)
     assert {k: detail[k] for k in ("terminal", "clerk", "ca", "serial", "status", "error")} == {
         "terminal": "chiyoda", "clerk": "clerk", "ca": "osaka", "serial": ref.hex_serial, "status": 403,
         "error": message}
@@ -275,7 +275,8 @@ def test_a_record_change_with_an_unknown_event_is_422_naming_the_event(ra: RA, e
     assert (repr(event) if isinstance(event, str) else '"event"') in message
     assert "death" in message and "individual-number-card-issued" in message  # the events that are known
     assert snapshot(ra.engine) == before and ref.id not in revocations(ra.engine)
-    assert [e.event_type for e in audit_events(ra.engine, after_id=audit_before)] == ["ra.request_refused"]
+    assert [e.event_type for e in audit_events(ra.engine, after_id=audit_before)] == [
+        "operator.login", "ra.request_refused"]
 
 
 @pytest.mark.parametrize("field", ["reason", "applicant", "identity_document_checked", "agent_authority"])

@@ -33,7 +33,6 @@ import requests
 import sqlalchemy as sa
 
 from ca.enums import CertKind, KeyStatus, Role
-from ca.hsm.client import HSMClient
 from ca.storage.engine import session_scope
 from ca.storage.models import RevocationRequest
 from ca.storage.revocations import RevocationStore
@@ -154,6 +153,7 @@ def site(templates: CeremonyTemplates, kind: str, root: Path, *, workers: int = 
             out = root / "terminals"
             _add_terminal_t1(cli, out, by_cli=terminal_by_cli)
             add_operator(cli.engine, "clerk", Role.RECEPTIONIST)
+            cli.ok("tls", "issue")  # the RA's own certificate: key managers, not the RA (ca.hsm.sessions)
             s = Site(cli, hsm, out, workers=workers)
             s.start()
             yield s
@@ -169,7 +169,7 @@ def _add_terminal_t1(cli: Cli, out: Path, *, by_cli: bool) -> None:
         cli.ok("ra", "add", "t1", "--ca", "tokyo", "--ca", "osaka", "--ca", "hokkaido", "--out", str(out))
         return
     out.mkdir(parents=True)
-    keys = HSMClient(cli.socket)
+    keys = cli.officers()  # certificates: in two key managers' ceremony session
     try:
         register_terminals(cli.engine, keys, ["t1"], out, now=dt.datetime.now(dt.UTC))
     finally:
@@ -243,7 +243,7 @@ def test_a_client_certificate_from_outside_the_bridge_fails_the_tls_handshake(sq
 
 def test_the_subscriber_revokes_online_over_tls_without_any_client_certificate(sqlite_site: Site) -> None:
     engine = sqlite_site.cli.engine
-    keys = HSMClient(sqlite_site.cli.socket)
+    keys = sqlite_site.cli.officers()  # a certificate: in two key managers' ceremony session
     try:
         ref, key = new_subscriber(engine, keys, "tokyo", now=dt.datetime.now(dt.UTC))
     finally:
@@ -358,7 +358,7 @@ def test_fifty_terminals_in_parallel_revoke_each_certificate_exactly_once(
         kind: str, tmp_path: Path, ceremony_templates: CeremonyTemplates) -> None:
     with site(ceremony_templates, kind, tmp_path, workers=4) as s:
         engine = s.cli.engine
-        keys = HSMClient(s.cli.socket)
+        keys = s.cli.officers()  # certificates: in two key managers' ceremony session
         try:  # registered in one transaction through the Python API: 50 `revoca ra add` would take minutes
             names = [f"term{i:02d}" for i in range(TERMINALS)]
             register_terminals(engine, keys, names, s.terminals, now=dt.datetime.now(dt.UTC))

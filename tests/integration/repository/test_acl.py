@@ -163,3 +163,38 @@ def test_a_verifier_reads_the_crl_and_its_own_account_but_no_other_verifier(
     for dn in (bob, normal_dn(GROUP_DN), normal_dn(VERIFIERS_DN)):
         rc, dns, _ = _search(slapd, dn, "*", as_="alice", scope="base")
         assert (rc, dns) == (32, []), f"{dn}: {rc}"
+
+
+DELTA_ATTR = "deltaRevocationList;binary"
+
+
+def test_the_delta_crl_is_published_for_verifiers_only(installation: Installation, tokyo_crl: IssuedCRLInfo,
+                                                       slapd: LocalSlapd) -> None:
+    """deltaRevocationList lives under the CRL's rule (repository/acl.py): a verifier reads it,
+    anonymous neither reads it, asks for it by name, nor finds the entry by filtering on it."""
+    assert installation.keys is not None
+    delta = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.DELTA,
+                       now=NOW + dt.timedelta(minutes=5))
+    publisher = LdapPublisher(installation.engine, slapd.endpoint(timeout=5), LDAP_BASE, installation.data_dir)
+    publisher.requeue_newest(NOW)
+    report = publisher.round(NOW + dt.timedelta(minutes=5))
+    assert report.ok, report
+    assert any(f"tokyo DELTA #{delta.number}" in line for line in report.published), report.published
+    with Directory(slapd.endpoint()) as root:
+        verifier_accounts.sync(installation.engine, root, LDAP_BASE, now=NOW)
+
+    rc, _dns, ldif = _search(slapd, TOKYO_DN, DELTA_ATTR, CRL_ATTR, as_="alice", scope="base")
+    assert rc == 0
+    assert [hashlib.sha256(v).digest() for v in _values(ldif, DELTA_ATTR)] == [delta.sha256]
+    assert [hashlib.sha256(v).digest() for v in _values(ldif, CRL_ATTR)] == [tokyo_crl.sha256]
+    parsed = x509.load_der_x509_crl(_values(ldif, DELTA_ATTR)[0])
+    assert parsed.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number == tokyo_crl.number
+
+    for asked in (("*",), (DELTA_ATTR,), ("deltaRevocationList",), ("2.5.4.53",)):
+        rc, dns, ldif = _search(slapd, TOKYO_DN, *asked, scope="base")
+        assert rc == 0 and dns == [normal_dn(TOKYO_DN)], asked
+        assert "deltarevocationlist" not in ldif.lower(), f"anonymous read the delta CRL asking for {asked}"
+    rc, dns, _ = _search(slapd, LDAP_BASE, "(deltaRevocationList;binary=*)", "1.1")
+    assert (rc, dns) == (0, []), "anonymous can tell which entries have a delta CRL"
+    rc, dns, _ = _search(slapd, LDAP_BASE, "(deltaRevocationList;binary=*)", "1.1", as_="alice")
+    assert rc == 0 and dns == [normal_dn(TOKYO_DN)]

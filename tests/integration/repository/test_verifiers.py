@@ -38,7 +38,7 @@ from repository.directory import Directory, Endpoint, RepositoryError
 from repository.slapd import SLAPD, LocalSlapd
 
 from support.installation import open_token
-from support.officers import add_officers, standard_cast
+from support.officers import standard_cast
 from support.settings import LDAP_BASE, NOW
 from support.tools import revoca, write_config
 
@@ -317,7 +317,7 @@ def test_cli_add_list_remove_with_an_issued_certificate(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     env = write_config(settings, tmp_path / "revoca.toml", hsm_socket)
-    cast = standard_cast()  # two senior operators log in (support.officers)
+    cast = standard_cast(settings.demo_shares_dir)  # two senior operators and two key managers log in
     out = tmp_path / "alice-files"
     code, stdout, stderr = revoca(env, "verifier", "add", "alice", "--out", str(out), login=cast)
     assert code == 0, stdout + stderr
@@ -359,11 +359,12 @@ def test_cli_add_list_remove_with_an_issued_certificate(
 
 
 def test_cli_add_while_ldap_is_down_commits_and_the_account_comes_with_the_next_sync(
-        settings: Settings, engine: sa.Engine, slapd: LocalSlapd, crl: bytes, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        settings: Settings, engine: sa.Engine, initialized: ceremony.CeremonyResult, slapd: LocalSlapd, crl: bytes,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     env = write_config(settings, tmp_path / "revoca.toml")
-    cast = add_officers(engine)  # no ceremony here: two senior operators (support.officers)
+    # two senior operators and, as for every `verifier add`, M key managers (the ceremony's)
+    cast = standard_cast(settings.demo_shares_dir)
     cert_file = tmp_path / "bob.der"
     cert_file.write_bytes(own_certificate("bob").public_bytes(serialization.Encoding.DER))
     password_file = tmp_path / "bob.password"
@@ -389,11 +390,11 @@ def test_cli_add_while_ldap_is_down_commits_and_the_account_comes_with_the_next_
     assert code == 0 and f"the account {dn} will be deleted when the repository is reachable" in stdout, stderr
 
 
-def test_cli_refusals_are_one_line(settings: Settings, engine: sa.Engine, slapd: LocalSlapd, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_refusals_are_one_line(settings: Settings, engine: sa.Engine, initialized: ceremony.CeremonyResult,
+                                   slapd: LocalSlapd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     env = write_config(settings, tmp_path / "revoca.toml")
-    cast = add_officers(engine)  # no ceremony here: two senior operators (support.officers)
+    cast = standard_cast(settings.demo_shares_dir)  # senior operators and key managers of the ceremony
     cert_file = tmp_path / "c.pem"
     cert_file.write_bytes(own_certificate("c").public_bytes(serialization.Encoding.PEM))
     short = tmp_path / "short"

@@ -51,7 +51,7 @@ from ocsp.wsgi import build
 from support.installation import CeremonyTemplates, Installation, serving_installation
 from support.officers import standard_cast
 from support.settings import LDAP_BASE
-from support.tools import ocsp_request, revoca
+from support.tools import ocsp_request, officers_client, revoca
 
 OPERATOR = standard_cast().login("cast-operator")  # who issues the lists by hand (support.officers)
 NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01 in seconds
@@ -354,7 +354,7 @@ def test_no_certificate_is_signed_on_untrusted_time(ntp: FakeNTPs, tmp_path: Pat
 
 def test_no_time_stamp_on_untrusted_time_and_the_refusal_is_audited_after_the_rollback(
         installation: Installation, ntp: FakeNTPs) -> None:
-    keys = HSMClient(installation.socket)
+    keys = officers_client(installation.socket, installation.settings)  # a TSA key: a ceremony act
     ensure_certificate(installation.settings, installation.engine, keys,
                        now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
                        actor="test")

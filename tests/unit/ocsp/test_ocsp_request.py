@@ -668,3 +668,26 @@ class TestFuzz:
             assert isinstance(request_from_get_path(path), bytes)
         except MalformedRequest as exc:
             assert "\n" not in str(exc)
+
+
+class TestKnownCertificates:
+    """A verifier's certificate met before is stepped over (issue 16), and nothing else changes."""
+
+    def test_same_result_with_the_certificate_known(self, ec_signer):
+        der = signed_by_hand(ec_signer, tbs_request(), certs=(ec_signer.der,))
+        assert parse_request(der, known_certificates={ec_signer.der}) == parse_request(der)
+
+    def test_a_known_certificate_does_not_excuse_the_rest(self, ec_signer):
+        der = signed_by_hand(ec_signer, tbs_request(), certs=(ec_signer.der,))
+        with pytest.raises(MalformedRequest, match="trailing"):
+            parse_request(der + b"\x00", known_certificates={ec_signer.der})
+        bad = der.replace(bytes.fromhex("06082a8648ce3d040302"), bytes.fromhex("06082a8648ce3d040382"))  # OID ends 0x82
+        with pytest.raises(MalformedRequest):
+            parse_request(bad, known_certificates={ec_signer.der})
+
+    def test_an_unknown_broken_certificate_is_still_refused(self, ec_signer, rsa_signer):
+        at = ec_signer.der.index(b"\x17\x0d") + 2  # notBefore's digits: no longer a time
+        broken = ec_signer.der[:at] + b"ZZ" + ec_signer.der[at + 2:]
+        der = signed_by_hand(ec_signer, tbs_request(), certs=(broken,))
+        with pytest.raises(MalformedRequest):
+            parse_request(der, known_certificates={rsa_signer.der})
