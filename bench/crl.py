@@ -44,10 +44,10 @@ import sqlalchemy as sa
 
 from ca import ceremony
 from ca.config import settings_from_dict
-from ca.credentials import hash_password
 from ca.enums import CertKind, ListType, Role
 from ca.errors import ServiceUnavailable
 from ca.hsm.client import HSMClient
+from ca.officers.credentials import hash_password
 from ca.revocation.crl_entry import encode_entry
 from ca.storage.engine import make_engine, session_scope
 from ca.storage.models import Certificate, Revocation

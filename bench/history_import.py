@@ -47,16 +47,22 @@ from pkcs11 import Attribute, KeyType, ObjectClass
 from ca import ceremony
 from ca.adoption.adopt import AdoptionRequest, adopt
 from ca.config import settings_from_dict
-from ca.credentials import hash_password
 from ca.enums import CAKind, ListType, Role
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
+from ca.officers.credentials import hash_password
 from ca.storage.adoption import AdoptionStore
 from ca.storage.engine import make_engine, session_scope
 from ca.storage.models import CRLCounter, Revocation
 
 sys.path.insert(0, str(Path(__file__).parent))
 from crl import NOW, REASONS, entries, measure  # noqa: E402  (the CRL bench's workload and launcher)
+
+from ca.config import TimeConfig  # noqa: E402
+from ca.trusted_time import ClockGuard  # noqa: E402
+
+# the embedded default [time] policy (no NTP server): a benchmark signs on the system clock
+NO_NTP = ClockGuard(TimeConfig())
 
 REVOCA = Path(sys.executable).with_name("revoca")
 SUBJECT = "/C=JP/O=JPKI/OU=Prefectural CA/OU=Bench/CN=Governor of Bench"
@@ -142,7 +148,7 @@ def main() -> None:
                 store = AdoptionStore(session)
                 adopt(store, keys, AdoptionRequest(name="bench", kind=CAKind.REGIONAL, key_label="BENCH-CA",
                                                    certificate=x509.load_pem_x509_certificate(cert_file.read_bytes())),
-                      now=dt.datetime.now(dt.UTC), actor="bench")
+                      now=dt.datetime.now(dt.UTC), actor="bench", time_guard=NO_NTP)
                 for name, password in SENIORS:
                     store.add_operator(name=name, display_name=name, credential_hash=hash_password(password),
                                        roles=[Role.SENIOR_OPERATOR], now=NOW, made_at_ceremony=True)

@@ -52,15 +52,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import crl as crl_bench  # noqa: E402  (bench/crl.py: revocation rows and the wait4 launcher)
 
 from ca import ceremony  # noqa: E402
-from ca.config import settings_from_dict  # noqa: E402
+from ca.config import TimeConfig, settings_from_dict  # noqa: E402
 from ca.crl.freshest import DeltaPolicy  # noqa: E402
 from ca.crl.issue import issue_list  # noqa: E402
 from ca.enums import ListType
 from ca.hsm import shares as sharing  # noqa: E402
 from ca.hsm import token_for  # noqa: E402
 from ca.storage.engine import make_engine  # noqa: E402
+from ca.trusted_time import ClockGuard  # noqa: E402
 from ca.verifiers.registry import add_verifier  # noqa: E402
 from repository.service import local_slapd, make_publisher  # noqa: E402
+
+# the embedded default [time] policy (no NTP server): a benchmark signs on the system clock
+NO_NTP = ClockGuard(TimeConfig())
 
 NOW = crl_bench.NOW
 TOKYO_DN = "CN=Governor of Tokyo,OU=Tokyo,OU=Prefectural CA,O=JPKI,C=JP"
@@ -135,8 +139,8 @@ def main() -> None:
             for ca in ("bridge", "tokyo", "osaka", "hokkaido"):
                 if ca != "tokyo":
                     for list_type in (ListType.CRL, ListType.ARL):
-                        issue_list(engine, keys, data, ca, list_type, now=NOW)
-            issue_list(engine, keys, data, "tokyo", ListType.ARL, now=NOW)
+                        issue_list(engine, keys, data, ca, list_type, now=NOW, time_guard=NO_NTP)
+            issue_list(engine, keys, data, "tokyo", ListType.ARL, now=NOW, time_guard=NO_NTP)
             slapd.start()
             # a registered verifier; the publisher's sync gives it its account
             add_verifier(engine, name="bench-verifier", certificate=_verifier_certificate(), password=VERIFIER_PW,
@@ -145,7 +149,7 @@ def main() -> None:
             first = make_publisher(settings, engine).round(side_work=True)
             if not first.ok:
                 raise SystemExit(f"first publication failed: {first}")
-            big = issue_list(engine, keys, data, "tokyo", ListType.CRL, now=NOW, deltas=deltas)
+            big = issue_list(engine, keys, data, "tokyo", ListType.CRL, now=NOW, deltas=deltas, time_guard=NO_NTP)
         except BaseException:
             keys.close()
             raise
@@ -197,13 +201,15 @@ def _delta_case(args: argparse.Namespace, engine: Any, keys: Any, settings: Any,
     publisher.round(side_work=True)  # the base is already there; the account and access log are done
     # the scheduler issues a delta right after each base (empty, or nearly): that one, untimed,
     # is also the services' first round of these queries; the timed one is the next
-    issue_list(engine, keys, settings.data_dir, "tokyo", ListType.DELTA, now=dt.datetime.now(dt.UTC), deltas=deltas)
+    issue_list(engine, keys, settings.data_dir, "tokyo", ListType.DELTA, now=dt.datetime.now(dt.UTC), deltas=deltas,
+               time_guard=NO_NTP)
     publisher.round(side_work=False)
     crl_bench.insert_revocations(engine, "tokyo", args.delta, start=args.entries)
     now = dt.datetime.now(dt.UTC)
     slapd_cpu = _cpu_seconds(int(slapd.pid_path.read_text()))
     c0, t0 = time.process_time(), time.perf_counter()
-    delta = issue_list(engine, keys, settings.data_dir, "tokyo", ListType.DELTA, now=now, deltas=deltas)
+    delta = issue_list(engine, keys, settings.data_dir, "tokyo", ListType.DELTA, now=now, deltas=deltas,
+                       time_guard=NO_NTP)
     t1 = time.perf_counter()
     report = publisher.round(now, side_work=False)
     c2, t2 = time.process_time(), time.perf_counter()

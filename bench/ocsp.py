@@ -139,12 +139,16 @@ crl_bench = ocsp_requests.crl_bench
 load = ocsp_requests.bench_module("ocsp_load")
 
 from ca import ceremony  # noqa: E402
-from ca.config import settings_from_dict  # noqa: E402
+from ca.config import TimeConfig, settings_from_dict  # noqa: E402
 from ca.enums import CertKind  # noqa: E402
 from ca.storage.engine import make_engine, session_scope  # noqa: E402
 from ca.storage.models import Certificate, OCSPQuery  # noqa: E402
 from ca.storage.store import Store  # noqa: E402
+from ca.trusted_time import ClockGuard  # noqa: E402
 from ca.verifiers.registry import add_verifier  # noqa: E402
+
+# the embedded default [time] policy (no NTP server): a benchmark signs on the system clock
+NO_NTP = ClockGuard(TimeConfig())
 
 REVOCA = crl_bench.REVOCA
 NOW = crl_bench.NOW
@@ -810,7 +814,7 @@ def history_cost(settings: object, engine: sa.Engine, sock: Path, request: bytes
     per_query = {}
     for label in ("without", "with"):
         keys = ResponderKeys(HSMClient(sock), keys_dir(settings), passphrase_path(settings))  # type: ignore[arg-type]
-        responder = Responder(engine, keys, key_files=True)
+        responder = Responder(engine, keys, key_files=True, time_guard=NO_NTP)
         history = QueryHistory(engine) if label == "with" else None
         app = make_app(responder, history)
         b"".join(app(environ(), start_response))  # signs once; the rest are pre-signed answers

@@ -61,6 +61,12 @@ from ca.subscribers import random_basic_four
 sys.path.insert(0, str(Path(__file__).parent))
 from crl import LAUNCHER, NOW, bench_operator  # noqa: E402  (the CRL bench's launcher and operator)
 
+from ca.config import TimeConfig  # noqa: E402
+from ca.trusted_time import ClockGuard  # noqa: E402
+
+# the embedded default [time] policy (no NTP server): a benchmark signs on the system clock
+NO_NTP = ClockGuard(TimeConfig())
+
 REVOCA = Path(sys.executable).with_name("revoca")
 CA_DN = "CN=Governor of Bench,OU=Bench,OU=Prefectural CA,O=JPKI,C=JP"
 SERIAL_MARK = bytes(range(0x41, 0x55))  # 20 bytes, positive: the template's serial, found and replaced
@@ -88,7 +94,7 @@ def generate(out: Path, n: int, per_file: int, ca_key: ec.EllipticCurvePrivateKe
     template = issue(CertKind.SUBSCRIBER, issuer=issuer, subject=subject, public_key=holder.public_key(),
                      not_before=NOW, serial=int.from_bytes(SERIAL_MARK, "big"),
                      basic_four=random_basic_four(rng, prefecture="東京都", municipality="千代田区",
-                                                  born_before=dt.date(2000, 1, 1)))
+                                                  born_before=dt.date(2000, 1, 1)), time_guard=NO_NTP)
     tbs = template.tbs_certificate_bytes
     serial_at, id_at = tbs.index(SERIAL_MARK), tbs.index(ID_MARK)
     sig_alg = _tlv(0x30, bytes.fromhex("06082a8648ce3d040302"))  # ecdsa-with-SHA256

@@ -16,16 +16,17 @@ from pathlib import Path
 
 from ca import audit, hierarchy
 from ca.config import Settings
-from ca.credentials import hash_password
 from ca.enums import CAKind, CertKind, Role
 from ca.errors import AlreadyExists, InvalidInput, NotFound, TokenError
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm
+from ca.officers.credentials import hash_password
 from ca.storage.engine import Engine, session_scope, upgrade
 from ca.storage.models import CertificateAuthority
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
+from ca.trusted_time import ClockGuard, guard_for
 
 DEMO_WARNING = (
     "# DEMO ONLY - NEVER USE IN PRODUCTION.\n"
@@ -82,7 +83,7 @@ def _demo_subscribers(ctx: hierarchy.Context, cas: list[CertificateAuthority], c
     for ca in cas:
         key = ctx.store.current_key(ca)
         issuer = hierarchy.issuer_for(ctx.keys, ca, key)
-        for cert, _private in generate_subscribers(issuer, count, now=ctx.now):
+        for cert, _private in generate_subscribers(issuer, count, now=ctx.now, time_guard=ctx.time_guard):
             ctx.store.add_certificate(cert, kind=CertKind.SUBSCRIBER, issuer_key=key, now=ctx.now)
 
 
@@ -100,12 +101,13 @@ class FirstOfficer:
 def run(settings: Settings, engine: Engine, *, key_managers: list[str] | None = None, demo: bool = False,
         now: dt.datetime | None = None, actor: str = "ceremony",
         demo_subscribers: int = DEMO_SUBSCRIBERS_PER_CA, adopt_user_pin: str | None = None,
-        officers: Sequence[FirstOfficer] = ()) -> CeremonyResult:
+        officers: Sequence[FirstOfficer] = (), time_guard: ClockGuard | None = None) -> CeremonyResult:
     """The key ceremony.  With `adopt_user_pin` (issue 14, ca.adoption) the token [hsm] token_label is
     the previous system's, with its keys: its user PIN, given once here, is replaced by the one
     derived from the new activation secret (C_SetPIN), so that the token opens only when M key
     managers combine their shares; no CA is built (each is adopted with `revoca ca adopt`).  Its SO
-    PIN stays the previous system's (in the CA administrator's custody, seed 004 5.2.1 (1))."""
+    PIN stays the previous system's (in the CA administrator's custody, seed 004 5.2.1 (1)).
+    `time_guard`: the caller's clock check (ca.trusted_time); None makes one for `settings`."""
     now = now or dt.datetime.now(dt.UTC)
     if is_initialized(settings, engine):
         raise AlreadyExists(f"revoca is already initialised (token {settings.hsm.token_label!r} has a share set)")
@@ -155,6 +157,7 @@ def run(settings: Settings, engine: Engine, *, key_managers: list[str] | None = 
                          total=n, holders=names, token_taken_over=adopt_user_pin is not None)
             session_tok = token.open(sharing.user_pin(secret))
             ctx = hierarchy.Context(store=store, keys=session_tok, now=now, actor=actor,
+                                    time_guard=time_guard or guard_for(settings),
                                     algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
             made = [] if adopt_user_pin is not None else hierarchy.build(ctx, settings)
             if demo:

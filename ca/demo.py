@@ -17,13 +17,14 @@ from cryptography.hazmat.primitives import serialization
 from ca import hierarchy
 from ca.ceremony import DEMO_WARNING
 from ca.config import Settings
-from ca.credentials import hash_password
 from ca.enums import CAKind, CertKind, Role
 from ca.errors import NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
+from ca.officers.credentials import hash_password
 from ca.storage.engine import Engine, session_scope
 from ca.storage.revocations import RevocationReadStore, RevocationStore
 from ca.storage.verifiers import VerifierReads
+from ca.trusted_time import ClockGuard, guard_for
 
 TERMINAL = "demo-window"
 # the demo window is a municipality of tokyo: it revokes tokyo's certificates only (issue 13)
@@ -36,7 +37,8 @@ def demo_dir(settings: Settings) -> Path:
     return settings.data_dir / "demo-terminal"
 
 
-def ensure_demo_ra(settings: Settings, engine: Engine, keys: KeyStore) -> tuple[Path, str, str]:
+def ensure_demo_ra(settings: Settings, engine: Engine, keys: KeyStore, *,
+                   time_guard: ClockGuard | None = None) -> tuple[Path, str, str]:
     """(directory with demo-window.pem/.key and bridge-roots.pem, clerk name, clerk password)."""
     out = demo_dir(settings)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -55,6 +57,7 @@ def ensure_demo_ra(settings: Settings, engine: Engine, keys: KeyStore) -> tuple[
         if not any(t.name == TERMINAL for t in store.terminals()):
             bridge = store.bridge()
             ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="demo",
+                                    time_guard=time_guard or guard_for(settings),
                                     algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
             cert = hierarchy.issue_with_key_file(
                 ctx, bridge, CertKind.RA_TERMINAL, key_path=out / f"{TERMINAL}.key",
@@ -84,7 +87,8 @@ def verifier_dir(settings: Settings) -> Path:
     return settings.data_dir / "demo-verifier"
 
 
-def ensure_demo_verifier(settings: Settings, engine: Engine, keys: KeyStore) -> Path:
+def ensure_demo_verifier(settings: Settings, engine: Engine, keys: KeyStore, *,
+                         time_guard: ClockGuard | None = None) -> Path:
     """A registered verifier with a bridge-issued certificate; its directory holds the key, the
     certificate, `ldap.password` (the bare password, as `ldapsearch -y` reads it) and each CA's
     self-signed certificate (`tokyo.pem`, ...) for `openssl ocsp -issuer`."""
@@ -104,6 +108,7 @@ def ensure_demo_verifier(settings: Settings, engine: Engine, keys: KeyStore) -> 
         if VerifierReads(session).id_of(VERIFIER) is not None:
             return out
         ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="demo",
+                                    time_guard=time_guard or guard_for(settings),
                                 algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
         (out / f"{VERIFIER}.key").unlink(missing_ok=True)  # left by a run that did not finish
         cert, certificate_id = registry.issue_certificate(ctx, VERIFIER, key_path=out / f"{VERIFIER}.key")

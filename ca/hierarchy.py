@@ -26,10 +26,11 @@ from ca.enums import CAKind, CertKind, KeyStatus
 from ca.errors import InvalidInput, NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.issuance import Issuer, issue, key_identifier
-from ca.key_policy import SETTING, NewKeysRefused
+from ca.lifecycle.key_policy import SETTING, NewKeysRefused
 from ca.storage.authorities import spki_der
 from ca.storage.models import CertificateAuthority, KeyGeneration
 from ca.storage.store import Store
+from ca.trusted_time import ClockGuard
 
 _CA_KINDS_SELF = (CertKind.SELF_SIGNED,)
 
@@ -56,8 +57,10 @@ class Context:
     keys: KeyStore
     now: dt.datetime
     actor: str
+    # the process's clock check (ca.trusted_time), made where its settings were loaded
+    time_guard: ClockGuard
     algorithm: KeyAlgorithm = KeyAlgorithm.RSA2048
-    # [ca] new_keys (ca.key_policy): False refuses a rollover; the CLI passes the setting, and
+    # [ca] new_keys (ca.lifecycle.key_policy): False refuses a rollover; the CLI passes the setting, and
     # audits the refusal before it gets here
     new_keys: bool = True
 
@@ -76,7 +79,7 @@ def _issuer(ctx: Context, ca: CertificateAuthority, key: KeyGeneration) -> Issue
 
 def _self_signed(ctx: Context, ca: CertificateAuthority, key: KeyGeneration) -> x509.Certificate:
     issuer = _issuer(ctx, ca, key)
-    cert = issue(CertKind.SELF_SIGNED, issuer=issuer, subject=issuer.name,
+    cert = issue(CertKind.SELF_SIGNED, issuer=issuer, time_guard=ctx.time_guard, subject=issuer.name,
                  public_key=issuer.signer.public_key(), not_before=ctx.now)
     ctx.store.add_certificate(cert, kind=CertKind.SELF_SIGNED, issuer_key=key, subject_key=key, now=ctx.now)
     return cert
@@ -100,7 +103,7 @@ def cross_certify(ctx: Context, issuer_ca: CertificateAuthority, subject_ca: Cer
     subject_key = subject_key or ctx.store.current_key(subject_ca)
     public = serialization.load_der_public_key(subject_key.spki_der)
     external = subject_ca.kind is CAKind.EXTERNAL
-    cert = issue(CertKind.CROSS, issuer=_issuer(ctx, issuer_ca, issuer_key),
+    cert = issue(CertKind.CROSS, time_guard=ctx.time_guard, issuer=_issuer(ctx, issuer_ca, issuer_key),
                  subject=x509.Name.from_rfc4514_string(subject_ca.subject_dn),
                  public_key=public, not_before=ctx.now,  # type: ignore[arg-type]
                  subject_key_id=subject_key.ski if external else None)
@@ -122,7 +125,8 @@ def issue_end_entity(ctx: Context, ca: CertificateAuthority, kind: CertKind, *, 
     n = 1 + ctx.store.count_certificates(ca, kind)
     label = ee_key_label(kind, ca.name, n)
     public = ctx.keys.generate(label, ctx.algorithm)
-    cert = issue(kind, issuer=_issuer(ctx, ca, issuer_key), subject=subject, public_key=public,
+    cert = issue(kind, time_guard=ctx.time_guard, issuer=_issuer(ctx, ca, issuer_key), subject=subject,
+                 public_key=public,
                  not_before=ctx.now, dns_names=dns_names)
     ctx.store.add_certificate(cert, kind=kind, issuer_key=issuer_key, key_label=label, now=ctx.now)
     audit.record(ctx.store.session, "ca.certificate_issued", actor=ctx.actor, kind=kind.value, issuer=ca.name,
@@ -204,7 +208,8 @@ def rollover(ctx: Context, ca_name: str) -> KeyGeneration:
         (CertKind.LINK_NEW_WITH_OLD, old_key, new_key, new_pub, new_key.created_at),
     )
     for kind, signing_key, subject_key, public, not_before in links:
-        cert = issue(kind, issuer=_issuer(ctx, ca, signing_key), subject=name, public_key=public,  # type: ignore[arg-type]
+        cert = issue(kind, time_guard=ctx.time_guard, issuer=_issuer(ctx, ca, signing_key), subject=name,
+                     public_key=public,  # type: ignore[arg-type]
                      not_before=not_before, not_after=old_self.not_after)
         ctx.store.add_certificate(cert, kind=kind, issuer_key=signing_key, subject_key=subject_key, now=ctx.now)
         audit.record(ctx.store.session, "ca.certificate_issued", actor=ctx.actor, kind=kind.value, issuer=ca.name,
@@ -282,7 +287,8 @@ def issue_with_key_file(ctx: Context, ca: CertificateAuthority, kind: CertKind, 
     private = (rsa.generate_private_key(65537, algorithm.bits) if algorithm.is_rsa
                else ec.generate_private_key(ec.SECP384R1() if algorithm is KeyAlgorithm.P384 else ec.SECP256R1()))
     issuer_key = issuer_key or ctx.store.current_key(ca)
-    cert = issue(kind, issuer=_issuer(ctx, ca, issuer_key), subject=subject, public_key=private.public_key(),
+    cert = issue(kind, time_guard=ctx.time_guard, issuer=_issuer(ctx, ca, issuer_key), subject=subject,
+                 public_key=private.public_key(),
                  not_before=ctx.now, dns_names=dns_names,
                  ip_addresses=tuple(ipaddress.ip_address(ip) for ip in ip_addresses))
     ctx.store.add_certificate(cert, kind=kind, issuer_key=issuer_key, key_label=key_label, now=ctx.now)

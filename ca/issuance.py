@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from ca import trusted_time
 from ca.enums import CertKind
 from ca.errors import InvalidInput, TokenError
 from ca.hsm.signer import Signer, as_private_key, verify_signature
@@ -27,6 +26,7 @@ from ca.profiles import PROFILES, AltNames, Profile
 
 if TYPE_CHECKING:
     from ca.basic_four import BasicFour
+    from ca.trusted_time import ClockGuard
 
 # RFC 5280 4.1.2.2: at most 20 octets; cryptography caps positive serials at 159 bits.
 MAX_SERIAL_BITS = 159
@@ -64,6 +64,7 @@ def issue(
     kind: CertKind,
     *,
     issuer: Issuer,
+    time_guard: ClockGuard,
     subject: x509.Name,
     public_key: CertificatePublicKeyTypes,
     not_before: datetime,
@@ -78,7 +79,8 @@ def issue(
 
     `subject_key_id` is only for a cross certificate to an external CA whose own certificates
     use another key-identifier method: RFC 5280 4.2.1.2 wants the SKI here to equal the AKI in
-    the certificates that CA issues.
+    the certificates that CA issues.  `time_guard` (the caller's process's, ca.trusted_time) must
+    confirm the clock right before the signature.
     """
     profile = PROFILES[kind]
     not_before = _utc_seconds(not_before, "not_before")
@@ -117,7 +119,7 @@ def issue(
     for extension, critical in _extensions(profile, ski, issuer.key_id, dns_names, ip_addresses, basic_four,
                                              public_key):
         builder = builder.add_extension(extension, critical=critical)
-    trusted_time.require_current(f"{kind} certificate")  # raises, audited, when NTP disagrees with the clock
+    time_guard.require(f"{kind} certificate")  # raises, audited, when NTP disagrees with the clock
     certificate = builder.sign(as_private_key(issuer.signer), issuer.signer.algorithm.hash_algorithm)
     _check_signature(certificate, issuer.signer)
     return certificate

@@ -29,13 +29,14 @@ from ca.crl import old_keys
 from ca.crl.after_compromise import compromise_targets
 from ca.crl.delta import deltas_due
 from ca.crl.freshest import DeltaPolicy
-from ca.crl.issue import IssuedCRLInfo, IssueFailure, IssueReport, issue_many
+from ca.crl.issue import IssuedCRLInfo, IssueFailure, IssueReport, issue_many, sweep_partial_files
 from ca.enums import CAStatus, ListType
 from ca.hsm.signer import KeyStore
 from ca.storage.engine import Engine, session_scope
 from ca.storage.leases import Lease
 from ca.storage.reporting import ListStatus, ReportingReads
 from ca.storage.store import ReadStore
+from ca.trusted_time import ClockGuard
 
 log = logging.getLogger("revoca.scheduler")
 
@@ -109,10 +110,12 @@ class Scheduler:
     """Decides what is due and issues it; `tick` is one round, `run` repeats it until stopped."""
 
     def __init__(self, engine: Engine, keys: KeyStore, data_dir: Path, config: CRLConfig | None = None, *,
-                 clock: Clock = utc_now, actor: str = "scheduler", keeper: AuditKeeper | None = None,
+                 time_guard: ClockGuard, clock: Clock = utc_now, actor: str = "scheduler",
+                 keeper: AuditKeeper | None = None,
                  lease: Lease | None = None, lease_retry: float = LEASE_RETRY,
                  deltas: DeltaPolicy | None = None) -> None:
-        """`lease`: held while `run` works (default: the "scheduler" lease of `engine`).
+        """`time_guard`: the process's NTP check (ca.trusted_time), asked before every list is signed
+        for the time `clock` gives.  `lease`: held while `run` works (default: the "scheduler" lease of `engine`).
         `deltas`: issue delta CRLs (ca.crl.delta) every config.delta_period, at once after a base
         and after config.delta_burst revocations (checked every `lease_retry` seconds while idle)."""
         self.deltas = deltas
@@ -125,13 +128,14 @@ class Scheduler:
         self.data_dir = Path(data_dir)
         self.config = config or CRLConfig()
         self.clock = clock
+        self.time_guard = time_guard
         self.actor = actor
 
     def due(self, now: dt.datetime) -> list[tuple[str, ListType]]:
         """Lists never issued, or whose newest is a period old or more; and the rounds a retired
         key's own list (ca.crl.old_keys) makes due."""
         retired = old_keys.due(old_keys.duties(self.engine, now), now, self.config.period)
-        ended = terminated_cas(self.engine)  # their final lists are out (ca.termination)
+        ended = terminated_cas(self.engine)  # their final lists are out (ca.lifecycle.termination)
         return [(s.ca_name, s.list_type) for s in list_statuses(self.engine) if s.ca_name not in ended and (
                 s.this_update is None or s.this_update + self.config.period <= now
                 or (s.ca_name, s.list_type) in retired)]
@@ -170,7 +174,7 @@ class Scheduler:
             if self._delta_retry.get(ca_name, now) > now or ca_name in ended:
                 continue
             report = issue_many(self.engine, self.keys, self.data_dir, [(ca_name, ListType.DELTA)], now=now,
-                                actor=self.actor, deltas=self.deltas)
+                                time_guard=self.time_guard, actor=self.actor, deltas=self.deltas)
             issued.extend(report.issued)
             failed.extend(report.failed)
             if report.failed:  # logged by issue_many; not again every few seconds
@@ -199,7 +203,7 @@ class Scheduler:
             self._run(stop)
 
     def _run(self, stop: threading.Event) -> None:
-        standing_by = False
+        standing_by = leading = False
         try:
             while not stop.is_set():
                 if not self.lease.try_acquire():
@@ -211,7 +215,12 @@ class Scheduler:
                 if standing_by:
                     log.warning("took over the scheduler lease")
                     standing_by = False
+                if not leading:  # what a leader killed mid-list left half-written
+                    if swept := sweep_partial_files(self.data_dir):
+                        log.warning("removed partial list files left in %d directories", swept)
+                    leading = True
                 self._round(stop)
+                leading = self.lease.held()
         finally:
             self.lease.release()
 
@@ -242,9 +251,9 @@ class Scheduler:
         # retired keys' lists first, so that the current key's list carries the highest number
         retired = old_keys.issue_before(self.engine, self.keys, self.data_dir, targets,
                                         old_keys.duties(self.engine, now), now=now, validity=self.config.validity,
-                                        actor=self.actor)
+                                        time_guard=self.time_guard, actor=self.actor)
         current = issue_many(self.engine, self.keys, self.data_dir, targets, now=now, validity=self.config.validity,
-                             actor=self.actor, deltas=self.deltas)
+                             time_guard=self.time_guard, actor=self.actor, deltas=self.deltas)
         return IssueReport(retired.issued + current.issued, retired.failed + current.failed)
 
     def _next_tick(self, now: dt.datetime, failed: bool) -> dt.datetime:

@@ -22,6 +22,7 @@ from ca.basic_four import BasicFour
 from ca.enums import CertKind
 from ca.errors import InvalidInput
 from ca.issuance import Issuer, issue
+from ca.trusted_time import ClockGuard
 
 SUBSCRIBER_KEY_BITS = (1024, 2048)
 KEY_POOL_SIZE = 8
@@ -103,6 +104,7 @@ def generate_subscribers(
     key_bits: int = 2048,
     rng: random.Random | None = None,
     now: datetime | None = None,
+    time_guard: ClockGuard,
 ) -> Iterator[tuple[x509.Certificate, rsa.RSAPrivateKey]]:
     """`count` subscriber certificates issued by `issuer` at `now`, each with its private key.
 
@@ -112,11 +114,12 @@ def generate_subscribers(
     if count < 0:
         raise InvalidInput(f"count must not be negative, not {count}")
     keys = key_pool(key_bits)  # checks key_bits now rather than at the first next()
-    return _generate(issuer, count, keys, rng or random.Random(), now or datetime.now(UTC))
+    return _generate(issuer, count, keys, rng or random.Random(), now or datetime.now(UTC), time_guard)
 
 
 def _generate(
-    issuer: Issuer, count: int, keys: tuple[rsa.RSAPrivateKey, ...], rng: random.Random, now: datetime
+    issuer: Issuer, count: int, keys: tuple[rsa.RSAPrivateKey, ...], rng: random.Random, now: datetime,
+    time_guard: ClockGuard,
 ) -> Iterator[tuple[x509.Certificate, rsa.RSAPrivateKey]]:
     not_before = now.replace(microsecond=0)
     born_before = not_before.date() - timedelta(days=15 * 365)  # card holders are 15 or older
@@ -133,6 +136,7 @@ def _generate(
         certificate = issue(
             CertKind.SUBSCRIBER,
             issuer=issuer,
+            time_guard=time_guard,
             subject=subject,
             public_key=key.public_key(),
             not_before=not_before,

@@ -73,8 +73,9 @@ class PassReport:
 class Presigner:
     def __init__(self, engine: Engine, keys: Callable[[], KeyStore], *, clock: Clock = utc_now,
                  ca_signed: bool = False, key_files: bool = False, threads: int = 2,
-                 time_guard: trusted_time.ClockGuard | None = None, lease: Lease | None = None) -> None:
-        """`keys` makes a KeyStore for one signing thread (each its own HSM service connection)."""
+                 time_guard: trusted_time.ClockGuard, lease: Lease | None = None) -> None:
+        """`keys` makes a KeyStore for one signing thread (each its own HSM service connection);
+        `time_guard` (the process's, ca.trusted_time) checks the clock before each round is signed."""
         self.engine = engine
         self.clock = clock
         self.ca_signed = ca_signed
@@ -176,8 +177,8 @@ class Presigner:
         issuers = {k.key_id: k for k in self._index.keys()}
         hashes = self._index.sha1_hashes()
         this_update = now.replace(microsecond=0)
-        guard = self.time_guard or trusted_time.current_guard()
-        guard.require("OCSP response", engine=self.engine, actor="ocsp")  # never signed on an unconfirmed clock
+        # never signed on an unconfirmed clock
+        self.time_guard.require("OCSP response", engine=self.engine, actor="ocsp")
         work = [(issuers[t.key_id], hashes[t.key_id], t) for t in found if t.key_id in issuers]
         chunks = [work[i::self.threads] for i in range(self.threads)]
         answers: list[SignedAnswer] = []

@@ -29,6 +29,7 @@ from ca.errors import InvalidInput, NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.storage.engine import Engine, session_scope
 from ca.storage.store import Store
+from ca.trusted_time import ClockGuard, guard_for
 from ocsp.issuers import FILE_PREFIX
 from ocsp.keys import keys_dir, passphrase_path, read_passphrase
 
@@ -54,9 +55,11 @@ class Renewal:
 
 
 def renew(settings: Settings, engine: Engine, keys: KeyStore, ca_name: str, *, key_place: KeyPlace,
-          algorithm: KeyAlgorithm, now: dt.datetime, actor: str, generation: int | None = None) -> Renewal:
+          algorithm: KeyAlgorithm, now: dt.datetime, actor: str, generation: int | None = None,
+          time_guard: ClockGuard | None = None) -> Renewal:
     """A new responder certificate and key for `ca_name`'s current key (or key `generation`, a
-    retired one whose certificates OCSP still answers for), in one transaction, audited."""
+    retired one whose certificates OCSP still answers for), in one transaction, audited.
+    `time_guard`: the caller's clock check (ca.trusted_time); None makes one for `settings`."""
     passphrase = read_passphrase(passphrase_path(settings), create=True) if key_place is KeyPlace.FILE else b""
     with session_scope(engine) as session:
         store = Store(session)
@@ -75,7 +78,8 @@ def renew(settings: Settings, engine: Engine, keys: KeyStore, ca_name: str, *, k
         before = [d for d in (store.current_delegate(key.id, CertKind.OCSP_RESPONDER, now, label_prefix=FILE_PREFIX,
                                                      prefixed=files) for files in (False, True)) if d is not None]
         previous = max(before, key=lambda d: (d.not_before, d.id), default=None)
-        ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=actor, algorithm=algorithm)
+        ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=actor, algorithm=algorithm,
+                                time_guard=time_guard or guard_for(settings))
         subject = hierarchy.responder_subject(ca)
         path = None
         if key_place is KeyPlace.FILE:
@@ -98,9 +102,10 @@ def renew(settings: Settings, engine: Engine, keys: KeyStore, ca_name: str, *, k
 
 
 def issue_key_file(settings: Settings, engine: Engine, keys: KeyStore, ca_name: str, *,
-                   algorithm: KeyAlgorithm, now: dt.datetime, actor: str) -> tuple[x509.Certificate, Path]:
+                   algorithm: KeyAlgorithm, now: dt.datetime, actor: str,
+                   time_guard: ClockGuard | None = None) -> tuple[x509.Certificate, Path]:
     """A delegated responder certificate for `ca_name` (issued by its current key) with an encrypted key file."""
     renewal = renew(settings, engine, keys, ca_name, key_place=KeyPlace.FILE, algorithm=algorithm, now=now,
-                    actor=actor)
+                    actor=actor, time_guard=time_guard)
     assert renewal.key_path is not None
     return renewal.certificate, renewal.key_path

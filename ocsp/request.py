@@ -97,6 +97,9 @@ class ParsedRequest:
 def parse_request(der: bytes, *, max_cert_ids: int = 64, known_certificates: Container[bytes] = ()) -> ParsedRequest:
     """Parse one DER OCSPRequest; MalformedRequest if it is not DER or out of profile.
 
+    The full parser, for any request; the responder calls ocsp.request_fast.parse_request, which
+    reads the common shape by hand and leaves everything else to this one.
+
     `known_certificates`: certificates (DER) this process has already parsed in full and found to
     be registered verifiers' (ocsp.authorization).  The same bytes inside a request are not
     walked or loaded again: a verifier sends its certificate with every signed request, and

@@ -7,7 +7,9 @@ then answer.  A request without a nonce for one certificate is answered with a p
 response when one was signed for the same status and is still fresh; anything else is
 signed on demand -- unless the background signer (ocsp.presigner) stored one for the status
 read now and the current responder certificate: then it is served from the database, shared
-by every responder process and machine, without a signature (issue 16).  Everyone else gets
+by every responder process and machine, without a signature (issue 16).  What is signed on
+demand for one CertID without a nonce (unknown serials above all) is kept in this worker and in
+the table the server's workers share (ocsp.shared_answers), keyed by the status read now.  Everyone else gets
 `unauthorized`; whatever cannot be parsed gets `malformedRequest`; nothing raises out of
 `respond`.  Nothing is signed while the clock is not confirmed by NTP (ca.trusted_time): such a
 query gets `tryLater`.
@@ -39,10 +41,12 @@ from ca.storage.ocsp_lookups import Lookups
 from ca.storage.store import ReadStore
 from ocsp.authorization import VerifierAuthorizer
 from ocsp.bounded_cache import BoundedCache
-from ocsp.issuers import IssuerIndex, IssuerKey
+from ocsp.issuers import IssuerIndex, IssuerKey, ResponderKey
 from ocsp.presigned import usable
-from ocsp.request import MalformedRequest, ParsedRequest, parse_request
-from ocsp.response import Answer, basic_response, error_response, with_certificate
+from ocsp.request import MalformedRequest, ParsedRequest
+from ocsp.request_fast import parse_request
+from ocsp.response import Answer, error_response, signed_part, with_certificate
+from ocsp.shared_answers import SharedAnswers, key_of
 from ocsp.status import Status, StatusSource, StoredStatus
 
 log = logging.getLogger("revoca.ocsp")
@@ -91,15 +95,17 @@ class _Presigned:
 
 
 class Responder:
-    def __init__(self, engine: Engine, keys: KeyStore, *, clock: Clock = utc_now, ca_signed: bool = False,
-                 key_files: bool = False, time_guard: trusted_time.ClockGuard | None = None,
+    def __init__(self, engine: Engine, keys: KeyStore, *, time_guard: trusted_time.ClockGuard, clock: Clock = utc_now,
+                 ca_signed: bool = False, key_files: bool = False,
                  verifier_limit: RateLimiter | None = None, requests_max_bytes: int = REQUESTS_MAX_BYTES,
-                 presigned_max_bytes: int = PRESIGNED_MAX_BYTES, audit_engine: Engine | None = None) -> None:
+                 presigned_max_bytes: int = PRESIGNED_MAX_BYTES, audit_engine: Engine | None = None,
+                 shared: SharedAnswers | None = None) -> None:
         """`keys` signs for the labels the index names (ocsp.keys.ResponderKeys when `key_files`);
-        `time_guard` checks the clock before each signature (default: this process's settings');
+        `time_guard` (the process's, ca.trusted_time) checks the clock before each signature;
         `verifier_limit` (per verifier id) turns a verifier beyond its rate away with tryLater;
         `audit_engine` is where refusals are audited when `engine` is a read-only replica
-        ([database_read_url]); by default `engine`."""
+        ([database_read_url]); by default `engine`; `shared`: the answers signed on demand that
+        this server's workers share (ocsp.shared_answers), None to keep them in this worker only."""
         self.engine = engine
         self.audit_engine = audit_engine or engine
         self.time_guard = time_guard
@@ -114,6 +120,7 @@ class Responder:
         self._lock = threading.Lock()
         self._signers: dict[str, Signer] = {}
         self.verifier_limit = verifier_limit or RateLimiter(0)
+        self.shared = shared
         self._presigned: BoundedCache[_Presigned] = BoundedCache(max_entries=PRESIGNED_MAX,
                                                                  max_bytes=presigned_max_bytes)
         self._requests: BoundedCache[tuple[ParsedRequest, dict[bytes, bool]]] = BoundedCache(
@@ -190,16 +197,26 @@ class Responder:
         else:
             statuses = [self.status_source.status(first.ca_id, first.key_id, c.serial) for c in request.cert_ids]
         answers = ",".join(f"{c.serial:x}={s.status.value}" for c, s in zip(request.cert_ids, statuses, strict=True))
+        shared_key = None
         if single:
             key = request.cert_ids[0].der
             cached = self._presigned.get(key)
             if cached is not None and cached.status == statuses[0] and now < cached.refresh_at:
                 return Outcome(cached.body, "successful", channel, verifier_id, first.ca_id, False, answers, True)
-        body, next_update = self._sign(first, request, statuses, now)
+            if self.shared is not None:  # signed by another worker of this server (unknown serials above all)
+                shared_key = _shared_key(responder, key, statuses[0])
+                found = self.shared.get(shared_key, int(now.timestamp()))
+                if found is not None:
+                    return Outcome(with_certificate(found, responder.certificate_der), "successful", channel,
+                                   verifier_id, first.ca_id, False, answers, True)
+        signed, next_update = self._sign(first, request, statuses, now)
+        body = with_certificate(signed, responder.certificate_der)
         if single:
             refresh = min(now + PRESIGNED_REFRESH, now + (next_update - now) / 2)
             self._presigned.put(request.cert_ids[0].der, _Presigned(statuses[0], body, refresh),
                                 len(body) + len(request.cert_ids[0].der) + ENTRY_OVERHEAD)
+            if shared_key is not None and self.shared is not None:
+                self.shared.put(shared_key, int(refresh.timestamp()), signed)
         return Outcome(body, "successful", channel, verifier_id, first.ca_id, nonce, answers)
 
     def cache_sizes(self) -> dict[str, tuple[int, int]]:
@@ -267,6 +284,7 @@ class Responder:
 
     def _sign(self, issuer: IssuerKey, request: ParsedRequest, statuses: list[Status],
               now: dt.datetime) -> tuple[bytes, dt.datetime]:
+        """The signed part (ocsp.response.signed_part) of the answer, and its nextUpdate."""
         responder = issuer.responder
         assert responder is not None
         this_update = now.replace(microsecond=0)
@@ -274,12 +292,17 @@ class Responder:
         answers = [Answer(c.der, s, this_update, next_update)
                    for c, s in zip(request.cert_ids, statuses, strict=True)]
         # pre-signed and nonce answers alike; a good check is reused for [time] recheck_s
-        guard = self.time_guard or trusted_time.current_guard()
-        guard.require("OCSP response", engine=self.audit_engine, actor="ocsp")
-        body = basic_response(self._signer(responder.key_label), responder_key_hash=responder.key_hash,
-                              certificate_der=responder.certificate_der, answers=answers, produced_at=this_update,
-                              nonce=request.nonce)
-        return body, next_update
+        self.time_guard.require("OCSP response", engine=self.audit_engine, actor="ocsp")
+        signed = signed_part(self._signer(responder.key_label), responder_key_hash=responder.key_hash,
+                             answers=answers, produced_at=this_update, nonce=request.nonce)
+        return signed, next_update
+
+
+def _shared_key(responder: ResponderKey, cert_id_der: bytes, status: Status) -> bytes:
+    """What a shared answer depends on: who signs, the CertID as sent, the status read now."""
+    revoked_at = "" if status.revoked_at is None else status.revoked_at.isoformat()
+    return key_of(responder.key_label.encode(), responder.key_hash, str(responder.serial).encode(), cert_id_der,
+                  f"{status.status.value}|{revoked_at}|{status.reason}".encode())
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -92,12 +92,44 @@ def signed_part(signer: Signer, *, responder_key_hash: bytes, answers: list[Answ
 
 def with_certificate(signed: bytes, certificate_der: bytes | None) -> bytes:
     """The OCSPResponse around a `signed_part`, with the responder certificate (outside the signature,
-    RFC 6960 4.2.1 certs) when it is a delegated one: a few microseconds, no signing."""
-    basic = signed
-    if certificate_der is not None:
-        basic += der.tlv(0xA0, der.tlv(der.SEQUENCE, certificate_der))  # certs [0] EXPLICIT SEQUENCE OF
-    response_bytes = der.tlv(der.SEQUENCE, _BASIC + der.tlv(der.OCTET_STRING, der.tlv(der.SEQUENCE, basic)))
-    return der.tlv(der.SEQUENCE, der.tlv(der.ENUMERATED, b"\x00") + der.tlv(0xA0, response_bytes))
+    RFC 6960 4.2.1 certs) when it is a delegated one: no signing, no re-encoding -- the headers are
+    computed from the lengths and the parts joined once (every pre-signed answer served passes here)."""
+    certs = b"" if certificate_der is None else _certs_field(certificate_der)
+    basic_size = len(signed) + len(certs)
+    basic_header = _header(der.SEQUENCE, basic_size)  # BasicOCSPResponse
+    octets_size = len(basic_header) + basic_size
+    octets_header = _header(der.OCTET_STRING, octets_size)  # responseBytes.response
+    response_bytes_size = len(_BASIC) + len(octets_header) + octets_size
+    response_bytes_header = _header(der.SEQUENCE, response_bytes_size)
+    tagged_size = len(response_bytes_header) + response_bytes_size
+    tagged_header = _header(0xA0, tagged_size)  # responseBytes [0] EXPLICIT
+    return b"".join((_header(der.SEQUENCE, len(_SUCCESSFUL) + len(tagged_header) + tagged_size), _SUCCESSFUL,
+                     tagged_header, response_bytes_header, _BASIC, octets_header, basic_header, signed, certs))
+
+
+_SUCCESSFUL = der.tlv(der.ENUMERATED, b"\x00")
+
+
+def _header(tag: int, size: int) -> bytes:
+    """der.header for the sizes of a response (below 64 KiB), without its general arithmetic."""
+    if size < 0x80:
+        return bytes((tag, size))
+    if size < 0x100:
+        return bytes((tag, 0x81, size))
+    if size < 0x10000:
+        return bytes((tag, 0x82, size >> 8, size & 0xFF))
+    return der.header(tag, size)
+_CERTS: dict[bytes, bytes] = {}  # responder certificate -> its certs field; a handful per responder
+
+
+def _certs_field(certificate_der: bytes) -> bytes:
+    """certs [0] EXPLICIT SEQUENCE OF Certificate, with the one responder certificate."""
+    field = _CERTS.get(certificate_der)
+    if field is None:
+        if len(_CERTS) >= 64:  # renewals over a long run: start again rather than grow
+            _CERTS.clear()
+        field = _CERTS[certificate_der] = der.tlv(0xA0, der.tlv(der.SEQUENCE, certificate_der))
+    return field
 
 
 _SHA1_ALGORITHM = der.tlv(der.SEQUENCE, der.oid("1.3.14.3.2.26") + b"\x05\x00")  # with NULL parameters

@@ -2,14 +2,17 @@
 
 Each worker builds its own app (ocsp.wsgi.build): its own database pool and connection to the
 HSM service (after the fork), a Responder with its own pre-signed answers, and a QueryHistory
-thread that writes the worker's queries once a second and at exit.
+thread that writes the worker's queries once a second and at exit.  Answers signed on demand
+are also kept in one table all the workers map (ocsp.shared_answers), made here before they start.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ca.audit.service_events import running
@@ -22,7 +25,10 @@ from ca.http.gunicorn import GunicornServer
 from ca.http.server_tls import ensure_server_tls
 from ca.storage.engine import Engine, make_engine
 from ca.storage.grants import role_for
+from ocsp import shared_answers
 from ocsp.wsgi import build
+
+log = logging.getLogger("revoca.ocsp")
 
 
 def serve_granian(settings: Settings, *, config_path: str | None, host: str, port: int, workers: int,
@@ -36,7 +42,8 @@ def serve_granian(settings: Settings, *, config_path: str | None, host: str, por
     os.environ["REVOCA_OCSP_KEY_FILES"] = "1" if key_files else "0"
     os.environ["REVOCA_OCSP_CA_SIGNED"] = "1" if ca_signed else "0"
     # a worker that dies (kill -9, a crash) is started again rather than taking the server down (issue 15)
-    with running(_engine_for(settings), "ocsp", address=f"{host}:{port}", workers=workers, server="granian"):
+    with running(_engine_for(settings), "ocsp", address=f"{host}:{port}", workers=workers, server="granian"), \
+            _shared_answers():
         ready_when_listening(host, port)  # under systemd (Type=notify): READY=1 once granian accepts
         Granian("ocsp.wsgi:app", address=host, port=port, interface=Interfaces.WSGI, workers=workers,
                 respawn_failed_workers=True, websockets=False,
@@ -61,8 +68,26 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
         return ClientCertificate(app) if tls else app
 
     with running(_engine_for(settings), "ocsp", address=f"{host}:{port}", workers=workers, server="gunicorn",
-                 tls=tls):
+                 tls=tls), _shared_answers():
         GunicornServer(options, load).run()
+
+
+@contextlib.contextmanager
+def _shared_answers() -> Iterator[None]:
+    """The table of answers the workers share (ocsp.shared_answers), made before they start, named to
+    them in the environment, removed when the server stops."""
+    try:
+        path = shared_answers.create()
+    except OSError as exc:  # no writable memory file system: each worker keeps its own answers, as before
+        log.warning("OCSP workers will not share the answers they sign: %s", exc)
+        yield
+        return
+    os.environ[shared_answers.ENVIRON] = str(path)
+    try:
+        yield
+    finally:
+        os.environ.pop(shared_answers.ENVIRON, None)
+        shared_answers.remove(path)
 
 
 def _engine_for(settings: Settings) -> Callable[[], Engine]:

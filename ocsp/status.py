@@ -13,6 +13,7 @@ import enum
 from typing import Protocol
 
 from ca.storage.ocsp_lookups import Lookups, Presigned
+from ca.storage.replica_lag import ReplicaLag
 
 
 class CertStatus(enum.StrEnum):
@@ -56,6 +57,33 @@ class StoredStatus:
         row, presigned = self.lookups.status_presigned(ca_id, serial)
         status = _status(row, key_id)
         return status, (presigned if status is not UNKNOWN else None)
+
+
+class FreshestStatus(StoredStatus):
+    """Statuses read from a streaming standby while it is fresh enough, else from the primary.
+
+    `lag` decides per answer (ca.storage.replica_lag: the standby answers only while it has
+    replayed what the primary had written at most [database_read_max_lag_ms] ago and holds the
+    newest revocation the primary held at the last sample).  `answered` counts answers by source."""
+
+    def __init__(self, replica: Lookups, primary: Lookups, lag: ReplicaLag) -> None:
+        super().__init__(replica)
+        self.replica, self.primary = StoredStatus(replica), StoredStatus(primary)
+        self.lag = lag
+        self.answered = {"replica": 0, "primary": 0}
+
+    def status(self, ca_id: int, key_id: int, serial: int) -> Status:
+        return self._pick().status(ca_id, key_id, serial)
+
+    def with_presigned(self, ca_id: int, key_id: int, serial: int) -> tuple[Status, Presigned | None]:
+        return self._pick().with_presigned(ca_id, key_id, serial)
+
+    def _pick(self) -> StoredStatus:
+        if self.lag.freshness().use_replica:
+            self.answered["replica"] += 1
+            return self.replica
+        self.answered["primary"] += 1
+        return self.primary
 
 
 def _status(row: tuple[int | None, dt.datetime | None, int | None] | None, key_id: int) -> Status:

@@ -16,10 +16,14 @@ from ca.hsm.client import HSMClient
 from ca.http.rate_limit import RateLimiter
 from ca.storage.engine import make_engine
 from ca.storage.grants import role_for
+from ca.storage.ocsp_lookups import Lookups
+from ca.storage.replica_lag import ReplicaLag
 from ocsp.app import make_app
 from ocsp.history import QueryHistory
 from ocsp.keys import ResponderKeys, keys_dir, passphrase_path
 from ocsp.responder import Responder
+from ocsp.shared_answers import SharedAnswers
+from ocsp.status import FreshestStatus
 
 
 def build(settings: Settings | None = None, *, ca_signed: bool | None = None, key_files: bool | None = None,
@@ -28,9 +32,8 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
 
     `history=False` only for measuring what the history costs (bench/ocsp.py).
     """
-    if settings is None:  # a granian worker: this process's settings guard every signature
+    if settings is None:  # a granian worker: this process's settings (and its own clock guard, below)
         settings = load_settings()
-        trusted_time.use(settings)
     if ca_signed is None:
         ca_signed = os.environ.get("REVOCA_OCSP_CA_SIGNED") == "1" or settings.ocsp.ca_signed
     if key_files is None:
@@ -43,7 +46,11 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
     keys = ResponderKeys(HSMClient(settings.hsm_socket), keys_dir(settings), passphrase_path(settings))
     responder = Responder(reads, keys, ca_signed=ca_signed, key_files=key_files,
                           time_guard=trusted_time.guard_for(settings),
-                          verifier_limit=RateLimiter(settings.ocsp.rate_per_verifier), audit_engine=engine)
+                          verifier_limit=RateLimiter(settings.ocsp.rate_per_verifier), audit_engine=engine,
+                          shared=SharedAnswers.from_environment())
+    if reads is not engine:  # bounded staleness: the primary answers while the replica lags (ocsp.status)
+        lag = ReplicaLag(engine, reads, max_lag=settings.database_read_max_lag_ms / 1000)
+        responder.stored_status = responder.status_source = FreshestStatus(responder.lookups, Lookups(engine), lag)
     address_limit = RateLimiter(settings.ocsp.rate_per_address)
     if not history:
         return make_app(responder, None, address_limit)

@@ -27,7 +27,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import ldap3
@@ -91,12 +91,15 @@ class LdapPublisher:
     def __init__(self, engine: Engine, endpoint: Endpoint, base_dn: str, data_dir: Path, *,
                  clock: Clock = utc_now, actor: str = "publisher",
                  side_work: Callable[[Directory, dt.datetime], list[str]] | None = None,
-                 lease: Lease | None = None) -> None:
+                 lease: Lease | None = None, fallbacks: Sequence[Endpoint] = ()) -> None:
         """`lease`: held while `run` works, so that one copy publishes at a time (default: the
-        "publisher" lease of `engine`; ca.storage.leases)."""
+        "publisher" lease of `engine`; ca.storage.leases).  `fallbacks`: the other providers of
+        the same directory (mirror mode, [repository] providers), written to in turn when the
+        one in use cannot be reached; the publisher stays on the one that answered."""
         self.engine = engine
         self.lease = lease or Lease(engine, "publisher")
         self.endpoint = endpoint
+        self.endpoints = (endpoint, *fallbacks)
         self.base_dn = base_dn
         self.data_dir = Path(data_dir)
         self.clock = clock
@@ -123,19 +126,21 @@ class LdapPublisher:
             side_work = self._last_side_work is None or now - self._last_side_work >= SIDE_WORK_EVERY
         if side_work:
             self.reconcile_certificates(now)
-        try:
-            with Directory(self.endpoint) as directory:
-                self._drain(directory, now, report, retry_now)
-                if self._recreated:  # what the recreated entries lost was queued again: publish it now
-                    self._recreated.clear()
-                    self._drain(directory, now, report, retry_now)
-                if side_work:
-                    self._last_side_work = now
-                    if self.side_work is not None:
-                        report.side_errors.extend(self.side_work(directory, now))
-        except RepositoryUnavailable as exc:
-            report.unavailable = str(exc)
-            self._directory_away(str(exc), now)
+        away: list[str] = []
+        start = self.endpoints.index(self.endpoint)
+        for endpoint in self.endpoints[start:] + self.endpoints[:start]:  # the one in use first, then the others
+            try:
+                self._round_at(endpoint, now, report, retry_now, side_work)
+            except RepositoryUnavailable as exc:
+                away.append(str(exc))
+                continue
+            if endpoint is not self.endpoint:
+                log.warning("publishing to %s now (%s)", endpoint.uri, "; ".join(away))
+                self.endpoint = endpoint
+            break
+        else:
+            report.unavailable = "; ".join(away)
+            self._directory_away(report.unavailable, now)
         report.superseded += self._supersede_older(now)
         for line in report.published:
             log.info("published %s", line)
@@ -144,6 +149,18 @@ class LdapPublisher:
         if report.unavailable:
             log.warning("%s; the queue is kept and retried", report.unavailable)
         return report
+
+    def _round_at(self, endpoint: Endpoint, now: dt.datetime, report: RoundReport, retry_now: bool,
+                  side_work: bool) -> None:
+        with Directory(endpoint) as directory:
+            self._drain(directory, now, report, retry_now)
+            if self._recreated:  # what the recreated entries lost was queued again: publish it now
+                self._recreated.clear()
+                self._drain(directory, now, report, retry_now)
+            if side_work:
+                self._last_side_work = now
+                if self.side_work is not None:
+                    report.side_errors.extend(self.side_work(directory, now))
 
     def _drain(self, directory: Directory, now: dt.datetime, report: RoundReport, retry_now: bool) -> None:
         for due in self._due(now, retry_now):

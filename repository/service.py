@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 
-from ca.config import Settings
+from ca.config import Settings, split_ldap_url
 from ca.errors import RevocaError
 from ca.storage.engine import Engine
 from repository.directory import Directory, RepositoryUnavailable
@@ -38,5 +39,9 @@ def make_publisher(settings: Settings, engine: Engine, *, clock: Clock = utc_now
                 errors.append(f"{what}: {exc}")
         return errors
 
-    return LdapPublisher(engine, local_slapd(settings).endpoint(), base_dn, settings.data_dir, clock=clock,
-                     side_work=side_work)
+    local = local_slapd(settings).endpoint()
+    # the other providers of a mirror-mode pair (or more): the same rootdn and password (docs/deployment.md 8)
+    others = [dataclasses.replace(local, host=host, port=port)
+              for host, port in map(split_ldap_url, settings.repository.providers)]
+    return LdapPublisher(engine, local, base_dn, settings.data_dir, clock=clock, side_work=side_work,
+                         fallbacks=others)

@@ -406,3 +406,39 @@ def _alive(pid: int) -> bool:
 def _last_lines(text: str, n: int = 3) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return " | ".join(lines[-n:]) or "(no message)"
+
+
+def mirror_mode_config(conf: str, *, server_id: int, peers: list[str], root_dn: str, root_password: str,
+                       base_dn: str) -> str:
+    """revoca's slapd.conf (`LocalSlapd.config_text`) made one provider of a multi-provider set
+    (mirror mode, docs/deployment.md section 8): `serverID`, the syncprov overlay, and a syncrepl
+    (refreshAndPersist) from each of the other providers (`peers`, ldap:// URLs), bound as the
+    rootdn, which every provider shares; the publisher may write to any of them.
+
+    The result holds the rootdn's password in clear (syncrepl `credentials`): keep it mode 0600,
+    as revoca keeps slapd.conf.  The access log database stays each provider's own."""
+    if "\ndatabase mdb\nsuffix" not in conf or "moduleload argon2\n" not in conf:
+        raise SlapdError("not a slapd.conf written by revoca (LocalSlapd.config_text)")
+    if not 1 <= server_id <= 4095:
+        raise SlapdError(f"serverID {server_id} is not 1 to 4095")
+    conf = conf.replace("moduleload argon2\n", "moduleload argon2\nmoduleload syncprov\n", 1)
+    conf = conf.replace("\ndatabase mdb\n", f"\nserverID {server_id}\n\ndatabase mdb\n", 1)
+    pulls = "".join(f"""
+syncrepl rid={rid:03d}
+  provider={peer}
+  bindmethod=simple
+  binddn="{root_dn}"
+  credentials="{root_password}"
+  searchbase="{base_dn}"
+  type=refreshAndPersist
+  retry="1 +"
+""" for rid, peer in enumerate(peers, start=1))
+    return conf.rstrip("\n") + f"""
+
+# multi-provider replication (repository.slapd.mirror_mode_config)
+index entryCSN,entryUUID eq
+{pulls}
+mirrormode on
+overlay syncprov
+syncprov-checkpoint 100 10
+"""

@@ -42,10 +42,11 @@ from ca.enums import CAKind, CAStatus, CertKind, KeyStatus
 from ca.errors import AlreadyExists, InvalidInput, NotFound
 from ca.hsm.existing_keys import ExistingKey
 from ca.hsm.signer import KeyAlgorithm, KeyStore
-from ca.importer import verify_signed_by
+from ca.importing.importer import verify_signed_by
 from ca.issuance import key_identifier
 from ca.storage.adoption import AdoptionStore
 from ca.storage.authorities import spki_der
+from ca.trusted_time import ClockGuard
 
 # rows as the stores hand them out (ca.storage.models is the stores' business, tests/unit/test_layering.py)
 CARow = Any  # CertificateAuthority
@@ -175,8 +176,9 @@ def check_self_signed(cert: x509.Certificate, *, what: str) -> None:
 
 
 def adopt(store: AdoptionStore, keys: AdoptionKeys, request: AdoptionRequest, *, now: dt.datetime,
-          actor: str) -> AdoptionResult:
-    """Check everything, then record the CA and relabel its key, in the caller's transaction."""
+          actor: str, time_guard: ClockGuard) -> AdoptionResult:
+    """Check everything, then record the CA and relabel its key, in the caller's transaction.
+    `time_guard` is the process's clock check (ca.trusted_time) for anything signed on the way."""
     current = request.certificate
     check_self_signed(current, what="the self-signed certificate")
     if current.not_valid_after_utc <= now:
@@ -231,7 +233,7 @@ def adopt(store: AdoptionStore, keys: AdoptionKeys, request: AdoptionRequest, *,
             raise AlreadyExists(f"certificate {_describe(cert)} is already recorded; nothing adopted")
 
     links = [_link_kind(link, current.subject, spkis) for link in request.links]
-    ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=actor)
+    ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=actor, time_guard=time_guard)
     externals = [_external(ctx, name, cert) for name, cert in request.externals]
     crosses = [_cross_partner(store, cross, current.subject, spkis, externals) for cross in request.crosses]
     servers = [_server(keys, server, current.subject, spkis, now, request.name) for server in request.servers]

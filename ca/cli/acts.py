@@ -84,6 +84,13 @@ SENIOR_PAIR = "5.2.2: senior operators work in pairs"
 # a change to the staff: a senior operator and a second, different senior operator or CA administrator
 STAFF_CHANGE = (_roles(R.SENIOR_OPERATOR), _roles(R.SENIOR_OPERATOR, R.CA_ADMINISTRATOR))
 
+# 9.4.7.1 and 5.2.1: the receptionist (3) receives the subscriber's request and hands over the papers; the CA
+# administrator (1) manages the answer to disclosure requests ("認証業務情報開示請求に対する対応の管理").  Two
+# people: one of them alone never reads a subscriber's whole record out.
+DISCLOSURE_WHY = ("9.4.7.1, 5.2.1 (1), (3): the receptionist receives the subscriber's request and hands over the "
+                  "bundle; the CA administrator manages the answer (two people: a read of personal data in bulk)")
+DISCLOSURE_PEOPLE = (_roles(R.CA_ADMINISTRATOR), _roles(R.RECEPTIONIST))
+
 ACTS: dict[str, Act] = {
     # the archive: personal data of subscribers and requesters
     "archive export": by(*AUDITORS, why="5.5: archive contents hold personal data", personal_data=True),
@@ -117,16 +124,21 @@ ACTS: dict[str, Act] = {
     "ca terminate": key_managers("5.8: the CA ends; its key signs the final CRL and ARL, key managers operate the "
                                  "HSM, a senior operator owns the act", _roles(R.SENIOR_OPERATOR)),
     # certificates
-    "cert disclose": Act(Admission.OPERATORS, "9.4.7.1, 5.2.1 (1): disclosure on the subscriber's request is the "
-                         "CA administrator's to manage; an operator prepares it (two people: a read of personal data "
-                         "in bulk)", people=(_roles(R.CA_ADMINISTRATOR), _roles(R.SENIOR_OPERATOR, R.OPERATOR)),
-                         personal_data=True),
+    "cert disclose": Act(Admission.OPERATORS, DISCLOSURE_WHY, people=DISCLOSURE_PEOPLE, personal_data=True),
     "cert import": by(R.SENIOR_OPERATOR, R.OPERATOR, why="5.2.1 (6), (7): operation; holds personal data",
                       personal_data=True),
     "cert list": by(*STAFF, why="subscribers' basic four data (personal)", personal_data=True),
     "cert show": by(*STAFF, why="subscribers' basic four data (personal)", personal_data=True),
     "cert unrevoke": Act(Admission.NOBODY, "3.4.3, 4.9.13-4.9.16: no suspension (certificateHold), so a "
                          "revocation is final and nothing takes it back"),
+    # disclosure to the subscriber (9.4.7) and their correction requests, under dual control
+    "disclose records": Act(Admission.OPERATORS, DISCLOSURE_WHY, people=DISCLOSURE_PEOPLE, personal_data=True),
+    "disclose correct": by(R.RECEPTIONIST, why="9.4.7.2, 5.2.1 (3): the receptionist receives the request after "
+                           "the identity check", personal_data=True),
+    "disclose review": by(R.REVIEWER, why="9.4.7.2, 5.2.1 (4): reviewed by another person"),
+    "disclose decide": by(R.CA_ADMINISTRATOR, why="9.4.7.2, 5.2.1 (1): 認証業務情報訂正等請求に対する対応の管理; "
+                          "a third person"),
+    "disclose corrections": by(R.RECEPTIONIST, R.REVIEWER, R.CA_ADMINISTRATOR, why="the queue of correction requests"),
     # CRLs and ARLs
     "crl issue": by(R.SENIOR_OPERATOR, R.OPERATOR, why="5.2.1 (6), (7): CA key use by the operators"),
     "crl import-history": by(R.SENIOR_OPERATOR, people=2,
@@ -186,6 +198,7 @@ ACTS: dict[str, Act] = {
     "revocation review": by(R.REVIEWER, why="5.2.1 (4)"),
     # services
     "run": system("the whole service on one machine, started by root"),
+    "serve cvs": system("a service, run by the service manager as its own identity"),
     "serve hsm": system("a service, run by the service manager as its own identity"),
     "serve ocsp": system("a service, run by the service manager as its own identity"),
     "serve ocsp-signer": system("a service, run by the service manager as the OCSP identity"),

@@ -29,7 +29,7 @@ FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 def _one_certificate(path: Path) -> x509.Certificate:
     from cryptography import x509
 
-    from ca.importer import read_certificates
+    from ca.importing.importer import read_certificates
 
     try:
         certs = read_certificates(path)
@@ -118,7 +118,8 @@ def ca_adopt(app: App, name: str, kind: str, certificate_path: Path, key_label: 
             servers=tuple(_server(v) for v in servers))
         keys = app.hsm()
         with session_scope(app.engine) as session:
-            result = adopt(AdoptionStore(session), keys, request, now=dt.datetime.now(dt.UTC), actor=app.actor)
+            result = adopt(AdoptionStore(session), keys, request, now=dt.datetime.now(dt.UTC), actor=app.actor,
+                           time_guard=app.time_guard)
     except RevocaError as exc:
         audit.record_failure(app.engine, "ca.adopted", actor=app.actor, error=str(exc), ca=name,
                              certificate=str(certificate_path))

@@ -24,7 +24,7 @@ def archive_stamp(app: App) -> None:
     from ca.archive.stamping import stamp_round
     from ca.tsa.stamper import CurrentAuthority
 
-    stamper, total, rounds = CurrentAuthority(app.hsm()), 0, 0
+    stamper, total, rounds = CurrentAuthority(app.hsm(), app.time_guard), 0, 0
     while True:
         with session_scope(app.engine) as session:
             stamps = stamp_round(session, stamper, app.settings.data_dir, dt.datetime.now(dt.UTC))

@@ -41,7 +41,7 @@ def _utc(value: str | None) -> dt.datetime | None:
 def _stamper(app: App) -> Stamper:
     from ca.tsa.stamper import CurrentAuthority
 
-    return CurrentAuthority(app.hsm())
+    return CurrentAuthority(app.hsm(), app.time_guard)
 
 
 def _checker(session: Session) -> TokenCheck:

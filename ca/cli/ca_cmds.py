@@ -9,14 +9,15 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca import hierarchy, key_policy
+from ca import hierarchy
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
 from ca.config import Settings
 from ca.crl.after_compromise import issue_after_compromise
 from ca.enums import CertKind
 from ca.errors import InvalidInput
 from ca.hsm.signer import KeyAlgorithm, KeyStore
-from ca.importer import read_certificates
+from ca.importing.importer import read_certificates
+from ca.lifecycle import key_policy
 from ca.revocation import compromise
 from ca.storage.engine import session_scope
 from ca.storage.models import Certificate, CertificateAuthority
@@ -102,6 +103,7 @@ def _pem(c: Certificate) -> str:
 def _context(app: App, store: Store, keys: KeyStore, actor: str) -> hierarchy.Context:
     settings: Settings = app.settings
     return hierarchy.Context(store=store, keys=keys, now=dt.datetime.now(dt.UTC), actor=actor,
+                             time_guard=app.time_guard,
                              algorithm=KeyAlgorithm(settings.hsm.key_algorithm), new_keys=settings.ca.new_keys)
 
 
@@ -182,7 +184,7 @@ def ca_compromise(app: App, name: str, note: str) -> None:
                                       dt.datetime.now(dt.UTC), note=note)
     click.echo(f"CA {name}: key marked compromised, {count} certificate(s) revoked with reason cACompromise")
     click.echo(f"notice to relying parties recorded: the web repository shows it (notices.html, ca/{name}.html)")
-    for line in issue_after_compromise(app.engine, app.hsm(), app.settings, name):
+    for line in issue_after_compromise(app.engine, app.hsm(), app.settings, name, time_guard=app.time_guard):
         click.echo(line)
 
 
@@ -197,7 +199,7 @@ def ca_terminate(app: App, ca_name: str, cross: str, export_to: Path) -> None:
     """End a CA once no subscriber certificate of it is valid (seed 004 5.8): final CRL and ARL, cross
     certificates revoked or kept, the CA marked terminated, the archive sealed and exported
     (M key managers and a senior operator log in)."""
-    from ca.termination import terminate
+    from ca.lifecycle.termination import terminate
     from ca.tsa.known import tsa_certificates
     from ca.tsa.stamper import CurrentAuthority
 
@@ -206,7 +208,7 @@ def ca_terminate(app: App, ca_name: str, cross: str, export_to: Path) -> None:
         tsa = tsa_certificates(session)
     done = terminate(app.engine, keys, app.settings.data_dir, ca_name, now=dt.datetime.now(dt.UTC),
                      revoke_cross=cross == "revoke", actor=app.actor, export_to=export_to,
-                     stamper=CurrentAuthority(keys), tsa_certificates=tsa)
+                     stamper=CurrentAuthority(keys, app.time_guard), tsa_certificates=tsa, time_guard=app.time_guard)
     for line in done.lines():
         click.echo(line)
 

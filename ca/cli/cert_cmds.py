@@ -36,7 +36,7 @@ def cert_group() -> None:
 def cert_import(app: App, paths: tuple[Path, ...], errors_to: Path | None, resume: bool, as_json: bool) -> None:
     """Import subscriber certificates (PEM or DER files, bundles of many, or directories of them).
     Safe to run again; millions at a time, with a progress bar."""
-    from ca.importer import ErrorReport, import_certificates, total_size
+    from ca.importing.importer import ErrorReport, import_certificates, total_size
 
     sink = None
     if errors_to is not None:

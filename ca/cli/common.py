@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ca.config import Settings
     from ca.hsm.client import HSMClient
     from ca.storage.engine import Engine
+    from ca.trusted_time import ClockGuard
 
 
 @dataclasses.dataclass
@@ -29,6 +30,7 @@ class App:
     config_path: str | None
     _settings: Settings | None = None
     _engine: Engine | None = None
+    _time_guard: ClockGuard | None = None
     # who logged in for this command (ca.cli.gate), in the order given; empty when none had to
     operators: tuple[str, ...] = ()
     # (name, password) of the key managers among them, for an act of key managers: the HSM client
@@ -44,14 +46,20 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            from ca import trusted_time
             from ca.config import load_settings
 
             self._settings = load_settings(self.config_path)
-            # Signing code that is not handed settings checks the clock against this process's
-            # [time] policy; the services `revoca serve` starts inherit it.
-            trusted_time.use(self._settings)
         return self._settings
+
+    @property
+    def time_guard(self) -> ClockGuard:
+        """This process's clock check against the settings' [time] policy (ca.trusted_time): made
+        once, here where the settings are loaded, and handed to whatever the command signs with."""
+        if self._time_guard is None:
+            from ca.trusted_time import guard_for
+
+            self._time_guard = guard_for(self.settings)
+        return self._time_guard
 
     @property
     def engine(self) -> Engine:

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from ca.audit.keeper import AuditKeeper
     from ca.crl.issue import IssuedCRLInfo
     from ca.enums import ListType
+    from ca.storage.crl_issuance import IssuedListView
     from ca.storage.engine import Engine
-    from ca.storage.models import IssuedCRL
 
 TYPE_CHOICES = ("crl", "arl", "delta", "both")
 
@@ -66,7 +66,7 @@ def crl_issue(app: App, ca_names: tuple[str, ...], all_cas: bool, list_type: str
     names = issuing_cas(app.engine) if all_cas else list(dict.fromkeys(ca_names))
     targets = [(name, t) for name in names for t in _list_types(list_type)]
     now = dt.datetime.now(dt.UTC)
-    report = issue_many(app.engine, app.hsm(), app.settings.data_dir, targets, now=now,
+    report = issue_many(app.engine, app.hsm(), app.settings.data_dir, targets, now=now, time_guard=app.time_guard,
                         validity=app.settings.crl.validity, actor=app.actor, deltas=delta_policy(app.settings))
     if report.issued:  # the audit chain is time-stamped at each CRL/ARL issuance (issue 5)
         _keeper(app).checkpoint(now, "crl", actor=app.actor)
@@ -89,7 +89,7 @@ def _info_json(info: IssuedCRLInfo) -> dict[str, Any]:
             "size": info.size, "sha256": info.sha256.hex(), "path": str(info.path)}
 
 
-def _row_json(row: IssuedCRL, ca_name: str, data_dir: Path) -> dict[str, Any]:
+def _row_json(row: IssuedListView, ca_name: str, data_dir: Path) -> dict[str, Any]:
     return {"ca": ca_name, "type": row.list_type.value, "number": row.number, "this_update": row.this_update,
             "next_update": row.next_update, "entries": row.entries, "size": row.size, "sha256": row.sha256.hex(),
             "path": str(data_dir / row.path)}
@@ -183,7 +183,7 @@ def _keeper(app: App, engine: Engine | None = None, *, provision_reports: bool =
     from ca.tsa.stamper import CurrentAuthority
 
     engine = engine or app.engine
-    stamper = CurrentAuthority(app.hsm())
+    stamper = CurrentAuthority(app.hsm(), app.time_guard)
 
     def monthly(now: dt.datetime) -> object:
         return make_if_due(engine, now, stamper=stamper, made_by=ACTOR)
@@ -203,7 +203,7 @@ def serve_scheduler(app: App) -> None:
     from ca.crl.freshest import delta_policy
 
     keeper = _keeper(app, engine, provision_reports=True)
-    scheduler = Scheduler(engine, app.hsm(), app.settings.data_dir, config, keeper=keeper,
+    scheduler = Scheduler(engine, app.hsm(), app.settings.data_dir, config, keeper=keeper, time_guard=app.time_guard,
                           deltas=delta_policy(app.settings))
     stop = stop_on_signals()
     click.echo(f"CRL scheduler: every {config.period_hours} h, valid {config.validity_hours} h; "

@@ -35,7 +35,7 @@ def init_cmd(app: App, demo: bool, key_managers: tuple[str, ...], officers: tupl
     first = [_first_officer(spec) for spec in officers]
     pin = read_secret(f"Current user PIN of token {settings.hsm.token_label}") if adopt_token else None
     result = ceremony.run(settings, app.engine, key_managers=list(key_managers), demo=demo, adopt_user_pin=pin,
-                          officers=first)
+                          officers=first, time_guard=app.time_guard)
     for officer in first:
         click.echo(f"officer {officer.name} registered by the ceremony with roles "
                    f"{', '.join(r.value for r in officer.roles)}")
@@ -60,9 +60,9 @@ def init_cmd(app: App, demo: bool, key_managers: tuple[str, ...], officers: tupl
 
 
 def _first_officer(spec: str) -> ceremony.FirstOfficer:
-    from ca.credentials import hash_password
     from ca.enums import Role
     from ca.errors import InvalidInput
+    from ca.officers.credentials import hash_password
     from ca.officers.exclusivity import check
 
     name, _, role_list = spec.partition("=")

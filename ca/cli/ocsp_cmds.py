@@ -68,7 +68,6 @@ def serve_ocsp(app: App, host: str, port: int, workers: int, threads: int, serve
 @pass_app
 def serve_ocsp_signer(app: App, key_store: str, ca_signed: bool, threads: int, once: bool) -> None:
     """Sign every certificate's OCSP answer ahead and keep it fresh, for every responder (one leader)."""
-    from ca import trusted_time
     from ca.cli.common import service_logging, stop_on_signals
     from ca.hsm.client import HSMClient
     from ca.storage.engine import open_current
@@ -82,7 +81,7 @@ def serve_ocsp_signer(app: App, key_store: str, ca_signed: bool, threads: int, o
     passphrase = passphrase_path(settings) if key_store == "file" else keys_dir(settings) / "unused"
     signer = Presigner(engine, lambda: ResponderKeys(HSMClient(settings.hsm_socket), keys_dir(settings), passphrase),
                        ca_signed=ca_signed or settings.ocsp.ca_signed, key_files=key_store == "file",
-                       threads=threads, time_guard=trusted_time.guard_for(settings))
+                       threads=threads, time_guard=app.time_guard)
     if once:
         report = signer.sign_all()
         count, size = signer.store.size()
@@ -126,7 +125,7 @@ def ocsp_renew(app: App, ca_name: str, key_store: str, algorithm: str | None, ge
     default = KeyAlgorithm.P256.value  # recommended for responders whatever the CA's key (issue 16)
     renewal = renew(app.settings, app.engine, app.hsm(), ca_name, key_place=place,
                     algorithm=KeyAlgorithm(algorithm or default), now=dt.datetime.now(dt.UTC), actor=app.actor,
-                    generation=generation)
+                    generation=generation, time_guard=app.time_guard)
     cert = renewal.certificate
     where = (f"key {renewal.key_path} (encrypted with {passphrase_path(app.settings)})"
              if renewal.key_path is not None else "key in the token")
@@ -149,7 +148,7 @@ def ocsp_key_file(app: App, ca_name: str, algorithm: str) -> None:
     from ocsp.renewal import issue_key_file
 
     cert, path = issue_key_file(app.settings, app.engine, app.hsm(), ca_name, algorithm=KeyAlgorithm(algorithm),
-                                now=dt.datetime.now(dt.UTC), actor=app.actor)
+                                now=dt.datetime.now(dt.UTC), actor=app.actor, time_guard=app.time_guard)
     click.echo(f"responder certificate {cert.serial_number:x} for {ca_name}, valid until "
                f"{cert.not_valid_after_utc:%Y-%m-%d}; key {path} (encrypted with {passphrase_path(app.settings)})")
 

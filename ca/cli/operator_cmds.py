@@ -14,9 +14,9 @@ import click
 
 from ca import audit
 from ca.cli.common import App, emit_json, json_option, pass_app, read_secret, table, when
-from ca.credentials import hash_password
 from ca.enums import Role
 from ca.officers import approval, exclusivity
+from ca.officers.credentials import hash_password
 from ca.officers.passwords import PasswordState, check_new_password, password_age
 from ca.storage.engine import session_scope
 from ca.storage.store import ReadStore, Store

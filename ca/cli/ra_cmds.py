@@ -64,7 +64,7 @@ def ra_add(app: App, name: str, ca_names: tuple[str, ...], municipality: str | N
             raise InvalidInput(f"RA terminal {name!r} is already registered")
         scope = [store.ca(ca_name) for ca_name in ca_names]  # unknown names refused before anything is issued
         bridge = store.bridge()
-        ctx = hierarchy.Context(store=store, keys=keys, now=_now(), actor="cli",
+        ctx = hierarchy.Context(store=store, keys=keys, now=_now(), actor="cli", time_guard=app.time_guard,
                                 algorithm=KeyAlgorithm(app.settings.hsm.key_algorithm))
         subject = x509.Name.from_rfc4514_string(f"CN={name},OU=RA terminals,O=JPKI,C=JP")
         cert = hierarchy.issue_with_key_file(ctx, bridge, CertKind.RA_TERMINAL, subject=subject, key_path=key_path)

@@ -39,7 +39,7 @@ def report_provision(app: App, month: str | None, csv_out: Path | None, no_time_
     if not no_time_stamp:
         from ca.tsa.stamper import CurrentAuthority
 
-        stamper = CurrentAuthority(app.hsm())
+        stamper = CurrentAuthority(app.hsm(), app.time_guard)
     kept = make(app.engine, month or _last_month(), made_by=app.actor, now=dt.datetime.now(dt.UTC), stamper=stamper)
     if csv_out is not None:
         csv_out.write_bytes(kept.csv)

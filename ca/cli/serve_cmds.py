@@ -13,6 +13,7 @@ import click
 
 from ca import ceremony
 from ca.cli.common import App, pass_app, service_logging, table
+from ca.cli.cvs_cmds import DEFAULT_PORT as CVS_PORT
 from ca.cli.tsa_cmds import DEFAULT_PORT as TSA_PORT
 from ca.cli.tsa_cmds import ensure_demo_tsa
 from ca.config import Settings
@@ -52,7 +53,8 @@ def serve_hsm(app: App) -> None:
     engine = open_current(settings.db_url, role=role_for(settings, "signer"))
     service = HSMService(token_for(settings), engine, policy=SigningPolicy(ocsp_ca_keys=settings.hsm.ocsp_ca_keys),
                          callers=CallerMap.from_identities(settings.identities),
-                         password_policy=settings.operators.password_policy)
+                         password_policy=settings.operators.password_policy,
+                         signer_processes=settings.hsm.signer_pool_size)
     server = bind(settings.hsm_socket, service, clients_gid=group_id(settings.identities.signer_clients))
 
     signal.signal(signal.SIGTERM, _interrupt)
@@ -114,12 +116,15 @@ def _wait_for_socket(client: HSMClient, proc: Child, timeout: float = 30.0) -> N
               help="Port of the OCSP responder (HTTP) on 127.0.0.1.")
 @click.option("--tsa-port", default=TSA_PORT, show_default=True, type=click.IntRange(1, 65535),
               help="Port of the RFC 3161 time-stamp authority (HTTP) on 127.0.0.1.")
+@click.option("--cvs-port", default=CVS_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the certificate validation server (HTTP) on 127.0.0.1.")
 @click.option("--status-port", default=8090, show_default=True, type=click.IntRange(1, 65535),
               help="Port of the officers' status page and /metrics (HTTP) on 127.0.0.1.")
 @click.option("--web-port", default=8070, show_default=True, type=click.IntRange(1, 65535),
               help="Port of the public web repository (HTTP) on 127.0.0.1.")
 @pass_app
-def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: int, web_port: int) -> None:
+def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, cvs_port: int, status_port: int,
+            web_port: int) -> None:
     """The whole service on one machine with the embedded defaults (what `make run` does).
 
     Initialises a demo hierarchy the first time (reused afterwards), starts the HSM service,
@@ -130,7 +135,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
     signal.signal(signal.SIGTERM, _interrupt)
     if not ceremony.is_initialized(settings, app.engine):
         click.echo("first run: key ceremony with demo shares (DEMO ONLY)")
-        result = ceremony.run(settings, app.engine, demo=True)
+        result = ceremony.run(settings, app.engine, demo=True, time_guard=app.time_guard)
         click.echo(f"created CAs: {', '.join(result.cas)}")
     roles = grants.apply_at_start(app.engine, settings.identities,
                                   role_per_service=settings.database_role_per_service)
@@ -152,7 +157,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         give_to_identities(settings, ids)
         click.echo("services run as their own users: " + ", ".join(f"{s} as {ids[s].user}" for s in
                                                                        ("signer", "ra", "ocsp", "tsa", "scheduler",
-                                                                        "publisher", "status", "web")))
+                                                                        "publisher", "status", "web", "cvs")))
 
     def serve(service: str, *args: str) -> Child:
         """`revoca serve ...` in a process group of its own, as the service's own identity (if any)."""
@@ -194,11 +199,12 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         # key managers open, before the RA starts as an identity that may not have one signed
         setup = HSMClient(settings.hsm_socket, key_managers=ceremony.demo_key_managers(settings))
         try:
-            terminal_dir, _clerk_password, serial = ensure_demo_ra(settings, app.engine, setup)
-            verifier = ensure_demo_verifier(settings, app.engine, setup)
+            terminal_dir, _clerk_password, serial = ensure_demo_ra(settings, app.engine, setup,
+                                                                  time_guard=app.time_guard)
+            verifier = ensure_demo_verifier(settings, app.engine, setup, time_guard=app.time_guard)
             operator_password = ensure_demo_operator(settings, app.engine)
             tsa_cert, tsa_roots, tsa_example = ensure_demo_tsa(app, setup)
-            ensure_server_tls(settings, app.engine, setup, "127.0.0.1")
+            ensure_server_tls(settings, app.engine, setup, "127.0.0.1", time_guard=app.time_guard)
         finally:
             setup.close()
         if ids is not None:
@@ -215,6 +221,9 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         supervisor.add("OCSP signer", lambda: serve("ocsp", "ocsp-signer"))
         tsa = supervisor.add("TSA", lambda: serve("tsa", "tsa", "--host", "127.0.0.1", "--port", str(tsa_port),
                                                   "--workers", "1"))
+        # officials' certificates checked through the bridge's cross certificates, answers signed (ca.cvs)
+        cvs = supervisor.add("CVS", lambda: serve("cvs", "cvs", "--host", "127.0.0.1", "--port", str(cvs_port),
+                                                  "--workers", "1"))
         status_page = supervisor.add("status page", lambda: serve("status", "status", "--host", "127.0.0.1",
                                                                   "--port", str(status_port), "--workers", "1"))
         # the public pages, made again whenever what they show changes (ca.web.watch)
@@ -225,6 +234,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         _wait_for_port("127.0.0.1", ra_port, ra)
         _wait_for_port("127.0.0.1", ocsp_port, ocsp)
         _wait_for_port("127.0.0.1", tsa_port, tsa)
+        _wait_for_port("127.0.0.1", cvs_port, cvs)
         _wait_for_port("127.0.0.1", status_port, status_page)
         _wait_for_port("127.0.0.1", web_port, web)
         with session_scope(app.engine) as session:
@@ -241,6 +251,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, status_port: 
         click.echo(f"OCSP:        http://127.0.0.1:{ocsp_port}/  (registered verifiers only; answers signed ahead "
                    "by the OCSP signer)")
         click.echo(f"TSA:         http://127.0.0.1:{tsa_port}/  (RFC 3161; certificate {tsa_cert})")
+        click.echo(f"CVS:         http://127.0.0.1:{cvs_port}/  (POST a certificate; signed answer, docs/cvs.md)")
         click.echo(f"status page: http://127.0.0.1:{status_port}/  (log in as keymanager1; its DEMO ONLY password "
                    f"is the last line of {settings.demo_shares_dir / 'keymanager1.password'}: `tail -n 1 FILE`); "
                    "Prometheus metrics at /metrics")

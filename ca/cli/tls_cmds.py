@@ -32,7 +32,8 @@ def tls_issue(app: App, host: str) -> None:
 
     keys = app.hsm()
     try:
-        cert_path, key_path, roots_path = ensure_server_tls(app.settings, app.engine, keys, host)
+        cert_path, key_path, roots_path = ensure_server_tls(app.settings, app.engine, keys, host,
+                                                             time_guard=app.time_guard)
     finally:
         keys.close()
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())

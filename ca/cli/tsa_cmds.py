@@ -22,7 +22,8 @@ def ensure_demo_tsa(app: App, keys: KeyStore) -> tuple[Path, Path, Path]:
     to stamp: (tsa.pem, bridge-roots.pem, example.txt), for the printed `openssl ts` commands."""
     from ca.tsa.certificate import ensure_certificate, pem_paths
 
-    ensure_certificate(app.settings, app.engine, keys, now=dt.datetime.now(dt.UTC), actor="demo")
+    ensure_certificate(app.settings, app.engine, keys, now=dt.datetime.now(dt.UTC), actor="demo",
+                       time_guard=app.time_guard)
     cert_path, roots_path = pem_paths(app.settings)
     example = cert_path.parent / "example.txt"
     if not example.exists():
@@ -44,7 +45,7 @@ def tsa_certificate(app: App, renew: bool) -> None:
     from ca.tsa.certificate import ensure_certificate, pem_paths
 
     tsa, issued = ensure_certificate(app.settings, app.engine, app.hsm(), now=dt.datetime.now(dt.UTC),
-                                     actor=app.actor, renew=renew)
+                                     actor=app.actor, renew=renew, time_guard=app.time_guard)
     cert_path, roots_path = pem_paths(app.settings)
     cert = tsa.certificate
     click.echo(f"{'issued' if issued else 'current'} TSA certificate {cert.serial_number:x} "
@@ -83,7 +84,8 @@ def tsa_stamp(app: App, file: Path, hash_name: str, out: Path | None) -> None:
         raise InvalidInput(f"--out {out}: directory {out.parent} does not exist")
     imprint = _digest(file, hash_name)
     with session_scope(app.engine) as session:
-        row = TimeStampAuthority.load(session, app.hsm()).stamp(session, imprint, hash_name, app.actor)
+        authority = TimeStampAuthority.load(session, app.hsm(), time_guard=app.time_guard)
+        row = authority.stamp(session, imprint, hash_name, app.actor)
         serial, gen_time, token = row.serial, row.gen_time, row.token
     out.write_bytes(granted(token))
     cert_path, roots_path = pem_paths(app.settings)

@@ -109,7 +109,7 @@ def verifier_add(app: App, name: str, cert_path: Path | None, out_dir: Path | No
             with session_scope(app.engine) as session:
                 store = Store(session)
                 registry.check_available(session, name)  # before a certificate is issued for nothing
-                ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=app.actor,
+                ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=app.actor, time_guard=app.time_guard,
                                         algorithm=KeyAlgorithm(app.settings.hsm.key_algorithm))
                 cert, certificate_id = registry.issue_certificate(ctx, name, key_path=key_path)
                 info = registry.register(session, name=name, certificate=cert, password=password, now=now,

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -72,10 +73,17 @@ class HSMConfig:
     # The signer lets the OCSP identity use CA keys (for `revoca serve ocsp --ca-signed`); off,
     # OCSP may sign only with delegated responder keys (ca.hsm.policy).
     ocsp_ca_keys: bool = False
+    # How many processes of the HSM service sign, each with a token session of its own
+    # (ca.hsm.pool): 0 means one per CPU; 1 signs in the service itself, one signature at a time.
+    signer_processes: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.ocsp_ca_keys, bool):
             raise ConfigError(f"hsm.ocsp_ca_keys must be true or false, not {self.ocsp_ca_keys!r}")
+        if isinstance(self.signer_processes, bool) or not isinstance(self.signer_processes, int) \
+                or not 0 <= self.signer_processes <= 256:
+            raise ConfigError(f"hsm.signer_processes must be a number from 0 (one per CPU) to 256, "
+                              f"not {self.signer_processes!r}")
         if self.key_algorithm not in KEY_ALGORITHMS:
             raise ConfigError(
                 f"hsm.key_algorithm {self.key_algorithm!r} is not one of {', '.join(KEY_ALGORITHMS)}"
@@ -87,6 +95,11 @@ class HSMConfig:
             )
         if self.threshold < 2 and self.shares > 1:
             raise ConfigError("hsm.threshold must be at least 2: one key manager alone may not activate")
+
+    @property
+    def signer_pool_size(self) -> int:
+        """signer_processes with 0 read as the number of CPUs this process may run on."""
+        return self.signer_processes or len(os.sched_getaffinity(0)) or 1
 
     @property
     def is_softhsm(self) -> bool:
@@ -114,12 +127,28 @@ class RepositoryConfig:
 
     base_dn: str = "o=JPKI,c=JP"
     port: int = 1389
+    # Other providers of the same directory (multi-provider syncrepl / mirror mode, the same rootdn
+    # and password), "ldap://host:port/": the publisher writes to the next when one is down.
+    providers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"repository.port {self.port} is not a TCP port")
+        if isinstance(self.providers, str) or not all(isinstance(p, str) for p in self.providers):
+            raise ConfigError('repository.providers must be a list of URLs such as ["ldap://10.0.0.2:1389/"]')
+        object.__setattr__(self, "providers", tuple(self.providers))
+        for url in self.providers:
+            split_ldap_url(url)
         if not all("=" in rdn and rdn.split("=", 1)[1] for rdn in self.base_dn.split(",")):
             raise ConfigError(f"repository.base_dn {self.base_dn!r} is not a DN such as o=JPKI,c=JP")
+
+
+def split_ldap_url(url: str) -> tuple[str, int]:
+    """"ldap://host:port/" (or without the slash) -> (host, port); port 389 when not given."""
+    m = re.fullmatch(r"ldap://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?/?", url.strip())
+    if m is None or not 1 <= int(m[2] or 389) <= 65535:
+        raise ConfigError(f"repository.providers: {url!r} is not an LDAP URL such as ldap://10.0.0.2:1389/")
+    return m[1].strip("[]"), int(m[2] or 389)
 
 
 def split_ntp_server(server: str) -> tuple[str, int]:
@@ -421,7 +450,7 @@ class CAPolicyConfig:
 
     `new_keys = false` (the default: the seed's CA, winding down) refuses a key rollover and
     the issuance of new subscriber certificates, each with one line and an audit record
-    (ca.key_policy); the key ceremony that starts a brand-new CA (`revoca init`) is not
+    (ca.lifecycle.key_policy); the key ceremony that starts a brand-new CA (`revoca init`) is not
     affected.  A deployment that renews its keys sets `new_keys = true`."""
 
     new_keys: bool = False
@@ -446,6 +475,7 @@ class IdentityConfig:
     scheduler: str = "revoca-scheduler"
     publisher: str = "revoca-publisher"
     web: str = "revoca-web"  # the public web repository (ca.web)
+    cvs: str = "revoca-cvs"  # the certificate validation server (ca.cvs)
     ldap: str = "revoca-ldap"
     signer_clients: str = "revoca-signer"  # group: may connect to the HSM socket
     data_group: str = "revoca-data"  # group: the database and the data directory itself
@@ -453,7 +483,7 @@ class IdentityConfig:
     # "auto": own identities when `revoca run` starts as root; "off": every service as the caller
     mode: str = "auto"
 
-    USERS = ("signer", "ra", "ocsp", "tsa", "status", "scheduler", "publisher", "web", "ldap")
+    USERS = ("signer", "ra", "ocsp", "tsa", "status", "scheduler", "publisher", "web", "cvs", "ldap")
     GROUPS = ("signer_clients", "data_group", "crl_readers")
 
     def __post_init__(self) -> None:
@@ -475,6 +505,10 @@ class Settings:
     # A read-only replica (a PostgreSQL streaming standby) the OCSP responders read statuses from;
     # "" reads from database_url.  Everything that writes still goes to database_url (issue 15).
     database_read_url: str = ""
+    # Bounded staleness of those reads: a status is read from the replica only while it has replayed
+    # everything the primary had written this many milliseconds ago (and every revocation the primary
+    # held at the last sample); otherwise from the primary (ca.storage.replica_lag).
+    database_read_max_lag_ms: int = 1000
     # PostgreSQL: each service's connections SET ROLE to its own role (ca.storage.grants)
     database_role_per_service: bool = False
     hsm: HSMConfig = HSMConfig()
@@ -495,6 +529,9 @@ class Settings:
             raise ConfigError("database_role_per_service must be true or false")
         if not isinstance(self.database_read_url, str):
             raise ConfigError("database_read_url must be a database URL (a string)")
+        if isinstance(self.database_read_max_lag_ms, bool) or not isinstance(self.database_read_max_lag_ms, int) \
+                or not 10 <= self.database_read_max_lag_ms <= 3_600_000:
+            raise ConfigError("database_read_max_lag_ms must be a whole number of milliseconds, 10 to 3600000")
 
     @property
     def db_url(self) -> str:
@@ -564,6 +601,8 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     for f in ("data_dir", "database_url", "database_read_url"):
         if f"REVOCA_{f.upper()}" in env:
             out[f] = env[f"REVOCA_{f.upper()}"]
+    if "REVOCA_DATABASE_READ_MAX_LAG_MS" in env:
+        out["database_read_max_lag_ms"] = _parsed(env, "REVOCA_DATABASE_READ_MAX_LAG_MS", int, "an integer")
     hsm: dict[str, Any] = {}
     for fld in dataclasses.fields(HSMConfig):
         key = f"REVOCA_HSM_{fld.name.upper()}"
@@ -589,6 +628,8 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     repository: dict[str, Any] = {}
     if "REVOCA_REPOSITORY_BASE_DN" in env:
         repository["base_dn"] = env["REVOCA_REPOSITORY_BASE_DN"]
+    if "REVOCA_REPOSITORY_PROVIDERS" in env:  # comma-separated
+        repository["providers"] = tuple(u.strip() for u in env["REVOCA_REPOSITORY_PROVIDERS"].split(",") if u.strip())
     if "REVOCA_REPOSITORY_PORT" in env:
         repository["port"] = _parsed(env, "REVOCA_REPOSITORY_PORT", int, "an integer")
     if repository:

@@ -19,6 +19,7 @@ from ca.errors import RevocaError
 from ca.hsm.signer import KeyStore
 from ca.storage.engine import Engine, session_scope
 from ca.storage.store import ReadStore
+from ca.trusted_time import ClockGuard
 
 
 def compromise_targets(engine: Engine, ca_name: str) -> list[tuple[str, ListType]]:
@@ -29,14 +30,15 @@ def compromise_targets(engine: Engine, ca_name: str) -> list[tuple[str, ListType
     return [(ca_name, ListType.CRL), (ca_name, ListType.ARL)] + [(name, ListType.ARL) for name in certifiers]
 
 
-def issue_after_compromise(engine: Engine, keys: KeyStore, settings: Settings, ca_name: str) -> Iterator[str]:
+def issue_after_compromise(engine: Engine, keys: KeyStore, settings: Settings, ca_name: str, *,
+                           time_guard: ClockGuard) -> Iterator[str]:
     """For `revoca ca compromise`: issue at once through the HSM service; one line per list issued.
 
     Raises a RevocaError naming what could not be issued, after the lines of what was, so the
     command ends with a non-zero exit code.
     """
     report = issue_many(engine, keys, settings.data_dir, compromise_targets(engine, ca_name),
-                        now=dt.datetime.now(dt.UTC), validity=settings.crl.validity,
+                        now=dt.datetime.now(dt.UTC), time_guard=time_guard, validity=settings.crl.validity,
                         actor="ca-compromise", deltas=delta_policy(settings))
     for info in report.issued:
         yield info.line()

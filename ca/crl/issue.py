@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ca import audit, trusted_time
+from ca import audit
 from ca.config import CRLConfig
 from ca.crl import cache, delta
 from ca.crl.freshest import DeltaPolicy
@@ -34,6 +34,7 @@ from ca.storage.authorities import spki_der
 from ca.storage.engine import Engine, Session, session_scope
 from ca.storage.retired_keys import RetiredKeyReads
 from ca.storage.store import ReadStore, Store
+from ca.trusted_time import ClockGuard
 
 log = logging.getLogger("revoca.crl")
 
@@ -107,7 +108,8 @@ def relative_path(ca_name: str, list_type: ListType, number: int, generation: in
 
 
 def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, list_type: ListType, *,
-               now: dt.datetime, validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
+               now: dt.datetime, time_guard: ClockGuard, validity: dt.timedelta = DEFAULT_VALIDITY,
+               actor: str = "revoca",
                incremental: bool = True, chunk_rows: int = CHUNK_ROWS,
                deltas: DeltaPolicy | None = None, key_generation: int | None = None) -> IssuedCRLInfo:
     """Issue one CRL (subscriber certificates) or ARL (CA certificates) of one CA and archive it.
@@ -116,6 +118,7 @@ def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, lis
     (ca.crl.old_keys): same issuer name and number sequence, that key's AKI, kept apart on disk
     and not queued on its own (the publisher writes it beside the current key's list).
 
+    `time_guard` (the process's, ca.trusted_time) confirms `now` before a number is spent.
     thisUpdate is `now` to the second and nextUpdate = thisUpdate + `validity`.  With
     `incremental` (the default) the entries of the previous issue are reused from ca.crl.cache
     when the database agrees, and only newer rows are streamed; False streams every row.
@@ -134,7 +137,7 @@ def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, lis
     this_update = now.astimezone(dt.UTC).replace(microsecond=0)
     directory = Path(data_dir) / relative_directory(ca_name, list_type, key_generation)
     # before a number is spent: on untrusted time nothing is numbered, signed or written (seed 000 1.3.3)
-    trusted_time.require_current(f"{ca_name} {list_type.value.upper()}", engine=engine, actor=actor, at=this_update)
+    time_guard.require(f"{ca_name} {list_type.value.upper()}", engine=engine, actor=actor, at=this_update)
     with _exclusive(directory):
         key = _signing_key(engine, ca_name, key_generation)
         _set_aside_unarchived(engine, directory, key.ca_id, ca_name, list_type, actor)
@@ -176,14 +179,16 @@ def issue_list(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, lis
 
 
 def issue_many(engine: Engine, keys: KeyStore, data_dir: Path, targets: Iterable[tuple[str, ListType]], *,
-               now: dt.datetime, validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
+               now: dt.datetime, time_guard: ClockGuard, validity: dt.timedelta = DEFAULT_VALIDITY,
+               actor: str = "revoca",
                incremental: bool = True, deltas: DeltaPolicy | None = None) -> IssueReport:
     """Issue each (CA, list) in turn; one failure does not stop the others."""
     issued: list[IssuedCRLInfo] = []
     failed: list[IssueFailure] = []
     for ca_name, list_type in targets:
         try:
-            issued.append(issue_list(engine, keys, data_dir, ca_name, list_type, now=now, validity=validity,
+            issued.append(issue_list(engine, keys, data_dir, ca_name, list_type, now=now, time_guard=time_guard,
+                                     validity=validity,
                                      actor=actor, incremental=incremental, deltas=deltas))
         except RevocaError as exc:
             log.error("%s %s not issued: %s", ca_name, list_type.value, exc)
@@ -200,13 +205,26 @@ def issuing_cas(engine: Engine) -> list[str]:
         return [ca.name for ca in ReadStore(session).cas() if ca.kind is not CAKind.EXTERNAL]
 
 
-def issue_all(engine: Engine, keys: KeyStore, data_dir: Path, *, now: dt.datetime,
+def issue_all(engine: Engine, keys: KeyStore, data_dir: Path, *, now: dt.datetime, time_guard: ClockGuard,
               validity: dt.timedelta = DEFAULT_VALIDITY, actor: str = "revoca",
               list_types: Iterable[ListType] = BOTH, deltas: DeltaPolicy | None = None) -> IssueReport:
     """The CRL and ARL of every CA revoca holds keys for."""
     types = tuple(list_types)
     targets = [(name, t) for name in issuing_cas(engine) for t in types]
-    return issue_many(engine, keys, data_dir, targets, now=now, validity=validity, actor=actor, deltas=deltas)
+    return issue_many(engine, keys, data_dir, targets, now=now, time_guard=time_guard, validity=validity,
+                      actor=actor, deltas=deltas)
+
+
+def sweep_partial_files(data_dir: Path) -> int:
+    """Remove the partial files (`.N.crl.tmp`, entry spools) an issuer killed mid-list left in any
+    list directory, each under that directory's lock; the scheduler calls it when it takes the
+    lease, so a node killed mid-round leaves nothing half-written behind (issue 15).  Returns how
+    many directories held some."""
+    directories = {path.parent for path in (Path(data_dir) / "crls").rglob(".*.tmp")}
+    for directory in sorted(directories):
+        with _exclusive(directory):  # waits for a live issuer there; its partial files are its own
+            pass
+    return len(directories)
 
 
 @contextlib.contextmanager

@@ -39,6 +39,7 @@ from ca.errors import RevocaError
 from ca.hsm.signer import KeyStore
 from ca.storage.engine import Engine, session_scope
 from ca.storage.retired_keys import RetiredKeyDuty, RetiredKeyReads
+from ca.trusted_time import ClockGuard
 
 log = logging.getLogger("revoca.crl")
 VALIDITY = CRLConfig().validity
@@ -57,7 +58,7 @@ def due(found: Iterable[RetiredKeyDuty], now: dt.datetime, period: dt.timedelta)
 
 
 def issue_before(engine: Engine, keys: KeyStore, data_dir: Path, targets: Iterable[tuple[str, ListType]],
-                 found: Iterable[RetiredKeyDuty], *, now: dt.datetime,
+                 found: Iterable[RetiredKeyDuty], *, now: dt.datetime, time_guard: ClockGuard,
                  validity: dt.timedelta = VALIDITY, actor: str = "revoca") -> IssueReport:
     """The retired keys' lists of each (CA, list) in `targets`, to be issued just before the current one."""
     wanted = set(targets)
@@ -68,7 +69,7 @@ def issue_before(engine: Engine, keys: KeyStore, data_dir: Path, targets: Iterab
             continue
         try:
             info = issue_list(engine, keys, data_dir, duty.ca_name, duty.list_type, now=now, validity=validity,
-                              actor=actor, key_generation=duty.generation)
+                              time_guard=time_guard, actor=actor, key_generation=duty.generation)
             issued.append(info)
             log.info("issued %s with retired key generation %d (it signed certificates valid until %s)",
                      info.line(), duty.generation, f"{_aware(duty.until):%Y-%m-%d}")

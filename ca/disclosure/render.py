@@ -76,7 +76,7 @@ def render(disclosure: Disclosure, staff: set[str]) -> bytes:
     ]
     for i, records in enumerate(disclosure.certificates, 1):
         out += ["", f"== 証明書 {i} / Certificate {i} ==", *_certificate(records), *_revocation(records),
-                *_requests(records), *_audit(records, redact), *_fetches(records)]
+                *_requests(records), *_corrections(records), *_audit(records, redact), *_fetches(records)]
     out += ["", "以上 / End of the report"]
     return ("\n".join(out) + "\n").encode("utf-8")
 
@@ -144,6 +144,23 @@ def _requests(r: CertificateRecords) -> list[str]:
     return out
 
 
+ACTIONS = {"correct": "訂正 / correct", "add": "追加 / add", "delete": "削除 / delete"}
+
+
+def _corrections(r: CertificateRecords) -> list[str]:
+    """The subscriber's own correction requests (9.4.7.2) and what became of them."""
+    if not r.corrections:
+        return []
+    out = ["", f"-- 訂正等の請求 / Correction requests ({len(r.corrections)}) --"]
+    for n, c in enumerate(r.corrections, 1):
+        out += [f"[{n}] 請求番号 / Request id: {c.public_id} ({ACTIONS.get(c.action, c.action)})",
+                f"    対象の記録 / Record: {c.record}", f"    請求の内容 / Asked: {c.requested or '—'}",
+                f"    状態 / Status: {STATUSES.get(c.status, c.status)}",
+                f"    受付日時 / Accepted at: {when(c.accepted_at)}",
+                f"    決定日時 / Decided at: {when(c.decided_at)}"]
+    return out
+
+
 def _audit(r: CertificateRecords, redact: _Redactor) -> list[str]:
     out = ["", f"-- 監査記録 / Audit records naming it ({len(r.audit)}) --"]
     if not r.audit:
@@ -174,5 +191,19 @@ def _fetches(r: CertificateRecords) -> list[str]:
     return ["", "-- 失効情報の照会 / Status look-ups --",
             f"OCSP 問合せ回数 / OCSP queries naming it: {o.queries} (最初 / first {when(o.first)}, "
             f"最後 / last {when(o.last)}; 回答 / answers: {answered})",
+            *_lists(r),
             "CRL・ARL は認証局ごとに取得され、証明書ごとの取得記録はありません / CRLs and ARLs are fetched per CA: "
             "no per-certificate record of those fetches exists"]
+
+
+def _lists(r: CertificateRecords) -> list[str]:
+    """Which lists carried the revocation to verifiers, and how often they were fetched."""
+    lists = r.lists
+    if lists is None:
+        return []
+    name = lists.list_type.value.upper()
+    if not lists.count:
+        return [f"{name}: 失効後の発行はまだありません / none issued since the revocation yet"]
+    return [f"{name}: 失効を掲載した {lists.count} 件 / {lists.count} issued listing it, "
+            f"#{lists.first_number} ({when(lists.first_this_update)}) – #{lists.last_number}; "
+            f"検証者による取得 / fetched by verifiers: {lists.fetches} 回 / times, {lists.verifiers} 者 / verifiers"]

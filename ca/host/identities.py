@@ -12,6 +12,7 @@ groups (so /etc/group is not edited for memberships):
     scheduler   identities.scheduler data_group, signer_clients, crl_readers
     publisher   identities.publisher data_group, crl_readers
     web         identities.web       data_group
+    cvs         identities.cvs       data_group, signer_clients, crl_readers
 
 ca.host.layout gives the files under the data directory to these identities.
 """
@@ -43,6 +44,7 @@ SUPPLEMENTARY = {
     "scheduler": ("data_group", "signer_clients", "crl_readers"),
     "publisher": ("data_group", "crl_readers"),
     "web": ("data_group",),  # reads public rows only; never the signer, never the CRL spool
+    "cvs": ("data_group", "signer_clients", "crl_readers"),  # signs answers; reads the lists it checks with
     "ldap": (),
 }
 

@@ -15,6 +15,8 @@ that what a service creates there (SQLite's -wal and -shm) belongs to the group:
     ocsp/                     ocsp       ocsp's own         0700 / 0600: responder key files
     tsa/                      root       data               2750 / 0640: the TSA certificate, for users
     web/                      web        web's own          0750 / 0640: the public pages' releases (ca.web)
+    cvs/                      root       data               2750 / 0640: external CAs' CRLs the validation
+                                                            server checks with (ca.cvs), put there by root
     demo-shares/, demo-*/     root       root               0700 / 0600: people's secrets (DEMO ONLY)
 
 Anything else keeps its owner and loses group write and all of the world's bits.
@@ -69,5 +71,6 @@ def give_to_identities(settings: Settings, ids: Identities) -> None:
     _own(data / "tsa", 0, data_gid, 0o2750, 0o640)
     (data / "web").mkdir(exist_ok=True)
     _own(data / "web", ids["web"].uid, ids["web"].gid, 0o750, 0o640)
+    _own(data / "cvs", 0, data_gid, 0o2750, 0o640)
     for private in (settings.demo_shares_dir, data / "demo-terminal", data / "demo-verifier"):
         _own(private, 0, 0, 0o700, 0o600)

@@ -4,6 +4,11 @@ In the manner of Vault's unseal: each key manager presents one share; when the t
 is reached the secret is combined, the token is opened and the shares are dropped.  Shares
 are checked one by one against the digests recorded at the key ceremony, so a wrong,
 foreign or repeated share is refused with its holder named instead of spoiling the set.
+
+With `signer_processes` > 1 the activation also starts that many signing processes
+(ca.hsm.pool), each with a token session of its own: `sign`/`sign_digest` use this process's
+session when it is free and a free child when it is not; deactivation stops the children
+before the token session closes.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import threading
 
 from ca.errors import InvalidInput, NotActivated
 from ca.hsm import shares as sharing
+from ca.hsm.pool import SignerPool
 from ca.hsm.token import Token, TokenSession
 
 
@@ -54,12 +60,18 @@ class ActivationStatus:
 
 
 class Activation:
-    def __init__(self, token: Token, share_set: ShareSetInfo) -> None:
+    def __init__(self, token: Token, share_set: ShareSetInfo, *, signer_processes: int = 1) -> None:
+        """`signer_processes`: 1 signs in this process (one signature at a time); N > 1 in a pool
+        of N processes (ca.hsm.pool)."""
+        if signer_processes < 1:
+            raise InvalidInput(f"signer_processes must be at least 1, not {signer_processes}")
         self._token = token
         self._set = share_set
         self._lock = threading.Lock()
         self._pending: dict[int, sharing.Share] = {}
         self._session: TokenSession | None = None
+        self._processes = signer_processes
+        self._pool: SignerPool | None = None
 
     def status(self) -> ActivationStatus:
         with self._lock:
@@ -92,18 +104,62 @@ class Activation:
             if len(self._pending) >= self._set.threshold:
                 try:
                     secret = sharing.combine(list(self._pending.values()))
-                    self._session = self._token.open(sharing.user_pin(secret))
+                    self._open(sharing.user_pin(secret))
                 finally:
                     self._pending.clear()
                     secret = b""
             return self._status(), holder.operator
 
+    def _open(self, pin: str) -> None:
+        """Log in (the lock held) and start the signing processes, which log in for themselves."""
+        self._session = self._token.open(pin)
+        if self._processes > 1:
+            self._pool = SignerPool(self._token, pin, self._processes)
+
     def deactivate(self) -> None:
         with self._lock:
             self._pending.clear()
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.close()
             if self._session is not None:
                 self._session.close()
                 self._session = None
+
+    @property
+    def pool(self) -> SignerPool | None:
+        """The signing processes while activated with more than one (tests, the bench)."""
+        return self._pool
+
+    def sign(self, label: str, data: bytes, hash_name: str | None = None) -> bytes:
+        """Sign already-judged bytes: in this process's session when it is free (no pipe to cross),
+        else in a free signing process, else (none ready) waiting for this process's session."""
+        session, pool = self._session_and_pool()
+        signature = None
+        if pool is not None:
+            signature = session.try_sign(label, data, hash_name)
+            if signature is None:
+                signature = pool.sign(label, data, hash_name)
+        return signature if signature is not None else session.sign(label, data, hash_name)
+
+    def sign_digest(self, label: str, digest: bytes, hash_name: str | None = None) -> bytes:
+        session, pool = self._session_and_pool()
+        signature = None
+        if pool is not None:
+            signature = session.try_sign(label, digest, hash_name, digest=True)
+            if signature is None:
+                signature = pool.sign_digest(label, digest, hash_name)
+        return signature if signature is not None else session.signer(label, hash_name=hash_name).sign_digest(digest)
+
+    def keys_changed(self) -> None:
+        """A key was made, relabelled or destroyed: the signing processes start afresh."""
+        pool = self._pool
+        if pool is not None:
+            pool.renew()
+
+    def _session_and_pool(self) -> tuple[TokenSession, SignerPool | None]:
+        session = self.session()
+        return session, self._pool
 
     def session(self) -> TokenSession:
         """The open token session, or NotActivated with how many shares are still needed."""

@@ -21,7 +21,7 @@ from ca.config import IdentityConfig
 from ca.hsm.policy import Caller
 
 _SERVICE_CALLERS = {"scheduler": Caller.SCHEDULER, "ocsp": Caller.OCSP, "ra": Caller.RA, "tsa": Caller.TSA,
-                    "publisher": Caller.PUBLISHER, "status": Caller.STATUS}
+                    "cvs": Caller.CVS, "publisher": Caller.PUBLISHER, "status": Caller.STATUS}
 
 
 def peer_uid(sock: socket.socket) -> int:

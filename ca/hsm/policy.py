@@ -13,6 +13,8 @@ parses what it is asked to sign:
                 time stamps of what it archives            tsa/...
     ra          CMS signed attributes (receipts)           receipt-signer/...
     tsa         CMS signed attributes of a TSTInfo         tsa/...
+    cvs         CMS signed attributes of a validation      cvs-server/...
+                answer (eContentType CVS_ANSWER, ca.cvs)
     publisher, status, anyone else: nothing (status and public keys only)
     admin       anything, and make keys: the officers' own CLI on the CA machine (root or the
                 signer's own identity), which only key managers' shares ever activated
@@ -36,6 +38,7 @@ from ca.enums import CertKind
 from ca.errors import PermissionDenied
 
 TST_INFO = "1.2.840.113549.1.9.16.1.4"  # id-ct-TSTInfo (RFC 3161)
+CVS_ANSWER = "1.2.392.200149.8.5.9.1"  # the validation server's answer (ca.cvs.answer, which names it too)
 
 
 class Caller(enum.StrEnum):
@@ -44,6 +47,7 @@ class Caller(enum.StrEnum):
     OCSP = "ocsp"
     RA = "ra"
     TSA = "tsa"
+    CVS = "cvs"
     PUBLISHER = "publisher"
     STATUS = "status"
     UNKNOWN = "unknown"
@@ -57,6 +61,7 @@ class Signed(enum.StrEnum):
     CRL_DIGEST = "crl-digest"  # sign_digest: a bare hash, not judged (the admin identity only)
     OCSP_RESPONSE = "ocsp-response"  # ResponseData
     TIME_STAMP = "time-stamp"  # CMS signed attributes over a TSTInfo
+    CVS_ANSWER = "cvs-answer"  # CMS signed attributes over a validation answer (ca.cvs)
     RECEIPT = "receipt"  # CMS signed attributes over anything else (the RA's receipts)
     OTHER = "other"
 
@@ -68,6 +73,7 @@ class KeyUse(enum.StrEnum):
     OCSP_RESPONDER = CertKind.OCSP_RESPONDER.value
     RECEIPT_SIGNER = CertKind.RECEIPT_SIGNER.value
     TSA = CertKind.TSA.value
+    CVS_SERVER = CertKind.CVS_SERVER.value
     OTHER = "other"
 
 
@@ -87,7 +93,9 @@ def classify(data: bytes) -> Signed:
             return kind
     attributes = _signed_attributes(data)
     if attributes is not None:
-        return Signed.TIME_STAMP if TST_INFO in attributes else Signed.RECEIPT
+        if TST_INFO in attributes:
+            return Signed.TIME_STAMP
+        return Signed.CVS_ANSWER if CVS_ANSWER in attributes else Signed.RECEIPT
     return Signed.OTHER
 
 
@@ -143,6 +151,8 @@ class SigningPolicy:
             return signed is Signed.RECEIPT and use is KeyUse.RECEIPT_SIGNER
         if caller is Caller.TSA:
             return signed is Signed.TIME_STAMP and use is KeyUse.TSA
+        if caller is Caller.CVS:
+            return signed is Signed.CVS_ANSWER and use is KeyUse.CVS_SERVER
         return False
 
     def check(self, caller: Caller, signed: Signed, label: str) -> None:

@@ -8,7 +8,9 @@ met and are never written anywhere.
 
 Each connection's caller is the Unix identity behind it (ca.hsm.callers); what it may have
 signed, and with which keys, is ca.hsm.policy; every signature is counted in the audit log
-(ca.hsm.ledger) and every refusal is audited at once.
+(ca.hsm.ledger) and every refusal is audited at once.  Those judgements stay in this process;
+with `[hsm] signer_processes` > 1 the signing itself is done by a pool of processes, each with a
+token session of its own (ca.hsm.pool), so that callers sign in parallel.
 
 The service is the trust boundary for the people, too: deactivation (seed 004 6.2.9) carries the
 names and passwords of M different key managers, M being the share set's threshold, and the
@@ -84,16 +86,18 @@ class HSMService:
 
     def __init__(self, token: Token, engine: Engine, *, policy: SigningPolicy | None = None,
                  callers: CallerMap | None = None, ledger: SignatureLedger | None = None,
-                 password_policy: PasswordPolicy | None = None, session_ttl: dt.timedelta = TTL) -> None:
+                 password_policy: PasswordPolicy | None = None, session_ttl: dt.timedelta = TTL,
+                 signer_processes: int = 1) -> None:
         """`callers` maps a connection's uid to a Caller (default: every uid but root's and this
         process's is unknown); `ledger` counts signatures (default: one flushing every minute);
         `password_policy` ([operators]) refuses key managers' expired passwords; `session_ttl`
-        is how long a ceremony session lasts."""
+        is how long a ceremony session lasts; `signer_processes` ([hsm]) how many processes sign
+        once activated (1: this one, one signature at a time; N: a pool, ca.hsm.pool)."""
         self.engine = engine
         self.password_policy = password_policy or PasswordPolicy()
         self.session_ttl = session_ttl
         self._list_issuers: dict[str, crl_stream.ListIssuer] = {}
-        self.activation = Activation(token, load_share_set(engine, token.label))
+        self.activation = Activation(token, load_share_set(engine, token.label), signer_processes=signer_processes)
         self.policy = (policy or SigningPolicy()).with_destroyed(load_destroyed_labels(engine))
         self.callers = callers or CallerMap({}, frozenset({0, os.getuid()}))
         self.ledger = ledger or SignatureLedger(engine)
@@ -280,6 +284,7 @@ class HSMService:
         session = self._session(conn, "relabelling a key", "hsm.sign_refused", op="relabel",
                                 key_label=str(req.get("label")))
         self.activation.session().relabel(str(req.get("label")), str(req.get("new_label")))
+        self.activation.keys_changed()
         session.done["relabelled"] += 1
         log.info("key %s relabelled %s for %s", req.get("label"), req.get("new_label"), conn.caller)
         return {}
@@ -307,7 +312,7 @@ class HSMService:
         if signed is Signed.CERTIFICATE:
             session = self._session(conn, "a certificate signature", "hsm.sign_refused", op="sign",
                                     key_label=label, signed=signed.value)
-        sig = self.activation.session().sign(label, data, req.get("hash"))
+        sig = self.activation.sign(label, data, req.get("hash"))
         if session is not None:
             session.done["certificates"] += 1
         self.ledger.add(conn.caller.value, label, signed.value, data)
@@ -316,8 +321,7 @@ class HSMService:
     def _op_sign_digest(self, req: dict[str, Any], conn: Connection) -> dict[str, Any]:
         label, digest = str(req.get("label")), _b64(req, "digest")
         self._allow(conn.caller, Signed.CRL_DIGEST, label, "sign_digest")
-        signer = self.activation.session().signer(label, hash_name=req.get("hash"))
-        sig = signer.sign_digest(digest)
+        sig = self.activation.sign_digest(label, digest, req.get("hash"))
         self.ledger.add(conn.caller.value, label, Signed.CRL_DIGEST.value, digest)
         return {"signature": base64.b64encode(sig).decode()}
 
@@ -350,7 +354,7 @@ class HSMService:
             self._refuse(conn.caller, refused, op="sign_list", key_label=label, signed=Signed.CRL.value)
             raise refused from None
         digest = tbs.digest()
-        sig = signer.sign_digest(digest)
+        sig = self.activation.sign_digest(label, digest, req.get("hash"))
         self.ledger.add(conn.caller.value, label, Signed.CRL.value, digest=digest)
         return {"signature": base64.b64encode(sig).decode(), "entries": entries, "number": number}
 
@@ -384,6 +388,7 @@ class HSMService:
         # No database write here: the caller records the key in its own transaction, and on
         # SQLite a second writer would wait for that very transaction.
         public = self.activation.session().generate(label, algorithm)
+        self.activation.keys_changed()
         session.done["keys generated"] += 1
         log.info("key %s (%s) made for %s in the session of %s", label, algorithm.value, conn.caller,
                  ", ".join(session.key_managers))
@@ -403,6 +408,7 @@ class HSMService:
             raise
         session = self._session(conn, "key destruction", "hsm.key_destroyed", op="destroy", key_label=label)
         count = self.activation.session().destroy(label)
+        self.activation.keys_changed()
         session.done["keys destroyed"] += 1
         self.policy = self.policy.with_destroyed([label])
         log.info("key %s destroyed for %s (%d token objects)", label, "+".join(by) or conn.caller, count)

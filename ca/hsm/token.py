@@ -277,31 +277,50 @@ class TokenSession:
 
     def sign(self, label: str, data: bytes, hash_name: str | None = None) -> bytes:
         with self._lock:
-            priv, algorithm, _ = self._find(label)
-            assert isinstance(priv, pkcs11.SignMixin)  # generate() sets CKA_SIGN, so get_key adds sign()
-            hash_algorithm = signature_hash(algorithm, hash_name, key_label=label)
-            try:
-                if algorithm.is_rsa:
-                    return priv.sign(data, mechanism=_RSA_MECHANISM[hash_algorithm.name])
-                digest = hashes.Hash(hash_algorithm)
-                digest.update(data)
-                raw = priv.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
-                return encode_ecdsa_signature(raw)
-            except pkcs11.PKCS11Error as exc:
-                raise TokenError(f"token failed to sign with {label!r}: {type(exc).__name__}") from exc
+            return self._sign(label, data, hash_name)
+
+    def try_sign(self, label: str, data: bytes, hash_name: str | None = None, *, digest: bool = False) -> bytes | None:
+        """sign (or sign_digest), or None at once when another thread is signing in this session:
+        the HSM service then hands the request to one of its signing processes (ca.hsm.pool)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._sign_digest(label, data, hash_name) if digest else self._sign(label, data, hash_name)
+        finally:
+            self._lock.release()
+
+    def _sign(self, label: str, data: bytes, hash_name: str | None) -> bytes:
+        priv, algorithm, _ = self._find(label)
+        assert isinstance(priv, pkcs11.SignMixin)  # generate() sets CKA_SIGN, so get_key adds sign()
+        hash_algorithm = signature_hash(algorithm, hash_name, key_label=label)
+        try:
+            if algorithm.is_rsa:
+                return priv.sign(data, mechanism=_RSA_MECHANISM[hash_algorithm.name])
+            digest = hashes.Hash(hash_algorithm)
+            digest.update(data)
+            raw = priv.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
+            return encode_ecdsa_signature(raw)
+        except pkcs11.PKCS11Error as exc:
+            raise TokenError(f"token failed to sign with {label!r}: {type(exc).__name__}") from exc
 
     def sign_digest(self, label: str, digest: bytes, hash_name: str | None = None) -> bytes:
         """Sign a precomputed digest: RSA as PKCS#1 v1.5 over DigestInfo, ECDSA over the digest."""
         with self._lock:
-            priv, algorithm, _ = self._find(label)
-            assert isinstance(priv, pkcs11.SignMixin)  # generate() sets CKA_SIGN, so get_key adds sign()
-            hash_algorithm = signature_hash(algorithm, hash_name, key_label=label)
-            try:
-                if algorithm.is_rsa:
-                    return priv.sign(_DIGEST_INFO_PREFIX[hash_algorithm.name] + digest, mechanism=Mechanism.RSA_PKCS)
-                return encode_ecdsa_signature(priv.sign(digest, mechanism=Mechanism.ECDSA))
-            except pkcs11.PKCS11Error as exc:
-                raise TokenError(f"token failed to sign with {label!r}: {type(exc).__name__}") from exc
+            return self._sign_digest(label, digest, hash_name)
+
+    def _sign_digest(self, label: str, digest: bytes, hash_name: str | None) -> bytes:
+        priv, algorithm, _ = self._find(label)
+        assert isinstance(priv, pkcs11.SignMixin)  # generate() sets CKA_SIGN, so get_key adds sign()
+        hash_algorithm = signature_hash(algorithm, hash_name, key_label=label)
+        if len(digest) != hash_algorithm.digest_size:
+            raise InvalidInput(f"key {label} signs {hash_algorithm.name} digests of {hash_algorithm.digest_size} "
+                               f"bytes, not {len(digest)}")
+        try:
+            if algorithm.is_rsa:
+                return priv.sign(_DIGEST_INFO_PREFIX[hash_algorithm.name] + digest, mechanism=Mechanism.RSA_PKCS)
+            return encode_ecdsa_signature(priv.sign(digest, mechanism=Mechanism.ECDSA))
+        except pkcs11.PKCS11Error as exc:
+            raise TokenError(f"token failed to sign with {label!r}: {type(exc).__name__}") from exc
 
     def find_key(self, *, label: str | None = None, key_id: bytes | None = None) -> ExistingKey:
         """A key pair another system put in the token, by label or CKA_ID (ca.hsm.existing_keys)."""

@@ -20,6 +20,7 @@ from ca.errors import PermissionDenied
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.storage.engine import Engine, session_scope
 from ca.storage.store import Store
+from ca.trusted_time import ClockGuard, guard_for
 
 RENEW_BEFORE = dt.timedelta(days=30)
 
@@ -29,8 +30,10 @@ def tls_paths(settings: Settings) -> tuple[Path, Path, Path]:
     return base / "ra-server.pem", base / "ra-server.key", base / "bridge-roots.pem"
 
 
-def ensure_server_tls(settings: Settings, engine: Engine, keys: KeyStore, host: str) -> tuple[Path, Path, Path]:
-    """The server's certificate (from the bridge, key in a file) and the roots clients chain to."""
+def ensure_server_tls(settings: Settings, engine: Engine, keys: KeyStore, host: str, *,
+                      time_guard: ClockGuard | None = None) -> tuple[Path, Path, Path]:
+    """The server's certificate (from the bridge, key in a file) and the roots clients chain to.
+    `time_guard`: the caller's clock check (ca.trusted_time); None makes one for `settings`."""
     cert_path, key_path, roots_path = tls_paths(settings)
     now = dt.datetime.now(dt.UTC)
     fresh = cert_path.exists() and key_path.exists() and (
@@ -40,6 +43,7 @@ def ensure_server_tls(settings: Settings, engine: Engine, keys: KeyStore, host: 
         bridge = store.bridge()
         if not fresh:
             ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="ra-server",
+                                    time_guard=time_guard or guard_for(settings),
                                     algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
             subject = x509.Name.from_rfc4514_string(f"CN={settings.hierarchy.server_name} RA,O=JPKI,C=JP")
             try:

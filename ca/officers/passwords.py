@@ -12,8 +12,8 @@ import dataclasses
 import datetime as dt
 import enum
 
-from ca.credentials import verify_password
 from ca.errors import InvalidInput, PermissionDenied
+from ca.officers.credentials import verify_password
 
 DEFAULT_MAX_AGE_DAYS = 90
 DEFAULT_WARN_DAYS = 14
@@ -84,7 +84,7 @@ def password_age(name: str, changed_at: dt.datetime, *, now: dt.datetime, policy
 
 def check_new_password(new: str, repeated: str, *, current_hash: str) -> None:
     """InvalidInput unless the new password was typed the same twice and is not the current one
-    (its length is checked when it is hashed, ca.credentials.hash_password)."""
+    (its length is checked when it is hashed, ca.officers.credentials.hash_password)."""
     if new != repeated:
         raise InvalidInput("the two new passwords differ; nothing was changed, try again")
     if verify_password(new, current_hash):

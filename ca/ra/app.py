@@ -33,10 +33,10 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ca import audit
-from ca.credentials import RememberedPasswords
 from ca.enums import AgentAuthority, Applicant, RequestChannel
 from ca.errors import AlreadyExists, DatabaseUnavailable, InvalidInput, NotFound, PermissionDenied, RevocaError
 from ca.hsm.signer import KeyStore
+from ca.officers.credentials import RememberedPasswords
 from ca.officers.passwords import PasswordPolicy, PasswordState, password_age
 from ca.ra import auth, online
 from ca.ra.openapi import OPENAPI

@@ -18,10 +18,10 @@ import hashlib
 
 from flask import Request
 
-from ca.credentials import RememberedPasswords
 from ca.enums import Role
 from ca.errors import PermissionDenied
 from ca.http.client_cert import CLIENT_CERT_ENVIRON
+from ca.officers.credentials import RememberedPasswords
 from ca.officers.passwords import PasswordPolicy
 from ca.storage.models import Operator, RATerminal
 from ca.storage.revocations import RevocationReadStore

@@ -27,9 +27,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from ca.credentials import verify_for_unknown_name, verify_password
 from ca.enums import Role
 from ca.errors import NotFound, PermissionDenied
+from ca.officers.credentials import verify_for_unknown_name, verify_password
 from ca.officers.passwords import PasswordPolicy, PasswordState, password_age
 from ca.storage.engine import Session
 from ca.storage.store import ReadStore

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
@@ -29,6 +29,30 @@ SEQUENCES: dict[ListType, tuple[ListType, ...]] = {
     ListType.DELTA: (ListType.CRL, ListType.DELTA),
     ListType.ARL: (ListType.ARL,),
 }
+
+
+class IssuedListView(Protocol):
+    """What a reader of the archive of issued lists (`revoca crl list`) sees of one: the stored
+    IssuedCRL row, read-only, without naming the row type outside the storage layer."""
+
+    @property
+    def ca_id(self) -> int: ...
+    @property
+    def list_type(self) -> ListType: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def this_update(self) -> dt.datetime: ...
+    @property
+    def next_update(self) -> dt.datetime: ...
+    @property
+    def entries(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> bytes: ...
+    @property
+    def path(self) -> str: ...
 
 
 class JoinedEntries(Sequence[bytes]):

@@ -29,7 +29,7 @@ from ca.storage.models import Base
 if TYPE_CHECKING:
     from ca.config import IdentityConfig, Settings
 
-SERVICES = ("signer", "ra", "ocsp", "tsa", "status", "scheduler", "publisher", "web")
+SERVICES = ("signer", "ra", "ocsp", "tsa", "status", "scheduler", "publisher", "web", "cvs")
 ADMIN = "admin"
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 ALEMBIC = "alembic_version"
@@ -180,6 +180,15 @@ TABLE: dict[str, tuple[Grant, ...]] = {
            why="the published ARL's number, dates and digest; never the file"),
         _g("publications", "SELECT(id, issued_crl_id, item, state)", why="which ARL the directory holds"),
         _g("notices", "SELECT"), _g("provision_reports", "SELECT"),
+        *_AUDIT_APPEND, _SERVICE_RUNS,
+    ),
+    # ca.cvs (ca.storage.cvs): anchors, cross and link certificates, the newest lists' files, its
+    # own certificate (not revoked).  Reads only; writes nothing but its own start and stop.
+    "cvs": (
+        _SCHEMA_CHECK, _g("cas", "SELECT(id, kind)"), _g("certificates", "SELECT"),
+        _g("revocations", "SELECT(certificate_id)", why="a revoked CVS certificate signs no answer"),
+        _g("issued_crls", "SELECT(id, ca_id, list_type, number, signing_key_id, path)",
+           why="where the newest CRL and ARL of each CA key are; the file is read, not the row"),
         *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
 }

@@ -1,4 +1,4 @@
-"""The bulk import's journal (ca.importer): per file, how many certificates are done.
+"""The bulk import's journal (ca.importing.importer): per file, how many certificates are done.
 
 Written in the transaction of each batch of certificates, so that what it says is exactly what
 was committed: a resumed import skips those and goes on with the next one.

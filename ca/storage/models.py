@@ -99,7 +99,7 @@ class CertificateAuthority(Base):
     subject_dn: Mapped[str] = mapped_column(sa.Text)
     status: Mapped[CAStatus] = mapped_column(_enum(CAStatus), default=CAStatus.ACTIVE)
     created_at: Mapped[dt.datetime]
-    # `revoca ca terminate` (seed 004 5.8, ca.termination): its final lists are out, nothing more is issued
+    # `revoca ca terminate` (seed 004 5.8, ca.lifecycle.termination): its final lists are out, nothing more is issued
     terminated_at: Mapped[dt.datetime | None]
 
     keys: Mapped[list[KeyGeneration]] = relationship(
@@ -108,7 +108,7 @@ class CertificateAuthority(Base):
 
 
 class ImportedFile(Base):
-    """How far `revoca cert import` got in one file (ca.importer): its certificates up to
+    """How far `revoca cert import` got in one file (ca.importing.importer): its certificates up to
     `certificates` are stored or rejected, committed with the batch that stored them, so that
     `--resume` skips a finished file and continues a partial one where it stopped.  `size` and
     `mtime_ns` tell a file that changed since (it is then read again from its start)."""
@@ -730,3 +730,28 @@ class ProvisionReport(Base):
     sha256: Mapped[bytes] = mapped_column(sa.LargeBinary(32))  # of csv
     # an RFC 3161 token from revoca's TSA over csv; None when no TSA was configured
     time_stamp: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+
+class CorrectionRequest(Base):
+    """A subscriber's request to correct, add to or delete records disclosed to them (seed 004
+    9.4.7.2, 5.2.1 (1)): filed by a receptionist after the identity check, reviewed by a reviewer,
+    decided by a CA administrator, three different people (ca.disclosure.corrections).  Records
+    themselves are never rewritten (the audit log is a hash chain): an approved request stands
+    beside the record it corrects and later disclosures show it."""
+
+    __tablename__ = "correction_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    certificate_id: Mapped[int] = mapped_column(sa.ForeignKey("certificates.id"), index=True)
+    action: Mapped[str] = mapped_column(sa.String(8))  # correct | add | delete
+    record: Mapped[str] = mapped_column(sa.Text)  # which disclosed record, as the subscriber names it
+    requested: Mapped[str] = mapped_column(sa.Text)  # what they ask it to say instead
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)  # a RequestStatus value
+    receptionist_id: Mapped[int] = mapped_column(sa.ForeignKey("operators.id"))
+    reviewer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id"))
+    approver_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id"))
+    accepted_at: Mapped[dt.datetime]
+    reviewed_at: Mapped[dt.datetime | None]
+    decided_at: Mapped[dt.datetime | None]
+    note: Mapped[str] = mapped_column(sa.Text, default="")

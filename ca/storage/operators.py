@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from ca.credentials import RememberedPasswords, verify_for_unknown_name, verify_password
 from ca.enums import OperatorApproval, Role
 from ca.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
+from ca.officers.credentials import RememberedPasswords, verify_for_unknown_name, verify_password
 from ca.officers.passwords import PasswordPolicy, password_age
 from ca.storage.base import SessionStore
 from ca.storage.models import Operator, OperatorRole

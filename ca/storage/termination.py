@@ -1,4 +1,4 @@
-"""The queries of a CA's termination (ca.termination, seed 004 5.8).
+"""The queries of a CA's termination (ca.lifecycle.termination, seed 004 5.8).
 
 A CA ends when no subscriber certificate it signed is still valid: every one expired or
 revoked.  A revocation counts whether it was filed through revoca (certificate_id) or came with

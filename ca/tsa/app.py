@@ -21,6 +21,7 @@ from ca.http.client_filter import ClientFilter
 from ca.http.der_over_http import BodyRefused, StartResponse, der_body, plain
 from ca.http.rate_limit import RateLimiter, retry_after_header
 from ca.storage.engine import Engine, session_scope
+from ca.trusted_time import ClockGuard
 from ca.tsa import errors, response
 from ca.tsa.authority import Clock, TimeStampAuthority, utc_now
 from ca.tsa.request import MAX_REQUEST_BYTES, parse_request
@@ -36,8 +37,9 @@ RELOAD_SECONDS = 60.0  # a renewed TSA certificate is picked up within this
 class _CurrentAuthority:
     """The authority of the current TSA certificate, loaded again every RELOAD_SECONDS (renewals)."""
 
-    def __init__(self, keys: KeyStore, clock: Clock) -> None:
+    def __init__(self, keys: KeyStore, clock: Clock, time_guard: ClockGuard) -> None:
         self._keys = keys
+        self._time_guard = time_guard
         self._clock = clock
         self._lock = threading.Lock()
         self._authority: TimeStampAuthority | None = None
@@ -46,7 +48,8 @@ class _CurrentAuthority:
     def get(self, session: Any) -> TimeStampAuthority:
         with self._lock:
             if self._authority is None or time.monotonic() - self._loaded > RELOAD_SECONDS:
-                self._authority = TimeStampAuthority.load(session, self._keys, clock=self._clock)
+                self._authority = TimeStampAuthority.load(session, self._keys, time_guard=self._time_guard,
+                                                          clock=self._clock)
                 self._loaded = time.monotonic()
             return self._authority
 
@@ -55,12 +58,13 @@ class _CurrentAuthority:
             self._authority = None
 
 
-def make_app(engine: Engine, keys: KeyStore, *, clock: Clock = utc_now, clients: ClientFilter | None = None,
+def make_app(engine: Engine, keys: KeyStore, *, time_guard: ClockGuard, clock: Clock = utc_now,
+             clients: ClientFilter | None = None,
              address_limit: RateLimiter | None = None) -> Callable[..., Iterable[bytes]]:
     """`clients`: the addresses answered at all (403 for others); `address_limit`: requests per
     second per address (429 beyond it).  Both act before the body is read: every token costs an
     HSM signature and a row that is kept for years."""
-    current = _CurrentAuthority(keys, clock)
+    current = _CurrentAuthority(keys, clock, time_guard)
     clients = clients or ClientFilter()
     limit = address_limit or RateLimiter(0)
 

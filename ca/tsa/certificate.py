@@ -19,6 +19,7 @@ from ca.errors import NotFound
 from ca.hsm.signer import KeyAlgorithm, KeyStore
 from ca.storage.engine import Engine, session_scope
 from ca.storage.store import ReadStore, Store
+from ca.trusted_time import ClockGuard, guard_for
 from ca.tsa.profile import TSA_SUBJECT, key_algorithm
 
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -57,9 +58,10 @@ def issue_certificate(ctx: hierarchy.Context) -> x509.Certificate:
 
 
 def ensure_certificate(settings: Settings, engine: Engine, keys: KeyStore, *, now: dt.datetime, actor: str,
-                       renew: bool = False) -> tuple[TSACertificate, bool]:
+                       renew: bool = False, time_guard: ClockGuard | None = None) -> tuple[TSACertificate, bool]:
     """The current TSA certificate, issued first when there is none, it ends within RENEW_BEFORE, or
-    `renew`; (certificate, whether it was issued now).  Writes its PEM files (see `pem_paths`)."""
+    `renew`; (certificate, whether it was issued now).  Writes its PEM files (see `pem_paths`).
+    `time_guard`: the caller's clock check (ca.trusted_time); None makes one for `settings`."""
     with session_scope(engine) as session:
         store = Store(session)
         try:
@@ -69,6 +71,7 @@ def ensure_certificate(settings: Settings, engine: Engine, keys: KeyStore, *, no
         issued = renew or found is None or found.expires_within(now, RENEW_BEFORE)
         if issued:
             ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=actor,
+                                    time_guard=time_guard or guard_for(settings),
                                     algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
             issue_certificate(ctx)
             found = current(store, now)  # the one just issued: the newest

@@ -12,12 +12,12 @@ from cryptography import x509
 from ca.der.parse_errors import PARSE_ERRORS
 from ca.enums import CertKind
 from ca.storage.engine import Session
-from ca.storage.models import TimeStamp
 from ca.storage.store import ReadStore
+from ca.storage.time_stamps import StoredToken
 from ca.tsa.errors import InvalidTimeStamp
 from ca.tsa.verify import verify_token
 
-TokenCheck = Callable[[TimeStamp, bytes], dt.datetime]
+TokenCheck = Callable[[StoredToken, bytes], dt.datetime]
 
 
 def tsa_certificates(session: Session) -> list[x509.Certificate]:
@@ -31,7 +31,7 @@ def token_checker(session: Session) -> TokenCheck:
     and that the row still says what the token says; returns the token's genTime."""
     certificates = tsa_certificates(session)
 
-    def check(row: TimeStamp, imprint: bytes) -> dt.datetime:
+    def check(row: StoredToken, imprint: bytes) -> dt.datetime:
         if row.message_imprint != imprint:
             raise InvalidTimeStamp(f"time-stamp {row.serial:x} was issued for another imprint")
         serial = _signer_serial(row.token)

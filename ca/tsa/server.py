@@ -13,6 +13,7 @@ from ca.http.gunicorn import GunicornServer
 from ca.http.rate_limit import RateLimiter
 from ca.storage.engine import make_engine
 from ca.storage.grants import role_for
+from ca.trusted_time import guard_for
 from ca.tsa.app import make_app
 
 
@@ -22,7 +23,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
 
     def load() -> Any:
         engine = make_engine(settings.db_url, pool_pre_ping=True, role=role_for(settings, "tsa"))
-        return make_app(engine, HSMClient(settings.hsm_socket),
+        # each worker process checks the clock against the settings' [time] policy with a guard of its own
+        return make_app(engine, HSMClient(settings.hsm_socket), time_guard=guard_for(settings),
                         clients=ClientFilter(settings.tsa.allowed_clients),
                         address_limit=RateLimiter(settings.tsa.rate_per_address))
 

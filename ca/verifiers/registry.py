@@ -21,9 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca import audit, hierarchy
-from ca.credentials import MIN_LENGTH
 from ca.enums import CertKind, VerifierStatus
 from ca.errors import AlreadyExists, InvalidInput, NotFound
+from ca.officers.credentials import MIN_LENGTH
 from ca.storage.engine import Engine, Session, session_scope
 from ca.storage.verifiers import VerifierReads, VerifierWrites
 from ca.verifiers.rule import in_effect

@@ -1,29 +1,33 @@
-"""Two revoca nodes on one PostgreSQL, and the one holding the leases is killed (issue 15).
+"""Two revoca nodes on a PostgreSQL primary and standby and two LDAP providers, and the one
+holding the leases is killed (issue 15; the layout of docs/deployment.md section 8, on one machine).
 
-The layout of docs/deployment.md section 8, on one machine: two nodes, each a process group
-of its own (HSM service with a copy of the token, scheduler, publisher, OCSP responder under
-granian) with its own data directory and ports; one PostgreSQL (the local one) and one slapd;
-the CRL spool (crls/) on storage both nodes mount (here one directory, linked into both data
-directories), because a list one node's scheduler signs is published by whichever node's
-publisher holds the lease.
+Two nodes, each a process group of its own (HSM service with a copy of the token, scheduler,
+publisher, OCSP responder under granian reading from the standby, RA over HTTPS) with its own
+data directory and ports; a PostgreSQL primary and its streaming standby (clusters of the
+test's own, tests/support/pg_cluster.py); two slapd providers in mirror mode
+(repository.slapd.mirror_mode_config), the publishers writing to provider 1 and failing over to
+provider 2 ([repository] providers); the CRL spool (crls/) on storage both nodes mount.
 
-Node A starts first and takes the scheduler and publisher leases; node B stands by.  In the
-middle of A's first round (some lists issued, others not) the whole of node A is killed
-(`kill -9` of its process group).  Then, checked with independent reads (SQL, ldapsearch +
-openssl, the OCSP answers parsed by cryptography):
+Node A starts first and takes the scheduler and publisher leases; node B stands by.  A
+revocation is acknowledged by A's RA, and in the middle of A's first round the whole of node A
+is killed (`kill -9` of its process group).  Then, checked with independent reads (SQL,
+ldapsearch + openssl, the OCSP answers parsed by cryptography):
 
-- B's scheduler takes over within 30 s and issues every list A had not: each CA's CRL and ARL
-  exist, no number is used twice or goes backwards, nothing is left signed and unarchived;
-- B's publisher takes over: slapd holds each list's newest archived number, byte for byte;
-- B's OCSP responder answers a registered verifier's signed request throughout, before and
-  after the kill (every answer successful and signed).
+- takeover: B's scheduler issues every list A had not within 30 s; no number is used twice or
+  goes backwards; nothing is left signed and unarchived;
+- no acknowledged revocation lost: A's is in the primary, in B's OCSP answers and in the next CRL;
+- bounded staleness: a revocation filed at B shows in B's OCSP at once, also with the standby's
+  replay paused (then read from the primary; the standby does not hold it);
+- publisher failover: with provider 1 killed, B's publisher writes the next CRL to provider 2;
+  provider 1, back, catches up; every list in both providers is byte-identical and the newest;
+- B's OCSP responder answers a registered verifier's signed request throughout (counted: no
+  failure), and its status lookups ran on the standby.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import os
 import re
 import shutil
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -46,26 +51,29 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp as x509_ocsp
 
 from ca import ceremony, health
-from ca.enums import CertKind, ListType
+from ca.enums import CertKind, ListType, Role
 from ca.hsm.client import HSMClient
 from ca.hsm.token import write_softhsm_conf
 from ca.scheduler import list_statuses
 from ca.storage.engine import ensure_current, make_engine, session_scope
-from ca.storage.models import Certificate, IssuedCRL
+from ca.storage.models import Certificate, IssuedCRL, Revocation
 from ca.storage.store import ReadStore
 from ca.verifiers.registry import add_verifier
 from repository.readback import held_lists
-from repository.slapd import SLAPD, LocalSlapd
+from repository.slapd import SLAPD, LocalSlapd, mirror_mode_config
 
 from support import pg_cluster
+from support.cli import Cli
 from support.installation import CeremonyTemplates, Installation
 from support.pg_cluster import PgCluster
+from support.ra_fixtures import PASSWORD, add_operator, bridge_roots_pem, register_terminals, subscribers
 from support.settings import LDAP_BASE, LDAP_ROOT_PASSWORD, make_settings
 from support.tools import free_port
 
 pytestmark = pytest.mark.slow
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 TAKEOVER_S = 30.0
+MAX_LAG_MS = 500  # [database_read_max_lag_ms] of the nodes' OCSP responders
 
 
 @dataclass
@@ -76,6 +84,7 @@ class Node:
     env: dict[str, str]
     ocsp_port: int
     log: Path
+    ra_port: int = 0
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -119,23 +128,27 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float = 60.0, 
 @dataclass
 class World:
     installation: Installation  # node A's data directory, on the primary
-    slapd: LocalSlapd  # the provider
-    consumer: Path  # a syncrepl consumer's directory (slapd.conf, pid file)
-    consumer_port: int
-    shared: Path  # the CRL spool and slapd's directory, which both nodes mount
+    slapd: LocalSlapd  # provider 1 (its directory is the one both nodes' data directories link to)
+    provider2: LocalSlapd  # provider 2, in mirror mode with provider 1
+    shared: Path  # the CRL spool and provider 1's directory, which both nodes mount
     primary: PgCluster
     standby: PgCluster
+
+    @property
+    def providers(self) -> tuple[LocalSlapd, LocalSlapd]:
+        return self.slapd, self.provider2
 
 
 @pytest.fixture
 def world(tmp_path: Path, ceremony_templates: CeremonyTemplates) -> Iterator[World]:
     """A PostgreSQL primary and its streaming standby (clusters of the test's own), the demo
-    ceremony copied onto the primary, the slapd both nodes publish to, a shared CRL spool."""
+    ceremony copied onto the primary, two slapd providers in mirror mode, a shared CRL spool."""
     if not Path(SLAPD).exists() or not pg_cluster.available():
         pytest.skip(f"needs {SLAPD} and {pg_cluster.BIN}")
     primary, standby = PgCluster(free_port()), PgCluster(free_port())
     shared = tmp_path / "shared"
     slapd = LocalSlapd(shared / "ldap", LDAP_BASE, free_port(), LDAP_ROOT_PASSWORD)
+    provider2 = LocalSlapd(tmp_path / "provider2", LDAP_BASE, free_port(), LDAP_ROOT_PASSWORD)
     engine = None
     try:
         primary.initdb()
@@ -148,12 +161,10 @@ def world(tmp_path: Path, ceremony_templates: CeremonyTemplates) -> Iterator[Wor
         standby.standby_of(primary)
         standby.start()
         slapd.start()
-        consumer, consumer_port = replicate(slapd, tmp_path / "replica")
-        yield World(Installation(settings, engine, result), slapd, consumer, consumer_port, shared, primary, standby)
+        mirror(slapd, provider2)
+        yield World(Installation(settings, engine, result), slapd, provider2, shared, primary, standby)
     finally:
-        if (tmp_path / "replica" / "slapd.pid").exists():
-            with _suppress_lookup():
-                os.kill(int((tmp_path / "replica" / "slapd.pid").read_text()), signal.SIGTERM)
+        provider2.stop()
         slapd.stop()
         if engine is not None:
             engine.dispose()
@@ -161,77 +172,49 @@ def world(tmp_path: Path, ceremony_templates: CeremonyTemplates) -> Iterator[Wor
         primary.stop()
 
 
-REPLICATOR = f"cn=replicator,{LDAP_BASE}"
-REPLICATOR_SECRET = "replicator-secret"
-CONSUMER_ROOT = f"cn=replica-admin,{LDAP_BASE}"
-CONSUMER_SECRET = "replica-admin-secret"
+def mirror_conf(slapd: LocalSlapd, server_id: int, peer: LocalSlapd) -> Path:
+    """revoca's slapd.conf of `slapd` with mirror mode towards `peer` (repository.slapd.mirror_mode_config)."""
+    conf = slapd.directory / "mirror.conf"
+    conf.write_text(mirror_mode_config(slapd.conf_path.read_text(), server_id=server_id, peers=[peer.uri],
+                                       root_dn=slapd.root_dn, root_password=LDAP_ROOT_PASSWORD, base_dn=LDAP_BASE))
+    conf.chmod(0o600)
+    return conf
 
 
-def replicate(slapd: LocalSlapd, directory: Path) -> tuple[Path, int]:
-    """As docs/deployment.md section 2: the provider restarted from a copy of revoca's slapd.conf
-    with syncprov, and a consumer (refreshAndPersist) with the provider's access rules."""
-    conf = slapd.conf_path.read_text()
-    conf = conf.replace("moduleload argon2\n", "moduleload argon2\nmoduleload syncprov\n")
-    conf = conf.replace("access to attrs=certificateRevocationList",
-                        f'access to * by dn.exact="{REPLICATOR}" read by * break\n'
-                        "access to attrs=certificateRevocationList", 1)
-    conf += "\nindex entryCSN,entryUUID eq\noverlay syncprov\nsyncprov-checkpoint 100 10\n"
-    provider = slapd.directory / "provider.conf"
-    provider.write_text(conf)
-    slapd.stop()
-    subprocess.run(["slapindex", "-f", str(provider), "-b", LDAP_BASE], check=True, capture_output=True, timeout=60)
-    subprocess.run([SLAPD, "-f", str(provider), "-h", slapd.uri], check=True, capture_output=True, timeout=60)
-    wait_for("the provider", slapd.answers)
-    slapd.tool("ldapadd", input=(f"dn: {REPLICATOR}\nobjectClass: applicationProcess\nobjectClass: "
-                                 f"simpleSecurityObject\ncn: replicator\nuserPassword: "
-                                 f"{slapd._hash_password(REPLICATOR_SECRET)}\n").encode())  # noqa: SLF001
-    includes = "\n".join(line for line in conf.splitlines() if line.startswith("include "))
-    rules = conf[conf.index("access to attrs=certificateRevocationList"):conf.index("\nindex entryCSN")]
-    (directory / "db").mkdir(parents=True)
-    port = free_port()
-    (directory / "slapd.conf").write_text(f"""{includes}
-pidfile {directory / "slapd.pid"}
-modulepath /usr/lib/ldap
-moduleload back_mdb
-moduleload argon2
-sizelimit unlimited
-sockbuf_max_incoming_auth 134217728
-
-database mdb
-suffix "{LDAP_BASE}"
-rootdn "{CONSUMER_ROOT}"
-rootpw {slapd._hash_password(CONSUMER_SECRET)}
-directory {directory / "db"}
-maxsize 1073741824
-limits * size=unlimited time=unlimited
-index objectClass eq
-index cn,member eq
-index entryCSN,entryUUID eq
-syncrepl rid=001
-  provider={slapd.uri}
-  bindmethod=simple
-  binddn="{REPLICATOR}"
-  credentials="{REPLICATOR_SECRET}"
-  searchbase="{LDAP_BASE}"
-  type=refreshAndPersist
-  retry="1 +"
-updateref {slapd.uri}
-
-{rules}
-""")  # noqa: SLF001
-    subprocess.run([SLAPD, "-f", str(directory / "slapd.conf"), "-h", f"ldap://127.0.0.1:{port}/"], check=True,
-                   capture_output=True, timeout=60)
-    return directory, port
+def start_provider(slapd: LocalSlapd, conf: Path) -> None:
+    subprocess.run([SLAPD, "-f", str(conf), "-h", slapd.uri], check=True, capture_output=True, timeout=60)
+    wait_for(f"the provider on {slapd.port}", slapd.answers)
 
 
-def consumer_value(world: World, dn: str, attr: str) -> bytes | None:
-    """What the consumer serves, read as its root DN (ldapsearch)."""
-    out = subprocess.run(["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-H",
-                          f"ldap://127.0.0.1:{world.consumer_port}/", "-D", CONSUMER_ROOT, "-w", CONSUMER_SECRET,
-                          "-b", dn, "-s", "base", attr],
+def mirror(provider1: LocalSlapd, provider2: LocalSlapd) -> None:
+    """As docs/deployment.md section 8: provider 1 (revoca's slapd, with its base entries) restarted
+    in mirror mode, and provider 2 (the same configuration, an empty database) pulling from it."""
+    provider1.stop()
+    provider2.write_config()
+    confs = mirror_conf(provider1, 1, provider2), mirror_conf(provider2, 2, provider1)
+    subprocess.run(["slapindex", "-f", str(confs[0]), "-b", LDAP_BASE], check=True, capture_output=True, timeout=60)
+    for slapd, conf in zip((provider1, provider2), confs, strict=True):
+        start_provider(slapd, conf)
+    wait_for("provider 2 holding the base entries", lambda: _values(provider2, LDAP_BASE, "objectClass"), timeout=30)
+
+
+def _values(slapd: LocalSlapd, dn: str, attr: str) -> list[bytes]:
+    """`attr`'s values at `dn` in `slapd`, read with ldapsearch as the rootdn ([] if absent or unreachable)."""
+    out = subprocess.run(["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-o", "nettimeout=5", "-H", slapd.uri,
+                          "-D", slapd.root_dn, "-w", LDAP_ROOT_PASSWORD, "-b", dn, "-s", "base", attr],
                          capture_output=True, text=True, timeout=30).stdout
-    found = re.findall(rf"^{re.escape(attr)}:: (\S+)$", out, re.M)
-    return base64.b64decode(found[0]) if found else None
+    return [base64.b64decode(v) if sep == "::" else v.encode()
+            for sep, v in re.findall(rf"^{re.escape(attr)}(::?) (.*)$", out, re.M)]
+
+
+def held(world: World, slapd: LocalSlapd) -> dict[tuple[str, str], bytes]:
+    """Every CA's CRL and ARL as `slapd` serves it, by (CA, list)."""
+    out = {}
+    for h in held_lists(world.installation.engine, slapd.endpoint(timeout=5), LDAP_BASE):
+        attr = f"{'certificate' if h.list_type is ListType.CRL else 'authority'}RevocationList;binary"
+        (value,) = _values(slapd, h.dn, attr)
+        out[h.ca_name, h.list_type.value] = value
+    return out
 
 
 def make_node(name: str, world: World, root: Path) -> Node:
@@ -255,8 +238,66 @@ def make_node(name: str, world: World, root: Path) -> Node:
     sockets = Path(tempfile.mkdtemp(prefix=f"rvnode-{name}"))
     env = {**os.environ, **installation.env(), "REVOCA_DATA_DIR": str(data),
            "REVOCA_HSM_SOCKET": str(sockets / "hsm.sock"), "REVOCA_REPOSITORY_PORT": str(slapd.port),
-           "REVOCA_REPOSITORY_BASE_DN": LDAP_BASE, "REVOCA_DATABASE_READ_URL": world.standby.url("revoca")}
-    return Node(name, env, free_port(), root / f"node-{name}.log")
+           "REVOCA_REPOSITORY_BASE_DN": LDAP_BASE, "REVOCA_DATABASE_READ_URL": world.standby.url("revoca"),
+           "REVOCA_DATABASE_READ_MAX_LAG_MS": str(MAX_LAG_MS), "REVOCA_REPOSITORY_PROVIDERS": world.provider2.uri}
+    return Node(name, env, free_port(), root / f"node-{name}.log", ra_port=free_port())
+
+
+def node_cli(node: Node) -> Cli:
+    """`revoca` commands run on `node` (its environment, its HSM service), with the standard cast's logins."""
+    cli = Cli(Path(node.env["REVOCA_DATA_DIR"]).parent)
+    cli.env = dict(node.env)
+    cli.socket = Path(node.env["REVOCA_HSM_SOCKET"])
+    return cli
+
+
+def ra_terminal(installation: Installation, cli: Cli, out: Path) -> Path:
+    """Terminal t1 (bound to tokyo) and clerk, and the RA's own TLS certificate (`revoca tls issue`, in
+    node A's data directory, which node B's is copied from).  Returns the bridge roots to verify with."""
+    cli.ok("tls", "issue")
+    out.mkdir()
+    keys = cli.officers()
+    try:
+        register_terminals(installation.engine, keys, ["t1"], out, now=dt.datetime.now(dt.UTC), cas=["tokyo"])
+    finally:
+        keys.close()
+    add_operator(installation.engine, "clerk", Role.RECEPTIONIST)
+    (out / "bridge-roots.pem").write_bytes(bridge_roots_pem(installation.engine))
+    return out / "bridge-roots.pem"
+
+
+def ra_session(terminals: Path) -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = str(terminals / "bridge-roots.pem")
+    s.cert = (str(terminals / "t1.pem"), str(terminals / "t1.key"))
+    s.auth = ("clerk", PASSWORD)
+    return s
+
+
+def ra_answers(node: Node, terminals: Path) -> bool:
+    try:
+        with ra_session(terminals) as s:
+            return s.get(f"https://127.0.0.1:{node.ra_port}/openapi.json", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def file_revocation(node: Node, terminals: Path, serial: int) -> float:
+    """A revocation filed at `node`'s RA; returns when it was acknowledged (201, with a receipt)."""
+    with ra_session(terminals) as s:
+        resp = s.post(f"https://127.0.0.1:{node.ra_port}/v1/revocations", timeout=30,
+                      json={"issuer_ca": "tokyo", "serial": format(serial, "x"), "reason": "keyCompromise",
+                            "applicant": "self", "identity_document_checked": True,
+                            "idempotency_key": f"nodes-{serial:x}"})
+    assert resp.status_code == 201, resp.text
+    return time.monotonic()
+
+
+def revoked_in(engine: sa.Engine, serial: int) -> bool:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(Revocation)
+                           .where(Revocation.serial == serial)) == 1
 
 
 def start_signer(node: Node) -> HSMClient:
@@ -306,8 +347,10 @@ def registered_verifier(installation: Installation, root: Path) -> tuple[Path, P
     return cert_path, key_path
 
 
-def signed_ocsp_request(installation: Installation, root: Path, verifier: tuple[Path, Path]) -> tuple[bytes, int]:
-    """A signed request (openssl ocsp -signer) for a tokyo subscriber certificate, and its serial."""
+def signed_ocsp_request(installation: Installation, root: Path, verifier: tuple[Path, Path],
+                        for_serial: int | None = None) -> tuple[bytes, int]:
+    """A signed request (openssl ocsp -signer) for a tokyo subscriber certificate (`for_serial`, or
+    the first one), and its serial."""
     with session_scope(installation.engine) as s:
         tokyo = ReadStore(s).ca("tokyo")
         issuer_der = s.scalar(sa.select(Certificate.der).where(Certificate.issuer_ca_id == tokyo.id,
@@ -315,10 +358,11 @@ def signed_ocsp_request(installation: Installation, root: Path, verifier: tuple[
         serial = s.scalar(sa.select(Certificate.serial).where(Certificate.issuer_ca_id == tokyo.id,
                                                               Certificate.kind != CertKind.SELF_SIGNED,
                                                               Certificate.subject_ca_id.is_(None)).limit(1))
+    serial = for_serial if for_serial is not None else serial
     assert issuer_der is not None and serial is not None
     issuer = root / "tokyo.pem"
     issuer.write_bytes(x509.load_der_x509_certificate(issuer_der).public_bytes(serialization.Encoding.PEM))
-    out = root / "request.der"
+    out = root / f"request-{serial:x}.der"
     subprocess.run(["openssl", "ocsp", "-issuer", str(issuer), "-serial", f"0x{serial:x}", "-signer",
                     str(verifier[0]), "-signkey", str(verifier[1]), "-reqout", str(out)], check=True,
                    capture_output=True, timeout=30)
@@ -366,19 +410,29 @@ def test_killing_the_node_that_holds_the_leases_moves_them_and_nothing_is_lost(t
     installation, slapd, shared = world.installation, world.slapd, world.shared
     started = time.monotonic()
     verifier = registered_verifier(installation, tmp_path)
-    request, _serial = signed_ocsp_request(installation, tmp_path, verifier)
+    request, probe_serial = signed_ocsp_request(installation, tmp_path, verifier)
+    r1, r2, r3 = [ref.serial for ref in subscribers(installation.engine, "tokyo") if ref.serial != probe_serial][:3]
+    asks = {serial: signed_ocsp_request(installation, tmp_path, verifier, serial)[0] for serial in (r1, r2, r3)}
+    standby = make_engine(world.standby.url("revoca"))
     a = make_node("a", world, tmp_path)
-    b = make_node("b", world, tmp_path)
+    cli_a = cli_b = None
+    b: Node | None = None
     try:
         start_signer(a)
+        cli_a = node_cli(a)
+        terminals = ra_terminal(installation, cli_a, tmp_path / "terminals").parent
+        b = make_node("b", world, tmp_path)  # a copy of A's data directory, RA TLS certificate included
+        cli_b = node_cli(b)
         start_signer(b)
         for node in (a, b):  # A's publisher first: it takes the lease, B's stands by
             node.start("publisher")
             wait_for("the publisher lease", lambda: health.lease_holder(installation.engine, "publisher").up)
         for node in (a, b):
             node.start("ocsp", "--host", "127.0.0.1", "--port", str(node.ocsp_port), "--workers", "1")
+            node.start("ra", "--host", "127.0.0.1", "--port", str(node.ra_port), "--workers", "1")
         for node in (a, b):
             wait_for(f"node {node.name}'s OCSP responder", lambda n=node: _listening(n.ocsp_port))  # type: ignore[misc]
+            wait_for(f"node {node.name}'s RA", lambda n=node: ra_answers(n, terminals))  # type: ignore[misc]
         probe_a, probe_b = OCSPProbe(a.ocsp_port, request), OCSPProbe(b.ocsp_port, request)
         probe_a.start()
         probe_b.start()
@@ -386,6 +440,7 @@ def test_killing_the_node_that_holds_the_leases_moves_them_and_nothing_is_lost(t
                                                               for probe in (probe_a, probe_b)))
 
         round_start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        file_revocation(a, terminals, r1)  # acknowledged by A's RA just before A goes
         a.start("scheduler")
         wait_for("the scheduler lease", lambda: health.lease_holder(installation.engine, "scheduler").up)
         b.start("scheduler")  # stands by
@@ -401,58 +456,90 @@ def test_killing_the_node_that_holds_the_leases_moves_them_and_nothing_is_lost(t
         took = wait_for("B's scheduler issuing the rest",
                         lambda: {(r[0], r[1]) for r in issued_rows(installation, round_start)} >= wanted,
                         timeout=TAKEOVER_S)
+        assert not list((shared / "crls").rglob("*.tmp"))
+
+        # the revocation A acknowledged is in the primary, and B's responder says so
+        assert revoked_in(installation.engine, r1)
+        wait_for("B's OCSP answering revoked for A's revocation",
+                 lambda: OCSPProbe(b.ocsp_port, asks[r1]).ask() == "REVOKED", timeout=10)
+
+        # bounded staleness: a revocation at B's RA shows in B's OCSP at once, read from the
+        # standby when it has replayed it, and from the primary while it has not (replay paused)
+        acked = file_revocation(b, terminals, r2)
+        wait_for("B's OCSP answering revoked", lambda: OCSPProbe(b.ocsp_port, asks[r2]).ask() == "REVOKED",
+                 timeout=10, every=0.02)
+        shown_replica = time.monotonic() - acked
+        lag = world.standby.wait_replayed(world.primary)
+        world.standby.psql("SELECT pg_wal_replay_pause()")
+        try:
+            acked = file_revocation(b, terminals, r3)
+            wait_for("B's OCSP answering revoked from the primary",
+                     lambda: OCSPProbe(b.ocsp_port, asks[r3]).ask() == "REVOKED", timeout=10, every=0.02)
+            shown_primary = time.monotonic() - acked
+            assert not revoked_in(standby, r3)  # the standby has not replayed it: the primary answered
+        finally:
+            world.standby.psql("SELECT pg_wal_replay_resume()")
+        assert shown_primary < MAX_LAG_MS / 1000 + 1.0
+
+        # provider 1 dies (kill -9); the next CRL, issued at B, lists all three revocations and
+        # B's publisher writes it to provider 2; provider 1, back, catches up by syncrepl
+        os.kill(slapd.pid() or 0, signal.SIGKILL)
+        cli_b.ok("crl", "issue", "--ca", "tokyo", "--type", "crl")
         rows = issued_rows(installation, round_start)
         for ca, list_type in wanted:
             numbers = [r[2] for r in rows if (r[0], r[1]) == (ca, list_type)]
             assert numbers == sorted(set(numbers)), (ca, list_type, numbers)  # none reused, none backwards
-        assert not list((shared / "crls").rglob("*.tmp"))
-
-        # B's publisher takes over: slapd holds each list's newest archived number, byte for byte
         newest = {(s.ca_name, s.list_type.value): s.number for s in list_statuses(installation.engine)}
-
-        def published() -> bool:
-            held = held_lists(installation.engine, slapd.endpoint(timeout=5), LDAP_BASE)
-            return all(newest[(h.ca_name, h.list_type.value)] == h.number for h in held)
-
-        wait_for("B's publisher publishing the newest lists", published, timeout=TAKEOVER_S)
-        tokyo = next(h for h in held_lists(installation.engine, slapd.endpoint(timeout=5), LDAP_BASE)
-                     if (h.ca_name, h.list_type) == ("tokyo", ListType.CRL))
-        served = _ldap_value(slapd, tokyo.dn, "certificateRevocationList;binary")
-        archived = next((shared / "crls" / "tokyo" / "crl").glob(f"{newest['tokyo', 'crl']}.crl")).read_bytes()
-        assert hashlib.sha256(served).digest() == hashlib.sha256(archived).digest()
-        # the syncrepl consumer holds the same bytes, for every CA's CRL and ARL
-        for h in held_lists(installation.engine, slapd.endpoint(timeout=5), LDAP_BASE):
-            attr = f"{'certificate' if h.list_type is ListType.CRL else 'authority'}RevocationList;binary"
-            provided = _ldap_value(slapd, h.dn, attr)
-            wait_for(f"the consumer's {h.ca_name} {h.list_type.value}",
-                     lambda dn=h.dn, a=attr, p=provided: consumer_value(world, dn, a) == p, timeout=15)  # type: ignore[misc]
-        shown = subprocess.run(["openssl", "crl", "-inform", "DER", "-noout", "-crlnumber"], input=served,
-                               capture_output=True, check=True).stdout.decode()
-        assert int(re.search(r"crlNumber=(?:0x)?([0-9A-Fa-f]+)", shown)[1], 16) == newest["tokyo", "crl"]  # type: ignore[index]
+        archived = (shared / "crls" / "tokyo" / "crl" / f"{newest['tokyo', 'crl']}.crl").read_bytes()
+        listed = subprocess.run(["openssl", "crl", "-inform", "DER", "-noout", "-text"], input=archived,
+                                capture_output=True, check=True).stdout.decode().upper()
+        for serial in (r1, r2, r3):
+            assert re.search(rf"SERIAL NUMBER: 0*{serial:X}\b", listed), f"{serial:x} not in tokyo CRL"
+        tokyo_dn = next(h.dn for h in held_lists(installation.engine, world.provider2.endpoint(timeout=5), LDAP_BASE)
+                        if (h.ca_name, h.list_type) == ("tokyo", ListType.CRL))
+        failed_over = wait_for("B's publisher writing the new CRL to provider 2",
+                               lambda: _values(world.provider2, tokyo_dn, "certificateRevocationList;binary")
+                               == [archived], timeout=TAKEOVER_S)
+        start_provider(slapd, slapd.directory / "mirror.conf")
+        wait_for("provider 1 catching up", lambda: held(world, slapd) == held(world, world.provider2), timeout=30)
+        lists = held(world, world.provider2)
+        assert len(lists) == 8 and lists == held(world, slapd)  # every CA's CRL and ARL, byte for byte
+        for (ca, list_type), der in lists.items():  # the newest archived number, as openssl reads it
+            shown = subprocess.run(["openssl", "crl", "-inform", "DER", "-noout", "-crlnumber"], input=der,
+                                   capture_output=True, check=True).stdout.decode()
+            number = int(re.search(r"crlNumber=(?:0x)?([0-9A-Fa-f]+)", shown)[1], 16)  # type: ignore[index]
+            assert number == newest[ca, list_type], (ca, list_type, number)
 
         # OCSP from B answered throughout, before and after the kill
-        time.sleep(1.0)
         probe_a.halt.set()
         probe_b.halt.set()
         probe_b.join(15)
         after = [o for at, o in probe_b.outcomes if at > killed]
-        assert after and all(o == "GOOD" for _, o in probe_b.outcomes), probe_b.outcomes
+        failures = [o for _, o in probe_b.outcomes if o != "GOOD"]
+        assert after and not failures, failures
         assert any(o.startswith("failed") for at, o in probe_a.outcomes if at > killed + 1)  # A is really gone
         # B's responder read from the standby (its connections are there), which follows the primary
         readers = world.standby.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'revoca'")
         assert int(readers) >= 1
         assert world.standby.psql("SELECT pg_is_in_recovery()") == "t"
-        lag = world.standby.wait_replayed(world.primary)
-        print(f"\nnodes: A killed after {len(before_takeover)} of 8 lists; B issued the rest {took:.1f} s after "
-              f"the kill; {len(probe_b.outcomes)} OCSP answers from B, all good; standby caught up {lag * 1000:.0f} ms "
-              f"after the round; whole test "
-              f"{time.monotonic() - started:.0f} s")
+        # and its status lookups ran there (index scans of certificates counted by the standby itself)
+        scans = world.standby.psql("SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_tables "
+                                   "WHERE relname = 'certificates'", database="revoca")
+        assert int(scans) > 0
+        caught_up = world.standby.wait_replayed(world.primary)
+        print(f"\nnodes: A killed after {len(before_takeover)} of 8 lists, 1 revocation acknowledged by A's RA "
+              f"just before; B issued the rest {took:.1f} s after the kill; {len(probe_b.outcomes)} OCSP answers "
+              f"from B, {len(failures)} failed, {scans} certificate lookups on the standby; a revocation at B's RA "
+              f"showed in B's OCSP after "
+              f"{shown_replica * 1000:.0f} ms (standby replayed it within {lag * 1000:.0f} ms), with the standby's "
+              f"replay paused after {shown_primary * 1000:.0f} ms (from the primary); standby caught up "
+              f"{caught_up * 1000:.0f} ms after the last write; with provider 1 killed, B's publisher wrote the "
+              f"next CRL to provider 2 in {failed_over:.1f} s; whole test {time.monotonic() - started:.0f} s")
     finally:
         a.kill()
-        b.kill()
-
-
-def _ldap_value(slapd: LocalSlapd, dn: str, attr: str) -> bytes:
-    out = slapd.tool("ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-b", dn, "-s", "base", attr).stdout.decode()
-    (value,) = re.findall(rf"^{re.escape(attr)}:: (\S+)$", out, re.M)
-    return base64.b64decode(value)
+        if b is not None:
+            b.kill()
+        for cli in (cli_a, cli_b):
+            if cli is not None:
+                cli.close()
+        standby.dispose()

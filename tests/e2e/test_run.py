@@ -54,7 +54,7 @@ def _passwords(url: str, user: str, password: str) -> urllib.request.HTTPPasswor
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
     proc = subprocess.Popen([REVOCA, "run", "--ra-port", str(free_port()), "--ocsp-port", str(free_port()),
                              "--tsa-port", str(free_port()), "--status-port", str(free_port()),
-                             "--web-port", str(free_port())],
+                             "--web-port", str(free_port()), "--cvs-port", str(free_port())],
                             env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -116,7 +116,7 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
         for service, user in (("hsm", "revoca-hsm"), ("ocsp", "revoca-ocsp"), ("ocsp-signer", "revoca-ocsp"),
                               ("ra", "revoca-ra"),
                               ("scheduler", "revoca-scheduler"), ("publisher", "revoca-publisher"),
-                              ("web", "revoca-web")):
+                              ("web", "revoca-web"), ("cvs", "revoca-cvs")):
             assert any(ln.split()[0] == user and f"serve {service}" in ln for ln in users.splitlines()), users
         assert any(ln.split()[0] == "revoca-ldap" and str(tmp_path) in ln for ln in users.splitlines()), users
     # nothing the running service wrote is readable by other local users (issue 12)

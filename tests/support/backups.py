@@ -20,6 +20,7 @@ from ca.tsa.certificate import ensure_certificate
 from ca.tsa.stamper import CurrentAuthority
 
 from support.cli import Cli, start_hsm, stop_hsm
+from support.clock import NO_NTP
 from support.officers import KEY_MANAGERS
 
 
@@ -36,9 +37,9 @@ def issued_and_stamped(cli: Cli, now: dt.datetime) -> Iterator[Cli]:
         client.open_ceremony([(name, cli.password(name)) for name in KEY_MANAGERS[:2]])
         settings = load_settings(env=cli.env)
         ensure_certificate(settings, cli.engine, client, now=now - dt.timedelta(minutes=5), actor="test")
-        issue_all(cli.engine, client, cli.data, now=now)
+        issue_all(cli.engine, client, cli.data, now=now, time_guard=NO_NTP)
         with session_scope(cli.engine) as session:
-            assert stamp_round(session, CurrentAuthority(client), cli.data, now)
+            assert stamp_round(session, CurrentAuthority(client, NO_NTP), cli.data, now)
         client.close()
         yield cli
     finally:

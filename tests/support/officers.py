@@ -27,13 +27,13 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from ca.cli.acts import ACTS
-from ca.credentials import MIN_LENGTH
 from ca.enums import Role
+from ca.officers.credentials import MIN_LENGTH
 from ca.storage.engine import session_scope
 from ca.storage.store import Store
 
 R = Role
-# name -> roles; passwords are f"{name} password" (ca.credentials wants 10 characters or more)
+# name -> roles; passwords are f"{name} password" (ca.officers.credentials wants 10 characters or more)
 STANDARD: dict[str, tuple[Role, ...]] = {
     "cast-senior1": (R.SENIOR_OPERATOR,),
     "cast-senior2": (R.SENIOR_OPERATOR,),
@@ -56,7 +56,7 @@ def password_of(name: str) -> str:
 def cheap_hash(password: str) -> str:
     """A cheap scrypt hash: a stored hash carries its own cost (as one made under older parameters
     would), and the product's (~100 ms a login) would make the tests' hundreds of logins cost
-    minutes.  ca.credentials still checks it, and the length rule still holds.  Only for
+    minutes.  ca.officers.credentials still checks it, and the length rule still holds.  Only for
     accounts a test sets up; what the product hashes itself (`operator add`, `passwd`) keeps
     its own cost, and tests/integration/isolation/test_login_cost.py counts the scrypt runs."""
     if len(password) < MIN_LENGTH:  # what the product refuses

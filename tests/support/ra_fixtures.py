@@ -32,9 +32,10 @@ from ca.storage.revocations import RevocationStore
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
 
+from support.clock import NO_NTP
 from support.officers import cheap_hash
 
-PASSWORD = "correct horse battery"  # >= 10 characters (ca.credentials.MIN_LENGTH)
+PASSWORD = "correct horse battery"  # >= 10 characters (ca.officers.credentials.MIN_LENGTH)
 REGIONAL = ("tokyo", "osaka", "hokkaido")
 
 
@@ -98,7 +99,8 @@ def register_terminals(engine: sa.Engine, keys: KeyStore, names: Iterable[str], 
         store = RevocationStore(s)
         bridge = store.bridge()
         scope = store.cas(CAKind.REGIONAL) if cas is None else [store.ca(name) for name in cas]
-        ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="test", algorithm=KeyAlgorithm.P256)
+        ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="test", algorithm=KeyAlgorithm.P256,
+                                time_guard=NO_NTP)
         for name in names:
             key_path = out_dir / f"{name}.key"
             subject = x509.Name.from_rfc4514_string(f"CN={name},OU=RA terminals,O=JPKI,C=JP")
@@ -167,7 +169,7 @@ def new_subscriber(engine: sa.Engine, keys: KeyStore, issuer: str = "tokyo", *,
         ca = store.ca(issuer)
         key = store.current_key(ca)
         iss = hierarchy.issuer_for(keys, ca, key)
-        cert, private = next(generate_subscribers(iss, 1, now=now))
+        cert, private = next(generate_subscribers(iss, 1, now=now, time_guard=NO_NTP))
         row = store.add_certificate(cert, kind=CertKind.SUBSCRIBER, issuer_key=key, now=now)
         return _ref(store, row), private
 

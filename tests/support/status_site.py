@@ -32,6 +32,7 @@ from ca.storage.revocations import RevocationStore
 from ocsp.history import QueryHistory
 from ocsp.responder import Outcome
 
+from support.clock import NO_NTP
 from support.ra_fixtures import add_operator, certificates, subscribers
 from support.tools import free_port, officers_client, write_config
 
@@ -51,9 +52,11 @@ WINDOW_REVOCATIONS = [(0, R.KEY_COMPROMISE), (0, R.CESSATION_OF_OPERATION), (1, 
 def populate(engine: sa.Engine, keys: HSMClient, settings: Settings, now: dt.datetime) -> None:
     """CRLs/ARLs (most near expiry), window revocations over several days, dual-control requests
     waiting for review and for approval, and OCSP history, all through revoca's own code."""
-    report = issue_all(engine, keys, settings.data_dir, now=now - dt.timedelta(hours=50))  # 22 h left
+    report = issue_all(engine, keys, settings.data_dir, now=now - dt.timedelta(hours=50),
+                       time_guard=NO_NTP)  # 22 h left
     assert not report.failed, report.failed
-    issue_list(engine, keys, settings.data_dir, "tokyo", ListType.CRL, now=now - dt.timedelta(hours=1))
+    issue_list(engine, keys, settings.data_dir, "tokyo", ListType.CRL, now=now - dt.timedelta(hours=1),
+               time_guard=NO_NTP)
     add_operator(engine, "rita", Role.RECEPTIONIST)
     add_operator(engine, "ren", Role.REVIEWER)
     targets = subscribers(engine, "tokyo")[:len(WINDOW_REVOCATIONS)]

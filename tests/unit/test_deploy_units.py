@@ -13,7 +13,7 @@ from ca.host.identities import SUPPLEMENTARY
 UNITS = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 SERVICE_OF_UNIT = {"revoca-hsm": "signer", "revoca-ra": "ra", "revoca-ocsp": "ocsp", "revoca-tsa": "tsa",
                    "revoca-status": "status", "revoca-scheduler": "scheduler", "revoca-publisher": "publisher",
-                   "revoca-web": "web"}
+                   "revoca-web": "web", "revoca-cvs": "cvs"}
 
 
 def _unit(name: str) -> configparser.SectionProxy:

@@ -42,6 +42,7 @@ from ca.verifiers.registry import add_verifier
 from ocsp.responder import Responder
 
 from support.cli import Cli, activate_in_process, demo_cli, start_hsm, stop_hsm
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates
 from support.officers import Cast, standard_cast
 from support.settings import LDAP_BASE, make_settings
@@ -261,7 +262,7 @@ def test_ocsp_answers_the_imported_revocations(previous: Previous) -> None:
                  now=dt.datetime.now(dt.UTC), base_dn=LDAP_BASE, actor="test")
     client = HSMClient(previous.cli.socket)
     # the adopted CA's own key answers ([ocsp] ca_signed): no responder certificate was adopted with it
-    responder = Responder(previous.cli.engine, client, ca_signed=True)
+    responder = Responder(previous.cli.engine, client, ca_signed=True, time_guard=NO_NTP)
     root = _cert(previous, "old-root.pem")
     imported = next(iter(previous.entries))  # a serial whose certificate revoca never saw
     revoked = _cert(previous, "revoked.pem").serial_number

@@ -29,6 +29,7 @@ from ca.storage.engine import session_scope
 from ca.storage.reporting import ReportingReads
 from ca.storage.store import Store
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -48,14 +49,14 @@ def _previous_system(made: Installation) -> tuple[x509.Certificate, x509.Certifi
     public = keys.generate("PREV-CA", KeyAlgorithm.P256)
     issuer = Issuer(name=NAME, signer=keys.signer("PREV-CA"), key_id=key_identifier(public))
     root = issue(CertKind.SELF_SIGNED, issuer=issuer, subject=NAME, public_key=public,  # type: ignore[arg-type]
-                 not_before=NOW - dt.timedelta(days=400))
+                 not_before=NOW - dt.timedelta(days=400), time_guard=NO_NTP)
     responder_public = keys.generate("PREV-RESP", KeyAlgorithm.P256)
     responder = issue(CertKind.OCSP_RESPONDER, issuer=issuer,
                       subject=x509.Name.from_rfc4514_string("CN=OCSP Responder shiga,O=JPKI,C=JP"),
-                      public_key=responder_public, not_before=NOW - dt.timedelta(days=30))  # type: ignore[arg-type]
+                      public_key=responder_public, not_before=NOW - dt.timedelta(days=30), time_guard=NO_NTP)  # type: ignore[arg-type]
     tls = issue(CertKind.TLS, issuer=issuer, subject=x509.Name.from_rfc4514_string("CN=shiga.localhost,O=JPKI,C=JP"),
                 public_key=ec.generate_private_key(ec.SECP256R1()).public_key(), not_before=NOW - dt.timedelta(days=1),
-                dns_names=("shiga.localhost",))
+                dns_names=("shiga.localhost",), time_guard=NO_NTP)
     return root, responder, tls
 
 
@@ -75,7 +76,7 @@ def test_responder_and_tls_certificates_are_checked_then_adopted(installation: I
                          (ServerCertificate(CertKind.OCSP_RESPONDER, responder, key_label="PREV-CA"),
                           r"is not the key of ocsp-responder certificate .*: their public keys differ")):
         with pytest.raises(InvalidInput, match=match), session_scope(engine) as s:
-            adopt(AdoptionStore(s), keys, _request(root, wrong), now=NOW, actor="test")
+            adopt(AdoptionStore(s), keys, _request(root, wrong), now=NOW, actor="test", time_guard=NO_NTP)
         with session_scope(engine) as s:
             assert "shiga" not in {c.name for c in Store(s).cas()}
     assert keys.find_key(label="PREV-CA").label == "PREV-CA"
@@ -83,7 +84,7 @@ def test_responder_and_tls_certificates_are_checked_then_adopted(installation: I
     request = _request(root, ServerCertificate(CertKind.OCSP_RESPONDER, responder, key_label="PREV-RESP"),
                        ServerCertificate(CertKind.TLS, tls))
     with session_scope(engine) as s:
-        result = adopt(AdoptionStore(s), keys, request, now=NOW, actor="test")
+        result = adopt(AdoptionStore(s), keys, request, now=NOW, actor="test", time_guard=NO_NTP)
     assert result.changed and result.certificates == 3
     with session_scope(engine) as s:
         store = Store(s)
@@ -102,5 +103,5 @@ def test_responder_and_tls_certificates_are_checked_then_adopted(installation: I
     assert coverage[("shiga", 1)] == responder.serial_number
     # the same adoption again changes nothing
     with session_scope(engine) as s:
-        again = adopt(AdoptionStore(s), keys, request, now=NOW, actor="test")
+        again = adopt(AdoptionStore(s), keys, request, now=NOW, actor="test", time_guard=NO_NTP)
     assert not again.changed

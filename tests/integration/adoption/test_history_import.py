@@ -29,6 +29,7 @@ from ca.storage.adoption import AdoptionStore
 from ca.storage.engine import session_scope
 from ca.storage.models import CertificateAuthority, IssuedCRL, Revocation
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 
 NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"), x509.NameAttribute(NameOID.COMMON_NAME, "Prev CA")])
@@ -79,7 +80,7 @@ class Previous:
         with session_scope(self.installation.engine) as session:
             adopt(AdoptionStore(session), self.keys, AdoptionRequest(
                 name="prev", kind=CAKind.REGIONAL, certificate=self.certificate, key_label="PREV-CA"),
-                now=dt.datetime.now(dt.UTC), actor="test")
+                now=dt.datetime.now(dt.UTC), actor="test", time_guard=NO_NTP)
 
     def run(self, sources: HistorySources, **kwargs: object) -> history.HistoryReport:
         return import_history(self.installation.engine, self.installation.data_dir, "prev", sources, actor="test",

@@ -53,6 +53,7 @@ from repository.publisher import LdapPublisher
 from repository.service import make_publisher
 from repository.slapd import LocalSlapd
 
+from support.clock import NO_NTP
 from support.ra_fixtures import PASSWORD, add_operator, basic_auth, new_subscriber, signed_request
 from support.settings import LDAP_BASE
 from support.status_site import start_server
@@ -80,7 +81,7 @@ def test_audit_show_has_a_status_page_login_a_service_restart_and_a_verifiers_ar
         settings: Settings, ldap_settings: Settings, engine: sa.Engine, hsm_socket: Path, slapd: LocalSlapd,
         tmp_path: Path) -> None:
     keys = officers_client(hsm_socket, settings)  # the demo verifier's certificate: a ceremony act
-    assert not issue_all(engine, keys, settings.data_dir, now=REAL_NOW).failed
+    assert not issue_all(engine, keys, settings.data_dir, now=REAL_NOW, time_guard=NO_NTP).failed
     verifier_dir = ensure_demo_verifier(ldap_settings, engine, keys)
     publisher = make_publisher(ldap_settings, engine)
     assert not publisher.round(side_work=True, retry_now=True).failed  # the lists and the verifier's account
@@ -158,7 +159,7 @@ def test_the_scheduler_and_the_publisher_audit_their_start_and_stop(settings: Se
                                                                     initialized: object) -> None:
     stop = threading.Event()
     stop.set()  # each run starts, finds it should stop, and stops cleanly
-    Scheduler(engine, HSMClient(settings.hsm_socket), settings.data_dir).run(stop)
+    Scheduler(engine, HSMClient(settings.hsm_socket), settings.data_dir, time_guard=NO_NTP).run(stop)
     LdapPublisher(engine, Endpoint("127.0.0.1", 1), LDAP_BASE, settings.data_dir).run(stop)
     started = {actor: d for _r, actor, d in _events(engine, "service.started")}
     stopped = {actor: (r, d) for r, actor, d in _events(engine, "service.stopped")}
@@ -277,7 +278,7 @@ def _stamp_all(settings: Settings, engine: sa.Engine, keys: HSMClient, now: dt.d
     total = 0
     while True:
         with session_scope(engine) as s:
-            stamps = stamp_round(s, CurrentAuthority(keys), settings.data_dir, now)
+            stamps = stamp_round(s, CurrentAuthority(keys, NO_NTP), settings.data_dir, now)
         if not stamps:
             return total
         total += len(stamps)
@@ -341,7 +342,8 @@ def _record(engine: sa.Engine, event_type: str, n: int, at: dt.datetime) -> None
 def _prune(engine: sa.Engine, keys: HSMClient, retention: AuditConfig | dt.timedelta,
            before: dt.datetime = REAL_NOW - dt.timedelta(days=400)) -> Pruned:
     with session_scope(engine) as s:
-        return prune(s, CurrentAuthority(keys), token_checker(s), before=before, retention=retention, now=REAL_NOW,
+        return prune(s, CurrentAuthority(keys, NO_NTP), token_checker(s), before=before, retention=retention,
+                     now=REAL_NOW,
                      actor="aud")
 
 
@@ -358,7 +360,7 @@ def test_only_archived_records_are_pruned_and_the_archive_keeps_them(settings: S
     with session_scope(engine) as s:  # a checkpoint over the old records, not yet archived
         from ca.audit import checkpoints
 
-        checkpoints.take(s, CurrentAuthority(keys), "periodic", REAL_NOW, at=(3, s.scalars(
+        checkpoints.take(s, CurrentAuthority(keys, NO_NTP), "periodic", REAL_NOW, at=(3, s.scalars(
             sa.select(AuditEvent.chain_hash).where(AuditEvent.seq == 3)).one()))
     with session_scope(engine) as s:
         from ca.archive.items import AuditRange

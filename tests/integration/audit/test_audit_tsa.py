@@ -27,11 +27,11 @@ from ca.audit.keeper import AuditKeeper
 from ca.audit.prune import prune
 from ca.audit.verify import Report, verify
 from ca.config import Settings
-from ca.credentials import hash_password
 from ca.crl.issue import issue_all
 from ca.enums import ListType, Role
 from ca.errors import IntegrityFailure, InvalidInput
 from ca.hsm.client import HSMClient
+from ca.officers.credentials import hash_password
 from ca.scheduler import Scheduler
 from ca.storage.engine import session_scope
 from ca.storage.models import AuditCheckpoint, AuditEvent, IssuedCRL, OCSPQuery
@@ -40,6 +40,7 @@ from ca.tsa.certificate import ensure_certificate
 from ca.tsa.known import token_checker
 from ca.tsa.stamper import CurrentAuthority
 
+from support.clock import NO_NTP
 from support.officers import standard_cast
 from support.tools import end_ceremony, officers_client, revoca, write_config
 
@@ -70,7 +71,7 @@ def _head(engine: sa.Engine) -> int:
 
 def _checkpoint(engine: sa.Engine, keys: HSMClient, reason: str = "periodic") -> int:
     with session_scope(engine) as s:
-        return checkpoints.take(s, CurrentAuthority(keys), reason, REAL_NOW).seq
+        return checkpoints.take(s, CurrentAuthority(keys, NO_NTP), reason, REAL_NOW).seq
 
 
 def _verify(engine: sa.Engine) -> Report:
@@ -171,7 +172,7 @@ def test_pruning_leaves_an_anchor_from_which_the_rest_verifies(settings: Setting
     _start_over(engine)
     _record(engine, 6, at=old)
     _record(engine, 4)
-    stamper = CurrentAuthority(keys)
+    stamper = CurrentAuthority(keys, NO_NTP)
     with session_scope(engine) as s, pytest.raises(InvalidInput, match="retention"):
         prune(s, stamper, token_checker(s), before=REAL_NOW - dt.timedelta(days=10),
               retention=dt.timedelta(days=365), now=REAL_NOW, actor="aud")
@@ -194,7 +195,7 @@ def test_a_broken_chain_is_never_pruned(engine: sa.Engine, keys: HSMClient) -> N
     _record(engine, 5, at=REAL_NOW - dt.timedelta(days=800))
     _sql(engine, "UPDATE audit_events SET actor = 'x' WHERE seq = 2")
     with session_scope(engine) as s, pytest.raises(IntegrityFailure, match="seq 2"):
-        prune(s, CurrentAuthority(keys), token_checker(s), before=REAL_NOW - dt.timedelta(days=400),
+        prune(s, CurrentAuthority(keys, NO_NTP), token_checker(s), before=REAL_NOW - dt.timedelta(days=400),
               retention=dt.timedelta(days=365), now=REAL_NOW, actor="aud")
     with session_scope(engine, readonly=True) as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 5
@@ -204,14 +205,14 @@ def test_a_broken_chain_is_never_pruned(engine: sa.Engine, keys: HSMClient) -> N
 
 
 def _issue_lists(settings: Settings, engine: sa.Engine, keys: HSMClient) -> None:
-    issue_all(engine, keys, settings.data_dir, now=REAL_NOW)
+    issue_all(engine, keys, settings.data_dir, now=REAL_NOW, time_guard=NO_NTP)
 
 
 def _stamp_all(settings: Settings, engine: sa.Engine, keys: HSMClient, now: dt.datetime = REAL_NOW) -> int:
     total = 0
     while True:
         with session_scope(engine) as s:
-            stamps = stamp_round(s, CurrentAuthority(keys), settings.data_dir, now)
+            stamps = stamp_round(s, CurrentAuthority(keys, NO_NTP), settings.data_dir, now)
         if not stamps:
             return total
         total += len(stamps)
@@ -282,8 +283,8 @@ def test_archive_export_checks_offline_with_openssl(settings: Settings, engine: 
 
 def test_the_scheduler_stamps_a_checkpoint_after_issuing_lists(settings: Settings, engine: sa.Engine,
                                                                keys: HSMClient) -> None:
-    keeper = AuditKeeper(engine, CurrentAuthority(keys), settings.data_dir)
-    scheduler = Scheduler(engine, keys, settings.data_dir, clock=lambda: REAL_NOW, keeper=keeper)
+    keeper = AuditKeeper(engine, CurrentAuthority(keys, NO_NTP), settings.data_dir)
+    scheduler = Scheduler(engine, keys, settings.data_dir, clock=lambda: REAL_NOW, keeper=keeper, time_guard=NO_NTP)
     with session_scope(engine) as s:
         s.add(OCSPQuery(at=REAL_NOW - dt.timedelta(hours=2), channel="none", nonce=False,
                         response_status="unauthorized", answers=""))

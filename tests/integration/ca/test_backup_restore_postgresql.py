@@ -29,6 +29,7 @@ from ca.tsa.known import token_checker
 
 from support.backups import issued_and_stamped, list_numbers
 from support.cli import Cli, demo_cli, start_hsm, stop_hsm
+from support.clock import NO_NTP
 from support.database import PG_URL, Databases, pg_connect
 from support.installation import CeremonyTemplates
 
@@ -106,7 +107,7 @@ def test_a_postgresql_backup_verifies_catches_a_rewritten_chain_and_restores_int
                     client = HSMClient(fresh.socket)
                     for i in (1, 3):  # other shares than the live installation used
                         client.activate(read_share_file(live.share_file(i)))
-                    issue_all(fresh.engine, client, fresh.data, now=NOW + dt.timedelta(minutes=1))
+                    issue_all(fresh.engine, client, fresh.data, now=NOW + dt.timedelta(minutes=1), time_guard=NO_NTP)
                     client.close()
                 finally:
                     stop_hsm(hsm)

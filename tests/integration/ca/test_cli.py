@@ -28,14 +28,15 @@ from cryptography.x509.oid import NameOID
 
 from ca.ceremony import read_share_file
 from ca.cli import cli as revoca_group
-from ca.credentials import hash_password
 from ca.enums import CertKind, Role
 from ca.hsm.signer import SoftwareSigner
 from ca.issuance import Issuer, issue
+from ca.officers.credentials import hash_password
 from ca.storage.engine import session_scope
 from ca.storage.store import Store
 
 from support.cli import Cli, activate_in_process, demo_cli, start_hsm, stop_hsm
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates
 from support.officers import Login, add_officers
 from support.tools import openssl_verify
@@ -302,7 +303,7 @@ def _external_ca(cn: str) -> tuple[Issuer, x509.Certificate]:
     name = x509.Name.from_rfc4514_string(f"CN={cn},O=Government PKI,C=JP")
     issuer = Issuer.from_signer(name, signer)
     return issuer, issue(CertKind.SELF_SIGNED, issuer=issuer, subject=name, public_key=signer.public_key(),
-                         not_before=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+                         not_before=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5), time_guard=NO_NTP)
 
 
 def _write_pem(path: Path, *certs: x509.Certificate) -> Path:
@@ -350,7 +351,7 @@ def test_their_cross_certificate_is_stored_and_a_path_from_their_root_reaches_to
     (bridge_self,) = demo.cli.certs("bridge", CertKind.SELF_SIGNED)
     their_cross = issue(CertKind.CROSS, issuer=gpki.issuer, subject=bridge_self.subject,
                         public_key=bridge_self.public_key(),  # type: ignore[arg-type]
-                        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+                        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5), time_guard=NO_NTP)
     out = demo.cli.ok("ca", "cross-certify", "gpki", "--their-cross",
                       str(_write_pem(gpki.dir / "their-cross.pem", their_cross)))
     assert "stored the cross certificate gpki issued to our bridge" in out
@@ -368,7 +369,7 @@ def test_their_cross_certifying_another_key_is_refused(demo: Demo, gpki: Externa
     (tokyo_self,) = demo.cli.certs("tokyo", CertKind.SELF_SIGNED)
     wrong = issue(CertKind.CROSS, issuer=gpki.issuer, subject=x509.Name.from_rfc4514_string(BRIDGE_DN),
                   public_key=tokyo_self.public_key(),  # type: ignore[arg-type]
-                  not_before=dt.datetime.now(dt.UTC))
+                  not_before=dt.datetime.now(dt.UTC), time_guard=NO_NTP)
     demo.cli.fails("ca", "cross-certify", "gpki", "--their-cross", str(_write_pem(gpki.dir / "wrong.pem", wrong)),
                    code=5,
                    match=r"cross certificate from gpki does not certify our bridge's current key")

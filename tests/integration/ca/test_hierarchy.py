@@ -24,6 +24,7 @@ from ca.storage.models import Certificate
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
 
+from support.clock import NO_NTP
 from support.settings import NOW, make_settings
 from support.tools import assert_pkilint_clean, openssl_verify, pkilint_cert, pkilint_chain
 
@@ -107,7 +108,8 @@ def test_regional_certificates_verify_from_the_bridge_through_the_cross(
         cross = _one(engine, CertKind.CROSS, "bridge", name)
         responder = _one(engine, CertKind.OCSP_RESPONDER, name)
         openssl_verify(responder, trusted=[bridge_root], untrusted=[cross], at=AT, purpose="ocsphelper")
-        subscriber, _key = next(generate_subscribers(_issuer(engine, token_session, name), 1, now=NOW))
+        subscriber, _key = next(generate_subscribers(_issuer(engine, token_session, name), 1, now=NOW,
+                                                     time_guard=NO_NTP))
         openssl_verify(subscriber, trusted=[bridge_root], untrusted=[cross], at=AT)
         openssl_verify(subscriber, trusted=[_one(engine, CertKind.SELF_SIGNED, name)], at=AT)
         with pytest.raises(AssertionError):  # and not without the cross certificate
@@ -129,11 +131,12 @@ def test_bridge_certificates_verify_from_a_regional_root_through_the_reverse_cro
 def test_rollover_links_old_and_new_keys_both_ways(engine: sa.Engine, initialized: ceremony.CeremonyResult,
                                                    token_session: TokenSession) -> None:
     old_root = _one(engine, CertKind.SELF_SIGNED, "tokyo")
-    old_subscriber, _ = next(generate_subscribers(_issuer(engine, token_session, "tokyo"), 1, now=NOW))
+    old_subscriber, _ = next(generate_subscribers(_issuer(engine, token_session, "tokyo"), 1, now=NOW,
+                                                  time_guard=NO_NTP))
     later = NOW + dt.timedelta(days=400)
     with session_scope(engine) as s:
         ctx = hierarchy.Context(store=Store(s), keys=token_session, now=later, actor="test",
-                                algorithm=KeyAlgorithm.P256)
+                                algorithm=KeyAlgorithm.P256, time_guard=NO_NTP)
         new_key = hierarchy.rollover(ctx, "tokyo")
         assert new_key.generation == 2
     with session_scope(engine) as s:
@@ -151,7 +154,8 @@ def test_rollover_links_old_and_new_keys_both_ways(engine: sa.Engine, initialize
     for link in (old_with_new, new_with_old):
         assert_pkilint_clean(pkilint_cert(link))
     at = later + dt.timedelta(days=1)
-    new_subscriber, _ = next(generate_subscribers(_issuer(engine, token_session, "tokyo"), 1, now=later))
+    new_subscriber, _ = next(generate_subscribers(_issuer(engine, token_session, "tokyo"), 1, now=later,
+                                                  time_guard=NO_NTP))
     # a relying party that still trusts only the old root accepts the new key through NewWithOld
     openssl_verify(new_subscriber, trusted=[old_root], untrusted=[new_with_old], at=at)
     # one that trusts only the new root accepts what the old key signed through OldWithNew
@@ -167,7 +171,7 @@ def test_bridge_rollover_recrosses_every_regional_ca(engine: sa.Engine, initiali
                                                      token_session: TokenSession) -> None:
     with session_scope(engine) as s:
         hierarchy.rollover(hierarchy.Context(store=Store(s), keys=token_session, now=NOW + dt.timedelta(days=1),
-                                             actor="test", algorithm=KeyAlgorithm.P256), "bridge")
+                                             actor="test", algorithm=KeyAlgorithm.P256, time_guard=NO_NTP), "bridge")
     new_bridge = _one(engine, CertKind.SELF_SIGNED, "bridge")
     for name in ("tokyo", "osaka", "hokkaido"):
         openssl_verify(_one(engine, CertKind.OCSP_RESPONDER, name), trusted=[new_bridge],
@@ -222,5 +226,5 @@ def test_issued_certificates_chain_to_their_signing_key(engine: sa.Engine, initi
     tls = issue(CertKind.TLS, issuer=_issuer(engine, token_session, "bridge"),
                 subject=x509.Name.from_rfc4514_string("CN=extra,O=JPKI,C=JP"),
                 public_key=token_session.signer(_issuer(engine, token_session, "tokyo").signer.key_label).public_key(),
-                not_before=NOW, dns_names=("extra.example",))
+                not_before=NOW, dns_names=("extra.example",), time_guard=NO_NTP)
     assert_pkilint_clean(pkilint_cert(tls))

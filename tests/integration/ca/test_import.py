@@ -1,4 +1,4 @@
-"""Bulk import of subscriber certificates (ca.importer), on SQLite and PostgreSQL.
+"""Bulk import of subscriber certificates (ca.importing.importer), on SQLite and PostgreSQL.
 
 The certificates are issued here by tokyo's real key in the SoftHSM2 token (the same key the
 ceremony made), so a signature check that passes proves the importer found the right key.
@@ -23,19 +23,20 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-import ca.importer
+import ca.importing.importer
 from ca import ceremony
 from ca.basic_four import BasicFour
 from ca.config import Settings
 from ca.enums import CertKind
 from ca.hsm import shares, token_for
 from ca.hsm.signer import SoftwareSigner
-from ca.importer import ImportReport, import_certificates
+from ca.importing.importer import ImportReport, import_certificates
 from ca.issuance import Issuer, issue
 from ca.storage.engine import session_scope
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers, key_pool
 
+from support.clock import NO_NTP
 from support.officers import standard_cast
 from support.settings import NOW
 
@@ -61,7 +62,8 @@ def tokyo(settings: Settings, engine: sa.Engine, initialized: ceremony.CeremonyR
 
 
 def subscribers(issuer: Issuer, count: int, seed: int) -> list[x509.Certificate]:
-    return [c for c, _ in generate_subscribers(issuer, count, key_bits=1024, rng=random.Random(seed), now=NOW)]
+    return [c for c, _ in generate_subscribers(issuer, count, key_bits=1024, rng=random.Random(seed), now=NOW,
+                                               time_guard=NO_NTP)]
 
 
 def with_serial(issuer: Issuer, serial: int, template: x509.Certificate, cn: str = "REISSUED") -> x509.Certificate:
@@ -69,7 +71,7 @@ def with_serial(issuer: Issuer, serial: int, template: x509.Certificate, cn: str
     subject = x509.Name([*[a for a in template.subject if a.oid != x509.NameOID.COMMON_NAME],
                          x509.NameAttribute(x509.NameOID.COMMON_NAME, cn)])
     return issue(CertKind.SUBSCRIBER, issuer=issuer, subject=subject, public_key=key_pool(1024)[1].public_key(),
-                 not_before=NOW, serial=serial, basic_four=BasicFour.from_certificate(template))
+                 not_before=NOW, serial=serial, basic_four=BasicFour.from_certificate(template), time_guard=NO_NTP)
 
 
 def software_issuer(dn: str) -> Issuer:
@@ -252,7 +254,7 @@ def test_different_certificate_reusing_a_serial_is_rejected_naming_the_serial(tm
 
 def test_import_commits_batch_by_batch(tmp_path: Path, engine: sa.Engine, tokyo: Issuer,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ca.importer, "BATCH", 7)
+    monkeypatch.setattr(ca.importing.importer, "BATCH", 7)
     certs = subscribers(tokyo, 30, seed=10)
     d = tmp_path / "in"
     for i, cert in enumerate(certs):
@@ -372,7 +374,7 @@ def test_serial_longer_than_the_column_is_rejected_and_the_rest_imports(tmp_path
 def test_ca_certificate_is_not_imported_as_a_subscriber(tmp_path: Path, engine: sa.Engine, tokyo: Issuer) -> None:
     other = software_issuer("CN=Some Other CA,O=Elsewhere,C=JP")
     cross = issue(CertKind.CROSS, issuer=tokyo, subject=other.name,
-                  public_key=other.signer.public_key(), not_before=NOW)  # type: ignore[arg-type]
+                  public_key=other.signer.public_key(), not_before=NOW, time_guard=NO_NTP)  # type: ignore[arg-type]
     report = import_certificates(engine, [write_pem(tmp_path / "cross.pem", cross)])
     assert cross.serial_number not in stored(engine)
     assert report.imported == 0 and len(report.rejected) == 1

@@ -14,15 +14,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-import ca.importer
+import ca.importing.importer
 from ca.hsm.signer import SoftwareSigner
-from ca.importer import ErrorReport, import_certificates
+from ca.importing.importer import ErrorReport, import_certificates
 from ca.issuance import Issuer
 from ca.storage.engine import session_scope
 from ca.storage.models import Certificate
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.officers import standard_cast
 from support.settings import NOW
@@ -49,7 +50,7 @@ def _issuer(made: Installation, name: str) -> Issuer:
 
 
 def _certs(issuer: Issuer, n: int, seed: int) -> list[x509.Certificate]:
-    return [c for c, _ in generate_subscribers(issuer, n, rng=random.Random(seed), now=NOW)]
+    return [c for c, _ in generate_subscribers(issuer, n, rng=random.Random(seed), now=NOW, time_guard=NO_NTP)]
 
 
 def _subscribers(engine: sa.Engine) -> int:
@@ -86,7 +87,7 @@ def test_interrupted_import_resumes_after_its_last_batch_and_reports_each_reject
     d = tmp_path / "issued"
     good, impostor = _bundles(installation, d)
     before = _subscribers(engine)
-    monkeypatch.setattr(ca.importer, "BATCH", 16)
+    monkeypatch.setattr(ca.importing.importer, "BATCH", 16)
     calls: list[int] = []
     insert = Store.insert_certificates
 
@@ -161,7 +162,7 @@ def test_cli_writes_the_error_report_and_resumes(installation: Installation, tmp
 
 def test_concatenated_der_and_pem_bundles_stream_one_certificate_at_a_time(installation: Installation,
                                                                           tmp_path: Path) -> None:
-    from ca.certificate_files import blocks
+    from ca.importing.certificate_files import blocks
 
     d = tmp_path / "issued"
     good, _ = _bundles(installation, d)

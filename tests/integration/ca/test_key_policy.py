@@ -21,14 +21,15 @@ from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm
 from ca.hsm.token import TokenSession
-from ca.importer import import_certificates
+from ca.importing.importer import import_certificates
 from ca.issuance import Issuer
-from ca.key_policy import NewKeysRefused
+from ca.lifecycle.key_policy import NewKeysRefused
 from ca.storage.engine import session_scope
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
 
 from support.cli import demo_cli
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates
 from support.ra_fixtures import audit_events
 from support.settings import NOW
@@ -73,7 +74,7 @@ def token_session(settings: Settings, initialized: ceremony.CeremonyResult) -> I
 def test_the_library_refuses_a_rollover_too(engine: sa.Engine, token_session: TokenSession) -> None:
     with session_scope(engine) as s, pytest.raises(NewKeysRefused, match=r"key rollover of CA osaka refused"):
         hierarchy.rollover(hierarchy.Context(store=Store(s), keys=token_session, now=NOW, actor="test",
-                                             algorithm=KeyAlgorithm.P256, new_keys=False), "osaka")
+                                             algorithm=KeyAlgorithm.P256, new_keys=False, time_guard=NO_NTP), "osaka")
 
 
 def _issuer(engine: sa.Engine, keys: TokenSession, name: str) -> Issuer:
@@ -91,7 +92,7 @@ def test_import_refuses_certificates_issued_after_the_ca_stopped_issuing(
     issuer = _issuer(engine, token_session, "tokyo")
     files = {}
     for name, when in (("old", NOW), ("new", NOW + dt.timedelta(days=30))):
-        cert, _key = next(generate_subscribers(issuer, 1, now=when))
+        cert, _key = next(generate_subscribers(issuer, 1, now=when, time_guard=NO_NTP))
         files[name] = tmp_path / f"{name}.pem"
         files[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     report = import_certificates(engine, [files["old"], files["new"]], policy=CAPolicyConfig(new_keys=False))

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from ca import ceremony
 from ca.config import Settings
-from ca.credentials import hash_password
 from ca.enums import OperatorApproval, Role
+from ca.officers.credentials import hash_password
 from ca.storage.engine import session_scope
 from ca.storage.models import AuditEvent, Operator
 from ca.storage.store import Store

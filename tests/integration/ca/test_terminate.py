@@ -18,17 +18,18 @@ from ca import health
 from ca.crl.issue import issue_list
 from ca.enums import CAStatus, CertKind, ListType
 from ca.errors import AlreadyExists, InvalidInput
+from ca.lifecycle.termination import terminate
 from ca.revocation.reasons import RevocationReason
 from ca.revocation.workflow import revoke_certificate
 from ca.scheduler import Scheduler
 from ca.storage.engine import session_scope
 from ca.storage.revocations import RevocationStore
 from ca.storage.store import Store
-from ca.termination import terminate
 from ca.tsa.certificate import ensure_certificate
 from ca.tsa.known import tsa_certificates
 from ca.tsa.stamper import CurrentAuthority
 
+from support.clock import NO_NTP
 from support.crl_tools import crl_pem, openssl_crl_verify
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.ra_fixtures import audit_events
@@ -69,7 +70,7 @@ def test_terminate_refuses_while_a_certificate_is_valid_and_ends_the_ca_after(in
                                                                               tmp_path: Path) -> None:
     engine, keys, data_dir = installation.engine, installation.keys, installation.data_dir
     ensure_certificate(installation.settings, engine, keys, now=REAL_NOW - dt.timedelta(minutes=5), actor="test")
-    scheduler = Scheduler(engine, keys, data_dir)
+    scheduler = Scheduler(engine, keys, data_dir, time_guard=NO_NTP)
     scheduler.tick(REAL_NOW)
     out = tmp_path / "export"
     subscribers = _subscriber_ids(engine, "hokkaido")
@@ -77,10 +78,12 @@ def test_terminate_refuses_while_a_certificate_is_valid_and_ends_the_ca_after(in
 
     with pytest.raises(InvalidInput, match=r"CA hokkaido cannot be terminated: 25 subscriber certificate\(s\) are "
                                            r"still valid .* nothing was changed"):
-        terminate(engine, keys, data_dir, "hokkaido", now=REAL_NOW, revoke_cross=True, actor="test", export_to=out)
+        terminate(engine, keys, data_dir, "hokkaido", now=REAL_NOW, revoke_cross=True, actor="test", export_to=out,
+                  time_guard=NO_NTP)
     _revoke(engine, "hokkaido", subscribers[:-1], REAL_NOW)
     with pytest.raises(InvalidInput, match=r"1 subscriber certificate\(s\) are still valid"):
-        terminate(engine, keys, data_dir, "hokkaido", now=REAL_NOW, revoke_cross=True, actor="test", export_to=out)
+        terminate(engine, keys, data_dir, "hokkaido", now=REAL_NOW, revoke_cross=True, actor="test", export_to=out,
+                  time_guard=NO_NTP)
     refused = audit_events(engine, "ca.terminated")
     assert [(e.result, json.loads(e.detail)["valid_certificates"]) for e in refused] == [("failure", 25),
                                                                                          ("failure", 1)]
@@ -92,7 +95,9 @@ def test_terminate_refuses_while_a_certificate_is_valid_and_ends_the_ca_after(in
     with session_scope(engine) as s:
         tsa = tsa_certificates(s)
     done = terminate(engine, keys, data_dir, "hokkaido", now=REAL_NOW + dt.timedelta(minutes=1), revoke_cross=True,
-                     actor="alice+bob+carol", export_to=out, stamper=CurrentAuthority(keys), tsa_certificates=tsa)
+                     actor="alice+bob+carol", export_to=out, stamper=CurrentAuthority(keys, NO_NTP),
+                     tsa_certificates=tsa,
+                     time_guard=NO_NTP)
     assert done.cross_revoked == 2 and done.notice
     with session_scope(engine) as s:
         store = Store(s)
@@ -147,23 +152,23 @@ def test_terminate_refuses_while_a_certificate_is_valid_and_ends_the_ca_after(in
     assert not [w for w in later.warnings if "hokkaido" in w]
     with pytest.raises(AlreadyExists, match=r"CA hokkaido was terminated already"):
         terminate(engine, keys, data_dir, "hokkaido", now=REAL_NOW, revoke_cross=True, actor="test",
-                  export_to=tmp_path / "again")
+                  export_to=tmp_path / "again", time_guard=NO_NTP)
 
 
 def test_terminate_once_every_certificate_expired_keeps_cross_certificates(installation: Installation,
                                                                            tmp_path: Path) -> None:
     engine, keys, data_dir = installation.engine, installation.keys, installation.data_dir
-    issue_list(engine, keys, data_dir, "osaka", ListType.CRL, now=NOW)
+    issue_list(engine, keys, data_dir, "osaka", ListType.CRL, now=NOW, time_guard=NO_NTP)
     with session_scope(engine) as s:
         store = Store(s)
         last = max(c.not_after for c in store.certificates(issuer=store.ca("osaka"), kinds=[CertKind.SUBSCRIBER]))
     before_expiry = last - dt.timedelta(days=1)
     with pytest.raises(InvalidInput, match=r"25 subscriber certificate\(s\) are still valid"):
         terminate(engine, keys, data_dir, "osaka", now=before_expiry, revoke_cross=False, actor="test",
-                  export_to=tmp_path / "x")
+                  export_to=tmp_path / "x", time_guard=NO_NTP)
     after = last + dt.timedelta(days=1)  # the injected clock: every subscriber certificate has expired
     done = terminate(engine, keys, data_dir, "osaka", now=after, revoke_cross=False, actor="test",
-                     export_to=tmp_path / "export")
+                     export_to=tmp_path / "export", time_guard=NO_NTP)
     assert (done.cross_revoked, done.cross_kept) == (0, 2)
     with session_scope(engine) as s:
         store = Store(s)

@@ -31,6 +31,7 @@ from ca.storage.engine import session_scope
 from ca.storage.models import AuditEvent, Certificate, IssuedCRL, Revocation
 from ca.storage.store import ReadStore, Store
 
+from support.clock import NO_NTP
 from support.crl_tools import openssl_crl_verify, openssl_verify_crls, pkilint_crl
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import NOW
@@ -54,7 +55,8 @@ def installation(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 def issue(installation: Installation, ca: str, list_type: ListType, *, now: dt.datetime = T1,
           **kwargs: object) -> IssuedCRLInfo:
-    return issue_list(installation.engine, installation.keys, installation.data_dir, ca, list_type, now=now, **kwargs)  # type: ignore[arg-type]
+    return issue_list(installation.engine, installation.keys, installation.data_dir, ca, list_type, now=now, **kwargs,
+                      time_guard=NO_NTP)  # type: ignore[arg-type]
 
 
 def cert_of(row: Certificate) -> x509.Certificate:
@@ -235,7 +237,7 @@ def test_crash_after_allocation_skips_the_number_and_never_reuses_it(installatio
     before = issue(installation, "bridge", ListType.CRL).number
     with pytest.raises(RuntimeError, match="simulated crash"):
         issue_list(installation.engine, CrashingStore(installation.keys), installation.data_dir, "bridge",
-                   ListType.CRL, now=T1)  # type: ignore[arg-type]
+                   ListType.CRL, now=T1, time_guard=NO_NTP)  # type: ignore[arg-type]
     after = issue(installation, "bridge", ListType.CRL).number
     assert after == before + 2
     numbers = [r.number for r in archive(installation, "bridge", ListType.CRL)]
@@ -274,7 +276,8 @@ class Inactive:
 def test_inactive_hsm_fails_before_a_number_is_spent(installation: Installation) -> None:
     before = issue(installation, "bridge", ListType.ARL).number
     with pytest.raises(NotActivated):
-        issue_list(installation.engine, Inactive(), installation.data_dir, "bridge", ListType.ARL, now=T1)  # type: ignore[arg-type]
+        issue_list(installation.engine, Inactive(), installation.data_dir, "bridge", ListType.ARL, now=T1,
+                   time_guard=NO_NTP)  # type: ignore[arg-type]
     assert issue(installation, "bridge", ListType.ARL).number == before + 1
 
 
@@ -287,7 +290,8 @@ class OtherKey:
 
 def test_token_key_other_than_the_recorded_one_is_refused(installation: Installation) -> None:
     with pytest.raises(TokenError, match="not the key recorded"):
-        issue_list(installation.engine, OtherKey(), installation.data_dir, "bridge", ListType.ARL, now=T1)  # type: ignore[arg-type]
+        issue_list(installation.engine, OtherKey(), installation.data_dir, "bridge", ListType.ARL, now=T1,
+                   time_guard=NO_NTP)  # type: ignore[arg-type]
 
 
 def test_concurrent_allocations_get_distinct_numbers(installation: Installation) -> None:

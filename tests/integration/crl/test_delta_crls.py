@@ -35,6 +35,7 @@ from ca.storage.engine import session_scope
 from ca.storage.models import AuditEvent, Certificate, Publication, Revocation
 from ca.storage.store import Store
 
+from support.clock import NO_NTP
 from support.crl_tools import crl_pem, openssl_crl_verify, pkilint_crl
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import NOW
@@ -60,7 +61,7 @@ def installation(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 def issue(installation: Installation, ca: str, list_type: ListType, now: dt.datetime) -> IssuedCRLInfo:
     return issue_list(installation.engine, installation.keys, installation.data_dir, ca, list_type, now=now,
-                      deltas=POLICY)
+                      deltas=POLICY, time_guard=NO_NTP)
 
 
 def subscribers(installation: Installation, ca: str, n: int) -> list[Certificate]:
@@ -258,7 +259,7 @@ def test_a_delta_needs_a_base_and_the_current_key(installation: Installation, tm
                                                   ceremony_templates: CeremonyTemplates) -> None:
     with pytest.raises(InvalidInput, match="delta CRLs are issued with the CA's current key only"):
         issue_list(installation.engine, installation.keys, installation.data_dir, "bridge", ListType.DELTA, now=T1,
-                   key_generation=1)
+                   key_generation=1, time_guard=NO_NTP)
     with demo_installation(ceremony_templates, "sqlite", tmp_path) as fresh:
         with pytest.raises(InvalidInput, match="no complete CRL a delta can refer to"):
             issue(fresh, "bridge", ListType.DELTA, T1)
@@ -290,7 +291,7 @@ def own(tmp_path: Path, ceremony_templates: CeremonyTemplates) -> Iterator[Insta
 
 def test_scheduler_issues_a_delta_after_each_base_hourly_and_at_once_after_a_burst(own: Installation) -> None:
     config = CRLConfig(delta_burst=3)
-    s = Scheduler(own.engine, own.keys, own.data_dir, config, deltas=POLICY)
+    s = Scheduler(own.engine, own.keys, own.data_dir, config, deltas=POLICY, time_guard=NO_NTP)
     first = s.tick(NOW)
     deltas = {i.ca_name for i in first.issued if i.list_type is ListType.DELTA}
     assert deltas == {"bridge", "tokyo", "osaka", "hokkaido"} and not first.failed  # each base gets its delta
@@ -303,5 +304,5 @@ def test_scheduler_issues_a_delta_after_each_base_hourly_and_at_once_after_a_bur
     hourly = s.issue_deltas(NOW + dt.timedelta(minutes=60))
     assert {i.ca_name for i in hourly.issued} == {"bridge", "osaka", "hokkaido"}  # tokyo's is 49 minutes old
     assert s.issue_deltas(NOW + dt.timedelta(minutes=71)).issued[0].entries == 3  # still against the base
-    off = Scheduler(own.engine, own.keys, own.data_dir, CRLConfig(delta_period_minutes=0))
+    off = Scheduler(own.engine, own.keys, own.data_dir, CRLConfig(delta_period_minutes=0), time_guard=NO_NTP)
     assert off.issue_deltas(NOW + dt.timedelta(hours=5)).issued == ()

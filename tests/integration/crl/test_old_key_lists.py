@@ -36,6 +36,7 @@ from ca.storage.engine import session_scope
 from ca.storage.revocations import RevocationStore
 from ca.storage.store import Store
 
+from support.clock import NO_NTP
 from support.crl_tools import crl_pem, openssl_crl_verify
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import NOW
@@ -87,7 +88,7 @@ def _verify(leaf: x509.Certificate, *, trusted: x509.Certificate, crls: Sequence
 
 def test_old_key_keeps_signing_a_crl_that_default_openssl_accepts(installation: Installation) -> None:
     engine, data_dir = installation.engine, installation.data_dir
-    scheduler = Scheduler(engine, installation.keys, data_dir)
+    scheduler = Scheduler(engine, installation.keys, data_dir, time_guard=NO_NTP)
     scheduler.tick(NOW)
     with session_scope(engine) as s:
         store = Store(s)
@@ -97,7 +98,7 @@ def test_old_key_keeps_signing_a_crl_that_default_openssl_accepts(installation: 
         revoked, good = _cert(revoked_row.der), _cert(good_row.der)
         old_ski = store.current_key(tokyo).ski
         ctx = hierarchy.Context(store=store, keys=installation.keys, now=ROLLOVER, actor="test",
-                                algorithm=KeyAlgorithm.P256)
+                                algorithm=KeyAlgorithm.P256, time_guard=NO_NTP)
         hierarchy.rollover(ctx, "tokyo")
     with session_scope(engine) as s:
         store = RevocationStore(s)
@@ -171,13 +172,13 @@ def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
 
 def test_old_key_lists_stop_when_its_last_certificate_expires(installation: Installation) -> None:
     engine = installation.engine
-    scheduler = Scheduler(engine, installation.keys, installation.data_dir)
+    scheduler = Scheduler(engine, installation.keys, installation.data_dir, time_guard=NO_NTP)
     with session_scope(engine) as s:
         store = Store(s)
         last_subscriber = max(c.not_after for c in store.certificates(issuer=store.ca("osaka"),
                                                                       kinds=[CertKind.SUBSCRIBER]))
         hierarchy.rollover(hierarchy.Context(store=store, keys=installation.keys, now=ROLLOVER, actor="test",
-                                             algorithm=KeyAlgorithm.P256), "osaka")
+                                             algorithm=KeyAlgorithm.P256, time_guard=NO_NTP), "osaka")
     found = {(d.ca_name, d.list_type, d.generation) for d in duties(engine, ROLLOVER)}
     assert found == {("osaka", ListType.CRL, 1), ("osaka", ListType.ARL, 1)}
     scheduler.tick(ROLLOVER)

@@ -25,6 +25,7 @@ from ca.storage.engine import session_scope
 from ca.storage.models import CRLCounter, Revocation
 from ca.storage.store import Store
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import NOW
 
@@ -40,7 +41,7 @@ def installation(tmp_path: Path, ceremony_templates: CeremonyTemplates) -> Itera
 
 
 def scheduler(installation: Installation, config: CRLConfig | None = None, **kwargs: Any) -> Scheduler:
-    return Scheduler(installation.engine, installation.keys, installation.data_dir, config, **kwargs)
+    return Scheduler(installation.engine, installation.keys, installation.data_dir, config, **kwargs, time_guard=NO_NTP)
 
 
 def issued(result: Any) -> set[tuple[str, ListType]]:
@@ -71,8 +72,9 @@ def test_nothing_is_due_within_the_period_and_everything_after_it(installation: 
 
 
 def test_catch_up_at_start_issues_only_what_is_older_than_the_period(installation: Installation) -> None:
-    issue_all(installation.engine, installation.keys, installation.data_dir, now=NOW - 30 * H)
-    issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL, now=NOW - H)
+    issue_all(installation.engine, installation.keys, installation.data_dir, now=NOW - 30 * H, time_guard=NO_NTP)
+    issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL, now=NOW - H,
+               time_guard=NO_NTP)
     started = scheduler(installation, clock=lambda: NOW)  # a restart after a day and a half away
     result = started.tick()
     assert issued(result) == LISTS - {("tokyo", ListType.CRL)}
@@ -87,7 +89,7 @@ def test_warns_when_less_than_a_day_is_left_and_when_expired(installation: Insta
     assert "tokyo CRL #1 expires in 23.0 h (nextUpdate 2026-11-04 09:00:00Z)" in soon[2]
     late = expiry_warnings(installation.engine, NOW + 73 * H)
     assert len(late) == 8 and all("expired at 2026-11-04 09:00:00Z" in line for line in late)
-    stuck = Scheduler(installation.engine, Inactive(), installation.data_dir)  # type: ignore[arg-type]
+    stuck = Scheduler(installation.engine, Inactive(), installation.data_dir, time_guard=NO_NTP)  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, logger="revoca.scheduler"):
         result = stuck.tick(NOW + 49 * H)
     assert len(result.warnings) == 8 and "expires in 23.0 h" in caplog.text
@@ -101,7 +103,7 @@ class Inactive:
 
 
 def test_failed_issues_are_reported_and_retried_without_spending_numbers(installation: Installation) -> None:
-    s = Scheduler(installation.engine, Inactive(), installation.data_dir)  # type: ignore[arg-type]
+    s = Scheduler(installation.engine, Inactive(), installation.data_dir, time_guard=NO_NTP)  # type: ignore[arg-type]
     result = s.tick(NOW)
     assert not result.issued and {(f.ca_name, f.list_type) for f in result.failed} == LISTS
     assert all("2 more key manager shares" in f.error for f in result.failed)
@@ -150,10 +152,11 @@ def _self_signed(installation: Installation, ca: str) -> list[Any]:
 
 def test_issue_after_compromise_prints_one_line_per_list_and_fails_loudly(installation: Installation) -> None:
     _compromise_tokyo(installation)
-    lines = list(issue_after_compromise(installation.engine, installation.keys, installation.settings, "tokyo"))
+    lines = list(issue_after_compromise(installation.engine, installation.keys, installation.settings, "tokyo",
+                                        time_guard=NO_NTP))
     assert [line.split(":")[0] for line in lines] == ["tokyo CRL #1", "tokyo ARL #1", "bridge ARL #1"]
     with pytest.raises(RevocaError, match="revoca crl issue --ca tokyo"):
-        list(issue_after_compromise(installation.engine, Inactive(), installation.settings, "tokyo"))
+        list(issue_after_compromise(installation.engine, Inactive(), installation.settings, "tokyo", time_guard=NO_NTP))
 
 
 def test_shorter_period_and_validity_from_the_configuration(installation: Installation) -> None:
@@ -203,13 +206,13 @@ def test_lists_from_a_clock_that_was_ahead_or_that_expire_before_the_next_round_
     scheduler(installation).tick(NOW)  # every list issued at NOW: nothing to say
     assert expiry_warnings(installation.engine, NOW + H) == []
     ahead = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL,
-                       now=NOW + 50 * H)
+                       now=NOW + 50 * H, time_guard=NO_NTP)
     warnings = expiry_warnings(installation.engine, NOW + H)
     assert [w for w in warnings if "in the future" in w] == [
         f"tokyo CRL #{ahead.number} has thisUpdate {NOW + 50 * H:%Y-%m-%d %H:%M:%SZ}, in the future: it was issued "
         "on a clock that was ahead; check NTP"]
     short = issue_list(installation.engine, installation.keys, installation.data_dir, "osaka", ListType.ARL,
-                       now=NOW + 2 * H, validity=20 * H)  # shorter than the 24 h period
+                       now=NOW + 2 * H, validity=20 * H, time_guard=NO_NTP)  # shorter than the 24 h period
     warnings = expiry_warnings(installation.engine, NOW + 3 * H)
     assert any(w.startswith(f"osaka ARL #{short.number}: the next round (") and "comes only after it expires" in w
                for w in warnings), warnings

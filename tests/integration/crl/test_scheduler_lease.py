@@ -22,6 +22,7 @@ from ca.storage.engine import session_scope
 from ca.storage.leases import Lease
 from ca.storage.models import IssuedCRL
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 
 
@@ -53,7 +54,8 @@ def test_two_schedulers_issue_each_list_once_and_a_standby_takes_over(installati
 
     before = _issued(installation)
     schedulers = [Scheduler(installation.engine, installation.keys, installation.data_dir, clock=clock,
-                            lease=Lease(installation.engine, "scheduler"), lease_retry=0.1) for _ in range(2)]
+                            lease=Lease(installation.engine, "scheduler"), lease_retry=0.1,
+                            time_guard=NO_NTP) for _ in range(2)]
     stops = [threading.Event(), threading.Event()]
     threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s, stop in zip(schedulers, stops,
                                                                                             strict=True)]

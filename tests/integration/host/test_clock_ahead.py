@@ -42,10 +42,8 @@ def installation(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture
 def ntp() -> Iterator[LoopbackNTP]:
-    trusted_time.reset()
     with LoopbackNTP(0.0) as server:
         yield server
-    trusted_time.reset()
 
 
 def checked(installation: Installation, ntp: LoopbackNTP) -> Settings:
@@ -70,13 +68,13 @@ def status_errors(installation: Installation) -> list[str]:
 
 def test_a_scheduler_clock_50_h_ahead_signs_nothing_until_ntp_confirms(installation: Installation,
                                                                        ntp: LoopbackNTP) -> None:
-    trusted_time.use(checked(installation, ntp))
+    guard = trusted_time.guard_for(checked(installation, ntp))  # as `revoca serve scheduler` makes its own
     assert installation.keys is not None
     real = dt.datetime.now(dt.UTC)
     clock = [real]
     scheduler = Scheduler(installation.engine, installation.keys, installation.data_dir,
                           installation.settings.crl,
-                          clock=lambda: clock[0])
+                          clock=lambda: clock[0], time_guard=guard)
     first = scheduler.tick()
     assert first.issued and not first.failed  # on the real clock: confirmed by NTP, issued
     assert ntp.queries == 1
@@ -99,7 +97,6 @@ def test_a_scheduler_clock_50_h_ahead_signs_nothing_until_ntp_confirms(installat
     assert "ahead of the last NTP-confirmed time" in error
 
     clock[0] = dt.datetime.now(dt.UTC)  # the clock is set right: NTP confirms the time signed
-    trusted_time.use(checked(installation, ntp))  # (`revoca status` in this process made its settings current)
     again = scheduler.issue_now("tokyo")
     assert ntp.queries == len(before) + 1
 

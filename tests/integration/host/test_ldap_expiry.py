@@ -27,6 +27,7 @@ from repository.publisher import LdapPublisher
 from repository.readback import held_lists
 from repository.slapd import LocalSlapd
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import LDAP_BASE
 from support.tools import revoca
@@ -74,9 +75,10 @@ def test_status_reads_back_a_stale_and_expired_list_from_slapd(installation: Ins
     engine, keys, data_dir = installation.engine, installation.keys, installation.data_dir
     publisher = LdapPublisher(engine, slapd.endpoint(timeout=5), LDAP_BASE, data_dir)
     # #1 valid for 2 hours from 3 hours ago, published; #2 archived an hour ago, never published
-    issue_all(engine, keys, data_dir, now=real - dt.timedelta(hours=3), validity=dt.timedelta(hours=2))
+    issue_all(engine, keys, data_dir, now=real - dt.timedelta(hours=3), validity=dt.timedelta(hours=2),
+              time_guard=NO_NTP)
     assert publisher.round(real - dt.timedelta(hours=3)).ok
-    issue_all(engine, keys, data_dir, now=real - dt.timedelta(hours=1))
+    issue_all(engine, keys, data_dir, now=real - dt.timedelta(hours=1), time_guard=NO_NTP)
     newest = {(s.ca_name, s.list_type): s for s in list_statuses(engine)}
     assert newest["tokyo", ListType.CRL].number == 2
     # the archive alone sees nothing wrong with tokyo's lists

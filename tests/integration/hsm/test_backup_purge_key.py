@@ -21,6 +21,7 @@ from ca.storage.models import AuditEvent, Certificate
 from ca.storage.store import Store
 from ca.tsa.known import token_checker
 
+from support.clock import NO_NTP
 from support.hsm_service import RunningHSM
 from support.tools import revoca
 
@@ -51,7 +52,7 @@ def test_backups_holding_a_destroyed_key_are_named_then_purged_after_a_newer_ver
     root = settings.backup_dir
     with session_scope(hsm.engine) as s:
         hierarchy.rollover(hierarchy.Context(store=Store(s), keys=hsm.client, now=now, actor="test",
-                                             algorithm=KeyAlgorithm.P256), "tokyo")
+                                             algorithm=KeyAlgorithm.P256, time_guard=NO_NTP), "tokyo")
         old = next(k for k in Store(s).ca("tokyo").keys if k.generation == 1)
         label, born = old.key_label, old.created_at
         s.execute(sa.update(Certificate).where(Certificate.issuer_key_id == old.id)

@@ -15,6 +15,7 @@ from ca.storage.models import Certificate
 from ca.storage.store import Store
 from ocsp.issuers import IssuerIndex
 
+from support.clock import NO_NTP
 from support.hsm_service import RunningHSM
 
 KM = ("keymanager1", "keymanager2")
@@ -30,7 +31,7 @@ def test_a_destroyed_ca_key_is_never_offered_as_a_signer_in_ca_signed_mode(hsm: 
     now = dt.datetime.now(dt.UTC)
     with session_scope(hsm.engine) as s:
         hierarchy.rollover(hierarchy.Context(store=Store(s), keys=hsm.client, now=now, actor="test",
-                                             algorithm=KeyAlgorithm.P256), "tokyo")
+                                             algorithm=KeyAlgorithm.P256, time_guard=NO_NTP), "tokyo")
         keys = {k.generation: k for k in Store(s).ca("tokyo").keys}
         old_id, old_label, new_label = keys[1].id, keys[1].key_label, keys[2].key_label
         # years later: everything the old key signed has expired

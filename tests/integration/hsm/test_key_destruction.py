@@ -34,6 +34,7 @@ from ca.storage.engine import session_scope
 from ca.storage.models import AuditEvent, Certificate, DestroyedKey, KeyGeneration
 from ca.storage.store import Store
 
+from support.clock import NO_NTP
 from support.hsm_service import RunningHSM
 from support.installation import open_token
 from support.tools import revoca
@@ -44,7 +45,7 @@ KM = ("keymanager1", "keymanager2")
 def _rollover(hsm: RunningHSM, ca: str = "tokyo", *, now: dt.datetime | None = None) -> None:
     with session_scope(hsm.engine) as s:
         hierarchy.rollover(hierarchy.Context(store=Store(s), keys=hsm.client, now=now or dt.datetime.now(dt.UTC),
-                                             actor="test", algorithm=KeyAlgorithm.P256), ca)
+                                             actor="test", algorithm=KeyAlgorithm.P256, time_guard=NO_NTP), ca)
 
 
 def _key(hsm: RunningHSM, generation: int, ca: str = "tokyo") -> tuple[int, str, KeyStatus]:
@@ -143,7 +144,8 @@ def test_the_key_that_signed_the_current_lists_waits_for_the_successors(hsm: Run
     are still the CA's current ones until the new key has issued its own."""
     settings = hsm.installation.settings
     for list_type in ListType:
-        issue_list(hsm.engine, hsm.client, settings.data_dir, "tokyo", list_type, now=dt.datetime.now(dt.UTC))
+        issue_list(hsm.engine, hsm.client, settings.data_dir, "tokyo", list_type, now=dt.datetime.now(dt.UTC),
+                   time_guard=NO_NTP)
     _rollover(hsm)
     key_id, label, _ = _key(hsm, 1)
     later = _last_expiry(hsm, key_id) + dt.timedelta(days=1)
@@ -152,7 +154,7 @@ def test_the_key_that_signed_the_current_lists_waits_for_the_successors(hsm: Run
         destroy_key(hsm.engine, hsm.client, "tokyo", "1", by=KM, now=later)
     for list_type in ListType:
         issue_list(hsm.engine, hsm.client, settings.data_dir, "tokyo", list_type,
-                   now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+                   now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1), time_guard=NO_NTP)
     done = destroy_key(hsm.engine, hsm.client, "tokyo", "1", by=KM, now=later)
     assert (done.key.label, done.by, done.token_objects) == (label, KM, 2)
     assert _key(hsm, 1)[2] is KeyStatus.DESTROYED

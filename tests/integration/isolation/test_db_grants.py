@@ -64,6 +64,7 @@ from ocsp.history import QueryHistory
 from ocsp.responder import Responder
 from repository import entries
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.ra_fixtures import add_operator, basic_auth, register_terminals, subscribers
 from support.settings import LDAP_BASE
@@ -224,7 +225,7 @@ def test_ocsp_answers_and_writes_its_history_but_reads_no_operator(granted: Gran
         store = RevocationReadStore(s)
         tokyo = x509.load_der_x509_certificate(store.self_signed_der(store.ca("tokyo"),
                                                                      store.current_key(store.ca("tokyo"))))
-    responder = Responder(ocsp, granted.keys)
+    responder = Responder(ocsp, granted.keys, time_guard=NO_NTP)
     history = QueryHistory(ocsp, thread=False)
     before = _count(granted.admin, OCSPQuery)
     for nonce in (None, b"fresh-nonce-5678"):
@@ -251,7 +252,8 @@ def test_the_ocsp_signer_signs_ahead_as_the_ocsp_role_and_deletes_nothing(grante
 
     ocsp = granted.engines["ocsp"]
     keys = granted.keys
-    signer = Presigner(ocsp, lambda: keys, threads=1, lease=Lease(ocsp, f"ocsp-signer-{uuid.uuid4().hex[:8]}"))
+    signer = Presigner(ocsp, lambda: keys, threads=1, lease=Lease(ocsp, f"ocsp-signer-{uuid.uuid4().hex[:8]}"),
+                       time_guard=NO_NTP)
     signer.sign_all()
     assert signer.sign_all().signed == 0  # everything in place, written as revoca_ocsp
     verifier = _verifier(granted, f"court-{uuid.uuid4().hex[:8]}")
@@ -259,7 +261,8 @@ def test_the_ocsp_signer_signs_ahead_as_the_ocsp_role_and_deletes_nothing(grante
         store = RevocationReadStore(s)
         tokyo = x509.load_der_x509_certificate(store.self_signed_der(store.ca("tokyo"),
                                                                      store.current_key(store.ca("tokyo"))))
-    outcome = Responder(ocsp, keys).respond(ocsp_request(tokyo, subscribers(granted.admin)[0].serial),
+    outcome = Responder(ocsp, keys,
+                        time_guard=NO_NTP).respond(ocsp_request(tokyo, subscribers(granted.admin)[0].serial),
                                             tls_client_cert=verifier)
     assert outcome.presigned and outcome.response_status == "successful"
     refused(ocsp, "DELETE FROM ocsp_presigned")
@@ -305,9 +308,9 @@ def test_the_scheduler_issues_crls_seals_stamps_and_checkpoints_as_its_role(gran
                         response_status="unauthorized", answers=""))
         s.execute(sa.update(Revocation).where(Revocation.id == sa.select(sa.func.min(Revocation.id))
                                               .scalar_subquery()).values(entry_der=None))
-    keeper = AuditKeeper(scheduler_engine, CurrentAuthority(granted.keys), granted.settings.data_dir)
+    keeper = AuditKeeper(scheduler_engine, CurrentAuthority(granted.keys, NO_NTP), granted.settings.data_dir)
     scheduler = Scheduler(scheduler_engine, granted.keys, granted.settings.data_dir, granted.settings.crl,
-                          keeper=keeper)
+                          keeper=keeper, time_guard=NO_NTP)
     issued_before = _count(granted.admin, IssuedCRL)
     report = scheduler.tick(now)
     assert report.issued and not report.failed, report
@@ -337,7 +340,8 @@ def test_the_tsa_stamps_and_keeps_its_token_as_its_role(granted: Granted) -> Non
     environ = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/timestamp-query",
                "CONTENT_LENGTH": str(len(request)), "wsgi.input": io.BytesIO(request), "REMOTE_ADDR": "127.0.0.9"}
     got: dict[str, str] = {}
-    body = b"".join(make_tsa_app(tsa, granted.keys)(environ, lambda status, _headers: got.update(status=status)))
+    app = make_tsa_app(tsa, granted.keys, time_guard=NO_NTP)
+    body = b"".join(app(environ, lambda status, _headers: got.update(status=status)))
     assert got["status"] == "200 OK"
     assert tsp.TimeStampResp.load(body)["status"]["status"].native == "granted"
     assert _count(granted.admin, TimeStamp, TimeStamp.requester == "http:127.0.0.9") == 1

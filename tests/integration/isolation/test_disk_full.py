@@ -23,6 +23,7 @@ from ca.ra.app import create_app
 from ca.storage.engine import make_engine, session_scope
 from ca.storage.store import ReadStore
 
+from support.clock import NO_NTP
 from support.database import sqlite_copy
 from support.installation import Installation
 from support.ra_fixtures import add_operator, basic_auth, register_terminals, revocations, subscribers
@@ -61,7 +62,8 @@ def test_crl_issue_on_a_full_disk_is_one_error_and_nothing_is_archived(installat
     (small_disk / "crls").mkdir()
     fill(small_disk)
     with pytest.raises(ServiceUnavailable) as refused:
-        issue_list(installation.engine, installation.keys, small_disk, "tokyo", ListType.CRL, now=NOW)
+        issue_list(installation.engine, installation.keys, small_disk, "tokyo", ListType.CRL, now=NOW,
+                   time_guard=NO_NTP)
     assert "cannot write" in str(refused.value) and "No space left on device" in str(refused.value)
     assert "\n" not in str(refused.value)
     with session_scope(installation.engine, readonly=True) as s:

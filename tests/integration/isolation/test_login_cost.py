@@ -12,9 +12,9 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
-from ca import credentials
 from ca.enums import Role
 from ca.errors import PermissionDenied
+from ca.officers import credentials
 from ca.storage.engine import session_scope
 from ca.storage.operators import OperatorReads
 from ca.storage.store import Store

@@ -30,6 +30,7 @@ from ocsp.app import make_app
 from ocsp.bounded_cache import BoundedCache
 from ocsp.responder import Responder
 
+from support.clock import NO_NTP
 from support.installation import Installation
 from support.settings import LDAP_BASE
 from support.tools import court_certificate, ocsp_request
@@ -67,7 +68,7 @@ def _padded_outsider_request(tokyo: x509.Certificate, serial: int, size: int) ->
 
 def test_an_outsiders_large_requests_leave_nothing_in_the_worker(installation: Installation,
                                                                   tokyo: x509.Certificate) -> None:
-    responder = Responder(installation.engine, installation.keys)
+    responder = Responder(installation.engine, installation.keys, time_guard=NO_NTP)
     for serial in range(1, 201):
         request = _padded_outsider_request(tokyo, serial, 60_000)
         assert len(request) > 55_000
@@ -80,7 +81,7 @@ def test_an_outsiders_large_requests_leave_nothing_in_the_worker(installation: I
 def test_a_verifiers_requests_are_kept_within_the_byte_bounds(installation: Installation, tokyo: x509.Certificate,
                                                               verifier: bytes) -> None:
     responder = Responder(installation.engine, installation.keys, requests_max_bytes=20_000,
-                          presigned_max_bytes=30_000)
+                          presigned_max_bytes=30_000, time_guard=NO_NTP)
     for serial in range(1, 121):
         outcome = responder.respond(ocsp_request(tokyo, serial), tls_client_cert=verifier)
         assert outcome.response_status == "successful"
@@ -96,7 +97,8 @@ def test_a_verifiers_requests_are_kept_within_the_byte_bounds(installation: Inst
 
 def test_a_verifier_beyond_its_rate_gets_try_later(installation: Installation, tokyo: x509.Certificate,
                                                    verifier: bytes) -> None:
-    responder = Responder(installation.engine, installation.keys, verifier_limit=RateLimiter(0.01, burst=3))
+    responder = Responder(installation.engine, installation.keys, verifier_limit=RateLimiter(0.01, burst=3),
+                          time_guard=NO_NTP)
     got = [responder.respond(ocsp_request(tokyo, serial), tls_client_cert=verifier) for serial in range(1, 6)]
     assert [o.response_status for o in got] == ["successful"] * 3 + ["try_later"] * 2
     answer = x509_ocsp.load_der_ocsp_response(got[-1].body)
@@ -106,7 +108,7 @@ def test_a_verifier_beyond_its_rate_gets_try_later(installation: Installation, t
 
 def test_an_address_beyond_its_rate_gets_429_with_retry_after(installation: Installation,
                                                               tokyo: x509.Certificate) -> None:
-    responder = Responder(installation.engine, installation.keys)
+    responder = Responder(installation.engine, installation.keys, time_guard=NO_NTP)
     app = make_app(responder, None, RateLimiter(0.5, burst=2))
     body = ocsp_request(tokyo, 7)
 
@@ -160,7 +162,7 @@ def test_rate_limiter_refills_and_forgets_the_oldest_keys() -> None:
 def test_nothing_from_an_outsider_is_cached_even_on_the_second_try(installation: Installation,
                                                                     tokyo: x509.Certificate, tmp_path: Path) -> None:
     """The same outsider bytes twice are parsed twice: the work is bounded by the rate limits, not by memory."""
-    responder = Responder(installation.engine, installation.keys)
+    responder = Responder(installation.engine, installation.keys, time_guard=NO_NTP)
     request = _padded_outsider_request(tokyo, 3, 10_000)
     assert responder.respond(request).response_status == "unauthorized"
     assert responder.respond(request).response_status == "unauthorized"

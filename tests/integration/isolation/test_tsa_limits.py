@@ -17,6 +17,7 @@ from ca.http.client_filter import ClientFilter
 from ca.http.rate_limit import RateLimiter
 from ca.tsa.app import QUERY, REPLY, make_app
 
+from support.clock import NO_NTP
 from support.installation import Installation
 
 REQUEST = tsp.TimeStampReq({
@@ -34,7 +35,8 @@ def _post(app: object, address: str) -> tuple[str, dict[str, str]]:
 
 
 def test_only_listed_networks_are_answered(installation: Installation) -> None:
-    app = make_app(installation.engine, installation.keys, clients=ClientFilter(["10.0.0.0/8", "2001:db8::/32"]))
+    app = make_app(installation.engine, installation.keys, clients=ClientFilter(["10.0.0.0/8", "2001:db8::/32"]),
+                   time_guard=NO_NTP)
     assert _post(app, "127.0.0.1")[0] == "403 Forbidden"
     assert _post(app, "192.0.2.7")[0] == "403 Forbidden"
     status, headers = _post(app, "10.20.30.40")
@@ -45,7 +47,7 @@ def test_only_listed_networks_are_answered(installation: Installation) -> None:
 
 
 def test_an_address_beyond_its_rate_gets_429(installation: Installation) -> None:
-    app = make_app(installation.engine, installation.keys, address_limit=RateLimiter(0.01, burst=2))
+    app = make_app(installation.engine, installation.keys, address_limit=RateLimiter(0.01, burst=2), time_guard=NO_NTP)
     assert [_post(app, "10.0.0.1")[0] for _ in range(2)] == ["200 OK"] * 2
     status, headers = _post(app, "10.0.0.1")
     assert status == "429 Too Many Requests" and int(headers["Retry-After"]) >= 1

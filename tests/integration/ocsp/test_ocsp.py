@@ -38,6 +38,7 @@ from ocsp.keys import ResponderKeys, keys_dir, passphrase_path
 from ocsp.renewal import issue_key_file
 from ocsp.responder import Responder
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import LDAP_BASE
 from support.tools import court_certificate, ocsp_request
@@ -57,7 +58,7 @@ class Server:
     """The responder's WSGI app on a loopback port, in a thread of this process."""
 
     def __init__(self, installation: Installation) -> None:
-        self.responder = Responder(installation.engine, installation.keys)
+        self.responder = Responder(installation.engine, installation.keys, time_guard=NO_NTP)
         self.history = QueryHistory(installation.engine, thread=False)
         self.httpd = wsgiref.simple_server.make_server("127.0.0.1", 0, make_app(self.responder, self.history),
                                                        handler_class=_QuietHandler)
@@ -212,7 +213,7 @@ def test_unknown_serial_sha256_cert_ids_and_pkilint(installation: Installation, 
 
 
 def test_presigned_answers_are_reused_until_the_status_changes(installation: Installation, files: Path) -> None:
-    responder = Responder(installation.engine, installation.keys)
+    responder = Responder(installation.engine, installation.keys, time_guard=NO_NTP)
     cert = _subscriber(installation, 6)
     request = _request(cert.serial, files)
     first = responder.respond(request)
@@ -260,7 +261,7 @@ def test_responder_key_in_an_encrypted_file(installation: Installation, files: P
     with pytest.raises(TypeError):  # encrypted: useless without the passphrase kept elsewhere
         serialization.load_pem_private_key(path.read_bytes(), None)
     keys = ResponderKeys(installation.keys, keys_dir(installation.settings), passphrase_path(installation.settings))
-    responder = Responder(installation.engine, keys, key_files=True)
+    responder = Responder(installation.engine, keys, key_files=True, time_guard=NO_NTP)
     outcome = responder.respond(_request(_subscriber(installation, 7).serial, files, nonce=b"0123456789abcdef"))
     parsed = x509_ocsp.load_der_ocsp_response(outcome.body)
     assert parsed.response_status == x509_ocsp.OCSPResponseStatus.SUCCESSFUL
@@ -268,7 +269,8 @@ def test_responder_key_in_an_encrypted_file(installation: Installation, files: P
     cert.public_key().verify(parsed.signature, parsed.tbs_response_bytes, padding.PKCS1v15(),  # type: ignore[union-attr,call-arg]
                              parsed.signature_hash_algorithm)  # type: ignore[arg-type]
     # the token's responder still answers when files are not asked for
-    token_answer = x509_ocsp.load_der_ocsp_response(Responder(installation.engine, installation.keys).respond(
+    token_answer = x509_ocsp.load_der_ocsp_response(Responder(installation.engine, installation.keys,
+                                                              time_guard=NO_NTP).respond(
         _request(_subscriber(installation, 7).serial, files)).body)
     assert [c.serial_number for c in token_answer.certificates] != [cert.serial_number]
 
@@ -295,7 +297,7 @@ def _status_of(body: bytes) -> str:
 
 @pytest.fixture
 def app(installation: Installation):  # type: ignore[no-untyped-def]
-    return make_app(Responder(installation.engine, installation.keys))
+    return make_app(Responder(installation.engine, installation.keys, time_guard=NO_NTP))
 
 
 def test_http_answers(installation: Installation, app, files: Path) -> None:  # type: ignore[no-untyped-def]
@@ -357,8 +359,9 @@ def test_ca_signed_mode_and_next_update_from_the_crl_schedule(installation: Inst
     from ca.enums import ListType
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    issued = issue_list(installation.engine, installation.keys, installation.data_dir, TOKYO, ListType.CRL, now=now)
-    responder = Responder(installation.engine, installation.keys, ca_signed=True)
+    issued = issue_list(installation.engine, installation.keys, installation.data_dir, TOKYO, ListType.CRL, now=now,
+                        time_guard=NO_NTP)
+    responder = Responder(installation.engine, installation.keys, ca_signed=True, time_guard=NO_NTP)
     parsed = x509_ocsp.load_der_ocsp_response(responder.respond(_request(_subscriber(installation, 10).serial,
                                                                          files)).body)
     assert parsed.response_status == x509_ocsp.OCSPResponseStatus.SUCCESSFUL

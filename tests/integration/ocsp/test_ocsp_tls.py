@@ -37,6 +37,7 @@ from ca.storage.models import Certificate, OCSPQuery
 from ca.storage.revocations import RevocationStore
 from ca.verifiers import registry
 
+from support.clock import NO_NTP
 from support.tools import court_certificate, free_port, ocsp_request, officers_client, write_config
 
 TOKYO = "tokyo"
@@ -102,7 +103,7 @@ def _issue_verifier(settings: Settings, engine: sa.Engine, keys: HSMClient, name
     now = dt.datetime.now(dt.UTC)
     with session_scope(engine) as session:
         ctx = hierarchy.Context(store=RevocationStore(session), keys=keys, now=now, actor="test",
-                                algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
+                                algorithm=KeyAlgorithm(settings.hsm.key_algorithm), time_guard=NO_NTP)
         cert, certificate_id = registry.issue_certificate(ctx, name, key_path=out / f"{name}.key")
         registry.register(session, name=name, certificate=cert, password=None, now=now,
                           base_dn=settings.repository.base_dn, certificate_id=certificate_id, actor="test")

@@ -34,10 +34,13 @@ from ca.storage.leases import Lease
 from ca.storage.models import Certificate, PresignedResponse
 from ca.storage.revocations import RevocationStore
 from ca.verifiers.registry import add_verifier
+from ocsp import shared_answers
 from ocsp.issuers import public_key_bits
 from ocsp.presigner import Presigner
 from ocsp.responder import Responder
+from ocsp.shared_answers import SharedAnswers
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import LDAP_BASE
 from support.tools import court_certificate
@@ -159,7 +162,7 @@ def presigner(installation: Installation) -> Presigner:
     assert installation.keys is not None
     keys = installation.keys
     return Presigner(installation.engine, lambda: keys, threads=1,
-                     lease=Lease(installation.engine, f"ocsp-signer-test-{time.monotonic_ns()}"))
+                     lease=Lease(installation.engine, f"ocsp-signer-test-{time.monotonic_ns()}"), time_guard=NO_NTP)
 
 
 def test_every_certificate_is_signed_ahead_and_served_without_a_signature(
@@ -176,14 +179,16 @@ def test_every_certificate_is_signed_ahead_and_served_without_a_signature(
     assert presigner(installation).sign_all().signed == 0  # nothing missing or stale any more
 
     keys = CountingKeys(installation.keys)
-    for responder in (Responder(installation.engine, keys), Responder(installation.engine, keys)):  # two machines
+    for responder in (Responder(installation.engine, keys, time_guard=NO_NTP),
+                      Responder(installation.engine, keys, time_guard=NO_NTP)):  # two machines
         for cert, line in ((good, "good"), (revoked, "revoked")):
             outcome = responder.respond(request(verifier, cert.serial))
             assert outcome.presigned and outcome.response_status == "successful"
             text = openssl_check(verifier, outcome.body, cert.serial, tmp_path)
             assert f"0x{cert.serial:x}: {line}" in text, text
     assert keys.signed == 0
-    assert "Reason: keyCompromise" in openssl_check(verifier, Responder(installation.engine, keys).respond(
+    assert "Reason: keyCompromise" in openssl_check(verifier, Responder(installation.engine, keys,
+                                                                        time_guard=NO_NTP).respond(
         request(verifier, revoked.serial)).body, revoked.serial, tmp_path)
 
 
@@ -193,7 +198,7 @@ def test_a_nonce_another_cert_id_or_an_unknown_serial_is_signed_on_demand(
     cert = subscribers(installation)[2]
     presigner(installation).sign_all()
     keys = CountingKeys(installation.keys)
-    responder = Responder(installation.engine, keys)
+    responder = Responder(installation.engine, keys, time_guard=NO_NTP)
     for body, signed in ((request(verifier, cert.serial, nonce=b"n" * 16), 1),
                          (request(verifier, cert.serial, digest="sha256"), 2),
                          (request(verifier, (1 << 120) + 7), 3)):
@@ -210,7 +215,7 @@ def test_a_revocation_is_never_answered_from_an_answer_signed_before_it(
     assert installation.keys is not None
     cert = subscribers(installation)[3]
     presigner(installation).sign_all()
-    responder = Responder(installation.engine, installation.keys)
+    responder = Responder(installation.engine, installation.keys, time_guard=NO_NTP)
     assert responder.respond(request(verifier, cert.serial)).presigned
     revoke(installation, cert, RevocationReason.CESSATION_OF_OPERATION)
     # at once, before the signer has caught up: signed on demand, revoked
@@ -229,7 +234,7 @@ def test_the_running_signer_signs_a_revocation_ahead_within_a_second(
     thread = threading.Thread(target=signer.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        responder = Responder(installation.engine, installation.keys)
+        responder = Responder(installation.engine, installation.keys, time_guard=NO_NTP)
         revoke(installation, cert, RevocationReason.AFFILIATION_CHANGED)
         start = time.monotonic()
         while not (outcome := responder.respond(request(verifier, cert.serial))).presigned:
@@ -249,7 +254,7 @@ def test_an_answer_near_its_next_update_or_from_another_responder_is_not_served(
     assert installation.keys is not None
     cert = subscribers(installation)[5]
     presigner(installation).sign_all()
-    responder = Responder(installation.engine, installation.keys)
+    responder = Responder(installation.engine, installation.keys, time_guard=NO_NTP)
     assert responder.respond(request(verifier, cert.serial)).presigned
     table = PresignedResponse.__table__
     where = table.c.serial == cert.serial
@@ -261,10 +266,11 @@ def test_an_answer_near_its_next_update_or_from_another_responder_is_not_served(
         conn.execute(sa.update(table).where(where).values(next_update=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
                                                           responder_serial=12345))
     # (a fresh responder: the first keeps what it just signed on demand in its own bounded cache)
-    assert not Responder(installation.engine, installation.keys).respond(
+    assert not Responder(installation.engine, installation.keys, time_guard=NO_NTP).respond(
         request(verifier, cert.serial)).presigned  # not the current responder's
     assert presigner(installation).sign_all().signed >= 1  # the signer mends both
-    assert Responder(installation.engine, installation.keys).respond(request(verifier, cert.serial)).presigned
+    assert Responder(installation.engine, installation.keys,
+                     time_guard=NO_NTP).respond(request(verifier, cert.serial)).presigned
 
 
 def test_an_answer_whose_refresh_time_came_is_signed_again(installation: Installation) -> None:
@@ -303,8 +309,8 @@ def test_one_signer_at_a_time(installation: Installation) -> None:
     assert installation.keys is not None
     keys = installation.keys
     name = f"ocsp-signer-lease-{time.monotonic_ns()}"
-    first = Presigner(installation.engine, lambda: keys, lease=Lease(installation.engine, name))
-    second = Presigner(installation.engine, lambda: keys, lease=Lease(installation.engine, name))
+    first = Presigner(installation.engine, lambda: keys, lease=Lease(installation.engine, name), time_guard=NO_NTP)
+    second = Presigner(installation.engine, lambda: keys, lease=Lease(installation.engine, name), time_guard=NO_NTP)
     assert first.lease.try_acquire()
     try:
         assert not second.lease.try_acquire()
@@ -312,3 +318,40 @@ def test_one_signer_at_a_time(installation: Installation) -> None:
         first.lease.release()
     assert second.lease.try_acquire()
     second.lease.release()
+
+
+def test_workers_share_what_one_of_them_signed_on_demand(
+        installation: Installation, verifier: Verifier, tmp_path: Path) -> None:
+    """The shared negative cache (ocsp.shared_answers): an unknown serial or a SHA-256 CertID signed by one
+    worker is served by the other without a signature; a status read now that differs is never served
+    from it."""
+    assert installation.keys is not None
+    cert = subscribers(installation)[8]
+    presigner(installation).sign_all()
+    path = shared_answers.create(tmp_path)
+    keys = CountingKeys(installation.keys)
+    worker_1, worker_2 = (Responder(installation.engine, keys, time_guard=NO_NTP, shared=SharedAnswers(path))
+                          for _ in range(2))
+    unknown = (1 << 121) + 5
+    first = worker_1.respond(request(verifier, unknown))
+    assert (first.response_status, first.presigned, keys.signed) == ("successful", False, 1)
+    second = worker_2.respond(request(verifier, unknown))
+    assert (second.presigned, keys.signed) == (True, 1)
+    assert f"0x{unknown:x}: unknown" in openssl_check(verifier, second.body, unknown, tmp_path)
+
+    assert not worker_1.respond(request(verifier, cert.serial, digest="sha256")).presigned
+    assert keys.signed == 2
+    assert worker_2.respond(request(verifier, cert.serial, digest="sha256")).presigned
+    assert keys.signed == 2
+    revoke(installation, cert, RevocationReason.AFFILIATION_CHANGED)
+    after = worker_2.respond(request(verifier, cert.serial, digest="sha256"))
+    assert after.response_status == "successful" and after.answers.endswith("=revoked")
+    assert (after.presigned, keys.signed) == (False, 3)  # the revocation read now: signed again, never the old
+    assert worker_1.respond(request(verifier, cert.serial, digest="sha256")).presigned  # and that one is shared
+
+    single = x509_ocsp.load_der_ocsp_response(after.body)  # a SHA-256 CertID: openssl -serial asks by SHA-1
+    assert (single.certificate_status, single.revocation_reason) == (x509_ocsp.OCSPCertStatus.REVOKED,
+                                                                      x509.ReasonFlags.affiliation_changed)
+    # a nonce is never shared
+    assert not worker_2.respond(request(verifier, unknown, nonce=b"n" * 16)).presigned
+    assert keys.signed == 4

@@ -41,6 +41,7 @@ from ca.verifiers.registry import add_verifier
 from ocsp.keys import ResponderKeys, keys_dir, passphrase_path
 from ocsp.responder import RELOAD_EVERY, Responder
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, serving_installation
 from support.settings import LDAP_BASE
 from support.tools import court_certificate, ocsp_request, officers_client, revoca
@@ -107,7 +108,8 @@ class Clock:
 def _responder(site: Site, clock: Callable[[], dt.datetime], *, ca_signed: bool = False,
                key_files: bool = False) -> Responder:
     keys = ResponderKeys(site.keys, keys_dir(site.installation.settings), passphrase_path(site.installation.settings))
-    return Responder(site.installation.engine, keys, clock=clock, ca_signed=ca_signed, key_files=key_files)
+    return Responder(site.installation.engine, keys, clock=clock, ca_signed=ca_signed, key_files=key_files,
+                     time_guard=NO_NTP)
 
 
 def _openssl_verify(site: Site, body: bytes, path: Path) -> str:
@@ -145,7 +147,7 @@ def _short_lived_responder(site: Site, *, not_before: dt.datetime, not_after: dt
         public = site.keys.generate(label, KeyAlgorithm.P256)
         cert = issue(CertKind.OCSP_RESPONDER, issuer=hierarchy.issuer_for(site.keys, ca, key),
                      subject=hierarchy.responder_subject(ca), public_key=public, not_before=not_before,
-                     not_after=not_after)
+                     not_after=not_after, time_guard=NO_NTP)
         store.add_certificate(cert, kind=CertKind.OCSP_RESPONDER, issuer_key=key, key_label=label, now=not_before)
     return cert
 
@@ -237,7 +239,7 @@ def test_renew_refuses_a_key_generation_the_ca_does_not_have(site: Site) -> None
 def test_renew_for_a_retired_key_whose_certificates_ocsp_still_answers_for(site: Site, tmp_path: Path) -> None:
     with session_scope(site.installation.engine) as s:  # a rollover: tokyo's key generation 1 is retired
         hierarchy.rollover(hierarchy.Context(store=Store(s), keys=site.keys, now=dt.datetime.now(dt.UTC),
-                                             actor="test", algorithm=KeyAlgorithm.P256), TOKYO)
+                                             actor="test", algorithm=KeyAlgorithm.P256, time_guard=NO_NTP), TOKYO)
     code, out, err = site.revoca("ocsp", "renew", "--ca", TOKYO, "--key-generation", "1",
                                  logins=("keymanager1", "keymanager2"))
     assert code == 0, err

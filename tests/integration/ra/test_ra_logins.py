@@ -20,11 +20,12 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from ca import ceremony, credentials
+from ca import ceremony
 from ca.config import Settings
 from ca.enums import Role
 from ca.hsm.token import TokenSession
 from ca.http.client_cert import CLIENT_CERT_ENVIRON
+from ca.officers import credentials
 from ca.officers.passwords import PasswordPolicy
 from ca.ra.app import LIST_EVENT, LOGIN_EVENT, create_app
 from ca.storage.engine import session_scope

@@ -30,6 +30,7 @@ from ca.storage.engine import session_scope
 from ca.storage.models import Certificate, KeyGeneration, Revocation, RevocationRequest
 from ca.storage.revocations import RevocationStore
 
+from support.clock import NO_NTP
 from support.installation import open_token
 from support.ra_fixtures import (
     CertRef,
@@ -175,7 +176,7 @@ def test_entry_der_is_the_crl_entry_of_the_revocation(engine: sa.Engine,
 def _rollover(engine: sa.Engine, keys: TokenSession, ca: str) -> None:
     with session_scope(engine) as s:
         hierarchy.rollover(hierarchy.Context(store=RevocationStore(s), keys=keys, now=NOW + dt.timedelta(days=1),
-                                             actor="test", algorithm=KeyAlgorithm.P256), ca)
+                                             actor="test", algorithm=KeyAlgorithm.P256, time_guard=NO_NTP), ca)
 
 
 def test_subscribers_go_on_the_crl_and_ca_certificates_on_the_arl(

@@ -30,6 +30,7 @@ from repository.directory import Directory, normal_dn
 from repository.publisher import LdapPublisher
 from repository.slapd import SLAPD, LocalSlapd
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import LDAP_BASE, NOW
 
@@ -60,8 +61,10 @@ def installation(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="module")
 def tokyo_crl(installation: Installation) -> IssuedCRLInfo:
     assert installation.keys is not None
-    issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.ARL, now=NOW)
-    return issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL, now=NOW)
+    issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.ARL, now=NOW,
+               time_guard=NO_NTP)
+    return issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL, now=NOW,
+                      time_guard=NO_NTP)
 
 
 @pytest.fixture
@@ -174,7 +177,7 @@ def test_the_delta_crl_is_published_for_verifiers_only(installation: Installatio
     anonymous neither reads it, asks for it by name, nor finds the entry by filtering on it."""
     assert installation.keys is not None
     delta = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.DELTA,
-                       now=NOW + dt.timedelta(minutes=5))
+                       now=NOW + dt.timedelta(minutes=5), time_guard=NO_NTP)
     publisher = LdapPublisher(installation.engine, slapd.endpoint(timeout=5), LDAP_BASE, installation.data_dir)
     publisher.requeue_newest(NOW)
     report = publisher.round(NOW + dt.timedelta(minutes=5))

@@ -25,6 +25,7 @@ from repository.publisher import LdapPublisher
 from repository.readback import held_lists
 from repository.slapd import LocalSlapd
 
+from support.clock import NO_NTP
 from support.crl_tools import crl_pem
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import LDAP_BASE, NOW
@@ -57,14 +58,14 @@ def test_the_entry_holds_the_old_keys_crl_beside_the_current_one(installation: I
     engine, keys = installation.engine, installation.keys
     assert keys is not None
     publisher = LdapPublisher(engine, slapd.endpoint(timeout=3), LDAP_BASE, installation.data_dir)
-    scheduler = Scheduler(engine, keys, installation.data_dir)
+    scheduler = Scheduler(engine, keys, installation.data_dir, time_guard=NO_NTP)
     with session_scope(engine) as s:
         store = Store(s)
         tokyo = store.ca("tokyo")
         old_root = x509.load_der_x509_certificate(store.certificates(issuer=tokyo, kinds=[CertKind.SELF_SIGNED])[0].der)
         leaf = x509.load_der_x509_certificate(store.certificates(issuer=tokyo, kinds=[CertKind.SUBSCRIBER])[0].der)
         hierarchy.rollover(hierarchy.Context(store=store, keys=keys, now=ROLLOVER, actor="test",
-                                             algorithm=KeyAlgorithm.P256), "tokyo")
+                                             algorithm=KeyAlgorithm.P256, time_guard=NO_NTP), "tokyo")
     scheduler.tick(ROLLOVER + dt.timedelta(hours=1))
     publisher.round(ROLLOVER + dt.timedelta(hours=1), side_work=False)
 
@@ -103,10 +104,11 @@ def test_a_list_due_just_after_a_rollover_is_published_once(installation: Instal
     engine, keys = installation.engine, installation.keys
     assert keys is not None
     publisher = LdapPublisher(engine, slapd.endpoint(timeout=3), LDAP_BASE, installation.data_dir)
-    Scheduler(engine, keys, installation.data_dir).tick(ROLLOVER - dt.timedelta(hours=1))  # queued, not yet published
+    Scheduler(engine, keys, installation.data_dir,
+              time_guard=NO_NTP).tick(ROLLOVER - dt.timedelta(hours=1))  # queued, not yet published
     with session_scope(engine) as s:
         hierarchy.rollover(hierarchy.Context(store=Store(s), keys=keys, now=ROLLOVER, actor="test",
-                                             algorithm=KeyAlgorithm.P256), "tokyo")
+                                             algorithm=KeyAlgorithm.P256, time_guard=NO_NTP), "tokyo")
     publisher.round(ROLLOVER + dt.timedelta(minutes=1), side_work=False)
     values = _values(slapd, TOKYO_DN, "certificateRevocationList;binary", tmp_path)
     assert len(values) == 1

@@ -23,6 +23,7 @@ from repository.entries import CertificatePair
 from repository.publisher import LdapPublisher, backoff
 from repository.slapd import LocalSlapd
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import LDAP_BASE, NOW
 from support.tools import free_port
@@ -110,7 +111,7 @@ def _rows(installation: Installation, item: PublicationItem | None = None, ca: s
 
 def test_everything_is_published_and_only_verifiers_read_the_crl(fresh: Installation, slapd: LocalSlapd) -> None:
     installation = fresh
-    issue_all(installation.engine, installation.keys, installation.data_dir, now=NOW)
+    issue_all(installation.engine, installation.keys, installation.data_dir, now=NOW, time_guard=NO_NTP)
     report = _publisher(installation, slapd).round(NOW)
     assert report.ok, report
     # bridge + 3 regional CAs: certificates, CRL and ARL each
@@ -156,7 +157,7 @@ def test_directory_down_keeps_the_queue_and_drains_after_restart(fresh: Installa
     slapd.stop()
     later = NOW + dt.timedelta(days=1)
     issued = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL,
-                        now=later)  # signing is not blocked
+                        now=later, time_guard=NO_NTP)  # signing is not blocked
     report = publisher.round(later)
     assert report.unavailable is not None and "unreachable" in report.unavailable
     pending = [r for r in _rows(installation, PublicationItem.CRL, "tokyo") if r.state is PublicationState.PENDING]
@@ -178,9 +179,10 @@ def test_directory_down_keeps_the_queue_and_drains_after_restart(fresh: Installa
 def test_an_older_crl_never_replaces_a_newer_one(fresh: Installation, slapd: LocalSlapd) -> None:
     installation = fresh
     now = _after_the_last_issue(installation)  # lists of one CA never go back in time (issue 15)
-    old = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL, now=now)
+    old = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL, now=now,
+                     time_guard=NO_NTP)
     new = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL,
-                     now=now + dt.timedelta(hours=1))
+                     now=now + dt.timedelta(hours=1), time_guard=NO_NTP)
     publisher = _publisher(installation, slapd)
     report = publisher.round(now + dt.timedelta(hours=1))
     assert report.ok
@@ -205,7 +207,7 @@ def test_an_older_crl_never_replaces_a_newer_one(fresh: Installation, slapd: Loc
 
     # someone else wrote a still newer CRL there: revoca reads the value, sees the number, keeps it
     newest = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL,
-                        now=now + dt.timedelta(hours=3))
+                        now=now + dt.timedelta(hours=3), time_guard=NO_NTP)
     with session_scope(installation.engine) as s:  # (its own queue row is not the point here)
         s.execute(sa.delete(Publication).where(Publication.number == newest.number,
                                                Publication.item == PublicationItem.CRL))
@@ -223,12 +225,14 @@ def test_an_older_crl_never_replaces_a_newer_one(fresh: Installation, slapd: Loc
 def test_a_deleted_entry_is_created_again(fresh: Installation, slapd: LocalSlapd) -> None:
     installation = fresh
     publisher = _publisher(installation, slapd)
-    issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.ARL, now=NOW)
+    issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.ARL, now=NOW,
+               time_guard=NO_NTP)
     assert publisher.round(NOW).ok
     with Directory(slapd.endpoint()) as d:
         assert d.delete(TOKYO_DN)
     later = NOW + dt.timedelta(days=1)
-    issued = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.ARL, now=later)
+    issued = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.ARL, now=later,
+                        time_guard=NO_NTP)
     report = publisher.round(later, side_work=True)
     assert report.ok, report
     assert _fetch(slapd, TOKYO_DN, "authorityRevocationList;binary") == [issued.path.read_bytes()]
@@ -241,7 +245,7 @@ def test_a_write_that_landed_before_a_crash_is_recorded_not_repeated(fresh: Inst
     publisher = _publisher(installation, slapd)
     assert publisher.round(NOW).ok
     issued = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL,
-                        now=NOW + dt.timedelta(hours=1))
+                        now=NOW + dt.timedelta(hours=1), time_guard=NO_NTP)
     import ldap3
 
     with Directory(slapd.endpoint()) as d:
@@ -260,7 +264,8 @@ def test_slapd_killed_mid_publish_then_published_after_restart(fresh: Installati
     publisher = _publisher(installation, slapd)
     assert publisher.round(NOW).ok
     later = NOW + dt.timedelta(hours=1)
-    issued = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL, now=later)
+    issued = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.CRL, now=later,
+                        time_guard=NO_NTP)
     original = Directory.modify
 
     def modify_after_a_crash(self: Directory, *args: object, **kwargs: object) -> None:
@@ -285,7 +290,8 @@ def test_a_concurrent_write_between_read_and_write_is_noticed_and_retried(fresh:
     publisher = _publisher(installation, slapd)
     assert publisher.round(NOW).ok
     later = NOW + dt.timedelta(hours=1)
-    issued = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.ARL, now=later)
+    issued = issue_list(installation.engine, installation.keys, installation.data_dir, "tokyo", ListType.ARL, now=later,
+                        time_guard=NO_NTP)
     original = Directory.modify
     interfered = []
 
@@ -364,7 +370,7 @@ def _grow_crl(installation: Installation, ca: str):  # type: ignore[no-untyped-d
             reason=4, recorded_at=when, list_type=ListType.CRL,
             entry_der=encode_entry(base + i, when, 4)) for i in range(20_000)])
     return issue_list(installation.engine, installation.keys, installation.data_dir, ca, ListType.CRL,
-                      now=NOW + dt.timedelta(hours=1))
+                      now=NOW + dt.timedelta(hours=1), time_guard=NO_NTP)
 
 
 def test_a_rebuilt_directory_gets_its_lists_back_not_a_record_that_they_are_there(
@@ -374,7 +380,7 @@ def test_a_rebuilt_directory_gets_its_lists_back_not_a_record_that_they_are_ther
     import shutil
 
     installation = fresh
-    issue_all(installation.engine, installation.keys, installation.data_dir, now=NOW)
+    issue_all(installation.engine, installation.keys, installation.data_dir, now=NOW, time_guard=NO_NTP)
     publisher = _publisher(installation, slapd)
     assert publisher.round(NOW).ok
     slapd.stop()
@@ -401,7 +407,8 @@ def test_two_publishers_at_once_one_publishes_the_other_stands_by_and_takes_over
 
     from ca.storage.leases import Lease
 
-    issue_list(fresh.engine, fresh.keys, fresh.data_dir, "tokyo", ListType.CRL, now=_after_the_last_issue(fresh))
+    issue_list(fresh.engine, fresh.keys, fresh.data_dir, "tokyo", ListType.CRL, now=_after_the_last_issue(fresh),
+               time_guard=NO_NTP)
     publishers = [LdapPublisher(fresh.engine, slapd.endpoint(timeout=3), LDAP_BASE, fresh.data_dir,
                                 lease=Lease(fresh.engine, "publisher")) for _ in range(2)]
     stops = [threading.Event(), threading.Event()]

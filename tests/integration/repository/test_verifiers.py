@@ -37,6 +37,7 @@ from repository import verifier_accounts
 from repository.directory import Directory, Endpoint, RepositoryError
 from repository.slapd import SLAPD, LocalSlapd
 
+from support.clock import NO_NTP
 from support.installation import open_token
 from support.officers import standard_cast
 from support.settings import LDAP_BASE, NOW
@@ -112,7 +113,7 @@ def issue_and_register(engine: sa.Engine, keys: KeyStore, name: str, out: Path) 
     """What `revoca verifier add NAME` does without --cert, through the library; returns the certificate id."""
     with session_scope(engine) as session:
         ctx = hierarchy.Context(store=RevocationStore(session), keys=keys, now=NOW, actor="test",
-                                algorithm=KeyAlgorithm.P256)
+                                algorithm=KeyAlgorithm.P256, time_guard=NO_NTP)
         cert, certificate_id = registry.issue_certificate(ctx, name, key_path=out / f"{name}.key")
         registry.register(session, name=name, certificate=cert, password=PASSWORD, now=NOW, base_dn=LDAP_BASE,
                           certificate_id=certificate_id, actor="test")

@@ -31,6 +31,7 @@ from ca.storage.store import ReadStore
 from ocsp.history import QueryHistory
 from ocsp.responder import Outcome
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, serving_installation
 from support.ra_fixtures import PASSWORD
 from support.status_site import PopulatedSite, StatusServer, running_site
@@ -182,7 +183,7 @@ def test_counters_grow_with_new_ocsp_history_and_a_new_crl(site: StatusServer, e
     history.record(Outcome(b"", "unauthorized"))
     history.close()
     issue_list(engine, HSMClient(hsm_socket), settings.data_dir, "osaka", ListType.CRL,
-               now=dt.datetime.now(dt.UTC))
+               now=dt.datetime.now(dt.UTC), time_guard=NO_NTP)
 
     second = scrape(site)
     responses, answers = ocsp_from_rows(engine)

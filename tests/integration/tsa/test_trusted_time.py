@@ -134,9 +134,9 @@ def closed_udp_port() -> str:
 def _fresh_time_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts as a new process would, and leaves no NTP policy behind for other tests."""
     monkeypatch.chdir(tmp_path)  # settings come from the environment only
-    trusted_time.reset()
+    trusted_time.forget_unchecked_warning()
     yield
-    trusted_time.reset()
+    trusted_time.forget_unchecked_warning()
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -340,12 +340,13 @@ def test_without_servers_one_warning_and_signing_goes_on(installation: Installat
 
 
 def test_no_certificate_is_signed_on_untrusted_time(ntp: FakeNTPs, tmp_path: Path) -> None:
-    trusted_time.use(settings_from_dict({"data_dir": str(tmp_path), "time": {"ntp_servers": [ntp[-5.0].address]}}))
+    guard = trusted_time.guard_for(settings_from_dict({"data_dir": str(tmp_path),
+                                                       "time": {"ntp_servers": [ntp[-5.0].address]}}))
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name.from_rfc4514_string("CN=Time Test CA,O=JPKI,C=JP")
     issuer = Issuer.from_signer(name, SoftwareSigner(key))
     with pytest.raises(UntrustedTime, match=r"the system clock is [0-9.]+ s ahead of NTP 127\.0\.0\.1:\d+ \(offset -"):
-        issue(CertKind.SELF_SIGNED, issuer=issuer, subject=name, public_key=key.public_key(),
+        issue(CertKind.SELF_SIGNED, issuer=issuer, time_guard=guard, subject=name, public_key=key.public_key(),
               not_before=dt.datetime.now(dt.UTC))
 
 
@@ -358,14 +359,15 @@ def test_no_time_stamp_on_untrusted_time_and_the_refusal_is_audited_after_the_ro
     ensure_certificate(installation.settings, installation.engine, keys,
                        now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
                        actor="test")
-    trusted_time.use(dataclasses.replace(installation.settings, time=TimeConfig(ntp_servers=(ntp[5.0].address,))))
+    guard = trusted_time.guard_for(dataclasses.replace(installation.settings,
+                                                       time=TimeConfig(ntp_servers=(ntp[5.0].address,))))
     before = len(time_events(installation))
     with session_scope(installation.engine, readonly=True) as s:
         stamps = s.scalar(sa.select(sa.func.count()).select_from(TimeStamp))
     # Inside a write transaction, as the scheduler and the TSA's HTTP app stamp: on SQLite the
     # refusal's own audit record can only be written once this transaction has rolled back.
     with pytest.raises(UntrustedTime, match="nothing signed"), session_scope(installation.engine) as s:
-        CurrentAuthority(keys).stamp(s, hashlib.sha256(b"x").digest(), "sha256", "test")
+        CurrentAuthority(keys, guard).stamp(s, hashlib.sha256(b"x").digest(), "sha256", "test")
     deadline = time.monotonic() + 60
     while len(time_events(installation)) == before and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -44,6 +44,7 @@ from ca.tsa.request import parse_request
 from ca.tsa.response import TimeStampResp, token_of
 from ca.tsa.verify import verify_token
 
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.tools import openssl_verify
 
@@ -87,7 +88,8 @@ class Server:
     """The TSA's WSGI app on a loopback port, in a thread of this process."""
 
     def __init__(self, installation: Installation) -> None:
-        self.httpd = wsgiref.simple_server.make_server("127.0.0.1", 0, make_app(installation.engine, installation.keys),
+        self.httpd = wsgiref.simple_server.make_server("127.0.0.1", 0, make_app(installation.engine, installation.keys,
+                                                                                time_guard=NO_NTP),
                                                        handler_class=_QuietHandler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -148,7 +150,8 @@ def _reply_text(path: Path, *, token_in: bool = False) -> str:
 
 def _stamp(installation: Installation, imprint: bytes, hash_name: str = "sha256", **kwargs: object) -> TimeStamp:
     with session_scope(installation.engine) as session:
-        row = TimeStampAuthority.load(session, installation.keys).stamp(session, imprint, hash_name, "test", **kwargs)  # type: ignore[arg-type]
+        row = TimeStampAuthority.load(session, installation.keys,
+                                      time_guard=NO_NTP).stamp(session, imprint, hash_name, "test", **kwargs)  # type: ignore[arg-type]
         session.expunge(row)
     return row
 
@@ -268,7 +271,7 @@ class TestStamp:
     def test_expired_tsa_certificate_signs_nothing(self, installation: Installation, tsa: TSACertificate) -> None:
         after = tsa.certificate.not_valid_after_utc + dt.timedelta(days=1)
         authority = TimeStampAuthority(tsa.certificate, installation.keys.signer(tsa.key_label), chain=tsa.chain,
-                                       clock=lambda: after)
+                                       clock=lambda: after, time_guard=NO_NTP)
         with session_scope(installation.engine) as session:
             with pytest.raises(errors.RequestRejected, match="is not valid at .*revoca tsa certificate --renew"):
                 authority.stamp(session, hashlib.sha256(DATA).digest(), "sha256", "test")
@@ -284,7 +287,7 @@ def _other_tsa_certificate() -> x509.Certificate:
                                 SoftwareSigner(rsa.generate_private_key(65537, 2048), "other-bridge"))
     return issue(CertKind.TSA, issuer=bridge, subject=x509.Name.from_rfc4514_string("CN=Other TSA,O=Elsewhere,C=JP"),
                  public_key=rsa.generate_private_key(65537, 2048).public_key(),
-                 not_before=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+                 not_before=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1), time_guard=NO_NTP)
 
 
 @pytest.fixture(scope="module")
@@ -425,7 +428,8 @@ class TestHTTP:
     ])  # fmt: skip
     def test_trouble_on_the_signing_side_is_a_rejection_not_a_500(self, installation: Installation, tsa: TSACertificate,
                                                                    error: RevocaError, fail_info: str) -> None:
-        status, headers, body = _call(make_app(installation.engine, _FailingKeys(error)), _VALID_REQUEST)
+        status, headers, body = _call(make_app(installation.engine, _FailingKeys(error),
+                                               time_guard=NO_NTP), _VALID_REQUEST)
         assert status == "200 OK" and headers["Content-Type"] == REPLY
         assert _status(body) == {"status": "rejection", "status_string": [str(error)], "fail_info": {fail_info}}
 
@@ -481,7 +485,8 @@ def _mutations() -> st.SearchStrategy[bytes]:
 def test_any_body_gets_a_time_stamp_response_never_a_500(installation: Installation, tsa: TSACertificate,
                                                          body: bytes) -> None:
     status, headers, reply = _call(_APPS.setdefault(id(installation), make_app(installation.engine,
-                                                                               installation.keys)), body)
+                                                                               installation.keys,
+                                                                               time_guard=NO_NTP)), body)
     assert status == "200 OK" and headers["Content-Type"] == REPLY
     answer = _status(reply)
     assert answer["status"] in ("granted", "rejection")

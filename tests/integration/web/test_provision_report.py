@@ -41,6 +41,7 @@ from repository.publisher import LdapPublisher
 from repository.slapd import LocalSlapd
 
 from support.cli import REVOCA
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.officers import standard_cast
 from support.settings import LDAP_BASE, NOW
@@ -83,7 +84,7 @@ def test_the_report_counts_what_the_histories_hold_and_is_published(installation
                                                                    tmp_path: Path) -> None:
     engine, keys = installation.engine, installation.keys
     assert keys is not None
-    issue_all(engine, keys, installation.data_dir, now=NOW)
+    issue_all(engine, keys, installation.data_dir, now=NOW, time_guard=NO_NTP)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = court_certificate(VERIFIER, key, days=365)[0]
     add_verifier(engine, name=VERIFIER, certificate=cert, password=PASSWORD, now=dt.datetime.now(dt.UTC),
@@ -109,7 +110,8 @@ def test_the_report_counts_what_the_histories_hold_and_is_published(installation
     (tmp_path / "v.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()))
     history = QueryHistory(engine, thread=False)
-    httpd = wsgiref.simple_server.make_server("127.0.0.1", 0, make_app(Responder(engine, keys), history),
+    httpd = wsgiref.simple_server.make_server("127.0.0.1", 0, make_app(Responder(engine, keys,
+                                                                                 time_guard=NO_NTP), history),
                                               handler_class=_Quiet)
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     try:
@@ -139,7 +141,7 @@ def test_the_report_counts_what_the_histories_hold_and_is_published(installation
     from ca.reports.provision import make, month_period, parse
     from ca.tsa.stamper import CurrentAuthority
 
-    kept = make(engine, month, made_by="cast-admin", now=now, stamper=CurrentAuthority(keys))
+    kept = make(engine, month, made_by="cast-admin", now=now, stamper=CurrentAuthority(keys, NO_NTP))
     start, end = month_period(month)
     rows = parse(kept.csv)
     totals = {(r["ca"], r["outcome"]): int(r["count"]) for r in rows if r["section"] == "total"}
@@ -201,7 +203,8 @@ def test_the_report_counts_what_the_histories_hold_and_is_published(installation
     stamped = True
     while stamped:
         with session_scope(engine) as s:
-            stamped = bool(stamp_round(s, CurrentAuthority(keys), installation.data_dir, dt.datetime.now(dt.UTC)))
+            stamped = bool(stamp_round(s, CurrentAuthority(keys, NO_NTP), installation.data_dir,
+                                       dt.datetime.now(dt.UTC)))
     with session_scope(engine) as s:
         for report_id in s.scalars(sa.select(ProvisionReport.id)).all():
             verdict = verify_item(s, installation.data_dir, f"provision-report:{report_id}", token_checker(s))

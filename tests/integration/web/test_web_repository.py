@@ -38,6 +38,7 @@ from repository.slapd import LocalSlapd
 
 from support.browser import CHROMIUM, dump_dom, links, screenshot
 from support.cli import REVOCA
+from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import LDAP_BASE, NOW
 from support.tools import free_port
@@ -88,19 +89,19 @@ def world(ceremony_templates: CeremonyTemplates, tmp_path: Path, slapd: LocalSla
     with demo_installation(ceremony_templates, "sqlite", tmp_path / "inst") as made:
         engine = made.engine
         assert made.keys is not None
-        issue_all(engine, made.keys, made.data_dir, now=NOW)
+        issue_all(engine, made.keys, made.data_dir, now=NOW, time_guard=NO_NTP)
         publisher = LdapPublisher(engine, slapd.endpoint(timeout=5), LDAP_BASE, made.data_dir)
         assert publisher.round(NOW).ok
         with session_scope(engine) as s:  # tokyo's key rolled over: two self-signed and two link certificates
             hierarchy.rollover(hierarchy.Context(store=Store(s), keys=made.keys, now=NOW + dt.timedelta(minutes=30),
-                                                 actor="test", algorithm=KeyAlgorithm.P256), "tokyo")
+                                                 actor="test", algorithm=KeyAlgorithm.P256, time_guard=NO_NTP), "tokyo")
         with session_scope(engine) as s:
             store = RevocationStore(s)
             compromise.compromise(store, COMPROMISED, (store.operator("cast-senior1"), store.operator("cast-senior2")),
                                   LATER, note="test")
         for ca, list_type in ((COMPROMISED, ListType.CRL), (COMPROMISED, ListType.ARL), ("bridge", ListType.ARL),
                               ("tokyo", ListType.ARL)):
-            issue_list(engine, made.keys, made.data_dir, ca, list_type, now=LATER)
+            issue_list(engine, made.keys, made.data_dir, ca, list_type, now=LATER, time_guard=NO_NTP)
         assert publisher.round(LATER).ok
         with session_scope(engine) as s:
             ca_id = s.scalar(sa.select(CertificateAuthority.id).where(CertificateAuthority.name == TERMINATED))

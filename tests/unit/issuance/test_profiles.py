@@ -24,6 +24,7 @@ from ca.issuance import Issuer, issue, key_identifier
 from ca.profiles import ID_KP_SCVP_SERVER, PROFILES, PolicyOID, Profile, add_years
 from ca.subscribers import random_basic_four
 
+from support.clock import NO_NTP
 from support.tools import assert_pkilint_clean, openssl_verify, pkilint_cert, pkilint_chain
 
 T0 = datetime(2020, 4, 1, tzinfo=UTC)  # first CA keys generated, self-signed certificates issued
@@ -77,21 +78,21 @@ def pki() -> PKI:
 
     def self_signed(ca: Issuer, at: datetime) -> x509.Certificate:
         return issue(CertKind.SELF_SIGNED, issuer=ca, subject=ca.name,
-                     public_key=ca.signer.public_key(), not_before=at)  # fmt: skip
+                     public_key=ca.signer.public_key(), not_before=at, time_guard=NO_NTP)  # fmt: skip
 
     def cross(by: Issuer, to: Issuer) -> x509.Certificate:
         return issue(CertKind.CROSS, issuer=by, subject=to.name,
-                     public_key=to.signer.public_key(), not_before=CROSS_AT)  # fmt: skip
+                     public_key=to.signer.public_key(), not_before=CROSS_AT, time_guard=NO_NTP)  # fmt: skip
 
     def subscriber(by: Issuer, at: datetime) -> x509.Certificate:
         return issue(CertKind.SUBSCRIBER, issuer=by, subject=HOLDER, public_key=holder_key,
-                     not_before=at, basic_four=four)  # fmt: skip
+                     not_before=at, basic_four=four, time_guard=NO_NTP)  # fmt: skip
 
     def server(kind: CertKind) -> x509.Certificate:
         needs_dns = kind in (CertKind.TLS, CertKind.CVS_SERVER)
         names = ("ocsp.tokyo.example.jp",) if needs_dns else ()
         return issue(kind, issuer=tokyo, subject=SERVER, public_key=server_key, not_before=NOW,
-                     dns_names=names)  # fmt: skip
+                     dns_names=names, time_guard=NO_NTP)  # fmt: skip
 
     tokyo_ss = self_signed(tokyo, T0)
     certs = {
@@ -106,10 +107,10 @@ def pki() -> PKI:
         # seed 004 7.1(4): from the certified key's generation to the old self-signed's end
         "old_with_new": issue(CertKind.LINK_OLD_WITH_NEW, issuer=tokyo_new, subject=TOKYO,
                               public_key=tokyo.signer.public_key(), not_before=T0,
-                              not_after=tokyo_ss.not_valid_after_utc),
+                              not_after=tokyo_ss.not_valid_after_utc, time_guard=NO_NTP),
         "new_with_old": issue(CertKind.LINK_NEW_WITH_OLD, issuer=tokyo, subject=TOKYO,
                               public_key=tokyo_new.signer.public_key(), not_before=ROLLOVER,
-                              not_after=tokyo_ss.not_valid_after_utc),
+                              not_after=tokyo_ss.not_valid_after_utc, time_guard=NO_NTP),
         "subscriber": subscriber(tokyo, NOW),
         "subscriber_new_key": subscriber(tokyo_new, ROLLOVER + timedelta(days=1)),
         "ocsp": server(CertKind.OCSP_RESPONDER),
@@ -252,7 +253,7 @@ class TestIssueValidation:
             not_before=NOW, dns_names=("ocsp.tokyo.example.jp",),
         )  # fmt: skip
         values.update(overrides)
-        return issue(CertKind.TLS, **values)  # type: ignore[arg-type]
+        return issue(CertKind.TLS, **values, time_guard=NO_NTP)  # type: ignore[arg-type]
 
     def test_naive_not_before_is_rejected(self, pki: PKI) -> None:
         with pytest.raises(InvalidInput, match="naive"):
@@ -266,7 +267,7 @@ class TestIssueValidation:
     def test_link_without_not_after_is_rejected(self, pki: PKI) -> None:
         with pytest.raises(InvalidInput, match="give not_after"):
             issue(CertKind.LINK_NEW_WITH_OLD, issuer=pki.tokyo, subject=TOKYO,
-                  public_key=pki.tokyo_new.signer.public_key(), not_before=ROLLOVER)  # fmt: skip
+                  public_key=pki.tokyo_new.signer.public_key(), not_before=ROLLOVER, time_guard=NO_NTP)  # fmt: skip
 
     def test_not_after_beyond_profile_validity_is_rejected(self, pki: PKI) -> None:
         with pytest.raises(InvalidInput, match="at most 1 years"):
@@ -287,27 +288,28 @@ class TestIssueValidation:
     def test_dns_names_on_ocsp_responder_are_rejected(self, pki: PKI) -> None:
         with pytest.raises(InvalidInput, match="carry no dNSName"):
             issue(CertKind.OCSP_RESPONDER, issuer=pki.tokyo, subject=SERVER, not_before=NOW,
-                  public_key=pki.bridge.signer.public_key(), dns_names=("a.example.jp",))  # fmt: skip
+                  public_key=pki.bridge.signer.public_key(), dns_names=("a.example.jp",),
+                  time_guard=NO_NTP)  # fmt: skip
 
     def test_subscriber_without_basic_four_is_rejected(self, pki: PKI) -> None:
         with pytest.raises(InvalidInput, match="basic_four"):
             issue(CertKind.SUBSCRIBER, issuer=pki.tokyo, subject=HOLDER, not_before=NOW,
-                  public_key=pki.bridge.signer.public_key())  # fmt: skip
+                  public_key=pki.bridge.signer.public_key(), time_guard=NO_NTP)  # fmt: skip
 
     def test_self_signed_with_a_foreign_key_is_rejected(self, pki: PKI) -> None:
         with pytest.raises(InvalidInput, match="issuer signer's key"):
             issue(CertKind.SELF_SIGNED, issuer=pki.tokyo, subject=TOKYO, not_before=T0,
-                  public_key=pki.tokyo_new.signer.public_key())  # fmt: skip
+                  public_key=pki.tokyo_new.signer.public_key(), time_guard=NO_NTP)  # fmt: skip
 
     def test_cross_to_own_name_is_rejected(self, pki: PKI) -> None:
         with pytest.raises(InvalidInput, match="must differ from the issuer name"):
             issue(CertKind.CROSS, issuer=pki.tokyo, subject=TOKYO, not_before=T0,
-                  public_key=pki.tokyo_new.signer.public_key())  # fmt: skip
+                  public_key=pki.tokyo_new.signer.public_key(), time_guard=NO_NTP)  # fmt: skip
 
     def test_link_signed_with_the_certified_key_is_rejected(self, pki: PKI) -> None:
         with pytest.raises(InvalidInput, match="must differ from the issuer signer's key"):
             issue(CertKind.LINK_OLD_WITH_NEW, issuer=pki.tokyo, subject=TOKYO, not_before=T0,
-                  not_after=NOW, public_key=pki.tokyo.signer.public_key())  # fmt: skip
+                  not_after=NOW, public_key=pki.tokyo.signer.public_key(), time_guard=NO_NTP)  # fmt: skip
 
     @pytest.mark.parametrize("serial", [0, -1, 1 << 159])
     def test_serial_outside_rfc_5280_range_is_rejected(self, pki: PKI, serial: int) -> None:
@@ -321,7 +323,8 @@ class TestIssueValidation:
         with pytest.raises(InvalidInput, match="subject_key_id"):
             self._tls(pki, subject_key_id=b"\x01" * 20)
         cert = issue(CertKind.CROSS, issuer=pki.bridge, subject=EXTERNAL, not_before=CROSS_AT,
-                     public_key=pki.external.signer.public_key(), subject_key_id=b"\x01" * 8)  # fmt: skip
+                     public_key=pki.external.signer.public_key(), subject_key_id=b"\x01" * 8,
+                     time_guard=NO_NTP)  # fmt: skip
         assert _ext(cert, ExtensionOID.SUBJECT_KEY_IDENTIFIER).value.digest == b"\x01" * 8
 
     def test_signature_that_does_not_verify_is_withheld(self, pki: PKI) -> None:

@@ -23,7 +23,10 @@ from cryptography.x509.oid import NameOID, OCSPExtensionOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ocsp import request as request_module
+from ocsp import request_fast
 from ocsp.request import CertID, MalformedRequest, ParsedRequest, parse_request, request_from_get_path, verify_signature
+from ocsp.request_fast import parse_common
 
 NOW = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 OPENSSL = shutil.which("openssl")
@@ -691,3 +694,173 @@ class TestKnownCertificates:
         der = signed_by_hand(ec_signer, tbs_request(), certs=(broken,))
         with pytest.raises(MalformedRequest):
             parse_request(der, known_certificates={rsa_signer.der})
+
+
+# --- the hand-written parser of the common shape (ocsp.request_fast) -----------------------------
+
+
+def full_parse(der: bytes, known=()) -> ParsedRequest:
+    """What ocsp.request's full parser (strict DER walk + asn1crypto) makes of `der`."""
+    try:
+        request_module._check_der(der, known)
+        return request_module._parse(der, 64, known)
+    except MalformedRequest:
+        raise
+    except Exception as exc:  # noqa: BLE001 - parse_request turns these into MalformedRequest
+        raise MalformedRequest(str(exc)) from exc
+
+
+def same_request(fast: ParsedRequest, full: ParsedRequest) -> None:
+    """Every field equal; the requestor name (an asn1crypto object) by what it says and its bytes."""
+    assert dataclasses.replace(fast, requestor_name=None) == dataclasses.replace(full, requestor_name=None)
+    if full.requestor_name is None:
+        assert fast.requestor_name is None
+    else:
+        # as sent, read lazily by both (nothing reads it; a name may not even decode, for either)
+        assert (fast.requestor_name.name, fast.requestor_name.chosen.dump()) == (
+            full.requestor_name.name, full.requestor_name.chosen.dump())
+
+
+def fast_agrees(der: bytes, known=()) -> ParsedRequest | None:
+    """The property: the fast parser returns the full parser's request, or None (never a request the
+    full parser refuses); returns what the fast parser made."""
+    fast = parse_common(der, 64, known)
+    try:
+        full = full_parse(der, known)
+    except MalformedRequest:
+        assert fast is None, "the fast parser accepted a request the full parser refuses"
+        with pytest.raises(MalformedRequest):
+            request_fast.parse_request(der, known_certificates=known)
+        return None
+    if fast is not None:
+        same_request(fast, full)
+    return fast
+
+
+@pytest.fixture(scope="module")
+def verifier_requests(ca, subscriber, rsa_signer, ec_signer) -> list[tuple[bytes, frozenset[bytes]]]:
+    """What verifiers send (as bench/ocsp_requests.py makes it): signed, naming the signer, carrying its
+    certificate; with and without a nonce; and unsigned requests from cryptography's builder."""
+    out: list[tuple[bytes, frozenset[bytes]]] = []
+    for party, algorithm in ((rsa_signer, seq(oid("1.2.840.113549.1.1.11"), NULL)),
+                             (rsa_signer, seq(oid("1.2.840.113549.1.1.11"))), (ec_signer, seq(oid(ECDSA_SHA256)))):
+        for extensions in (None, [extension(NONCE, octets(b"z" * 16))], [extension(NONCE, b"q" * 32)]):
+            tbs = tbs_request([cert_id(0x4000_1234)], extensions=extensions,
+                              requestor=directory_name("verifier 1"))
+            if isinstance(party.key, rsa.RSAPrivateKey):
+                signature = party.key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
+            else:
+                signature = party.key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+            out.append((request(tbs, signature=signature_field(algorithm, signature, (party.der,))),
+                        frozenset({party.der})))
+    for algorithm in (hashes.SHA1(), hashes.SHA256()):
+        out.append((built(subscriber, ca, algorithm), frozenset()))
+        out.append((built(subscriber, ca, algorithm, x509.OCSPNonce(b"\x04\x02ab")), frozenset()))
+    out.append((request(tbs_request([cert_id(n, hash_oid=SHA256, name_hash=b"N" * 32) for n in range(5)])),
+                frozenset()))
+    return out
+
+
+class TestCommonShape:
+    """ocsp.request_fast reads what verifiers send by hand, and agrees with the full parser."""
+
+    def test_what_verifiers_send_takes_the_fast_path(self, verifier_requests):
+        for der, known in verifier_requests:
+            assert fast_agrees(der, known) is not None, der.hex()
+
+    def test_signed_request_with_a_certificate_not_met_before_goes_the_full_way(self, verifier_requests):
+        der, known = verifier_requests[0]
+        assert parse_common(der, 64, frozenset()) is None
+        assert parse_request(der).certs == tuple(known)
+
+    def test_parse_request_returns_the_fast_result(self, verifier_requests):
+        for der, known in verifier_requests:
+            same_request(request_fast.parse_request(der, known_certificates=known), full_parse(der, known))
+
+    @pytest.mark.parametrize("der", [
+        request(tbs_request(version=tlv(0xA0, integer(0)))),  # default version encoded
+        request(tbs_request(extensions=[extension(NONCE, octets(b"n" * 8), critical=TRUE)])),
+        request(tbs_request(extensions=[extension(NONCE, octets(b"n" * 33))])),
+        request(tbs_request(extensions=[extension(NONCE, octets(b"a")), extension(NONCE, octets(b"b"))])),
+        request(tbs_request(single_extensions=[extension(SERVICE_LOCATOR, seq(seq(), seq()))])),
+        request(tbs_request([cert_id(hash_oid="1.2.3.4")])),
+        request(tbs_request([seq(seq(oid(SHA1), integer(1)), octets(b"n"), octets(b"k"), integer(1))])),
+        request(tbs_request(requestor=tlv(0x86, b"http://verifier"))),
+        request(tbs_request(requestor=tlv(0xA4, directory_name("x")[2:]) + tlv(0xA4, seq()))),
+        request() + b"\x00",
+        b"\x30\x81" + request()[1:],
+        request(seq(seq())),
+    ])
+    def test_unusual_shapes_go_the_full_way(self, der):
+        assert parse_common(der, 64, ()) is None
+
+    def test_more_cert_ids_than_allowed_go_the_full_way(self):
+        der = request(tbs_request([cert_id(n) for n in range(3)]))
+        assert parse_common(der, 2, ()) is None
+        with pytest.raises(MalformedRequest, match="3 CertIDs"):
+            request_fast.parse_request(der, max_cert_ids=2)
+
+    def test_every_refusal_of_the_profile_is_still_made_by_the_full_parser(self, verifier_requests):
+        """Each malformed request of TestProfile: the fast parser declines it, so the refusal (and its
+        message) is the full parser's, as before."""
+        checked = 0
+        for name, method in vars(TestProfile).items():
+            if not name.startswith("test_") or name in {"test_hand_built_request_parses", "test_odd_serials_are_kept",
+                                                        "test_unknown_hash_algorithm_keeps_its_oid"}:
+                continue
+            refused: list[bytes] = []
+            original = globals()["malformed"]
+            globals()["malformed"] = lambda der, match, refused=refused: refused.append(der)
+            try:
+                argument_names = method.__code__.co_varnames[1:method.__code__.co_argcount]
+                method(TestProfile(), *[None] * len(argument_names))
+            except (TypeError, AttributeError):
+                continue  # needs a fixture (ec_signer): covered by the mutation property below
+            finally:
+                globals()["malformed"] = original
+            for der in refused:
+                assert parse_common(der, 64, ()) is None, name
+                with pytest.raises(MalformedRequest) as full_refusal:
+                    parse_request(der)
+                with pytest.raises(MalformedRequest) as refusal:
+                    request_fast.parse_request(der)
+                assert str(refusal.value) == str(full_refusal.value)
+                checked += 1
+        assert checked >= 15  # the harvest found TestProfile's malformed requests
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        serials=st.lists(st.integers(-(1 << 170), 1 << 170), min_size=1, max_size=6),
+        hash_name=st.sampled_from([SHA1, SHA256]),
+        null_parameters=st.booleans(),
+        name_hash=st.binary(max_size=40),
+        nonce=st.one_of(st.none(), st.binary(min_size=0, max_size=40)),
+        bare_nonce=st.booleans(),
+        requestor=st.one_of(st.none(), st.text(max_size=30)),
+    )
+    def test_generated_requests_agree(self, serials, hash_name, null_parameters, name_hash, nonce, bare_nonce,
+                                      requestor):
+        algorithm = seq(oid(hash_name), NULL) if null_parameters else seq(oid(hash_name))
+        cids = [seq(algorithm, octets(name_hash), octets(b"k" * 20), integer(s)) for s in serials]
+        extensions = None
+        if nonce is not None:
+            extensions = [extension(NONCE, nonce if bare_nonce else octets(nonce))]
+        der = request(tbs_request(cids, extensions=extensions,
+                                  requestor=directory_name(requestor) if requestor is not None else b""))
+        fast = fast_agrees(der)
+        if nonce is not None and 1 <= len(nonce) <= 32 and not bare_nonce:
+            assert fast is not None and fast.nonce == nonce
+        if nonce is None:
+            assert fast is not None and [c.serial for c in fast.cert_ids] == serials
+
+    @settings(max_examples=600, deadline=None)
+    @given(choice=st.integers(0, 8), operations=st.lists(mutation, min_size=1, max_size=4))
+    def test_mutated_requests_agree(self, verifier_requests, choice, operations):
+        der, known = verifier_requests[choice % len(verifier_requests)]
+        fast_agrees(mutate(der, operations), known)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=200))
+    def test_arbitrary_bytes_in_a_sequence_agree(self, body):
+        fast_agrees(seq(body))
+        fast_agrees(seq(seq(body)))

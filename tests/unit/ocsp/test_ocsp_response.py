@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp as x509_ocsp
 
+from ca.der import encoding as der
 from ca.hsm.signer import SoftwareSigner
-from ocsp.response import Answer, basic_response, error_response
+from ocsp.response import Answer, basic_response, error_response, with_certificate
 from ocsp.status import CertStatus, Status
 
 NOW = dt.datetime(2026, 11, 1, 9, 0, 7, tzinfo=dt.UTC)
@@ -97,3 +98,18 @@ def test_same_bytes_as_asn1crypto(status: Status, nonce: bytes | None, with_cert
                                   "unauthorized"])
 def test_error_responses(name: str) -> None:
     assert error_response(name) == asn1_ocsp.OCSPResponse({"response_status": name}).dump()
+
+
+@pytest.mark.parametrize("signed_size", [0, 1, 100, 0x7F - 20, 0x80, 0xFF, 0x100, 300, 0xFFFF - 60, 0xFFFF, 70_000])
+@pytest.mark.parametrize("with_cert", [True, False])
+def test_with_certificate_equals_the_envelope_nested_tlv_by_tlv(signed_size: int, with_cert: bool) -> None:
+    """The envelope is joined from lengths (no re-encoding): same bytes as nesting the TLVs one by one,
+    at every length boundary of the headers."""
+    signed = bytes(range(256)) * (signed_size // 256) + bytes(range(signed_size % 256))
+    cert = _responder_cert() if with_cert else None
+    basic = signed + (der.tlv(0xA0, der.tlv(der.SEQUENCE, cert)) if cert is not None else b"")
+    response_bytes = der.tlv(der.SEQUENCE, der.oid("1.3.6.1.5.5.7.48.1.1")
+                             + der.tlv(der.OCTET_STRING, der.tlv(der.SEQUENCE, basic)))
+    expected = der.tlv(der.SEQUENCE, der.tlv(der.ENUMERATED, b"\x00") + der.tlv(0xA0, response_bytes))
+    assert with_certificate(signed, cert) == expected
+    assert with_certificate(signed, cert) == expected  # the certs field from the cache

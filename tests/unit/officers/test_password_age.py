@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from ca.config import settings_from_dict
-from ca.credentials import hash_password
 from ca.errors import ConfigError, InvalidInput, PermissionDenied
+from ca.officers.credentials import hash_password
 from ca.officers.passwords import PasswordPolicy, PasswordState, check_new_password, password_age
 
 SET = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)

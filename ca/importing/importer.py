@@ -9,7 +9,7 @@ import is simply run again.
 At national scale (millions per CA, in bundles; bench/subscriber_import.py) three more things
 matter, and each is here:
 
-- files are streamed one certificate at a time (ca.certificate_files), so memory does not grow
+- files are streamed one certificate at a time (ca.importing.certificate_files), so memory does not grow
   with a bundle; progress is reported in bytes;
 - a journal (ca.storage.imports) records, in each batch's own transaction, how many
   certificates of each file are done; `resume=True` skips finished files and continues a partial
@@ -32,12 +32,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from ca.certificate_files import blocks, certificate_files, read_certificates, total_size
 from ca.config import CAPolicyConfig
 from ca.enums import CAKind, CertKind
 from ca.errors import InvalidInput
 from ca.hsm.signer import verify_signature
-from ca.key_policy import issued_after_stop
+from ca.importing.certificate_files import blocks, certificate_files, read_certificates, total_size
+from ca.lifecycle.key_policy import issued_after_stop
 from ca.serials import check_serial
 from ca.storage.adoption import link_imported_revocations
 from ca.storage.engine import Engine, session_scope
@@ -117,7 +117,7 @@ class _IssuerIndex:
         self.by_ski: dict[bytes, tuple[KeyGeneration, object]] = {}
         self.by_name: dict[str, list[tuple[KeyGeneration, object]]] = {}
         self.names: dict[int, x509.Name] = {}
-        self.since: dict[int, tuple[str, dt.datetime]] = {}  # when each CA came under revoca (ca.key_policy)
+        self.since: dict[int, tuple[str, dt.datetime]] = {}  # when each CA came under revoca (ca.lifecycle.key_policy)
         for ca in cas:
             if ca.kind is CAKind.EXTERNAL:
                 continue
@@ -234,7 +234,7 @@ def import_certificates(engine: Engine, paths: Iterable[Path], *, now: dt.dateti
 
     `progress` is called with the bytes read since its last call; `policy` ([ca], default: new
     keys allowed): under new_keys = false a certificate issued after its CA came under revoca is
-    rejected (ca.key_policy); `errors` receives every rejection; `resume` continues where the
+    rejected (ca.lifecycle.key_policy); `errors` receives every rejection; `resume` continues where the
     journal says an earlier import of the same files stopped.
     """
     now = now or dt.datetime.now(dt.UTC)

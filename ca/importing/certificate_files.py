@@ -3,7 +3,7 @@
 A national population comes as bundles of millions of certificates; reading a bundle whole
 would hold gigabytes, so `blocks` streams it: each certificate's DER with its position in the
 file and the byte offset after it (for the progress bar), or why that piece is not one.  The
-DER is not parsed here (ca.importer does that once, for the signature check).
+DER is not parsed here (ca.importing.importer does that once, for the signature check).
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ from ca.storage.engine import Engine, session_scope
 from ca.storage.revocations import RevocationStore
 from ca.storage.termination import TerminationReads, TerminationWrites
 from ca.timestamps import Stamper
+from ca.trusted_time import ClockGuard
 
 log = logging.getLogger("revoca.termination")
 EVENT = "ca.terminated"
@@ -90,7 +91,7 @@ def final_next_update(last_not_after: dt.datetime | None, now: dt.datetime) -> d
 
 
 def terminate(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, *, now: dt.datetime, revoke_cross: bool,
-              actor: str, export_to: Path, stamper: Stamper | None = None,
+              actor: str, time_guard: ClockGuard, export_to: Path, stamper: Stamper | None = None,
               tsa_certificates: Sequence[x509.Certificate] = ()) -> Termination:
     """End CA `ca_name` (see the module docstring).  `stamper` seals the archive (None: not sealed
     here, e.g. without a TSA); the export goes to `export_to`, which must be new or empty."""
@@ -117,13 +118,15 @@ def terminate(engine: Engine, keys: KeyStore, data_dir: Path, ca_name: str, *, n
     with session_scope(engine, readonly=True) as session:
         next_update = final_next_update(TerminationReads(session).last_not_after(ca_id), now)
     validity = next_update - now.replace(microsecond=0)
-    final = [issue_list(engine, keys, data_dir, ca_name, t, now=now, validity=validity, actor=actor)
+    final = [issue_list(engine, keys, data_dir, ca_name, t, now=now, time_guard=time_guard, validity=validity,
+                        actor=actor)
              for t in (ListType.CRL, ListType.ARL)]
-    final += [issue_list(engine, keys, data_dir, ca_name, d.list_type, now=now, validity=validity, actor=actor,
+    final += [issue_list(engine, keys, data_dir, ca_name, d.list_type, now=now, time_guard=time_guard,
+                         validity=validity, actor=actor,
                          key_generation=d.generation)
               for d in old_keys.duties(engine, now) if d.ca_name == ca_name]
     for partner in sorted(partners):  # their ARLs now list the cross certificates they issued to this CA
-        issue_list(engine, keys, data_dir, partner, ListType.ARL, now=now, actor=actor)
+        issue_list(engine, keys, data_dir, partner, ListType.ARL, now=now, time_guard=time_guard, actor=actor)
     notice = _mark(engine, ca_id, ca_name, now=now, actor=actor, final=final, revoked=revoked, kept=kept)
     if stamper is not None:
         _seal(engine, stamper, data_dir, now, actor)
