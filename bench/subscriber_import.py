@@ -162,7 +162,7 @@ def measure(args: list[str], env: dict[str, str], stdin: str = "", *, kill_after
             proc.wait()
             return kill_after, 0.0, ""
         out, _ = proc.communicate(stdin.encode())
-        wall, rss_kb, code = report.read().split()
+        wall, rss_kb, code, *_cpu = report.read().split()  # the launcher also reports CPU seconds
     text = out.decode(errors="replace")
     if int(code) not in allowed:
         raise SystemExit(f"{args[0]} failed ({code}):\n{text[-3000:]}")
