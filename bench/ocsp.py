@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ocsp.py [--entries 100000] [--good-entries 0] [--serials 20000]
         [--nonce-serials 5000] [--mix revoked=75,unknown=25] [--connections 16] [--seed 16]
-        [--quick] [--skip-openssl] [--skip-token-p256] [--history-cost] [--revoca-args ARGS] [--db-url URL]
+        [--quick] [--skip-openssl] [--skip-token-rsa] [--history-cost] [--revoca-args ARGS] [--db-url URL]
         [--keep DIR]
 
 Workload: what verifiers really send.  K different serials (--serials, default 20,000), each
@@ -26,12 +26,13 @@ worker has started; nothing of the mix is asked before it.  Cells: no nonce and 
 with one connection per request (`Connection: close`, as openssl's client, which cannot keep
 alive, asks) and with HTTP/1.1 keep-alive, for:
 
-* revoca, key in the token: `revoca serve ocsp --workers 2` (granian, its default server;
-  `--revoca-args "--server gunicorn"` measures gunicorn's), answers signed with tokyo's
-  delegated responder certificate (RSA-2048) in SoftHSM2 through `revoca serve hsm`;
-* revoca, key in the token, P-256 (the recommended responder key): after `revoca ocsp renew --ca
-  tokyo --algorithm p256`, one connection per request, without and with a nonce (--skip-token-p256
-  leaves it out);
+* revoca, key in the token (the production default): `revoca serve ocsp --workers 2` (granian,
+  its default server, one app thread per worker; `--revoca-args "--server gunicorn"` measures
+  gunicorn's), answers signed with the delegated responder certificate the ceremony made for
+  tokyo, its key in SoftHSM2 through `revoca serve hsm`: P-256 ([ocsp] responder_algorithm's
+  default since issue 16; RSA-2048 before);
+* revoca, key in the token, RSA-2048: after `revoca ocsp renew --ca tokyo --algorithm rsa2048`,
+  one connection per request, without and with a nonce (--skip-token-rsa leaves it out);
 * revoca, key file: the same with `--key-store file` after `revoca ocsp key-file --ca tokyo
   --algorithm rsa2048` (an RSA-2048 key in an encrypted file); skipped, said so, and its
   figures n/a when this revoca has no such command;
@@ -45,7 +46,7 @@ alive, asks) and with HTTP/1.1 keep-alive, for:
   responder's chain when it serves).  It ignores request signatures, signs every answer,
   answers HTTP/1.0 and closes: it has no keep-alive cells.
 
-Before each revoca responder (token RSA-2048, token P-256, RSA-2048 file) starts, `revoca serve
+Before each revoca responder (token P-256, token RSA-2048, RSA-2048 file) starts, `revoca serve
 ocsp-signer --once` (with its --key-store) signs every certificate's answer ahead, as the running
 signer keeps them in production (issue 16), and says how many it signed, how fast, and what the
 table holds: with the default 100,000 entries that is the measure of a full re-sign.  The cold
@@ -81,18 +82,20 @@ not run):
 
     ocsp-realistic serials=K entries=N revoca_token_close_rps=… revoca_file_close_rps=… openssl_close_rps=…
     ratio_token_close=… ratio_file_close=… ratio_keepalive=… ratio_nonce_p256=… ratio_nonce_token=… p99_ms=…
-    openssl_p99_ms=… ratio_token_p256_close=… ratio_nonce_token_p256=…
+    openssl_p99_ms=… ratio_token_p256_close=… ratio_nonce_token_p256=… ratio_token_rsa_close=…
 
 all from cold passes (the first time the responder sees each serial, the case a responder
 serving millions of citizens meets), no nonce and one connection per request unless named:
-*_close_rps are answers a second of revoca (key in the token; RSA-2048 key file) and openssl;
+*_close_rps are answers a second of revoca (key in the token, the production default: the
+ceremony's responder key, P-256; RSA-2048 key file) and openssl;
 ratio_token_close and ratio_file_close are those over openssl's; ratio_keepalive is revoca
 (token) with keep-alive over openssl (which cannot keep alive); ratio_nonce_p256 and
 ratio_nonce_token are revoca with a nonce (P-256 key file; RSA-2048 in the token), one
 connection per request, over openssl with a nonce; p99_ms and openssl_p99_ms are the p99
 latencies of revoca (token) and openssl in the no-nonce one-connection-per-request cell;
-ratio_token_p256_close and ratio_nonce_token_p256 are the token P-256 cells over openssl's (added
-after the keys issue 16 named, so that scripts reading those keep working).
+ratio_token_p256_close and ratio_nonce_token_p256 are the token P-256 cells over openssl's (the
+production default's since P-256 became it, so the first equals ratio_token_close);
+ratio_token_rsa_close is the RSA-2048 token cell without a nonce.
 The table above it has every cell, cold and warm.
 """
 
@@ -637,7 +640,8 @@ def run(root: Path, args: argparse.Namespace) -> tuple[list[Cell], dict[str, str
     try:
         t = time.perf_counter()
         client = load.build(root / "client")
-        print(f"setting up: demo hierarchy (RSA-2048 in SoftHSM2) in {data}", flush=True)
+        print(f"setting up: demo hierarchy (RSA-2048 CA keys in SoftHSM2, responder keys as [ocsp] "
+              f"responder_algorithm: {settings.ocsp.responder_algorithm}) in {data}", flush=True)
         ceremony.run(settings, engine, demo=True, now=NOW, demo_subscribers=0)
         print(f"setting up: {args.entries} revoked and {args.good_entries} good certificates of tokyo", flush=True)
         crl_bench.insert_revocations(engine, "tokyo", args.entries)
@@ -658,29 +662,30 @@ def run(root: Path, args: argparse.Namespace) -> tuple[list[Cell], dict[str, str
         token_responder = tokyo_responder(engine, key_file=False)
         revoca = dict(env=env, cwd=root, issuer=tokyo, engine=engine)
         with crl_bench.hsm_service(env, settings.demo_shares_dir, sock):
-            print("revoca serve ocsp --workers 2, key in the token (SoftHSM2 via revoca serve hsm), "
-                  "fresh processes per cell", flush=True)
+            print("revoca serve ocsp --workers 2, key in the token (SoftHSM2 via revoca serve hsm), the responder "
+                  "certificate the ceremony made ([ocsp] responder_algorithm, the production default), fresh "
+                  "processes per cell", flush=True)
             target = Target("revoca", f"token {ocsp_requests.key_name(token_responder)}", revoca_serve,
                             log=root / "revoca-token.log", responder=token_responder, **revoca)  # type: ignore[arg-type]
             presign(env, root)
             for nonce, keep_alive in CELLS:
                 cells += measure(target, workload, nonce=nonce, keep_alive=keep_alive,
                                  single=not nonce and keep_alive)
-            if not args.skip_token_p256:
-                print("revoca serve ocsp --workers 2, P-256 responder key in the token (`revoca ocsp renew "
-                      "--algorithm p256`, the recommended key), one connection per request", flush=True)
+            if not args.skip_token_rsa:
+                print("revoca serve ocsp --workers 2, RSA-2048 responder key in the token (`revoca ocsp renew "
+                      "--algorithm rsa2048`), one connection per request", flush=True)
                 try:
-                    key_file(env, "p256", settings.demo_shares_dir, command="renew")
-                    token_p256 = tokyo_responder(engine, key_file=False)
+                    key_file(env, "rsa2048", settings.demo_shares_dir, command="renew")
+                    token_rsa = tokyo_responder(engine, key_file=False)
                     presign(env, root)
-                    target = Target("revoca", f"token {ocsp_requests.key_name(token_p256)}", revoca_serve,
-                                    log=root / "revoca-token-p256.log", responder=token_p256,
+                    target = Target("revoca", f"token {ocsp_requests.key_name(token_rsa)}", revoca_serve,
+                                    log=root / "revoca-token-rsa.log", responder=token_rsa,
                                     **revoca)  # type: ignore[arg-type]
                     for nonce in (False, True):
                         cells += measure(target, workload, nonce=nonce, keep_alive=False)
                 except SystemExit as exc:
-                    skipped["token-p256"] = f"revoca cannot put a P-256 responder key in the token: {exc}"
-                    print(f"  skipped: {skipped['token-p256']}", flush=True)
+                    skipped["token-rsa"] = f"revoca cannot put an RSA-2048 responder key in the token: {exc}"
+                    print(f"  skipped: {skipped['token-rsa']}", flush=True)
             if why := key_file_support(env):
                 skipped["file"] = skipped["p256"] = why
                 print(f"revoca with a key file: skipped: {why}", flush=True)
@@ -877,13 +882,14 @@ def report(cells: list[Cell], skipped: dict[str, str], args: argparse.Namespace,
     def ratio(ours: float | None, theirs: float | None) -> str:
         return "n/a" if ours is None or not theirs else f"{ours / theirs:.2f}"
 
-    token = find("revoca", "token", False, False)
+    token = cells[0] if cells and cells[0].label == "revoca" else None  # the production default: the first cell
     file_ = find("revoca", "file RSA", False, False)
     openssl = find("openssl", "file RSA", False, False)
     openssl_nonce = find("openssl", "file RSA", True, False)
-    keepalive = find("revoca", "token", False, True)
+    keepalive = find("revoca", token.key, False, True) if token else None
     p256 = find("revoca", "file P-256", True, False)
-    token_nonce = find("revoca", "token", True, False)
+    token_nonce = find("revoca", "token RSA", True, False)
+    token_rsa = find("revoca", "token RSA", False, False)
     token_p256 = find("revoca", "token P-256", False, False)
     token_p256_nonce = find("revoca", "token P-256", True, False)
     print(f"ocsp-realistic serials={args.serials} entries={args.entries} "
@@ -895,7 +901,8 @@ def report(cells: list[Cell], skipped: dict[str, str], args: argparse.Namespace,
           f"p99_ms={fmt(token.cold.p99_ms if token else None, 2)} "
           f"openssl_p99_ms={fmt(openssl.cold.p99_ms if openssl else None, 2)} "
           f"ratio_token_p256_close={ratio(rps(token_p256), rps(openssl))} "
-          f"ratio_nonce_token_p256={ratio(rps(token_p256_nonce), rps(openssl_nonce))}")
+          f"ratio_nonce_token_p256={ratio(rps(token_p256_nonce), rps(openssl_nonce))} "
+          f"ratio_token_rsa_close={ratio(rps(token_rsa), rps(openssl))}")
 
 
 def main() -> None:
@@ -912,8 +919,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="Smoke run: 2000 entries, 1000 serials, 300 with a nonce (unless given).")
     parser.add_argument("--skip-openssl", action="store_true", help="Only measure revoca.")
-    parser.add_argument("--skip-token-p256", action="store_true",
-                        help="Leave out the cells with a P-256 responder key in the token.")
+    parser.add_argument("--skip-token-rsa", action="store_true",
+                        help="Leave out the cells with an RSA-2048 responder key in the token.")
     parser.add_argument("--history-cost", action="store_true", help="Also measure what the query history costs.")
     parser.add_argument("--revoca-args", default="", help="More options for `revoca serve ocsp`, e.g. "
                         "'--server gunicorn'.")

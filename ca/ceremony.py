@@ -158,7 +158,8 @@ def run(settings: Settings, engine: Engine, *, key_managers: list[str] | None = 
             session_tok = token.open(sharing.user_pin(secret))
             ctx = hierarchy.Context(store=store, keys=session_tok, now=now, actor=actor,
                                     time_guard=time_guard or guard_for(settings),
-                                    algorithm=KeyAlgorithm(settings.hsm.key_algorithm))
+                                    algorithm=KeyAlgorithm(settings.hsm.key_algorithm),
+                                    responder_algorithm=KeyAlgorithm(settings.ocsp.responder_algorithm))
             made = [] if adopt_user_pin is not None else hierarchy.build(ctx, settings)
             if demo:
                 _demo_subscribers(ctx, [c for c in made if c.kind is CAKind.REGIONAL], demo_subscribers)

@@ -60,6 +60,8 @@ class Context:
     # the process's clock check (ca.trusted_time), made where its settings were loaded
     time_guard: ClockGuard
     algorithm: KeyAlgorithm = KeyAlgorithm.RSA2048
+    # the delegated OCSP responder keys this context makes ([ocsp] responder_algorithm)
+    responder_algorithm: KeyAlgorithm = KeyAlgorithm.P256
     # [ca] new_keys (ca.lifecycle.key_policy): False refuses a rollover; the CLI passes the setting, and
     # audits the refusal before it gets here
     new_keys: bool = True
@@ -124,7 +126,7 @@ def issue_end_entity(ctx: Context, ca: CertificateAuthority, kind: CertKind, *, 
     issuer_key = issuer_key or ctx.store.current_key(ca)
     n = 1 + ctx.store.count_certificates(ca, kind)
     label = ee_key_label(kind, ca.name, n)
-    public = ctx.keys.generate(label, ctx.algorithm)
+    public = ctx.keys.generate(label, ctx.responder_algorithm if kind is CertKind.OCSP_RESPONDER else ctx.algorithm)
     cert = issue(kind, time_guard=ctx.time_guard, issuer=_issuer(ctx, ca, issuer_key), subject=subject,
                  public_key=public,
                  not_before=ctx.now, dns_names=dns_names)

@@ -79,7 +79,7 @@ def renew(settings: Settings, engine: Engine, keys: KeyStore, ca_name: str, *, k
                                                      prefixed=files) for files in (False, True)) if d is not None]
         previous = max(before, key=lambda d: (d.not_before, d.id), default=None)
         ctx = hierarchy.Context(store=store, keys=keys, now=now, actor=actor, algorithm=algorithm,
-                                time_guard=time_guard or guard_for(settings))
+                                responder_algorithm=algorithm, time_guard=time_guard or guard_for(settings))
         subject = hierarchy.responder_subject(ca)
         path = None
         if key_place is KeyPlace.FILE:

@@ -219,6 +219,20 @@ class Responder:
                 self.shared.put(shared_key, int(refresh.timestamp()), signed)
         return Outcome(body, "successful", channel, verifier_id, first.ca_id, nonce, answers)
 
+    def warm_up(self) -> None:
+        """Do before the first query what the first query would: read the index and open the signer
+        of every current responder key (a key file decrypted, the HSM service reached).  Measured
+        (bench/ocsp.py): without it, a worker's first on-demand signature stalled every request
+        queued behind it for ~55 ms.  Best effort: what fails here is tried again by a query."""
+        try:
+            self.reload()
+            assert self._index is not None
+            for key in self._index.keys():
+                if key.responder is not None:
+                    self._signer(key.responder.key_label)
+        except Exception as exc:  # the HSM service or the database not there yet: the queries will say so
+            log.info("OCSP worker warm-up not finished (%s); the first queries do the rest", exc)
+
     def cache_sizes(self) -> dict[str, tuple[int, int]]:
         """(entries, bytes) of what this worker keeps from requests, by cache."""
         return {"requests": (len(self._requests), self._requests.size_bytes),

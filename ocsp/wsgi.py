@@ -51,6 +51,7 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
     if reads is not engine:  # bounded staleness: the primary answers while the replica lags (ocsp.status)
         lag = ReplicaLag(engine, reads, max_lag=settings.database_read_max_lag_ms / 1000)
         responder.stored_status = responder.status_source = FreshestStatus(responder.lookups, Lookups(engine), lag)
+    responder.warm_up()
     address_limit = RateLimiter(settings.ocsp.rate_per_address)
     if not history:
         return make_app(responder, None, address_limit)

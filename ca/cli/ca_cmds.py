@@ -104,7 +104,9 @@ def _context(app: App, store: Store, keys: KeyStore, actor: str) -> hierarchy.Co
     settings: Settings = app.settings
     return hierarchy.Context(store=store, keys=keys, now=dt.datetime.now(dt.UTC), actor=actor,
                              time_guard=app.time_guard,
-                             algorithm=KeyAlgorithm(settings.hsm.key_algorithm), new_keys=settings.ca.new_keys)
+                             algorithm=KeyAlgorithm(settings.hsm.key_algorithm),
+                             responder_algorithm=KeyAlgorithm(settings.ocsp.responder_algorithm),
+                             new_keys=settings.ca.new_keys)
 
 
 @ca_group.command("rollover")

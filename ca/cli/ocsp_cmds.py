@@ -20,7 +20,9 @@ DEFAULT_PORT = 8880
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
               help="gunicorn worker processes (one per core is a good start).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256),
-              help="Threads per worker; above 1, gunicorn's threaded workers keep connections alive.")
+              help="Threads per worker that run the app: granian's blocking threads (one measured fastest: an "
+                   "answer is CPU work under one GIL); under gunicorn, above 1 its threaded workers keep "
+                   "connections alive.")
 @click.option("--server", "server_name", type=click.Choice(["granian", "gunicorn"]), default=None,
               help="The HTTP server: granian (Rust; measured 3x gunicorn's throughput here) unless --tls, "
                    "which needs gunicorn (it hands the client certificate to the app).")
@@ -50,7 +52,7 @@ def serve_ocsp(app: App, host: str, port: int, workers: int, threads: int, serve
         if tls:
             raise InvalidInput("--tls needs --server gunicorn (granian does not hand client certificates on)")
         serve_granian(app.settings, config_path=app.config_path, host=host, port=port, workers=workers,
-                      ca_signed=ca_signed, key_files=key_store == "file")
+                      threads=threads, ca_signed=ca_signed, key_files=key_store == "file")
         return
     serve(app.settings, host=host, port=port, workers=workers, threads=threads, tls=tls, ca_signed=ca_signed,
           key_files=key_store == "file")

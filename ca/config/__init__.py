@@ -297,6 +297,11 @@ class OCSPConfig:
     ca_signed: bool = False
     # `revoca status` warns when the last valid responder certificate of a CA key ends within this.
     responder_warn_days: int = 30
+    # The key of the delegated responder certificates the ceremony and a rollover make in the token
+    # (`revoca ocsp renew --algorithm` chooses per renewal). P-256 by default: a nonce or an unknown
+    # serial costs one signature per query, and SoftHSM2 signs P-256 many times faster than
+    # RSA-2048 (issue 16); RSA keys remain for relying parties that cannot verify ECDSA.
+    responder_algorithm: str = "p256"
 
     def __post_init__(self) -> None:
         for name in ("rate_per_address", "rate_per_verifier"):
@@ -305,6 +310,9 @@ class OCSPConfig:
             raise ConfigError(f"ocsp.passphrase_file must be a path, not {self.passphrase_file!r}")
         if not isinstance(self.ca_signed, bool):
             raise ConfigError(f"ocsp.ca_signed must be true or false, not {self.ca_signed!r}")
+        if self.responder_algorithm not in KEY_ALGORITHMS:
+            raise ConfigError(f"ocsp.responder_algorithm {self.responder_algorithm!r} is not one of "
+                              f"{', '.join(KEY_ALGORITHMS)}")
         days = self.responder_warn_days
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
             raise ConfigError(f"ocsp.responder_warn_days must be a number of days from 1 to 365 (a responder "

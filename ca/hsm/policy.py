@@ -36,6 +36,7 @@ from asn1crypto import cms, crl, ocsp, x509
 
 from ca.enums import CertKind
 from ca.errors import PermissionDenied
+from ca.hsm.response_shape import is_response_data
 
 TST_INFO = "1.2.840.113549.1.9.16.1.4"  # id-ct-TSTInfo (RFC 3161)
 CVS_ANSWER = "1.2.392.200149.8.5.9.1"  # the validation server's answer (ca.cvs.answer, which names it too)
@@ -86,7 +87,12 @@ def key_use(label: str) -> KeyUse:
 
 
 def classify(data: bytes) -> Signed:
-    """What `data` is, parsed in full and re-encoded to the same bytes (anything else: OTHER)."""
+    """What `data` is, parsed in full and re-encoded to the same bytes (anything else: OTHER).
+
+    The responders' ResponseData, the most frequent by far, is first recognised by a walker that
+    says yes only to its exact shape (ca.hsm.response_shape, a tenth of the full parse's time)."""
+    if is_response_data(data):
+        return Signed.OCSP_RESPONSE
     for kind, spec in ((Signed.CERTIFICATE, x509.TbsCertificate), (Signed.OCSP_RESPONSE, ocsp.ResponseData),
                        (Signed.CRL, crl.TbsCertList)):
         if _is(data, spec, whole=kind is not Signed.CRL):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ca import ceremony, hierarchy
 from ca.config import Settings
@@ -186,11 +187,37 @@ def test_default_rsa_2048_keys_and_sha256(tmp_path: Path) -> None:
     engine = make_engine(settings.db_url)
     upgrade(engine)
     ceremony.run(settings, engine, demo=True, now=NOW, demo_subscribers=2)
+    responders = 0
     for row in _certs(engine):
         cert = x509.load_der_x509_certificate(row.der)
-        assert cert.public_key().key_size == 2048
+        if row.kind is CertKind.OCSP_RESPONDER:  # [ocsp] responder_algorithm: P-256 by default (issue 16)
+            responders += 1
+            assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+            assert cert.public_key().curve.name == "secp256r1"
+        else:
+            assert isinstance(cert.public_key(), rsa.RSAPublicKey) and cert.public_key().key_size == 2048
         assert cert.signature_algorithm_oid == x509.SignatureAlgorithmOID.RSA_WITH_SHA256
         assert_pkilint_clean(pkilint_cert(cert))
+    assert responders == 2  # the bridge's and tokyo's
+    engine.dispose()
+
+
+def test_responder_keys_follow_their_own_setting(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'rsa.db'}", hsm={"key_algorithm": "p256"},
+                             ocsp={"responder_algorithm": "rsa2048"}, hierarchy={"regional": ["Tokyo"]})
+    from ca.storage.engine import make_engine, upgrade
+
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    ceremony.run(settings, engine, demo=True, now=NOW, demo_subscribers=0)
+    kinds = {}
+    for row in _certs(engine):
+        key = x509.load_der_x509_certificate(row.der).public_key()
+        kinds.setdefault(row.kind, set()).add("rsa2048" if isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048
+                                              else key.curve.name if isinstance(key, ec.EllipticCurvePublicKey)
+                                              else "other")
+    assert kinds[CertKind.OCSP_RESPONDER] == {"rsa2048"}
+    assert kinds[CertKind.SELF_SIGNED] == {"secp256r1"}
     engine.dispose()
 
 

@@ -106,7 +106,7 @@ LINE = re.compile(
     r"^ocsp-realistic serials=20 entries=40 revoca_token_close_rps=(\d+) revoca_file_close_rps=(\d+) "
     r"openssl_close_rps=(\d+) ratio_token_close=([\d.]+) ratio_file_close=([\d.]+) ratio_keepalive=([\d.]+) "
     r"ratio_nonce_p256=([\d.]+) ratio_nonce_token=([\d.]+) p99_ms=([\d.]+) openssl_p99_ms=([\d.]+) "
-    r"ratio_token_p256_close=([\d.]+) ratio_nonce_token_p256=([\d.]+)$")
+    r"ratio_token_p256_close=([\d.]+) ratio_nonce_token_p256=([\d.]+) ratio_token_rsa_close=([\d.]+)$")
 
 
 @pytest.mark.slow
@@ -119,5 +119,5 @@ def test_the_whole_bench_on_a_tiny_population_ends_with_its_ratio_line() -> None
     assert LINE.match(lines[-1]), lines[-1]
     assert "single serial (friendly, not representative)" in proc.stdout
     assert "(12 revoked, 4 good, 4 unknown)" in proc.stdout
-    # every answer signed ahead before each responder started: token RSA, token P-256, RSA key file
+    # every answer signed ahead before each responder started: token P-256 (the default), token RSA, RSA key file
     assert proc.stdout.count("serve ocsp-signer --once") == 3 and "answers not signed ahead" not in proc.stdout
