@@ -15,17 +15,17 @@ reaches it through the admin identity.  Checks:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs7
 
+from ca.der.cms import sign_data
 from ca.enums import CertKind
 from ca.errors import NotFound
-from ca.hsm.signer import KeyStore, as_private_key
+from ca.hsm.signer import KeyStore
 from ca.storage.store import ReadStore
 
 #: (session, SHA-256 of the signed file) -> a TimeStampResp over it (the CLI wires revoca's TSA)
@@ -41,11 +41,11 @@ def receipt_signer(session: Any) -> tuple[x509.Certificate, str]:
     return x509.load_der_x509_certificate(rows[-1].der), str(rows[-1].key_label)
 
 
-def sign(report: bytes, certificate: x509.Certificate, keys: KeyStore, label: str) -> bytes:
-    signer = keys.signer(label)
-    return (pkcs7.PKCS7SignatureBuilder().set_data(report)
-            .add_signer(certificate, as_private_key(signer), signer.algorithm.hash_algorithm)  # type: ignore[arg-type]
-            .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary]))
+def sign(report: bytes, certificate: x509.Certificate, keys: KeyStore, label: str, *,
+         now: dt.datetime | None = None) -> bytes:
+    """The report in a SignedData (DER ContentInfo, ca.der.cms); signingTime `now`, the wall clock unless given."""
+    return sign_data(report, certificate=certificate, signer=keys.signer(label),
+                     now=now or dt.datetime.now(dt.UTC), what="disclosure bundle")
 
 
 def sealer(keys: KeyStore, stamp: StampReply) -> Callable[[Any, bytes], dict[str, bytes]]:

@@ -2,22 +2,23 @@
 
 The terminal prints the receipt; years later anyone can check it with
 `openssl cms -verify -inform DER -in receipt.der -CAfile bridge.pem`, because the receipt
-key's certificate is issued by the bridge CA and travels inside the SignedData.
+key's certificate is issued by the bridge CA and travels inside the SignedData.  Built by
+ca.der.cms.sign_data, as cryptography's PKCS7 builder made them before (same bytes).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs7
 
+from ca.der.cms import sign_data
 from ca.enums import CertKind
 from ca.errors import NotFound
-from ca.hsm.signer import KeyStore, as_private_key
+from ca.hsm.signer import KeyStore
 from ca.storage.models import RevocationRequest
 from ca.storage.store import ReadStore
 
@@ -58,11 +59,7 @@ class ReceiptSigner:
         row = rows[-1]
         return cls(x509.load_der_x509_certificate(row.der), row.key_label)  # type: ignore[arg-type]
 
-    def sign(self, keys: KeyStore, content: dict[str, Any]) -> bytes:
-        signer = keys.signer(self.key_label)
-        return (
-            pkcs7.PKCS7SignatureBuilder()
-            .set_data(canonical(content))
-            .add_signer(self.certificate, as_private_key(signer), signer.algorithm.hash_algorithm)  # type: ignore[arg-type]
-            .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
-        )
+    def sign(self, keys: KeyStore, content: dict[str, Any], *, now: dt.datetime | None = None) -> bytes:
+        """The receipt (DER ContentInfo); its signingTime is `now`, the wall clock unless given."""
+        return sign_data(canonical(content), certificate=self.certificate, signer=keys.signer(self.key_label),
+                         now=now or dt.datetime.now(dt.UTC), what="receipt")

@@ -15,10 +15,14 @@ NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01 in seconds
 
 
 class LoopbackNTP:
-    """`address` is "127.0.0.1:PORT"; `offset_s` may be changed while it runs; use as a context manager."""
+    """`address` is "127.0.0.1:PORT"; `offset_s` may be changed while it runs; use as a context manager.
 
-    def __init__(self, offset_s: float = 0.0) -> None:
-        self.offset_s = offset_s
+    `leap=3` plays a server whose own clock is not set; `echo=False` one that does not echo
+    the client's transmit time (a replayed or forged answer).
+    """
+
+    def __init__(self, offset_s: float = 0.0, *, leap: int = 0, echo: bool = True) -> None:
+        self.offset_s, self.leap, self.echo = offset_s, leap, echo
         self.queries = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -49,8 +53,9 @@ class LoopbackNTP:
                 continue
             self.queries += 1
             version = (data[0] >> 3) & 7
-            header = struct.pack("!BBbbII4s", (version << 3) | 4, 2, 6, -20, 0, 0, b"LOOP")
-            self.sock.sendto(header + received + data[40:48] + received + self._now(), peer)
+            origin = data[40:48] if self.echo else b"\0" * 8
+            header = struct.pack("!BBbbII4s", (self.leap << 6) | (version << 3) | 4, 2, 6, -20, 0, 0, b"LOOP")
+            self.sock.sendto(header + received + origin + received + self._now(), peer)
 
     def close(self) -> None:
         self._stop.set()

@@ -5,7 +5,8 @@ from such a process a raw `sign` with the bridge key made a `CN=Evil Sub CA` cer
 `openssl verify` accepted, `generate` made a key, and nothing was audited.
 
 Here the HSM service runs in this process (root, the admin) and the callers are real other
-Unix users connecting to its socket (`setpriv`), each mapped to a service identity.
+Unix users connecting to its socket (`setpriv`), each mapped to a service identity
+(support.signer_policy, shared with tests/integration/cvs/test_cvs_signer.py).
 """
 
 from __future__ import annotations
@@ -15,17 +16,14 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import pwd
 import re
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from asn1crypto import algos, cms
+from asn1crypto import algos
 from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -37,12 +35,9 @@ from ca.ceremony import demo_key_managers
 from ca.crl.tbs import CRLFields
 from ca.enums import CertKind, ListType, Role
 from ca.errors import PermissionDenied
-from ca.hsm import token_for
-from ca.hsm.callers import CallerMap
 from ca.hsm.client import HSMClient
-from ca.hsm.ledger import SignatureLedger
-from ca.hsm.policy import Caller, Signed, SigningPolicy, classify
-from ca.hsm.service import HSMService, serve_in_thread
+from ca.hsm.policy import Caller, Signed, classify
+from ca.hsm.service import HSMService
 from ca.hsm.signer import KeyAlgorithm
 from ca.http.server_tls import ensure_server_tls, tls_paths
 from ca.revocation.crl_entry import encode_entry
@@ -52,27 +47,12 @@ from ca.storage.store import ReadStore
 
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.officers import add_account, password_of
+from support.signer_policy import ask, b64, evil_sub_ca_tbs, policy_service, refused_calls, run_as, signed_attributes
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as other users (setpriv)")
 
 # Existing system users stand in for the service identities; all get the socket's group.
 AS = {Caller.OCSP: "daemon", Caller.SCHEDULER: "bin", Caller.RA: "sys", Caller.UNKNOWN: "nobody"}
-SOCKET_GROUP = "daemon"
-
-CLIENT = r"""
-import json, sys
-from ca.errors import RevocaError
-from ca.hsm.client import HSMClient
-client = HSMClient(sys.argv[1], timeout=30)
-results = {}
-for name, op, fields in json.load(sys.stdin):
-    try:
-        client.call(op, **fields)
-        results[name] = "ok"
-    except RevocaError as exc:
-        results[name] = f"{type(exc).__name__}: {exc}"
-print(json.dumps(results))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -84,22 +64,8 @@ def installation(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="module")
 def service(installation: Installation) -> Iterator[tuple[HSMService, Path]]:
-    callers = CallerMap({pwd.getpwnam(user).pw_uid: caller for caller, user in AS.items()
-                         if caller is not Caller.UNKNOWN}, frozenset({0}))
-    made = HSMService(token_for(installation.settings), installation.engine, policy=SigningPolicy(),
-                      callers=callers, ledger=SignatureLedger(installation.engine, thread=False))
-    directory = Path(tempfile.mkdtemp(prefix="rvpol"))
-    os.chmod(directory, 0o755)
-    sock = directory / "run" / "hsm.sock"
-    server, _thread = serve_in_thread(sock, made, clients_gid=1)
-    client = HSMClient(sock)
-    for _, share in installation.result.shares[:2]:
-        client.activate(share.encode())  # type: ignore[attr-defined]
-    client.close()
-    yield made, sock
-    server.shutdown()
-    server.server_close()
-    made.close()
+    with policy_service(installation, AS, prefix="rvpol") as made:
+        yield made
 
 
 def _labels(installation: Installation) -> dict[str, str]:
@@ -115,18 +81,6 @@ def _labels(installation: Installation) -> dict[str, str]:
 
 def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
-
-
-def evil_sub_ca_tbs() -> bytes:
-    key = _key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Evil Sub CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.tbs_certificate_bytes
 
 
 def crl_tbs() -> bytes:
@@ -156,30 +110,6 @@ def response_data() -> bytes:
     return asn1_ocsp.OCSPResponse.load(der).basic_ocsp_response["tbs_response_data"].dump()
 
 
-def signed_attributes(content_type: str) -> bytes:
-    return cms.CMSAttributes([
-        cms.CMSAttribute({"type": "content_type", "values": [content_type]}),
-        cms.CMSAttribute({"type": "message_digest", "values": [os.urandom(32)]}),
-    ]).dump()
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def ask(sock: Path, user: str, calls: list[tuple[str, str, dict[str, str]]]) -> dict[str, str]:
-    """Each call made by a process of `user` (in the socket's group) over its own connection."""
-    proc = subprocess.run(["setpriv", f"--reuid={user}", f"--regid={SOCKET_GROUP}", "--clear-groups",
-                           sys.executable, "-c", CLIENT, str(sock)], input=json.dumps(calls), capture_output=True,
-                          text=True, timeout=60, cwd="/")
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def _refused(results: dict[str, str]) -> set[str]:
-    return {name for name, got in results.items() if got.startswith("PermissionDenied")}
-
-
 def test_the_ocsp_identity_gets_responses_signed_and_nothing_else(installation: Installation,
                                                                   service: tuple[HSMService, Path]) -> None:
     made, sock = service
@@ -187,16 +117,16 @@ def test_the_ocsp_identity_gets_responses_signed_and_nothing_else(installation: 
     before = _audit_ids(installation)
     results = ask(sock, AS[Caller.OCSP], [
         ("status", "status", {}),
-        ("response with the responder key", "sign", {"label": labels["responder"], "data": _b64(response_data())}),
-        ("evil sub CA with the bridge key", "sign", {"label": labels["bridge"], "data": _b64(evil_sub_ca_tbs())}),
-        ("a CRL with the CA key", "sign", {"label": labels["tokyo"], "data": _b64(crl_tbs())}),
-        ("a CRL digest with the CA key", "sign_digest", {"label": labels["tokyo"], "digest": _b64(os.urandom(32))}),
-        ("a response with the CA key", "sign", {"label": labels["tokyo"], "data": _b64(response_data())}),
-        ("raw bytes with the responder key", "sign", {"label": labels["responder"], "data": _b64(b"hello")}),
+        ("response with the responder key", "sign", {"label": labels["responder"], "data": b64(response_data())}),
+        ("evil sub CA with the bridge key", "sign", {"label": labels["bridge"], "data": b64(evil_sub_ca_tbs())}),
+        ("a CRL with the CA key", "sign", {"label": labels["tokyo"], "data": b64(crl_tbs())}),
+        ("a CRL digest with the CA key", "sign_digest", {"label": labels["tokyo"], "digest": b64(os.urandom(32))}),
+        ("a response with the CA key", "sign", {"label": labels["tokyo"], "data": b64(response_data())}),
+        ("raw bytes with the responder key", "sign", {"label": labels["responder"], "data": b64(b"hello")}),
         ("a new key", "generate", {"label": "ca/evil/1/00", "algorithm": "p256"}),
     ])
     assert results["status"] == "ok" and results["response with the responder key"] == "ok"
-    assert _refused(results) == set(results) - {"status", "response with the responder key"}
+    assert refused_calls(results) == set(results) - {"status", "response with the responder key"}
     made.wait_for_audit()
     refusals = _audit(installation, before, "hsm.sign_refused")
     assert len(refusals) == 6 and {e.actor for e in refusals} == {"ocsp identity"}
@@ -208,33 +138,33 @@ def test_the_scheduler_signs_lists_the_ra_receipts_and_an_unknown_user_nothing(
     _, sock = service
     labels = _labels(installation)
     scheduler = ask(sock, AS[Caller.SCHEDULER], [
-        ("a CRL", "sign", {"label": labels["tokyo"], "data": _b64(crl_tbs())}),
-        ("a CRL digest", "sign_digest", {"label": labels["tokyo"], "digest": _b64(os.urandom(32))}),
-        ("a certificate", "sign", {"label": labels["bridge"], "data": _b64(evil_sub_ca_tbs())}),
-        ("a response", "sign", {"label": labels["responder"], "data": _b64(response_data())}),
-        ("a CRL with the receipt key", "sign", {"label": labels["receipt"], "data": _b64(crl_tbs())}),
+        ("a CRL", "sign", {"label": labels["tokyo"], "data": b64(crl_tbs())}),
+        ("a CRL digest", "sign_digest", {"label": labels["tokyo"], "digest": b64(os.urandom(32))}),
+        ("a certificate", "sign", {"label": labels["bridge"], "data": b64(evil_sub_ca_tbs())}),
+        ("a response", "sign", {"label": labels["responder"], "data": b64(response_data())}),
+        ("a CRL with the receipt key", "sign", {"label": labels["receipt"], "data": b64(crl_tbs())}),
         ("a time stamp with a CA key", "sign", {"label": labels["tokyo"],
-                                                "data": _b64(signed_attributes("1.2.840.113549.1.9.16.1.4"))}),
+                                                "data": b64(signed_attributes("1.2.840.113549.1.9.16.1.4"))}),
     ])
-    assert _refused(scheduler) == {"a certificate", "a response", "a CRL with the receipt key",
+    assert refused_calls(scheduler) == {"a certificate", "a response", "a CRL with the receipt key",
                                    "a time stamp with a CA key", "a CRL digest"}  # a bare digest says nothing
     assert scheduler["a CRL"] == "ok"
     ra = ask(sock, AS[Caller.RA], [
-        ("a receipt", "sign", {"label": labels["receipt"], "data": _b64(signed_attributes("data"))}),
+        ("a receipt", "sign", {"label": labels["receipt"], "data": b64(signed_attributes("data"))}),
         ("a time stamp with the receipt key", "sign", {"label": labels["receipt"],
-                                                       "data": _b64(signed_attributes("1.2.840.113549.1.9.16.1.4"))}),
-        ("a certificate", "sign", {"label": labels["bridge"], "data": _b64(evil_sub_ca_tbs())}),
+                                                       "data": b64(signed_attributes("1.2.840.113549.1.9.16.1.4"))}),
+        ("a certificate", "sign", {"label": labels["bridge"], "data": b64(evil_sub_ca_tbs())}),
         ("a receipt with the bridge key", "sign", {"label": labels["bridge"],
-                                                   "data": _b64(signed_attributes("data"))}),
+                                                   "data": b64(signed_attributes("data"))}),
     ])
     assert ra["a receipt"] == "ok"
-    assert _refused(ra) == set(ra) - {"a receipt"}
+    assert refused_calls(ra) == set(ra) - {"a receipt"}
     nobody = ask(sock, AS[Caller.UNKNOWN], [
         ("status", "status", {}),
-        ("a CRL", "sign", {"label": labels["tokyo"], "data": _b64(crl_tbs())}),
-        ("a receipt", "sign", {"label": labels["receipt"], "data": _b64(signed_attributes("data"))}),
+        ("a CRL", "sign", {"label": labels["tokyo"], "data": b64(crl_tbs())}),
+        ("a receipt", "sign", {"label": labels["receipt"], "data": b64(signed_attributes("data"))}),
     ])
-    assert nobody["status"] == "ok" and _refused(nobody) == {"a CRL", "a receipt"}
+    assert nobody["status"] == "ok" and refused_calls(nobody) == {"a CRL", "a receipt"}
 
 
 def test_every_signature_is_in_the_ledger(installation: Installation, service: tuple[HSMService, Path]) -> None:
@@ -243,9 +173,9 @@ def test_every_signature_is_in_the_ledger(installation: Installation, service: t
     made.ledger.flush()
     before = _audit_ids(installation)
     ask(sock, AS[Caller.OCSP], [(f"response {i}", "sign", {"label": labels["responder"],
-                                                          "data": _b64(response_data())}) for i in range(5)])
+                                                          "data": b64(response_data())}) for i in range(5)])
     admin = HSMClient(sock, key_managers=demo_key_managers(installation.settings)[:2])  # the officers' CLI
-    admin.call("sign", label=labels["bridge"], data=_b64(evil_sub_ca_tbs()))
+    admin.call("sign", label=labels["bridge"], data=b64(evil_sub_ca_tbs()))
     admin.close()
     assert made.ledger.flush() == 6
     records = {(e.actor, json.loads(e.detail)["signed"]): json.loads(e.detail)
@@ -301,7 +231,7 @@ def test_root_without_a_ceremony_session_gets_no_certificate_key_or_destruction(
     before = _audit_ids(installation)
     root = HSMClient(sock)  # this test runs as root: the admin identity, and still refused
     for what, call in (("a certificate signature", lambda: root.call("sign", label=labels["bridge"],
-                                                                     data=_b64(evil_sub_ca_tbs()))),
+                                                                     data=b64(evil_sub_ca_tbs()))),
                        ("key generation", lambda: root.generate("ca/evil/1/aa", KeyAlgorithm.P256)),
                        ("key destruction", lambda: root.destroy(labels["tokyo"]))):
         with pytest.raises(PermissionDenied, match=f"{what} needs a ceremony session opened by 2 different key"):
@@ -325,17 +255,17 @@ def test_in_a_session_of_two_key_managers_root_signs_a_certificate_and_makes_a_k
     before = _audit_ids(installation)
     officers = HSMClient(sock, key_managers=demo_key_managers(installation.settings)[:2])
     tbs = evil_sub_ca_tbs()  # what the bytes are does not matter here: the officers asked for it
-    signature = base64.b64decode(officers.call("sign", label=labels["bridge"], data=_b64(tbs))["signature"])
+    signature = base64.b64decode(officers.call("sign", label=labels["bridge"], data=b64(tbs))["signature"])
     _verify(officers.signer(labels["bridge"]).public_key(), signature, tbs)
     public = officers.generate("ca/session-test/1/bb", KeyAlgorithm.P256)
     assert isinstance(public, ec.EllipticCurvePublicKey)
     other = HSMClient(sock)  # the session is the connection's: another connection of root has none
     with pytest.raises(PermissionDenied, match="ceremony session"):
-        other.call("sign", label=labels["bridge"], data=_b64(tbs))
+        other.call("sign", label=labels["bridge"], data=b64(tbs))
     other.close()
     officers.close_ceremony()
     with pytest.raises(PermissionDenied, match="ceremony session"):
-        officers.call("sign", label=labels["bridge"], data=_b64(tbs))
+        officers.call("sign", label=labels["bridge"], data=b64(tbs))
     officers.close()
     made.wait_for_audit()
     (opened,) = _audit(installation, before, "hsm.ceremony_opened")
@@ -382,7 +312,7 @@ def test_an_expired_session_signs_no_certificate(installation: Installation,
     try:
         officers = HSMClient(sock, key_managers=demo_key_managers(installation.settings)[:2])
         with pytest.raises(PermissionDenied, match="ceremony session"):
-            officers.call("sign", label=labels["bridge"], data=_b64(evil_sub_ca_tbs()))
+            officers.call("sign", label=labels["bridge"], data=b64(evil_sub_ca_tbs()))
         officers.close()
     finally:
         made.session_ttl = ttl
@@ -400,11 +330,11 @@ def test_service_identities_open_no_session_even_with_the_key_managers_passwords
     for caller in (Caller.OCSP, Caller.RA, Caller.UNKNOWN):
         results = ask(sock, AS[caller], [
             ("open a session", "ceremony_open", {"operators": people}),  # type: ignore[dict-item]
-            ("a certificate", "sign", {"label": labels["bridge"], "data": _b64(evil_sub_ca_tbs())}),
+            ("a certificate", "sign", {"label": labels["bridge"], "data": b64(evil_sub_ca_tbs())}),
             ("a key", "generate", {"label": "ca/evil/2/cc", "algorithm": "p256"}),
             ("destroy", "destroy", {"label": labels["tokyo"]}),
         ])
-        assert _refused(results) == set(results), (caller, results)
+        assert refused_calls(results) == set(results), (caller, results)
         assert "may not open a ceremony session" in results["open a session"] or \
             "only the officers' CLI" in results["open a session"]
     made.wait_for_audit()
@@ -464,12 +394,7 @@ def _entries(n: int) -> bytes:
 
 
 def ask_stream(sock: Path, user: str, lists: list[tuple[str, str, bytes]]) -> dict[str, str]:
-    proc = subprocess.run(["setpriv", f"--reuid={user}", f"--regid={SOCKET_GROUP}", "--clear-groups",
-                           sys.executable, "-c", STREAM_CLIENT, str(sock)],
-                          input=json.dumps([(n, label, _b64(tbs)) for n, label, tbs in lists]),
-                          capture_output=True, text=True, timeout=60, cwd="/")
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return run_as(user, STREAM_CLIENT, sock, [(n, label, b64(tbs)) for n, label, tbs in lists])
 
 
 def test_the_scheduler_streams_its_cas_list_and_the_signer_judges_it(
@@ -505,7 +430,7 @@ def test_the_scheduler_streams_its_cas_list_and_the_signer_judges_it(
     for name, reason in why.items():
         assert re.search(f"PermissionDenied: key {tokyo.label} signs no such list: .*{reason}", results[name]), name
     assert results["tokyo's CRL"].startswith("ok "), results["tokyo's CRL"]
-    assert _refused(results) == set(results) - {"tokyo's CRL"}, results
+    assert refused_calls(results) == set(results) - {"tokyo's CRL"}, results
     # the signed list, put together, verifies with openssl against tokyo's certificate
     signature = base64.b64decode(results["tokyo's CRL"][3:])
     der = f.certificate_list_header(len(good), signature) + good + f.signature_tail(signature)
@@ -516,7 +441,7 @@ def test_the_scheduler_streams_its_cas_list_and_the_signer_judges_it(
     assert check.returncode == 0 and "verify OK" in check.stderr + check.stdout, check.stderr
     # the OCSP identity may not have even a good list signed
     ocsp = ask_stream(sock, AS[Caller.OCSP], [("tokyo's CRL", tokyo.label, good)])
-    assert _refused(ocsp) == {"tokyo's CRL"}
+    assert refused_calls(ocsp) == {"tokyo's CRL"}
     made.wait_for_audit()
     refusals = _audit(installation, before, "hsm.sign_refused")
     assert [json.loads(e.detail)["op"] for e in refusals] == ["sign_list"] * (len(lists) - 1 + 1)

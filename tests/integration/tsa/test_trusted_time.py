@@ -2,7 +2,7 @@
 
 The NTP servers here are real UDP servers in threads of this process, answering real NTP
 packets (built with struct, not with ntplib, which the client uses) from a clock moved by
-a chosen offset.  Signing goes through the real HSM service, SoftHSM2 and SQLite.
+a chosen offset (support.ntp_server).  Signing goes through the real HSM service, SoftHSM2 and SQLite.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import json
 import logging
 import re
 import socket
-import struct
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,66 +47,21 @@ from ocsp.responder import Responder
 from ocsp.wsgi import build
 
 from support.installation import CeremonyTemplates, Installation, serving_installation
+from support.ntp_server import LoopbackNTP
 from support.officers import standard_cast
 from support.settings import LDAP_BASE
 from support.tools import ocsp_request, officers_client, revoca
 
 OPERATOR = standard_cast().login("cast-operator")  # who issues the lists by hand (support.officers)
-NTP_EPOCH = 2208988800  # 1900-01-01 to 1970-01-01 in seconds
-
-
-class FakeNTP:
-    """An NTP server (RFC 5905 server mode) on a loopback UDP port whose clock is off by `offset_s`.
-
-    `leap=3` plays a server whose own clock is not set; `echo=False` one that does not echo
-    the client's transmit time (a replayed or forged answer).
-    """
-
-    def __init__(self, offset_s: float, *, leap: int = 0, echo: bool = True) -> None:
-        self.offset_s, self.leap, self.echo = offset_s, leap, echo
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.queries = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _now(self) -> bytes:
-        t = time.time() + self.offset_s + NTP_EPOCH
-        return struct.pack("!II", int(t), int((t % 1) * 2**32))
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(512)
-            except TimeoutError:
-                continue
-            received = self._now()
-            if len(data) < 48:
-                continue
-            self.queries += 1
-            version = (data[0] >> 3) & 7
-            origin = data[40:48] if self.echo else b"\0" * 8
-            header = struct.pack("!BBbbII4s", (self.leap << 6) | (version << 3) | 4, 2, 6, -20, 0, 0, b"FAKE")
-            self.sock.sendto(header + received + origin + received + self._now(), peer)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-
 class FakeNTPs:
     """Fake NTP servers by offset, each made on first use: `ntp[5.0].address`."""
 
     def __init__(self) -> None:
-        self._made: dict[float, FakeNTP] = {}
+        self._made: dict[float, LoopbackNTP] = {}
 
-    def __getitem__(self, offset_s: float) -> FakeNTP:
+    def __getitem__(self, offset_s: float) -> LoopbackNTP:
         if offset_s not in self._made:
-            self._made[offset_s] = FakeNTP(offset_s)
+            self._made[offset_s] = LoopbackNTP(offset_s)
         return self._made[offset_s]
 
     def close(self) -> None:
@@ -216,13 +169,9 @@ def test_query_measures_the_offset_of_a_real_ntp_answer(ntp: FakeNTPs) -> None:
 
 
 def test_unusable_answers_are_refused_with_the_reason() -> None:
-    unset, forged = FakeNTP(0.0, leap=3), FakeNTP(0.0, echo=False)
-    try:
+    with LoopbackNTP(leap=3) as unset, LoopbackNTP(echo=False) as forged:
         assert "is not synchronised itself (leap 3" in query(unset.address, 2.0).error
         assert "origin timestamp mismatch" in query(forged.address, 2.0).error
-    finally:
-        unset.close()
-        forged.close()
     assert query(closed_udp_port(), 0.3).error == "no answer within 0.3 s"
 
 
