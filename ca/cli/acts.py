@@ -186,6 +186,7 @@ ACTS: dict[str, Act] = {
     "report provision": by(R.CA_ADMINISTRATOR, why="5.2.1 (1), 9.3.3: 失効情報等の提供状況報告書の作成と公示"),
     # the repository
     "repository fetches": by(*STAFF, R.INTERNAL_AUDITOR, why="who read what, per verifier"),
+    "repository mirror-config": system("slapd's configuration, written by root on a provider host"),
     "repository publish": by(R.SENIOR_OPERATOR, R.OPERATOR, why="5.2.1 (6): repository operation"),
     "repository queue": by(*STAFF, why="operation"),
     "repository start": system("the slapd service, run by the service manager"),

@@ -311,3 +311,18 @@ def test_an_unknown_placeholder_or_a_failing_command_fails(tmp_path: Path) -> No
         session.substitute("curl -d '{\"serial\": \"<serial>\"}'", "t")
     with pytest.raises(AssertionError, match="exit 3"):
         session.run_block(Block("t.md", 1, "sh test", "true\nexit 3\n"))
+
+
+def test_a_section_run_by_another_test_is_left_to_it(tmp_path: Path) -> None:
+    guide = tmp_path / "guide.md"
+    guide.write_text("## 1. Here\n\n```sh test\ntouch one\n```\n\n## 2. There\n\n"
+                     "<!-- doc-test: run by tests/e2e/test_nodes.py -->\n\n```sh test\ntouch two\n```\n",
+                     encoding="utf-8")
+    session = Session(tmp_path, dict(os.environ), ports={}, paths={}, passwords={}, hooks={})
+    session.run_guide(guide)
+    assert (tmp_path / "one").exists() and not (tmp_path / "two").exists()
+    session.run_guide(guide, section="2.")
+    assert (tmp_path / "two").exists()
+    # deployment.md's several nodes: run by test_nodes.py, which exists, and by no other
+    owners = {b.run_by for b in read_blocks(DOCS / "deployment.md") if b.runnable}
+    assert owners == {None, "tests/e2e/test_nodes.py"} and (ROOT / "tests" / "e2e" / "test_nodes.py").exists()

@@ -13,6 +13,9 @@ A guide marks what the test runs:
 * ```` ```LANG test file=PATH ```` — a file (configuration, a Python script) written to PATH.
 * ``<!-- doc-test: hook NAME -->`` — a step of the test's own between two blocks (e.g. issuing
   subscriber certificates, which the real CA did years ago and revoca only imports).
+* ``<!-- doc-test: run by TEST -->`` — the rest of that ``##`` section is run by another test
+  (``run_guide(path, section=...)``), not with the guide: e.g. deployment.md's several nodes,
+  which tests/e2e/test_nodes.py builds and drives with hooks of its own.
 
 A plain ``revoca ...`` command (no pipes, redirections or variables; not ``init``, which opens
 the token itself) runs in this process through the console script's entry point, as
@@ -37,6 +40,7 @@ import select
 import shlex
 import signal
 import socket
+import struct
 import subprocess
 import termios
 import time
@@ -47,6 +51,8 @@ from support.tools import revoca
 
 FENCE = re.compile(r"^```(.*)$")
 HOOK = re.compile(r"<!--\s*doc-test:\s*hook\s+([\w-]+)\s*-->")
+RUN_BY = re.compile(r"<!--\s*doc-test:\s*run by\s+(\S+)\s*-->")
+SECTION = re.compile(r"^## (.*)$")
 PLACEHOLDER = re.compile(r"<([a-z][a-z0-9-]*)>")
 HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?")
 PORT_IN_COMMAND = re.compile(r"--port[ =](\d+)")
@@ -75,6 +81,8 @@ class Block:
     text: str
     hook: str | None = None
     output: str | None = None
+    section: str = ""  # the `## ` heading it is under
+    run_by: str | None = None  # the test that runs it instead of the guide's (`doc-test: run by`)
 
     @property
     def runnable(self) -> bool:
@@ -95,14 +103,20 @@ class Block:
 
 
 def read_blocks(path: Path) -> list[Block]:
-    """Every fenced block and hook of a guide, in order; an `output` block is attached to the block before."""
+    """Every fenced block and hook of a guide, in order, each with its section; an `output` block
+    is attached to the block before."""
     blocks: list[Block] = []
     lines = path.read_text(encoding="utf-8").splitlines()
+    section, run_by = "", None
     i = 0
     while i < len(lines):
+        if heading := SECTION.match(lines[i]):
+            section, run_by = heading.group(1).strip(), None
+        if owner := RUN_BY.search(lines[i]):
+            run_by = owner.group(1)
         hook = HOOK.search(lines[i])
         if hook:
-            blocks.append(Block(path.name, i + 1, "", "", hook=hook.group(1)))
+            blocks.append(Block(path.name, i + 1, "", "", hook=hook.group(1), section=section, run_by=run_by))
         fence = FENCE.match(lines[i])
         if fence:
             start, body = i, []
@@ -112,7 +126,8 @@ def read_blocks(path: Path) -> list[Block]:
                 i += 1
             if i == len(lines):
                 raise AssertionError(f"{path.name}:{start + 1}: code block never closed")
-            block = Block(path.name, start + 1, fence.group(1).strip(), "\n".join(body) + "\n")
+            block = Block(path.name, start + 1, fence.group(1).strip(), "\n".join(body) + "\n", section=section,
+                          run_by=run_by)
             if block.info.split()[1:2] == ["output"]:
                 if not blocks or not blocks[-1].runnable or blocks[-1].file:
                     raise AssertionError(f"{block.where}: an output block must follow a `sh test` block")
@@ -180,9 +195,13 @@ class Session:
     """One person's terminal in one working directory, for a series of guides."""
 
     def __init__(self, cwd: Path, env: dict[str, str], *, ports: dict[int, int], paths: dict[str, str],
-                 passwords: dict[str, str], hooks: dict[str, Callable[[Session], None]]) -> None:
+                 passwords: dict[str, str], hooks: dict[str, Callable[[Session], None]],
+                 ready: dict[str, str | Callable[[], bool]] | None = None) -> None:
         self.cwd, self.env, self.ports, self.paths = cwd, env, ports, paths
         self.passwords, self.hooks = passwords, hooks
+        # when a service is up, by a part of its command (after substitution): a line it prints or
+        # a test of the caller's; before READY's, for a test that needs another moment
+        self.ready = ready if ready is not None else {}
         self.values: dict[str, str] = {}
         self.shares: dict[str, str] = {}  # key manager -> share, as `revoca init` printed them
         self.shares_presented = 0
@@ -195,8 +214,9 @@ class Session:
     def substitute(self, text: str, where: str) -> str:
         for path, here in self.paths.items():
             text = text.replace(path, here)
-        text = re.sub(r"(?<!\d)(" + "|".join(map(str, self.ports)) + r")(?!\d)",
-                      lambda m: str(self.ports[int(m.group(1))]), text)
+        if self.ports:
+            text = re.sub(r"(?<!\d)(" + "|".join(map(str, self.ports)) + r")(?!\d)",
+                          lambda m: str(self.ports[int(m.group(1))]), text)
 
         def value(m: re.Match[str]) -> str:
             if m.group(1) not in self.values:
@@ -207,8 +227,12 @@ class Session:
 
     # -- running ---------------------------------------------------------------------------
 
-    def run_guide(self, path: Path) -> None:
+    def run_guide(self, path: Path, section: str | None = None) -> None:
+        """Every block of the guide (`section`: of the `## ` sections whose heading starts so, those
+        run by another test included; None: of every section but those)."""
         for block in read_blocks(path):
+            if (block.run_by is not None) if section is None else not block.section.startswith(section):
+                continue
             if block.hook:
                 self.hooks[block.hook](self)
             elif block.runnable:
@@ -276,6 +300,8 @@ class Session:
 
     def _run_on_terminal(self, command: str, timeout: float) -> tuple[int, str]:
         master, slave = os.openpty()
+        # a terminal of a person's size: with none (0 rows) psql and the like page even one line
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
         proc = subprocess.Popen(["bash", "-c", command], cwd=self.cwd, env=self.env, stdin=slave, stdout=slave,
                                 stderr=slave, preexec_fn=_controlling_terminal, close_fds=True)
         os.close(slave)
@@ -341,11 +367,10 @@ class Session:
         """Until each service answers: its --port accepts connections, or it has printed its ready line."""
         started = time.monotonic()
         for service in services:
-            port = PORT_IN_COMMAND.search(service.command)
-            ready = next((line for key, line in READY.items() if key in service.command), None)
-            if port is None and ready is None:
+            test = self._up_test(service)
+            if test is None:
                 raise AssertionError(f"{where}: no way to tell when `{service.command}` is up")
-            while not (_listens(int(port.group(1))) if port else ready in service.log.read_text(errors="replace")):
+            while not test():
                 if service.proc.poll() is not None or time.monotonic() > started + timeout:
                     raise AssertionError(f"{where}: service did not come up: {service.command}\n"
                                          f"{service.log.read_text(errors='replace')}")
@@ -353,6 +378,19 @@ class Session:
         if services:
             with open(self.cwd / "logs" / "timing.log", "a", encoding="utf-8") as timing:
                 timing.write(f"{time.monotonic() - started:6.2f} {where} {len(services)} service(s) up\n")
+
+    def _up_test(self, service: Service) -> Callable[[], bool] | None:
+        """The caller's test for this service, else its --port accepting connections, else its ready line."""
+        custom = next((test for key, test in self.ready.items() if key in service.command), None)
+        if callable(custom):
+            return custom
+        port = PORT_IN_COMMAND.search(service.command)
+        if custom is None and port is not None:
+            return lambda: _listens(int(port.group(1)))
+        line = custom or next((line for key, line in READY.items() if key in service.command), None)
+        if line is None:
+            return None
+        return lambda: line in service.log.read_text(errors="replace")
 
     def stop(self) -> None:
         """Stop every service this session started (by process group), then every slapd under its directory."""

@@ -1,5 +1,7 @@
-"""A PostgreSQL cluster of a test's own (initdb, as the postgres user, on a free loopback port),
-and a streaming standby of it (pg_basebackup -R): what tests/e2e/test_nodes.py runs its nodes on.
+"""A PostgreSQL cluster of a test's own on a free loopback port: its directory, which the postgres
+user may enter, and the test's reads of it.  tests/e2e/test_nodes.py makes its primary and
+streaming standby with docs/deployment.md section 8's own commands (initdb, pg_basebackup -R)
+in `data`, and stops them here.
 
 A cluster of its own rather than the machine's: a standby copies a whole cluster, and the test
 must not change the machine's pg_hba.conf to allow replication.
@@ -18,7 +20,7 @@ BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 def available() -> bool:
-    return (BIN / "initdb").exists() and shutil.which("runuser") is not None
+    return (BIN / "initdb").exists() and shutil.which("runuser") is not None and shutil.which("su") is not None
 
 
 def _as_postgres(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -27,7 +29,7 @@ def _as_postgres(*argv: str, timeout: float = 120) -> subprocess.CompletedProces
 
 
 class PgCluster:
-    """One postgres server on 127.0.0.1:`port`, trust authentication on loopback, replication allowed."""
+    """One postgres server on 127.0.0.1:`port` with its data directory in `data` (trust on loopback)."""
 
     def __init__(self, port: int, root: Path | None = None) -> None:
         self.port = port
@@ -38,26 +40,6 @@ class PgCluster:
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def initdb(self) -> None:
-        _as_postgres(str(BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.root}'\n"
-                       "wal_level = replica\nmax_wal_senders = 4\nfsync = off\nsynchronous_commit = off\n"
-                       "full_page_writes = off\nshared_buffers = 16MB\n")
-        with (self.data / "pg_hba.conf").open("a") as hba:
-            hba.write("host replication all 127.0.0.1/32 trust\n")
-
-    def standby_of(self, primary: PgCluster) -> None:
-        """A streaming replica of `primary` (hot standby: read-only queries answered)."""
-        _as_postgres(str(BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
-                     "-D", str(self.data), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast")
-        with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write(f"port = {self.port}\nunix_socket_directories = '{self.root}'\nhot_standby = on\n")
-
-    def start(self) -> None:
-        _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60",
-                     "start")
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
