@@ -8,11 +8,17 @@ checked the cheapest way that cannot lie:
 - HSM service: its socket answers `status` (and whether it is activated);
 - LDAP repository: its port accepts a connection;
 - scheduler, publisher: someone holds their lease (ca.storage.leases) -- a lease nobody holds
-  is one this check can take, and gives back at once.
+  is one this check can take, and gives back at once;
+- the OCSP signer (`revoca serve ocsp-signer`), likewise, in an installation that signs answers
+  ahead (any stored): who holds its lease, and how old the stored answers responders would
+  serve have grown against their refresh time (issue 16) -- an installation that never ran it
+  has its responders sign every answer, and no signer to miss;
+- the HSM service's signing processes ([hsm] signer_processes): how many of them are up.
 
 And what will stop working on a date: the delegated OCSP responder certificates (1 year, seed
 004 6.3.2.1), which only `revoca ocsp renew` replaces; without a valid one OCSP answers tryLater
-for that CA key rather than sign with the CA key (unless [ocsp] ca_signed), see ocsp.responder.
+for that CA key rather than sign with the CA key (unless [ocsp] ca_signed), see ocsp.responder;
+and each CA's newest delta CRL (RFC 5280 5.2.4), valid hours where a complete CRL is valid days.
 """
 
 from __future__ import annotations
@@ -24,13 +30,19 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from ca.config import CRLConfig
 from ca.enums import ListType
 from ca.errors import RevocaError
 from ca.storage.engine import Engine, session_scope
-from ca.storage.leases import Lease
+from ca.storage.leases import Lease, holder
+from ca.storage.presigned import PresignedStore, ServableAge
 from ca.storage.reporting import ListStatus, ReportingReads, ResponderCoverage
 
 COMPONENTS = ("database", "hsm", "ldap", "scheduler", "publisher")
+SIGNER = "ocsp-signer"  # the lease of `revoca serve ocsp-signer` (ocsp.presigner.LEASE)
+#: a stored answer still served this long after its refresh time means the signer is not keeping up
+#: (a full re-sign of 1,000,000 answers takes about 34 minutes with RSA-2048 in the token)
+SIGNER_LATE = dt.timedelta(hours=1)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,6 +50,7 @@ class Component:
     name: str
     up: bool
     detail: str
+    warning: str = ""  # up, but not as configured (the HSM service with fewer signing processes)
 
     def line(self) -> str:
         return f"{self.name}: {'up' if self.up else 'DOWN'} ({self.detail})"
@@ -57,7 +70,19 @@ def hsm(status: Callable[[], dict[str, Any]]) -> Component:
         reply = status()
     except RevocaError as exc:
         return Component("hsm", False, str(exc))
-    return Component("hsm", True, str(reply.get("line", "answering")))
+    return Component("hsm", True, str(reply.get("line", "answering")), signer_pool_warning(reply))
+
+
+def signer_pool_warning(reply: dict[str, Any]) -> str:
+    """The warning when the activated HSM service runs fewer signing processes than [hsm]
+    signer_processes asks (ca.hsm.pool: it then signs more in its own session, one at a time)."""
+    wanted, up = int(reply.get("signer_processes", 1)), int(reply.get("signers_up", 0))
+    if not reply.get("activated") or wanted <= 1 or up >= wanted:
+        return ""
+    why = ("it stopped starting them after repeated failures (see its log)" if reply.get("signers_given_up")
+           else "the others are starting or were lost and are being replaced")
+    return (f"the HSM service has {up} of {wanted} signing processes up ([hsm] signer_processes): {why}; "
+            "it signs the rest in its own session, one signature at a time")
 
 
 def ldap(host: str, port: int, timeout: float = 2.0) -> Component:
@@ -81,15 +106,71 @@ def lease_holder(engine: Engine, job: str) -> Component:
     return Component(job, True, f"a {job} holds the lease")
 
 
+def signer_holder(engine: Engine) -> Component:
+    """The OCSP signer's lease, as lease_holder, naming its holder (ca.storage.leases.holder)."""
+    found = lease_holder(engine, SIGNER)
+    if not found.up:
+        if "cannot check" in found.detail:
+            return found
+        return dataclasses.replace(found, detail=f"no OCSP signer holds the lease: `revoca serve {SIGNER}` is not "
+                                                 "running, so the stored answers age until responders sign every "
+                                                 "answer themselves")
+    try:
+        who = holder(engine, SIGNER)
+    except Exception as exc:  # noqa: BLE001  -- who it is is a detail; that it is held was checked
+        return dataclasses.replace(found, detail=f"an OCSP signer holds the lease (who: {exc})")
+    return dataclasses.replace(found, detail=f"held by {who.line()}" if who else found.detail)
+
+
 def check_all(engine: Engine, hsm_status: Callable[[], dict[str, Any]], ldap_port: int,
               ldap_host: str = "127.0.0.1") -> list[Component]:
+    """Every component; the OCSP signer only where answers are signed ahead (any stored)."""
     db = database(engine)
     found = [db, hsm(hsm_status), ldap(ldap_host, ldap_port)]
     if db.up:
         found += [lease_holder(engine, "scheduler"), lease_holder(engine, "publisher")]
+        if signs_ahead(engine):
+            found.append(signer_holder(engine))
     else:
         found += [Component(job, False, "cannot check without the database") for job in ("scheduler", "publisher")]
     return found
+
+
+def signs_ahead(engine: Engine) -> bool:
+    try:
+        return PresignedStore(engine).signs_ahead()
+    except RevocaError:  # the database went away since its check: that component says so
+        return False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Presigned:
+    """How fresh the answers signed ahead are, of those a responder would serve now (ocsp.presigned)."""
+
+    oldest: ServableAge | None  # None: no stored answer would be served
+
+    def line(self, now: dt.datetime) -> str:
+        if self.oldest is None:
+            return "OCSP answers signed ahead: none a responder would serve now (responders sign every answer)"
+        return (f"OCSP answers signed ahead: the oldest a responder would serve was signed "
+                f"{_hours(self.oldest.age(now))} ago (refresh target {_hours(self.oldest.target)})")
+
+    def warnings(self, now: dt.datetime, *, late: dt.timedelta = SIGNER_LATE) -> list[str]:
+        if self.oldest is None or now - self.oldest.refresh_at <= late:
+            return []
+        return [f"the OCSP signer is behind: a stored answer responders still serve was signed "
+                f"{_hours(self.oldest.age(now))} ago, {_hours(now - self.oldest.refresh_at)} past its refresh "
+                f"(target {_hours(self.oldest.target)}): is `revoca serve {SIGNER}` running, and the HSM "
+                "service activated?"]
+
+
+def presigned(engine: Engine, now: dt.datetime, *, ca_signed: bool = False) -> Presigned:
+    return Presigned(PresignedStore(engine).oldest_servable(now, ca_signed=ca_signed))
+
+
+def _hours(span: dt.timedelta) -> str:
+    hours = span / dt.timedelta(hours=1)
+    return f"{span / dt.timedelta(minutes=1):.0f} min" if abs(hours) < 1 else f"{hours:.1f} h"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -236,6 +317,60 @@ def published_list_findings(archived: list[ListStatus], held: list[HeldList], no
             warnings.append(f"{h.label()} #{h.number} {at} expires in {left:.1f} h (nextUpdate "
                             f"{h.next_update:%Y-%m-%d %H:%M:%SZ})")
     return ResponderFindings(tuple(errors), tuple(warnings))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeltaStatus:
+    """One CA's newest delta CRL, as archived."""
+
+    ca_name: str
+    number: int
+    this_update: dt.datetime
+    next_update: dt.datetime
+
+
+def delta_warn_before(crl: CRLConfig) -> dt.timedelta:
+    """How close to its nextUpdate a delta CRL is warned about: the share of its validity that
+    [crl] warn_hours is of a complete CRL's (1 h of 3 by default), and never more than half of
+    what normal operation leaves (validity less period), so that only a missed delta warns."""
+    share = crl.delta_validity * (crl.warn_hours / crl.validity_hours)
+    return max(dt.timedelta(0), min(share, (crl.delta_validity - dt.timedelta(minutes=crl.delta_period_minutes)) / 2))
+
+
+def newest_deltas(engine: Engine) -> list[DeltaStatus]:
+    """Each CA's newest delta CRL (by number), bar terminated CAs (nothing more is issued for them)."""
+    from ca.enums import CAStatus
+    from ca.storage.store import ReadStore
+
+    out = []
+    with session_scope(engine, readonly=True) as session:
+        store = ReadStore(session)
+        for ca in store.cas():
+            if ca.status is CAStatus.TERMINATED:
+                continue
+            row = store.newest_issued(ca.id, ListType.DELTA)
+            if row is not None:
+                this_update, next_update = _utc(row.this_update), _utc(row.next_update)
+                assert this_update is not None and next_update is not None
+                out.append(DeltaStatus(ca.name, row.number, this_update, next_update))
+    return out
+
+
+def delta_warnings(deltas: list[DeltaStatus], now: dt.datetime, *, warn_before: dt.timedelta) -> list[str]:
+    """As ca.scheduler.expiry_warnings for complete lists: a CA's newest delta CRL expired, or
+    with less than `warn_before` left (the scheduler issues one every [crl] delta_period_minutes)."""
+    lines = []
+    for d in deltas:
+        label = f"{d.ca_name} delta CRL #{d.number}"
+        if d.next_update <= now:
+            lines.append(f"{label} expired at {d.next_update:%Y-%m-%d %H:%M:%SZ}: verifiers using delta CRLs "
+                         "find none current; check that `revoca serve scheduler` runs and the HSM is activated "
+                         "(`revoca crl issue --ca NAME --type delta`)")
+        elif d.next_update - now < warn_before:
+            lines.append(f"{label} expires in {_hours(d.next_update - now)} (nextUpdate "
+                         f"{d.next_update:%Y-%m-%d %H:%M:%SZ}); check that `revoca serve scheduler` runs and the "
+                         "HSM is activated")
+    return lines
 
 
 def _utc(at: dt.datetime | None) -> dt.datetime | None:

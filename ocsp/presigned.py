@@ -24,13 +24,13 @@ from __future__ import annotations
 import datetime as dt
 
 from ca.storage.ocsp_lookups import Presigned
+from ca.storage.presigned import REFRESH, SERVE_MARGIN  # defined there, for `revoca status` and /metrics too
 from ocsp.issuers import ResponderKey
 from ocsp.request import CertID
 from ocsp.response import sha1_cert_id
 from ocsp.status import CertStatus, Status
 
-REFRESH = dt.timedelta(hours=12)  # signed again at least this often: twice a day, as the CRL once
-SERVE_MARGIN = dt.timedelta(hours=1)  # never served with less validity left than this
+__all__ = ["REFRESH", "SERVE_MARGIN", "refresh_at", "usable"]
 
 
 def usable(stored: Presigned, status: Status, cert_id: CertID, responder: ResponderKey, now: dt.datetime) -> bool:

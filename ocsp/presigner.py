@@ -19,6 +19,11 @@ What it signs, in this order, each round (every POLL seconds while there is noth
    and every FULL_PASS; new certificates on the way.
 3. a page of answers whose refresh time (ocsp.presigned.REFRESH) has come.
 
+And with each hourly walk, in batches of PAGE, one a round: the answers of certificates past
+notAfter are deleted (RFC 6960 lets a responder not answer for those; revoca's responders still
+do, from the certificate row, signed on demand), so that the table holds the certificates
+verifiers may still rely on, not every one ever issued.
+
 Only one signer works at a time (the "ocsp-signer" lease: an advisory lock on PostgreSQL, a
 file lock on SQLite); others stand by and take over.  Signatures go through the HSM service
 as the OCSP identity, whose policy allows ResponseData with responder keys (ca.hsm.policy),
@@ -37,6 +42,7 @@ from collections.abc import Callable
 
 from ca import trusted_time
 from ca.audit.service_events import running
+from ca.errors import PermissionDenied
 from ca.hsm.signer import KeyStore, Signer
 from ca.storage.engine import Engine, session_scope
 from ca.storage.leases import Lease
@@ -68,6 +74,7 @@ def utc_now() -> dt.datetime:
 class PassReport:
     signed: int = 0
     seconds: float = 0.0
+    pruned: int = 0  # answers of expired certificates deleted
 
 
 class Presigner:
@@ -95,6 +102,9 @@ class Presigner:
         self._walk: dict[int, int] = {}  # key id -> certificate id the walk continues after (absent: done)
         self._walk_started: dt.datetime | None = None
         self._revoked_after = 0
+        self._prune = False  # expired certificates' answers left to delete in this hour's walk
+        self._may_prune = True  # False once the database role refused the delete (said once in the log)
+        self.pruned = 0
 
     # -- one round -----------------------------------------------------------------------------
 
@@ -106,6 +116,7 @@ class Presigner:
         signed += self._walk_page(now)
         if not self._walk:
             signed += self._sign(self.store.due_refresh(now, list(self._responders), limit=PAGE), now)
+        self._prune_page(now)
         return signed
 
     def sign_all(self, now: dt.datetime | None = None) -> PassReport:
@@ -114,9 +125,11 @@ class Presigner:
         report = PassReport()
         self._reload(now or self.clock(), walk_all=True)
         while True:
+            pruned = self.pruned
             done = self.round(now)
             report.signed += done
-            if not done and not self._walk:
+            report.pruned += self.pruned - pruned
+            if not done and not self._walk and not self._prune:
                 break
         report.seconds = time.perf_counter() - start
         return report
@@ -138,6 +151,7 @@ class Presigner:
         if walk_all or self._walk_started is None or now - self._walk_started >= FULL_PASS:
             changed = list(responders)
             self._walk_started = now
+            self._prune = self._may_prune
         for key_id in changed:
             self._walk[key_id] = 0
         for key_id in list(self._walk):
@@ -164,6 +178,22 @@ class Presigner:
         else:
             del self._walk[key_id]
         return self._sign(found, now)
+
+    def _prune_page(self, now: dt.datetime) -> None:
+        """One batch of the expired certificates' answers deleted, while the hour's walk has some left."""
+        if not self._prune:
+            return
+        try:
+            gone = self.store.prune_expired(now, limit=PAGE)
+        except PermissionDenied as exc:  # PostgreSQL roles: revoca_ocsp may not delete (ca.storage.grants)
+            log.warning("answers of expired certificates are kept: %s", exc)
+            self._prune = self._may_prune = False
+            return
+        self.pruned += gone
+        if gone < PAGE:
+            self._prune = False
+        if gone:
+            log.info("deleted %d stored answers of expired certificates", gone)
 
     def _with_responder(self, found: list[ToSign]) -> list[ToSign]:
         return [t for t in found if t.key_id in self._responders]

@@ -36,7 +36,7 @@ def hsm_activate(app: App, share_file: Path | None, as_json: bool) -> None:
 @json_option
 @pass_app
 def hsm_status(app: App, as_json: bool) -> None:
-    """Whether the HSM is activated, and how many shares are still needed."""
+    """Whether the HSM is activated, how many shares are still needed, and how many signing processes are up."""
     status = app.hsm().status()
     emit_json(status) if as_json else click.echo(status["line"])
 

@@ -25,14 +25,17 @@ PUBLICATION_LATE = dt.timedelta(minutes=15)
               help="Wait up to this long for every component to come up (right after starting them).")
 @pass_app
 def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
-    """Each component up or down, each CA's newest CRL and ARL, warnings, requests waiting for people.
+    """Each component up or down, each CA's newest CRL, ARL and delta CRL, warnings, requests waiting for people.
 
     Exit status: 0 all well; 1 a warning (a CRL or ARL with less than crl.warn_hours left, or
-    none; something waiting more than 15 minutes to reach the LDAP repository; the HSM service
-    not activated; the last valid OCSP responder certificate of a CA key ending within
-    ocsp.responder_warn_days; an enabled RA terminal bound to no CA; a list read back from the LDAP
-    repository with less than crl.warn_hours left); 9 a component down (the
-    database, the HSM service, the LDAP repository, the scheduler or the publisher) or an error
+    none; a delta CRL expired or close to it, by the same share of its validity; something
+    waiting more than 15 minutes to reach the LDAP repository; the HSM service not activated,
+    or running fewer signing processes than hsm.signer_processes; the last valid OCSP responder
+    certificate of a CA key ending within ocsp.responder_warn_days; an answer signed ahead that
+    responders still serve an hour past its refresh time; an enabled RA terminal bound to no CA;
+    a list read back from the LDAP repository with less than crl.warn_hours left); 9 a component
+    down (the database, the HSM service, the LDAP repository, the scheduler or the publisher, or
+    the OCSP signer where answers are signed ahead) or an error
     (a CA key without a valid OCSP responder certificate, whose queries OCSP answers tryLater;
     the newest list refused because the clock was ahead of the last NTP-confirmed time; a list
     in the LDAP repository expired, or older than the archive's newest 15 minutes after it was issued).
@@ -40,7 +43,7 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while True:
         components = health.check_all(app.engine, app.hsm().status, app.settings.repository.port)
-        if all(c.up for c in components) or time.monotonic() >= deadline:
+        if all(c.up and not c.warning for c in components) or time.monotonic() >= deadline:
             break
         time.sleep(0.5)
     now = dt.datetime.now(dt.UTC)
@@ -51,9 +54,18 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
                                                 ca_signed=app.settings.ocsp.ca_signed)
                   if by_name["database"].up else health.ResponderFindings())
     warnings += responders.warnings
+    warnings += [c.warning for c in components if c.up and c.warning]
+    deltas: list[health.DeltaStatus] = []
+    presigned: health.Presigned | None = None
     if by_name["database"].up:
         warnings += health.backup_warnings(app.engine, now,
                                            max_age=dt.timedelta(hours=app.settings.backup.max_age_hours))
+        if app.settings.crl.deltas:
+            deltas = health.newest_deltas(app.engine)
+            warnings += health.delta_warnings(deltas, now, warn_before=health.delta_warn_before(app.settings.crl))
+        if health.SIGNER in by_name:  # answers are signed ahead here
+            presigned = health.presigned(app.engine, now, ca_signed=app.settings.ocsp.ca_signed)
+            warnings += presigned.warnings(now)
     errors = list(responders.errors)
     lists_archived = list_statuses(app.engine) if by_name["database"].up else []
     if by_name["database"].up and by_name["ldap"].up:
@@ -90,7 +102,9 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
                    "publication_waiting": sum(q.pending for q in queue),
                    "terminated": {name: at for name, at in ended},
                    "lists": [{"ca": s.ca_name, "type": s.list_type.value, "number": s.number,
-                              "next_update": s.next_update} for s in lists]})
+                              "next_update": s.next_update} for s in lists],
+                   "deltas": [{"ca": d.ca_name, "number": d.number, "next_update": d.next_update} for d in deltas],
+                   "ocsp_presigned": None if presigned is None else _presigned_json(presigned, now)})
     else:
         click.echo(f"HSM: {by_name['hsm'].detail}")
         for component in components:
@@ -100,10 +114,18 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
         state = f"{waiting} waiting (revoca repository queue)" if waiting else "nothing waiting"
         if not by_name["ldap"].up:
             state += ", and the LDAP repository is DOWN"
-        click.echo(f"LDAP publication: {state}\n")
-        table(["CA", "LIST", "NUMBER", "NEXT UPDATE"],
-              [[s.ca_name, s.list_type.value, s.number if s.number is not None else "none",
-                when(s.next_update)] for s in lists])
+        click.echo(f"LDAP publication: {state}")
+        if presigned is not None:
+            click.echo(presigned.line(now))
+        click.echo()
+        newest_delta = {d.ca_name: d for d in deltas}
+        rows = []
+        for s in lists:
+            rows.append([s.ca_name, s.list_type.value, s.number if s.number is not None else "none",
+                         when(s.next_update)])
+            if s.list_type.value == "arl" and (d := newest_delta.get(s.ca_name)) is not None:
+                rows.append([d.ca_name, "delta", d.number, when(d.next_update)])
+        table(["CA", "LIST", "NUMBER", "NEXT UPDATE"], rows)
         for name, at in ended:  # their lists above are the final ones
             click.echo(f"CA {name}: terminated {when(at)}; its final CRL and ARL stay published, nothing more "
                        "is issued")
@@ -117,6 +139,13 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
         sys.exit(ServiceUnavailable.exit_code)
     if warnings:
         sys.exit(1)
+
+
+def _presigned_json(presigned: health.Presigned, now: dt.datetime) -> dict[str, float | None]:
+    """Seconds: the age of the served answer due for refresh first, and its refresh target (None: none served)."""
+    oldest = presigned.oldest
+    return {"oldest_age_s": None if oldest is None else round(oldest.age(now).total_seconds(), 1),
+            "refresh_target_s": None if oldest is None else oldest.target.total_seconds()}
 
 
 def read_back(app: App) -> list[health.HeldList] | str:

@@ -47,6 +47,9 @@ class ActivationStatus:
     threshold: int
     total: int
     presented_by: tuple[str, ...]
+    signer_processes: int = 1  # [hsm] signer_processes as the service runs it (1: it signs itself)
+    signers_up: int = 0  # of those, the processes running now (0 when not activated)
+    signers_given_up: bool = False  # the pool stopped starting them after repeated failures
 
     @property
     def needed(self) -> int:
@@ -54,7 +57,9 @@ class ActivationStatus:
 
     def line(self) -> str:
         if self.activated:
-            return f"token {self.token_label}: activated ({self.threshold} of {self.total} key managers)"
+            pool = (f"; signing processes {self.signers_up} of {self.signer_processes} up"
+                    if self.signer_processes > 1 else "")
+            return f"token {self.token_label}: activated ({self.threshold} of {self.total} key managers){pool}"
         return (f"token {self.token_label}: not activated; {self.needed} more key manager share(s) needed "
                 f"({len(self.presented_by)} of {self.threshold} presented, {self.total} issued)")
 
@@ -79,8 +84,11 @@ class Activation:
 
     def _status(self) -> ActivationStatus:
         presented = tuple(self._set.holder(i).operator for i in sorted(self._pending))  # type: ignore[union-attr]
+        pool = self._pool
         return ActivationStatus(self._token.label, self._session is not None, self._set.threshold,
-                                self._set.total, presented)
+                                self._set.total, presented, signer_processes=self._processes,
+                                signers_up=pool.alive() if pool is not None else 0,
+                                signers_given_up=pool is not None and pool.given_up)
 
     def present(self, share_text: str) -> tuple[ActivationStatus, str]:
         """Take one share; returns the new status and the holder's name (for the audit log)."""

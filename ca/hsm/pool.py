@@ -120,6 +120,17 @@ class SignerPool:
         with self._lock:
             return len(self._children)
 
+    def alive(self) -> int:
+        """The children running now, for `revoca hsm status`: one that died counts no more, even
+        before the pool notices it (every half second) and starts another."""
+        with self._lock:
+            return sum(1 for c in self._children.values() if c.proc.poll() is None)
+
+    @property
+    def given_up(self) -> bool:
+        """True once MAX_FAILED_STARTS starts in a row failed: no more are tried (`revoca status` says so)."""
+        return self._failed_starts >= MAX_FAILED_STARTS
+
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Until all `size` children run (tests, the bench); False when that did not happen in time."""
         deadline = time.monotonic() + timeout

@@ -153,7 +153,10 @@ class HSMService:
     def _status(self) -> dict[str, Any]:
         st = self.activation.status()
         return {"activated": st.activated, "threshold": st.threshold, "total": st.total,
-                "presented_by": list(st.presented_by), "needed": st.needed, "line": st.line()}
+                "presented_by": list(st.presented_by), "needed": st.needed, "line": st.line(),
+                # ca.hsm.pool: how many signing processes [hsm] signer_processes asks for, and how many run
+                "signer_processes": st.signer_processes, "signers_up": st.signers_up,
+                "signers_given_up": st.signers_given_up}
 
     def _op_status(self, _req: dict[str, Any], _conn: Connection) -> dict[str, Any]:
         return self._status()

@@ -27,13 +27,14 @@ def create_app(engine: Engine, *, hsm_status: HSMStatus | None = None,
                clock: Callable[[], dt.datetime] = utc_now, warn_before: dt.timedelta = WARN_BEFORE,
                auth_seconds: float = CACHE_SECONDS, public_verifier_names: bool = False,
                ldap_port: int | None = None, password_policy: PasswordPolicy | None = None,
-               held_lists: HeldLists | None = None) -> Flask:
+               held_lists: HeldLists | None = None, ocsp_ca_signed: bool = False) -> Flask:
     """`hsm_status` returns what the HSM service's status call does (or raises ServiceUnavailable);
     `public_verifier_names` shows per-verifier OCSP counts in /metrics without a login;
-    `password_policy` is [operators] (its defaults when None)."""
+    `password_policy` is [operators] (its defaults when None); `ocsp_ca_signed` is [ocsp] ca_signed
+    (which answers signed ahead count as served)."""
     app = Flask("revoca.status", root_path=str(Path(__file__).parent))
     collector = RevocaCollector(engine, clock=clock, hsm_status=hsm_status, ldap_port=ldap_port,
-                                held_lists=held_lists)
+                                held_lists=held_lists, ocsp_ca_signed=ocsp_ca_signed)
     named, anonymous = make_registries(collector)
     app.extensions["revoca_status"] = {
         "engine": engine, "hsm_status": hsm_status, "clock": clock, "warn_before": warn_before,

@@ -40,10 +40,12 @@ HeldLists = Callable[[Engine], list[health.HeldList]]
 class RevocaCollector(Collector):
     def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime],
                  hsm_status: HSMStatus | None = None, ldap_port: int | None = None,
-                 held_lists: HeldLists | None = None) -> None:
+                 held_lists: HeldLists | None = None, ocsp_ca_signed: bool = False) -> None:
         """`ldap_port`: the LDAP repository's, for revoca_component_up (None: no component series);
-        `held_lists`: reads each CA's lists back from the LDAP repository (None: no such series)."""
+        `held_lists`: reads each CA's lists back from the LDAP repository (None: no such series);
+        `ocsp_ca_signed`: [ocsp] ca_signed (answers signed ahead with the CA keys count as served)."""
         self.held_lists = held_lists
+        self.ocsp_ca_signed = ocsp_ca_signed
         self.engine = engine
         self.ldap_port = ldap_port
         self.clock = clock
@@ -56,6 +58,8 @@ class RevocaCollector(Collector):
     def collect(self, *, verifier_names: bool = True) -> Iterator[Metric]:
         now = self.clock()
         yield from self._lists(now)
+        yield from self._deltas(now)
+        yield from self._presigned(now)
         yield from self._responders(now)
         yield from self._backup(now)
         yield from self._publication(now)
@@ -86,7 +90,8 @@ class RevocaCollector(Collector):
         if self.hsm_status is None or self.ldap_port is None:
             return
         up = GaugeMetricFamily("revoca_component_up", "1 when the component answers (database, hsm, ldap) or "
-                               "holds its lease (scheduler, publisher); see ca.health", labels=["component"])
+                               "holds its lease (scheduler, publisher; ocsp-signer where answers are signed ahead); "
+                               "see ca.health", labels=["component"])
         for component in health.check_all(self.engine, self.hsm_status, self.ldap_port):
             up.add_metric([component.name], 1 if component.up else 0)
         yield up
@@ -132,6 +137,38 @@ class RevocaCollector(Collector):
         yield left
         yield number
 
+    def _deltas(self, now: dt.datetime) -> Iterator[Metric]:
+        """Each CA's newest delta CRL (issue 16), apart from revoca_crl_next_update_seconds: a delta
+        is valid hours, and an alert written for complete lists' days would always fire on it."""
+        left = GaugeMetricFamily("revoca_delta_crl_next_update_seconds", "Seconds until the nextUpdate of each "
+                                 "CA's newest delta CRL (negative: expired; `revoca status` warns below the share "
+                                 "of its validity that crl.warn_hours is of a CRL's)", labels=["ca"])
+        number = GaugeMetricFamily("revoca_delta_crl_number", "CRL number of each CA's newest delta CRL",
+                                   labels=["ca"])
+        for d in health.newest_deltas(self.engine):
+            left.add_metric([d.ca_name], (d.next_update - now).total_seconds())
+            number.add_metric([d.ca_name], d.number)
+        yield left
+        yield number
+
+    def _presigned(self, now: dt.datetime) -> Iterator[Metric]:
+        """How fresh the answers signed ahead are (ca.health.Presigned); absent where none are stored."""
+        if not health.signs_ahead(self.engine):
+            return
+        oldest = health.presigned(self.engine, now, ca_signed=self.ocsp_ca_signed).oldest
+        served = GaugeMetricFamily("revoca_ocsp_presigned_served", "1 when a responder would serve some stored "
+                                   "pre-signed answer now (0: responders sign every answer)",
+                                   value=0 if oldest is None else 1)
+        yield served
+        if oldest is None:
+            return
+        yield GaugeMetricFamily("revoca_ocsp_presigned_oldest_age_seconds", "Age of the stored answer due for "
+                                "refresh first, of those a responder would serve now",
+                                value=oldest.age(now).total_seconds())
+        yield GaugeMetricFamily("revoca_ocsp_presigned_refresh_target_seconds", "The age at which the OCSP signer "
+                                "means to sign that answer again (alert when the age passes it by an hour)",
+                                value=oldest.target.total_seconds())
+
     def _responders(self, now: dt.datetime) -> Iterator[Metric]:
         left = GaugeMetricFamily("revoca_ocsp_responder_not_after_seconds", "Seconds until the notAfter of the "
                                  "last valid delegated OCSP responder certificate of each CA key (0: none is valid, "
@@ -174,6 +211,11 @@ class RevocaCollector(Collector):
         yield GaugeMetricFamily("revoca_hsm_up", HSM_UP, value=1)
         yield GaugeMetricFamily("revoca_hsm_activated", "1 when the token is activated (M key manager shares "
                                 "presented)", value=1 if status.get("activated") else 0)
+        yield GaugeMetricFamily("revoca_hsm_signer_processes", "Signing processes the HSM service is configured "
+                                "for ([hsm] signer_processes; 1: it signs in its own session)",
+                                value=int(status.get("signer_processes", 1)))
+        yield GaugeMetricFamily("revoca_hsm_signer_processes_up", "Signing processes running now (0 while not "
+                                "activated or with one configured)", value=int(status.get("signers_up", 0)))
 
 
 def _counter(name: str, doc: str, labels: list[str], totals: dict[tuple[str, ...], int]) -> CounterMetricFamily:

@@ -29,7 +29,8 @@ def build_app(settings: Settings, *, public_verifier_names: bool = False, held_l
     hsm = HSMClient(settings.hsm_socket, timeout=HSM_TIMEOUT)
     return create_app(engine, hsm_status=hsm.status, warn_before=settings.crl.warn_before,
                       public_verifier_names=public_verifier_names, ldap_port=settings.repository.port,
-                      password_policy=settings.operators.password_policy, held_lists=held_lists)
+                      password_policy=settings.operators.password_policy, held_lists=held_lists,
+                      ocsp_ca_signed=settings.ocsp.ca_signed)
 
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, workers: int = 2,

@@ -104,8 +104,10 @@ TABLE: dict[str, tuple[Grant, ...]] = {
         _g("verifiers", "SELECT(id, status, cert_not_after, certificate_id, cert_fingerprint)",
            why="authorization by certificate; never the LDAP password hash"),
         _g("ocsp_queries", "INSERT", "SELECT(id)", why="the history; its compiled INSERT says RETURNING id"),
-        _g("ocsp_presigned", "SELECT", "INSERT", "UPDATE",
-           why="answers signed ahead by `revoca serve ocsp-signer` (upserted), read by every responder"),
+        _g("ocsp_presigned", "SELECT", "INSERT", "UPDATE", "DELETE",
+           why="answers signed ahead by `revoca serve ocsp-signer` (upserted), read by every responder; "
+               "a cache of what the signer itself signs, so it drops those of expired certificates (the "
+               "only table a service deletes from)"),
         *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
     # ca.tsa: the current TSA certificate (not revoked, its key), each token kept.
@@ -127,6 +129,8 @@ TABLE: dict[str, tuple[Grant, ...]] = {
         _g("audit_events", "SELECT(id, event_type, result, occurred_at)",
            why="signing and RA counters, the newest verified backup; never who did what (actor, detail)"),
         _g("verifiers", "SELECT(id, name)", why="verifier labels of the OCSP counters"),
+        _g("ocsp_presigned", "SELECT(key_id, serial, revocation_id, responder_serial, this_update, next_update, "
+           "refresh_at)", why="how fresh the answers signed ahead are (ca.health); never the answers"),
         *_AUDIT_APPEND, _SERVICE_RUNS,
     ),
     # ca.scheduler, ca.crl.issue, ca.audit.keeper (seals, checkpoints), ca.archive.stamping and the

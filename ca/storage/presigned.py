@@ -6,6 +6,11 @@ refresh -- and writes what it signed, in batches, with one upsert per batch.  Re
 the table through the speed path in ca.storage.ocsp_lookups (one query: status and stored
 answer together).  Certificates are walked by id in pages (keyset), so a pass over a million
 rows never holds them all.
+
+Also here, for `revoca status` and /metrics (which may not import the responder's package):
+how fresh the answers a responder would serve are (`oldest_servable`, the rule of
+ocsp.presigned, whose timings are defined here), and the pruning of the answers of expired
+certificates (`prune_expired`), which responders answer from the certificate row, signed on demand.
 """
 
 from __future__ import annotations
@@ -17,11 +22,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 
+from ca.enums import CertKind
+from ca.errors import PermissionDenied
 from ca.storage.engine import Engine, session_scope
 from ca.storage.models import Certificate, PresignedResponse, Revocation
 
 P, C, R = PresignedResponse, Certificate, Revocation
+
+REFRESH = dt.timedelta(hours=12)  # signed again at least this often: twice a day, as the CRL once
+SERVE_MARGIN = dt.timedelta(hours=1)  # never served with less validity left than this
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for a privilege the role lacks
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,6 +46,23 @@ class ToSign:
     revocation_id: int | None  # None: good
     revoked_at: dt.datetime | None
     reason: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServableAge:
+    """The stored answer a responder would serve that is due for its refresh first: when it was
+    signed and when the signer means to sign it again (ocsp.presigned.refresh_at)."""
+
+    this_update: dt.datetime
+    refresh_at: dt.datetime
+
+    def age(self, now: dt.datetime) -> dt.timedelta:
+        return now - self.this_update
+
+    @property
+    def target(self) -> dt.timedelta:
+        """How old it may grow before it is signed again."""
+        return self.refresh_at - self.this_update
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -134,8 +163,59 @@ class PresignedStore:
         with session_scope(self.engine) as session:
             session.execute(statement, values)
 
+    def signs_ahead(self) -> bool:
+        """Whether any answer is stored: this installation runs `revoca serve ocsp-signer` (one that
+        never did has its responders sign every answer, and no signer to miss)."""
+        with session_scope(self.engine, readonly=True) as session:
+            return session.scalar(sa.select(P.key_id).limit(1)) is not None
+
+    def oldest_servable(self, now: dt.datetime, *, ca_signed: bool = False) -> ServableAge | None:
+        """Of the answers a responder would serve at `now` (ocsp.presigned.usable: the status it
+        reads now, current, at least SERVE_MARGIN before nextUpdate, by a responder certificate
+        that is valid and unrevoked now -- or by the CA key itself when `ca_signed`), the one whose
+        refresh is due first; None when none would be served.  Walks the refresh_at index from
+        its low end, so a signer that keeps up makes this one short read."""
+        responder, revoked = aliased(Certificate), aliased(Revocation)
+        valid_responder = sa.exists().where(
+            responder.kind == CertKind.OCSP_RESPONDER, responder.issuer_key_id == P.key_id,
+            responder.serial == P.responder_serial, responder.not_before <= now, responder.not_after > now,
+            ~sa.exists().where(revoked.certificate_id == responder.id))
+        signed_by = sa.or_(valid_responder, P.responder_serial.is_(None)) if ca_signed else valid_responder
+        query = (sa.select(P.this_update, P.refresh_at).select_from(P)
+                 .join(C, sa.and_(C.issuer_key_id == P.key_id, C.serial == P.serial))
+                 .outerjoin(R, sa.and_(R.issuer_ca_id == C.issuer_ca_id, R.serial == C.serial))
+                 .where(P.this_update <= now, P.next_update > now + SERVE_MARGIN,
+                        P.revocation_id.is_not_distinct_from(R.id), signed_by)
+                 .order_by(P.refresh_at).limit(1))
+        with session_scope(self.engine, readonly=True) as session:
+            row = session.execute(query).first()
+        return None if row is None else ServableAge(_utc(row[0]), _utc(row[1]))
+
+    def prune_expired(self, now: dt.datetime, *, limit: int = 2000) -> int:
+        """Delete up to `limit` answers of certificates past notAfter at `now`; how many went.
+
+        RFC 6960 lets a responder not answer for expired certificates; revoca still does, from
+        the certificate row, signed on demand (ocsp.responder), so nothing a verifier gets
+        changes: the table only stops carrying rows nobody should rely on.  PermissionDenied
+        when the database role may not delete here (PostgreSQL per-service roles, ca.storage.grants)."""
+        expired = (sa.select(P.key_id, P.serial).select_from(P)
+                   .join(C, sa.and_(C.issuer_key_id == P.key_id, C.serial == P.serial))
+                   .where(C.not_after <= now).limit(limit))
+        statement = sa.delete(P).where(sa.tuple_(P.key_id, P.serial).in_(expired))
+        try:
+            with session_scope(self.engine) as session:
+                return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+        except sa.exc.ProgrammingError as exc:
+            if getattr(exc.orig, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+                raise PermissionDenied(f"this database role may not delete from ocsp_presigned: {exc.orig}") from exc
+            raise
+
     def size(self) -> tuple[int, int]:
         """(answers stored, bytes of their signed parts): what the table costs, indexes aside."""
         with session_scope(self.engine, readonly=True) as session:
             count, total = session.execute(sa.select(sa.func.count(), sa.func.sum(sa.func.length(P.signed)))).one()
         return int(count or 0), int(total or 0)
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
