@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -210,42 +211,77 @@ def _entries(source: Source, length: int) -> int:
 
 def _frame(block: bytes, *, final: bool) -> tuple[int, int]:
     """(bytes used, entries) of the whole entries at the start of `block`; InvalidInput on a bad one.
-    A few microseconds an entry: a million entries add seconds, not minutes, to a list."""
+
+    Runs of entries in the one shape revoca writes (ca.revocation.crl_entry: serial, UTCTime or
+    GeneralizedTime, a reasonCode extension) are framed by a regular expression, in C; any other
+    entry is framed by `_step`, which takes every shape this module accepts.  A run of the shape
+    is a run `_step` accepts too (tests/unit/hsm/test_crl_stream.py compares the two on mixed,
+    mutated and random blocks): 513 -> 200 ns an entry, measured on 20,000 random-serial entries."""
     at = count = 0
     end = len(block)
-    while at <= end - 2:
-        if block[at] != 0x30:
-            raise InvalidInput("an entry of the list is not a SEQUENCE")
-        size = block[at + 1]
-        start = at + 2
-        if size & 0x80:
-            k = size & 0x7F
-            if k == 0 or k > 3:
-                raise InvalidInput("an entry has an indefinite or oversized length")
-            if start + k > end:
-                break
-            size = int.from_bytes(block[start:start + k], "big")
-            start += k
-        stop = start + size
-        if stop > end:
+    while True:
+        run = _RUN.match(block, at).end()  # type: ignore[union-attr]  # a starred pattern always matches
+        while at < run:  # each entry of the run is 2 + its one-byte length long
+            at += 2 + block[at + 1]
+            count += 1
+        stop = _step(block, at, end)
+        if stop is None:
             break
-        # userCertificate INTEGER (at most 20 octets, RFC 5280 4.1.2.2), revocationDate Time
-        serial = block[start + 1] if size >= 2 else 0
-        when = start + 2 + serial
-        if block[start] != 0x02 or not 0 < serial <= 21 or when + 2 > stop:
-            raise InvalidInput("an entry does not start with a serial number of at most 20 octets")
-        tag, length = block[when], block[when + 1]
-        if not ((tag == 0x17 and length == 13) or (tag == 0x18 and length == 15)):
-            raise InvalidInput("an entry has no revocation date after its serial number")
-        rest = when + 2 + length
-        if rest != stop:  # crlEntryExtensions: one SEQUENCE that ends the entry
-            if rest + 2 > stop or block[rest] != 0x30 or not _spans(block, rest, stop):
-                raise InvalidInput("an entry holds more than its serial, date and extensions")
         at = stop
         count += 1
     if final and at != end:
         raise InvalidInput("the list's last entry is cut short")
     return at, count
+
+
+def _step(block: bytes, at: int, end: int) -> int | None:
+    """The end of the one entry at `at`, or None when `block` holds no whole entry there."""
+    if at > end - 2:
+        return None
+    if block[at] != 0x30:
+        raise InvalidInput("an entry of the list is not a SEQUENCE")
+    size = block[at + 1]
+    start = at + 2
+    if size & 0x80:
+        k = size & 0x7F
+        if k == 0 or k > 3:
+            raise InvalidInput("an entry has an indefinite or oversized length")
+        if start + k > end:
+            return None
+        size = int.from_bytes(block[start:start + k], "big")
+        start += k
+    stop = start + size
+    if stop > end:
+        return None
+    # userCertificate INTEGER (at most 20 octets, RFC 5280 4.1.2.2), revocationDate Time
+    serial = block[start + 1] if size >= 2 else 0
+    when = start + 2 + serial
+    if block[start] != 0x02 or not 0 < serial <= 21 or when + 2 > stop:
+        raise InvalidInput("an entry does not start with a serial number of at most 20 octets")
+    tag, length = block[when], block[when + 1]
+    if not ((tag == 0x17 and length == 13) or (tag == 0x18 and length == 15)):
+        raise InvalidInput("an entry has no revocation date after its serial number")
+    rest = when + 2 + length
+    if rest != stop:  # crlEntryExtensions: one SEQUENCE that ends the entry
+        if rest + 2 > stop or block[rest] != 0x30 or not _spans(block, rest, stop):
+            raise InvalidInput("an entry holds more than its serial, date and extensions")
+    return stop
+
+
+def _entry_shapes() -> bytes:
+    """One alternative per serial length and kind of time, each with its fixed entry length."""
+    reason = re.escape(bytes.fromhex("300c300a0603551d1504030a01")) + rb"[\x00-\x0a]"
+    shapes = []
+    for serial in range(1, 22):
+        for tag, length in ((0x17, 13), (0x18, 15)):
+            size = 2 + serial + 2 + length + 14
+            shapes.append(re.escape(bytes((0x30, size, 0x02, serial))) + b".{%d}" % serial
+                          + re.escape(bytes((tag, length))) + b".{%d}" % length + reason)
+    return b"|".join(shapes)
+
+
+# plain `*`: CPython 3.11's possessive `*+` over these alternatives matched one stray byte
+_RUN = re.compile(b"(?:" + _entry_shapes() + b")*", re.DOTALL)
 
 
 def _spans(block: bytes, at: int, stop: int) -> bool:

@@ -9,6 +9,8 @@ import hashlib
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ca.crl.tbs import CRLFields
 from ca.enums import ListType
@@ -90,3 +92,61 @@ def test_a_serial_longer_than_20_octets_is_refused() -> None:
     entry = b"\x30\x2f\x02\x1e" + b"\x01" * 30 + b"\x17\x0d" + b"261201000000Z"
     with pytest.raises(InvalidInput, match="at most 20 octets"):
         judge(tbs(FIELDS, entry, 1))
+
+
+# --- the framing's fast runs (a regular expression) agree with the entry-by-entry step ----------------
+
+def _framed_by_steps(block: bytes, *, final: bool) -> tuple[int, int]:
+    at = count = 0
+    while (stop := crl_stream._step(block, at, len(block))) is not None:
+        at, count = stop, count + 1
+    if final and at != len(block):
+        raise InvalidInput("the list's last entry is cut short")
+    return at, count
+
+
+def _outcome(frame, block: bytes, final: bool) -> object:  # type: ignore[no-untyped-def]
+    try:
+        return frame(block, final=final)
+    except InvalidInput:
+        return "refused"
+
+
+_times = st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2100, 1, 1)).map(
+    lambda t: t.replace(microsecond=0, tzinfo=dt.UTC))
+_revoca_entries = st.builds(encode_entry, st.integers(1, (1 << 160) - 1), _times, st.integers(1, 5))
+_other_entries = st.one_of(
+    st.builds(lambda e: e[:1] + bytes([e[1] - 14]) + e[2:-14], _revoca_entries),  # no extensions
+    st.builds(lambda e: e[:-1] + b"\x09", _revoca_entries),  # a reason code revoca never writes
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_revoca_entries, _revoca_entries, _other_entries), max_size=30), st.data())
+def test_fast_runs_frame_exactly_as_the_step_does(entries: list[bytes], data: st.DataObject) -> None:
+    block = bytearray(b"".join(entries))
+    for _ in range(data.draw(st.integers(0, 2))):  # mutate, cut
+        if not block:
+            break
+        kind = data.draw(st.sampled_from(["flip", "cut", "truncate"]))
+        at = data.draw(st.integers(0, len(block) - 1))
+        if kind == "flip":
+            block[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif kind == "cut":
+            del block[at:at + data.draw(st.integers(1, 4))]
+        else:
+            del block[at:]
+    final = data.draw(st.booleans())
+    assert _outcome(crl_stream._frame, bytes(block), final) == _outcome(_framed_by_steps, bytes(block), final)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_random_bytes_are_framed_alike(block: bytes, final: bool) -> None:
+    assert _outcome(crl_stream._frame, block, final) == _outcome(_framed_by_steps, block, final)
+
+
+def test_revocas_own_entries_are_one_fast_run() -> None:
+    block = entries(300) + encode_entry((1 << 160) - 1, dt.datetime(2051, 1, 1, tzinfo=dt.UTC), 3)  # GeneralizedTime
+    assert crl_stream._RUN.match(block).end() == len(block)  # type: ignore[union-attr]
+    assert crl_stream._frame(block, final=True) == (len(block), 301)
