@@ -13,14 +13,25 @@ of issue 3: at most 2 s and 200 MB for 1,000,000 entries.
 
 Then `--daily` more revocations are added and the command is timed again: that is the
 every-day case, where ca.crl.cache supplies the earlier entries and only the new rows stream
-(line `crl-daily ...`).  The last line is the first issue, where every row streams, as
-openssl ca reads its whole index every time:
+(line `crl-daily ...`).
+
+Then the list is issued once more as `revoca serve scheduler` issues it every day in
+production: in a process that has already started and imported what the scheduler has (it runs
+for months; no operator logs in), `ca.crl.issue.issue_list` with every row streamed, timed
+around the call (the row "revoca scheduler, in process", --daily more entries than the first).  The
+command line's start-up (interpreter, imports, one scrypt: about 0.6 s here) is what separates
+the two rows.
+
+The last line is the first issue, where every row streams, as openssl ca reads its whole index
+every time:
 
     crl entries=N revoca_s=T openssl_s=T ratio=R revoca_rss_mb=M openssl_rss_mb=M \
-        revoca_cpu_s=C openssl_cpu_s=C cpu_ratio=R      (one line)
+        revoca_cpu_s=C openssl_cpu_s=C cpu_ratio=R scheduler_s=T scheduler_ratio=R      (one line)
 
-with ratio = openssl_s / revoca_s, and cpu_ratio the same for CPU seconds (user + system, from
-wait4): on a machine others load, wall times mostly measure waiting for the CPU and the disk.
+with ratio = openssl_s / revoca_s, cpu_ratio the same for CPU seconds (user + system, from
+wait4: on a machine others load, wall times mostly measure waiting for the CPU and the disk),
+scheduler_s and scheduler_ratio the scheduler's issuance (in process) and openssl_s over it.
+Neither revoca figure counts the HSM service's own CPU (it judges the streamed list).
 """
 
 from __future__ import annotations
@@ -213,7 +224,44 @@ class Run:
     cpu: float = 0.0
 
 
-def revoca_runs(root: Path, n: int, daily: int, db_url: str | None) -> tuple[Run, Run | None]:
+# What `revoca serve scheduler` does for a due list, in a process that has started and imported
+# what the scheduler has (it runs for months): issue_list with every row streamed (no kept
+# entries), timed around the call; CPU of this process (threads included), peak RSS of the call.
+SCHEDULER_ISSUE = """
+import datetime as dt, resource, sys, time
+from pathlib import Path
+from ca.config import load_settings
+from ca.crl.issue import issue_list
+from ca.enums import ListType
+from ca.hsm.client import HSMClient
+from ca.storage.engine import make_engine
+from ca.trusted_time import guard_for
+settings = load_settings()
+engine = make_engine(settings.db_url)
+keys = HSMClient(settings.hsm_socket)
+guard = guard_for(settings)
+before = resource.getrusage(resource.RUSAGE_SELF)
+t = time.perf_counter()
+info = issue_list(engine, keys, Path(settings.data_dir), "tokyo", ListType.CRL, now=dt.datetime.now(dt.UTC),
+                  time_guard=guard, actor="bench", incremental=False)
+wall = time.perf_counter() - t
+after = resource.getrusage(resource.RUSAGE_SELF)
+cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+print(wall, cpu, after.ru_maxrss, info.number)
+"""
+
+
+def scheduler_run(env: dict[str, str], data: Path) -> Run:
+    """The list issued as the scheduler issues it (SCHEDULER_ISSUE), its figures read from its last line."""
+    proc = subprocess.run([sys.executable, "-c", SCHEDULER_ISSUE], env=env, capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"the scheduler's issuance failed:\n{proc.stdout}{proc.stderr}")
+    wall, cpu, rss_kb, _number = proc.stdout.strip().splitlines()[-1].split()
+    return Run(float(wall), int(rss_kb) / 1024, _newest_crl(data), float(cpu))
+
+
+def revoca_runs(root: Path, n: int, daily: int, db_url: str | None) -> tuple[Run, Run | None, Run]:
     """The first issue of tokyo's CRL (every entry streamed from the database), then, after
     `daily` more revocations, the next day's issue (the earlier entries come from ca.crl.cache)."""
     data = root / "var"
@@ -248,10 +296,11 @@ def revoca_runs(root: Path, n: int, daily: int, db_url: str | None) -> tuple[Run
                 wall, rss, out, cpu = measure_cpu(args, env, stdin=password)
                 print(out.rstrip(), flush=True)
                 second = Run(wall, rss, _newest_crl(data), cpu)
+            scheduler = scheduler_run(env, data)
     finally:
         engine.dispose()
         shutil.rmtree(sock_dir, ignore_errors=True)
-    return first, second
+    return first, second, scheduler
 
 
 def _newest_crl(data: Path) -> Path:
@@ -315,11 +364,12 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="revoca-crl-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        first, second = revoca_runs(root, args.entries, args.daily, args.db_url)
+        first, second, scheduler = revoca_runs(root, args.entries, args.daily, args.db_url)
         if not args.skip_check:
             check(first.crl, args.entries)
             if second is not None:
                 check(second.crl, args.entries + args.daily)
+            check(scheduler.crl, args.entries + args.daily)
         openssl_s, openssl_mb, openssl_cpu = (0.0, 0.0, 0.0) if args.skip_openssl else openssl_run(root, args.entries)
     finally:
         if args.keep is None:
@@ -330,6 +380,8 @@ def main() -> None:
     if second is not None:
         print(f"{'revoca crl issue: next day, ' + str(args.daily) + ' new rows':<50}{args.entries + args.daily:>10}"
               f"{second.wall:>9.2f}{second.cpu:>8.2f}{second.rss_mb:>13.1f}")
+    print(f"{'revoca scheduler, in process: all rows streamed':<50}{args.entries + args.daily:>10}"
+          f"{scheduler.wall:>9.2f}{scheduler.cpu:>8.2f}{scheduler.rss_mb:>13.1f}")
     if not args.skip_openssl:
         print(f"{'openssl ca -gencrl':<50}{args.entries:>10}{openssl_s:>9.2f}{openssl_cpu:>8.2f}{openssl_mb:>13.1f}")
     if second is not None:
@@ -339,7 +391,8 @@ def main() -> None:
     cpu_ratio = openssl_cpu / first.cpu if first.cpu else 0.0
     print(f"crl entries={args.entries} revoca_s={first.wall:.2f} openssl_s={openssl_s:.2f} ratio={ratio:.1f} "
           f"revoca_rss_mb={first.rss_mb:.0f} openssl_rss_mb={openssl_mb:.0f} revoca_cpu_s={first.cpu:.2f} "
-          f"openssl_cpu_s={openssl_cpu:.2f} cpu_ratio={cpu_ratio:.1f}")
+          f"openssl_cpu_s={openssl_cpu:.2f} cpu_ratio={cpu_ratio:.1f} scheduler_s={scheduler.wall:.2f} "
+          f"scheduler_ratio={openssl_s / scheduler.wall if scheduler.wall else 0.0:.1f}")
 
 
 if __name__ == "__main__":
