@@ -11,6 +11,9 @@ verifier.  Then, each timed on its own:
   compiled to bytecode first, as an installed revoca has them): it reads the entry, writes
   the CRL with an assertion on the entryCSN, reads it back and compares the SHA-256, and
   records it;
+* the same as `revoca serve publisher` does it in production: a running publisher (this
+  process, which has imported what the service has), a new tokyo CRL issued, and the
+  publisher's next round timed (write with the entryCSN assertion, read back, compare, record);
 * reference: OpenLDAP's own `ldapmodify` replacing the same value (no read, no read-back);
 * fetch: `ldapsearch` bound as the verifier, the whole CRL to a file, checked against the
   archived CRL byte for byte.
@@ -25,7 +28,7 @@ and checked byte for byte.  Line:
 
 The last line is
 
-    ldap entries=N publish_s=T fetch_s=T
+    ldap entries=N publish_s=T fetch_s=T service_publish_s=T service_cpu_s=C service_slapd_cpu_s=C
 """
 
 from __future__ import annotations
@@ -163,6 +166,22 @@ def main() -> None:
         if f"#{big.number}" not in out:
             raise SystemExit("revoca repository publish did not publish the CRL")
 
+        # the same, as `revoca serve publisher` does it: a running publisher (this process has
+        # imported what it has), a new CRL of tokyo appears, its next round writes and reads it back
+        publisher = make_publisher(settings, engine)
+        publisher.round(side_work=True)  # untimed: its first round's queries, accounts, access log
+        again = issue_list(engine, keys, data, "tokyo", ListType.CRL, now=NOW + dt.timedelta(minutes=1),
+                           deltas=deltas, time_guard=NO_NTP)
+        slapd_cpu = _cpu_seconds(int(slapd.pid_path.read_text()))
+        c0, t0 = time.process_time(), time.perf_counter()
+        report = publisher.round(side_work=False)
+        service_s, service_cpu = time.perf_counter() - t0, time.process_time() - c0
+        service_slapd_cpu = _cpu_seconds(int(slapd.pid_path.read_text())) - slapd_cpu
+        if not any(f"tokyo CRL #{again.number}" in line for line in report.published):
+            raise SystemExit(f"the publisher's round did not publish CRL #{again.number}: {report}")
+        print(f"tokyo CRL #{again.number} published by the running publisher's round in {service_s:.2f} s "
+              f"({service_cpu:.2f} s CPU here, {service_slapd_cpu:.2f} s in slapd)", flush=True)
+
         ldif = root / "reference.ldif"
         ldif.write_text(f"dn: {TOKYO_DN}\nchangetype: modify\nreplace: certificateRevocationList;binary\n"
                         f"certificateRevocationList;binary:< file://{big.path}\n")
@@ -185,13 +204,16 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
     print(f"\n{'operation':<62}{'wall s':>9}{'peak RSS MB':>13}")
     print(f"{'revoca repository publish (read, write, read back, record)':<62}{publish_s:>9.2f}{publish_mb:>13.1f}")
+    print(f"{'revoca serve publisher: its round (write, read back, record)':<62}{service_s:>9.2f}{'':>13}")
     print(f"{'ldapmodify replace, same value (reference: write only)':<62}{reference_s:>9.2f}{'':>13}")
     print(f"{'ldapsearch as the verifier, whole CRL to a file':<62}{fetch_s:>9.2f}{'':>13}")
     print(f"ldap-reference entries={args.entries} ldapmodify_s={reference_s:.2f} size_mb={big.size / 1e6:.1f} "
           f"publish_rss_mb={publish_mb:.0f} publish_cpu_s={publish_cpu:.2f}")
     if delta_line:
         print(delta_line)
-    print(f"ldap entries={args.entries} publish_s={publish_s:.2f} fetch_s={fetch_s:.2f}")
+    print(f"ldap entries={args.entries} publish_s={publish_s:.2f} fetch_s={fetch_s:.2f} "
+          f"service_publish_s={service_s:.2f} service_cpu_s={service_cpu:.2f} "
+          f"service_slapd_cpu_s={service_slapd_cpu:.2f}")
 
 
 def _delta_case(args: argparse.Namespace, engine: Any, keys: Any, settings: Any, slapd: Any, root: Path,
