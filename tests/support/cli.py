@@ -1,4 +1,10 @@
-"""Driving the `revoca` console script as an operator would: one installation (`Cli`), its HSM service."""
+"""Driving the `revoca` console script as an operator would: one installation (`Cli`), its HSM service.
+
+A command runs in this process through the console script's own `main` (support.tools.revoca_run),
+in the installation's directory and with exactly its environment: a new process costs ~0.5 s of
+start-up, and these tests run hundreds of commands.  What is about a process stays one: `init`
+(the key ceremony opens the token itself), `serve` and `run` (services, signals), and a call
+with `process=True` (the console script itself)."""
 
 from __future__ import annotations
 
@@ -28,6 +34,10 @@ from ca.storage.store import Store
 
 from support.installation import CeremonyTemplates, demo_installation
 from support.officers import KEY_MANAGERS, NO_LOGIN, Cast, Login, standard_cast
+from support.tools import revoca_run
+
+# Commands that run as a process of their own whatever the caller asks (see the module's docstring).
+PROCESS_COMMANDS = frozenset({"init", "serve", "run"})
 
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 if not Path(REVOCA).exists():  # not run from the venv's python: fall back to PATH
@@ -73,16 +83,20 @@ class Cli:
         return HSMClient(self.socket, key_managers=[(name, self.password(name)) for name in KEY_MANAGERS[:2]])
 
     def run(self, *args: str, stdin: str = "", env: dict[str, str] | None = None,
-            login: Login | None = None) -> subprocess.CompletedProcess[str]:
+            login: Login | None = None, process: bool = False) -> subprocess.CompletedProcess[str]:
         if login is None:
             login = NO_LOGIN if "--operator" in args else self.cast.for_command(args)
         argv, stdin = login.into(args, stdin)
+        env = {**self.env, **(env or {})}
+        words = args[2:] if args[:1] == ("--config",) else args  # the command after the global option
+        if not process and words[:1] and words[0] not in PROCESS_COMMANDS:
+            return revoca_run(env, *argv, stdin=stdin, cwd=self.root)
         # Always a pipe on stdin: a terminal there would make revoca prompt and the test hang.
         return subprocess.run([REVOCA, *argv], input=stdin, capture_output=True, text=True, cwd=self.root,
-                              env={**self.env, **(env or {})}, timeout=120, check=False)
+                              env=env, timeout=120, check=False)
 
-    def ok(self, *args: str, stdin: str = "", login: Login | None = None) -> str:
-        proc = self.run(*args, stdin=stdin, login=login)
+    def ok(self, *args: str, stdin: str = "", login: Login | None = None, process: bool = False) -> str:
+        proc = self.run(*args, stdin=stdin, login=login, process=process)
         assert proc.returncode == 0, f"revoca {' '.join(args)} -> {proc.returncode}\n{proc.stdout}{proc.stderr}"
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc.stdout

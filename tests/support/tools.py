@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import logging
 import os
 import socket
 import socketserver
@@ -22,6 +23,7 @@ import tempfile
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp as x509_ocsp
-from pkilint.bin import lint_pkix_cert, lint_pkix_signer_signee_cert_chain
+from pkilint.bin import lint_ocsp_response, lint_pkix_cert, lint_pkix_signer_signee_cert_chain
 
 from ca.ceremony import demo_key_managers
 from ca.cli import main
@@ -156,6 +158,16 @@ def pkilint_chain(issuer: CertLike, subject: CertLike) -> list[Finding]:
     return _run_pkilint(lint_pkix_signer_signee_cert_chain.main, [der(issuer), der(subject)])
 
 
+def pkilint_ocsp_response(path: Path, severity: str = "WARNING") -> tuple[int, str, str]:
+    """`lint_ocsp_response lint -s SEVERITY --document-format DER PATH` in this process (its console
+    script costs ~0.5 s of start-up): its exit code, standard output (the report) and error."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # argparse.FileType leaves the input open
+        code = lint_ocsp_response.main(["lint", "-s", severity, "--document-format", "DER", str(path)])
+    return code, out.getvalue(), err.getvalue()
+
+
 def assert_pkilint_clean(findings: Sequence[Finding], *, allowed_warnings: Collection[str] = ()) -> None:
     """No ERROR or FATAL, and no WARNING other than the codes a test has accepted by name."""
     bad = [f for f in findings if f.severity in FAILING]
@@ -193,6 +205,73 @@ def revoca(env: dict[str, str], *args: str, stdin: str | None = None,
             sys.argv = argv
             os.umask(mask)
         return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def revoca_run(env: dict[str, str], *args: str, stdin: str = "", cwd: Path | None = None
+               ) -> subprocess.CompletedProcess[str]:
+    """`revoca ARGS` in this process as a new process would run it, for the many tests whose subject
+    is what a command does, not its process (one costs ~0.5 s of start-up): with exactly `env` (what
+    this process has beyond it is unset meanwhile, SOFTHSM2_CONF too, which opening a token sets), in
+    `cwd`, and the command's database connections closed after it, as its exit would close them."""
+    unset: dict[str, str | None] = {k: None for k in [*os.environ, "SOFTHSM2_CONF"] if k not in env}
+    before = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        with _closing_engines(), _unconfigured_logging(), warnings.catch_warnings(record=True) as caught:
+            _new_process_warning_filters()
+            code, out, err = revoca({**unset, **env}, *args, stdin=stdin)  # type: ignore[dict-item]
+    finally:
+        os.chdir(before)
+    # what the process would have printed on stderr for them (after the rest: tests count lines, not order)
+    err += "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line) for w in caught)
+    return subprocess.CompletedProcess(["revoca", *args], code, out, err)
+
+
+@contextlib.contextmanager
+def _unconfigured_logging() -> Iterator[None]:
+    """The root logger without pytest's capturing handlers, as in a new process: a WARNING that
+    nothing handles goes to the command's stderr (logging.lastResort), where a test counting its
+    lines sees it, instead of into pytest's log capture."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.handlers.clear()
+    root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _new_process_warning_filters() -> None:
+    """Python's default warning filters (no -W, no PYTHONWARNINGS), not pytest's."""
+    warnings.resetwarnings()
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__", append=True)
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.filterwarnings("ignore", category=category, append=True)
+
+
+@contextlib.contextmanager
+def _closing_engines() -> Iterator[None]:
+    """Dispose, on the way out, of the engines that connected inside: a command does not (its
+    process's exit closes the connections), and each PostgreSQL connection left open here would
+    hold a server slot until the garbage collector found it.  An engine on an in-memory SQLite
+    database keeps its pool (disposing it would drop the database)."""
+    used: dict[int, weakref.ref[sa.Engine]] = {}
+
+    def engine_connect(conn: sa.Connection) -> None:
+        used.setdefault(id(conn.engine), weakref.ref(conn.engine))
+
+    sa.event.listen(sa.Engine, "engine_connect", engine_connect)
+    try:
+        yield
+    finally:
+        sa.event.remove(sa.Engine, "engine_connect", engine_connect)
+        for ref in used.values():
+            engine = ref()
+            if engine is not None and not isinstance(engine.pool, sa.pool.SingletonThreadPool | sa.pool.StaticPool):
+                engine.dispose()
 
 
 def write_config(settings: Settings, path: Path, socket: Path | None = None) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""The `revoca` console script, driven as an operator would: real subprocesses, real SoftHSM2
-token, the HSM service running in the background, SQLite (and one PostgreSQL smoke test).
+"""The `revoca` console script, driven as an operator would (support.cli: through its `main` in this
+process; `init`, the services and the console script itself as processes of their own), real
+SoftHSM2 token, the HSM service running in the background, SQLite (and one PostgreSQL smoke test).
 
 Expected failures must be one line `revoca: error: ...` on stderr with the exit code of
 ca.errors, never a traceback.  Most read-only checks share one demo installation (module
@@ -125,7 +126,7 @@ def test_every_command_and_group_answers_help(path: tuple[str, ...]) -> None:
 
 
 def test_console_script_answers_help(bare: Cli) -> None:
-    top = bare.ok("--help")
+    top = bare.ok("--help", process=True)
     for group in ("ca", "cert", "db", "hsm", "init", "operator", "run", "serve"):
         assert re.search(rf"^\s+{group}\s", top, re.M), top
 

@@ -12,7 +12,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,8 +38,8 @@ from ca.subscribers import generate_subscribers, key_pool
 from support.clock import NO_NTP
 from support.officers import standard_cast
 from support.settings import NOW
+from support.tools import revoca_run
 
-REVOCA = str(Path(sys.executable).with_name("revoca"))
 TOKYO_DN = "CN=Governor of Tokyo,OU=Tokyo,OU=Prefectural CA,O=JPKI,C=JP"
 
 
@@ -307,8 +306,7 @@ def test_cli_cert_import_lists_rejections_and_exits_1_then_0_when_all_imported(
 
     def revoca(*args: str) -> subprocess.CompletedProcess[str]:
         argv, stdin = standard_cast().for_command(args).into(args)  # an operator logs in (support.officers)
-        return subprocess.run([REVOCA, *argv], capture_output=True, text=True, env=env, cwd=tmp_path, input=stdin,
-                              timeout=120, check=False)
+        return revoca_run(env, *argv, stdin=stdin, cwd=tmp_path)
 
     first = revoca("cert", "import", str(d))
     assert first.returncode == 1, first.stderr

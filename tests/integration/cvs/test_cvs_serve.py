@@ -77,7 +77,7 @@ def test_serve_cvs_answers_through_the_hsm_service(installation: Installation, t
                 break
             except OSError:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
-                time.sleep(0.3)
+                time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         output = proc.communicate(timeout=30)[0]

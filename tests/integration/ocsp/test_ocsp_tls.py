@@ -65,7 +65,7 @@ def _wait_for(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: floa
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
-            time.sleep(0.1)
+            time.sleep(0.02)
     raise AssertionError(f"revoca serve ocsp --tls did not listen on {port} within {timeout} s:\n{log.read_text()}")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,11 @@ from repository.slapd import LocalSlapd
 from support.clock import NO_NTP
 from support.officers import standard_cast
 from support.settings import NOW
-from support.tools import free_port, revoca, write_config
-
-REVOCA = str(Path(sys.executable).with_name("revoca"))
-
+from support.tools import free_port, revoca, revoca_run, write_config
 
 
 def _revoca(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([REVOCA, *args], env=env, capture_output=True, text=True, timeout=60)
+    return revoca_run(env, *args)
 
 
 @pytest.mark.slow

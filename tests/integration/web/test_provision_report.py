@@ -40,12 +40,11 @@ from repository.directory import Directory
 from repository.publisher import LdapPublisher
 from repository.slapd import LocalSlapd
 
-from support.cli import REVOCA
 from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.officers import standard_cast
 from support.settings import LDAP_BASE, NOW
-from support.tools import court_certificate
+from support.tools import court_certificate, revoca_run
 
 VERIFIER = "court-7"
 PASSWORD = "verifier password 7"
@@ -187,7 +186,7 @@ def test_the_report_counts_what_the_histories_hold_and_is_published(installation
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOCA_", "SOFTHSM2_"))}
     env.update(REVOCA_DATA_DIR=str(installation.data_dir), REVOCA_DATABASE_URL=installation.settings.db_url,
                REVOCA_REPOSITORY_PORT=str(slapd.port), REVOCA_REPOSITORY_BASE_DN=LDAP_BASE)
-    proc = subprocess.run([REVOCA, *argv], input=stdin, capture_output=True, text=True, env=env, timeout=120)
+    proc = revoca_run(env, *argv, stdin=stdin)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"provision report {month} version 2 kept" in proc.stdout
     with session_scope(engine) as s:
@@ -212,8 +211,7 @@ def test_the_report_counts_what_the_histories_hold_and_is_published(installation
 
     # published: the web repository offers the newest version's CSV byte for byte
     site = tmp_path / "site"
-    out = subprocess.run([REVOCA, "web", "build", "--out", str(site)], capture_output=True, text=True, env=env,
-                         timeout=120)
+    out = revoca_run(env, "web", "build", "--out", str(site))
     assert out.returncode == 0, out.stdout + out.stderr
     assert (site / "reports" / f"{month}.csv").read_bytes() == second.csv
     page = (site / "reports" / f"{month}.html").read_text(encoding="utf-8")

@@ -41,7 +41,7 @@ from support.cli import REVOCA
 from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.settings import LDAP_BASE, NOW
-from support.tools import free_port
+from support.tools import free_port, revoca_run
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package chromium)")
 
@@ -62,8 +62,7 @@ class World:
         return self.installation.engine
 
     def revoca(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([REVOCA, *args], capture_output=True, text=True, env=self.env, timeout=120,
-                              check=False, cwd=self.installation.data_dir.parent)
+        proc = revoca_run(self.env, *args, cwd=self.installation.data_dir.parent)
         assert not check or proc.returncode == 0, f"revoca {' '.join(args)}\n{proc.stdout}{proc.stderr}"
         return proc
 
@@ -212,7 +211,7 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> N
         except OSError:
             assert proc.poll() is None, "revoca serve web exited at start"
             assert time.monotonic() < deadline, f"nothing at {url}"
-            time.sleep(0.3)
+            time.sleep(0.05)
 
 
 def _get(url: str) -> tuple[bytes, dict[str, str]]:
@@ -260,7 +259,7 @@ def test_served_pages_render_in_chromium_and_follow_each_change(world: World) ->
         deadline = time.monotonic() + 30
         while f'id="notice-{notice_id}"' not in _get(base + "notices.html")[0].decode():
             assert time.monotonic() < deadline, "the new notice never appeared"
-            time.sleep(0.3)
+            time.sleep(0.05)
         assert f'id="notice-{notice_id}"' in _get(base + "ca/tokyo.html")[0].decode()
         screenshot(base + "notices.html", world.artifacts / "notices-after-change.png")
     finally:
