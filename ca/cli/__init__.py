@@ -81,7 +81,8 @@ SUMMARIES: dict[str, str] = {
                   "approver approves.",
     "run": "The whole service on one machine with the embedded defaults (what `make run` does).",
     "serve": "Run one revoca service in the foreground.",
-    "status": "Each component up or down, each CA's newest CRL and ARL, warnings, requests waiting for people.",
+    "status": ("Each component up or down, each CA's newest CRL, ARL and delta CRL, warnings, requests "
+               "waiting for people."),
     "tls": "The HTTPS servers' certificate, issued by the bridge CA.",
     "tsa": "The time-stamp authority (RFC 3161): its certificate, and stamping files.",
     "verifier": "Registered verifiers: LDAP accounts that may read CRLs from the repository.",
