@@ -176,11 +176,36 @@ def assert_pkilint_clean(findings: Sequence[Finding], *, allowed_warnings: Colle
         raise AssertionError("pkilint findings:\n" + "\n".join(map(str, bad)))
 
 
+_PORTS_BELOW_EPHEMERAL = (20_000, 32_000)  # under Linux's ip_local_port_range (32768-60999)
+_next_port: list[int] = []
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on loopback that nothing listens on right now, and that nothing else will take.
+
+    Not the kernel's pick (bind to 0): that is an ephemeral port, which any outgoing connection of
+    another test (to PostgreSQL, slapd, a service) may be given before our service binds it ("Address
+    already in use" seen under load in tests/e2e/test_nodes.py).  Below the ephemeral range, each
+    pytest-xdist worker walks a slice of its own, so two workers never hand out the same port."""
+    if not _next_port:
+        low, high = _PORTS_BELOW_EPHEMERAL
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        index = int(worker[2:]) if worker[2:].isdigit() else 0
+        span = (high - low) // 8
+        start = low + (index % 8) * span
+        _next_port.extend([start, start + span, start + (os.getpid() % span)])
+    start, stop, at = _next_port
+    for _ in range(stop - start):
+        port, at = at, start + (at + 1 - start) % (stop - start)
+        _next_port[2] = at
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
 
 
 # --- the CLI in this process ------------------------------------------------------------------
