@@ -135,7 +135,12 @@ def test_a_killed_child_is_replaced_and_the_next_request_succeeds(pooled: Pooled
     before = pooled.pool().pids()
     signed = pooled.pool().signed
     os.kill(before[0], signal.SIGKILL)
-    _sign_concurrently(pooled, label, clients=6, each=5)  # at once: the children are needed
+    # at once, so that the children are needed: the service signs in its own session whenever that
+    # is free, so on a loaded machine a round may not reach the children; rounds until one does
+    for _ in range(20):
+        _sign_concurrently(pooled, label, clients=6, each=5)  # each signature checked
+        if pooled.pool().signed > signed:
+            break
     assert pooled.pool().signed > signed
     assert pooled.pool().wait_ready(60)
     after = pooled.pool().pids()
