@@ -30,10 +30,13 @@ import sqlalchemy as sa
 
 from ca import ceremony
 from ca.config import Settings
+from ca.enums import CertKind
 from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.token import TokenSession, write_softhsm_conf
-from ca.storage.engine import ensure_current, make_engine
+from ca.storage.engine import ensure_current, make_engine, session_scope
+from ca.storage.models import Certificate
+from ca.storage.revocations import RevocationStore
 
 from support.database import Databases, pg_connect, pg_url, sqlite_copy
 from support.officers import add_officers
@@ -221,3 +224,15 @@ def open_token(settings: Settings, result: ceremony.CeremonyResult) -> TokenSess
     """The token opened in this process with two of the three demo shares."""
     secret = sharing.combine([share for _, share in result.shares[:2]])
     return token_for(settings).open(sharing.user_pin(secret))
+
+
+def subscriber_rows(engine: sa.Engine, ca: str = "tokyo") -> list[Certificate]:
+    """A CA's subscriber certificate rows in the order they were made, detached from their session."""
+    with session_scope(engine) as s:
+        issuer = RevocationStore(s).ca(ca)
+        rows = s.scalars(sa.select(Certificate).where(Certificate.issuer_ca_id == issuer.id,
+                                                      Certificate.kind == CertKind.SUBSCRIBER)
+                         .order_by(Certificate.id)).all()
+        for row in rows:
+            s.expunge(row)
+        return list(rows)

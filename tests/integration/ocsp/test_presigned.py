@@ -41,7 +41,7 @@ from ocsp.responder import Responder
 from ocsp.shared_answers import SharedAnswers
 
 from support.clock import NO_NTP
-from support.installation import CeremonyTemplates, Installation, demo_installation
+from support.installation import CeremonyTemplates, Installation, demo_installation, subscriber_rows
 from support.settings import LDAP_BASE
 from support.tools import court_certificate
 
@@ -142,14 +142,7 @@ def openssl_check(v: Verifier, body: bytes, serial: int, tmp_path: Path) -> str:
 
 
 def subscribers(installation: Installation) -> list[Certificate]:
-    with session_scope(installation.engine) as s:
-        tokyo = RevocationStore(s).ca(TOKYO)
-        rows = s.scalars(sa.select(Certificate).where(Certificate.issuer_ca_id == tokyo.id,
-                                                      Certificate.kind == CertKind.SUBSCRIBER)
-                         .order_by(Certificate.id)).all()
-        for row in rows:
-            s.expunge(row)
-        return list(rows)
+    return subscriber_rows(installation.engine, TOKYO)
 
 
 def revoke(installation: Installation, cert: Certificate, reason: RevocationReason) -> None:

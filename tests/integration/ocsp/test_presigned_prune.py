@@ -41,7 +41,7 @@ from ocsp.presigner import Presigner
 from ocsp.responder import Responder
 
 from support.clock import NO_NTP
-from support.installation import CeremonyTemplates, Installation, demo_installation
+from support.installation import CeremonyTemplates, Installation, demo_installation, subscriber_rows
 from support.settings import LDAP_BASE
 from support.tools import court_certificate
 
@@ -59,16 +59,6 @@ def signer(engine: sa.Engine, keys: KeyStore) -> Presigner:
     return Presigner(engine, lambda: keys, threads=1, lease=Lease(engine, f"ocsp-signer-prune-{time.monotonic_ns()}"),
                      time_guard=NO_NTP)
 
-
-def tokyo_subscribers(engine: sa.Engine) -> list[Certificate]:
-    with session_scope(engine) as s:
-        tokyo = RevocationStore(s).ca("tokyo")
-        rows = s.scalars(sa.select(Certificate).where(Certificate.issuer_ca_id == tokyo.id,
-                                                      Certificate.kind == CertKind.SUBSCRIBER)
-                         .order_by(Certificate.id)).all()
-        for row in rows:
-            s.expunge(row)
-        return list(rows)
 
 
 def expire(engine: sa.Engine, certs: list[Certificate], now: dt.datetime) -> None:
@@ -138,7 +128,7 @@ def test_the_hourly_walk_deletes_expired_certificates_answers_and_ocsp_still_ans
         installation: Installation, tmp_path: Path) -> None:
     assert installation.keys is not None
     engine, keys = installation.engine, installation.keys
-    certs = tokyo_subscribers(engine)
+    certs = subscriber_rows(engine)
     gone, kept = certs[:3], certs[3:]
     assert kept
     assert signer(engine, keys).sign_all().signed >= len(certs)
@@ -163,7 +153,7 @@ def test_the_hourly_walk_deletes_expired_certificates_answers_and_ocsp_still_ans
 def test_pruning_goes_in_batches(installation: Installation) -> None:
     assert installation.keys is not None
     engine = installation.engine
-    certs = tokyo_subscribers(engine)
+    certs = subscriber_rows(engine)
     signer(engine, installation.keys).sign_all()
     now = dt.datetime.now(dt.UTC)
     expire(engine, certs, now)
@@ -183,7 +173,7 @@ def test_the_ocsp_role_prunes_its_own_answers_on_postgresql(tmp_path: Path,
         per_service = dataclasses.replace(made.settings, database_role_per_service=True)
         ocsp = make_engine(made.settings.db_url, role=grants.role_for(per_service, "ocsp"))
         try:
-            certs = tokyo_subscribers(made.engine)
+            certs = subscriber_rows(made.engine)
             signer(ocsp, made.keys).sign_all()
             expire(made.engine, certs[:2], dt.datetime.now(dt.UTC))
             assert signer(ocsp, made.keys).sign_all().pruned == 2
@@ -204,7 +194,7 @@ def test_without_the_right_to_delete_the_signer_keeps_them_says_so_once_and_sign
         ocsp = make_engine(made.settings.db_url, role=grants.role_for(per_service, "ocsp"))
         status = make_engine(made.settings.db_url, role=grants.role_for(per_service, "status"))
         try:
-            certs = tokyo_subscribers(made.engine)
+            certs = subscriber_rows(made.engine)
             signer(ocsp, made.keys).sign_all()
             now = dt.datetime.now(dt.UTC)
             expire(made.engine, certs[:2], now)
