@@ -23,7 +23,7 @@ from ca.storage.engine import ensure_current, make_engine
 from repository.slapd import SLAPD, LocalSlapd
 
 from support.database import Databases
-from support.installation import CeremonyTemplates
+from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.officers import add_officers
 from support.settings import LDAP_BASE, LDAP_ROOT_PASSWORD, NOW, make_settings
 from support.tools import activated_hsm_service, free_port
@@ -111,6 +111,14 @@ def ceremony_templates(tmp_path_factory: pytest.TempPathFactory, databases: Data
     templates = CeremonyTemplates(tmp_path_factory.mktemp("ceremony-templates"), databases)
     yield templates
     templates.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def installation(request: pytest.FixtureRequest, tmp_path: Path,
+                 ceremony_templates: CeremonyTemplates) -> Iterator[Installation]:
+    """A demo installation of this test's own, on each database kind (a module may define its own)."""
+    with demo_installation(ceremony_templates, request.param, tmp_path) as made:
+        yield made
 
 
 @pytest.fixture

@@ -11,10 +11,7 @@ import datetime as dt
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from ca.scheduler import Scheduler
@@ -23,14 +20,7 @@ from ca.storage.leases import Lease
 from ca.storage.models import IssuedCRL
 
 from support.clock import NO_NTP
-from support.installation import CeremonyTemplates, Installation, demo_installation
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def installation(request: pytest.FixtureRequest, tmp_path: Path,
-                 ceremony_templates: CeremonyTemplates) -> Iterator[Installation]:
-    with demo_installation(ceremony_templates, request.param, tmp_path) as made:
-        yield made
+from support.installation import Installation
 
 
 def _issued(installation: Installation) -> Counter[tuple[int, str]]:

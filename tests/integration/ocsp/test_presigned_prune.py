@@ -14,7 +14,6 @@ import hashlib
 import logging
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,12 +46,6 @@ from support.tools import court_certificate
 
 DAY = dt.timedelta(days=1)
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def installation(request: pytest.FixtureRequest, tmp_path: Path,
-                 ceremony_templates: CeremonyTemplates) -> Iterator[Installation]:
-    with demo_installation(ceremony_templates, request.param, tmp_path) as made:
-        yield made
 
 
 def signer(engine: sa.Engine, keys: KeyStore) -> Presigner:

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from ca import health
 from ca.config import CRLConfig
@@ -19,18 +15,12 @@ from ca.enums import ListType
 from ca.status_page.metrics import RevocaCollector
 
 from support.clock import NO_NTP
-from support.installation import CeremonyTemplates, Installation, demo_installation
+from support.installation import Installation
 from support.tools import revoca
 
 POLICY = DeltaPolicy("o=JPKI,c=JP")  # valid 180 minutes, the default
 MINUTE = dt.timedelta(minutes=1)
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def installation(request: pytest.FixtureRequest, tmp_path: Path,
-                 ceremony_templates: CeremonyTemplates) -> Iterator[Installation]:
-    with demo_installation(ceremony_templates, request.param, tmp_path) as made:
-        yield made
 
 
 def issue(installation: Installation, list_type: ListType, at: dt.datetime) -> int:
