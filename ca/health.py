@@ -31,17 +31,19 @@ from collections.abc import Callable
 from typing import Any
 
 from ca.config import CRLConfig
-from ca.enums import ListType
+from ca.enums import CAStatus, ListType
 from ca.errors import RevocaError
 from ca.storage.engine import Engine, session_scope
 from ca.storage.leases import Lease, holder
 from ca.storage.presigned import PresignedStore, ServableAge
 from ca.storage.reporting import ListStatus, ReportingReads, ResponderCoverage
+from ca.storage.store import ReadStore
 
 COMPONENTS = ("database", "hsm", "ldap", "scheduler", "publisher")
 SIGNER = "ocsp-signer"  # the lease of `revoca serve ocsp-signer` (ocsp.presigner.LEASE)
 #: a stored answer still served this long after its refresh time means the signer is not keeping up
-#: (a full re-sign of 1,000,000 answers takes about 34 minutes with RSA-2048 in the token)
+#: (a full re-sign of 1,000,000 answers took 6.3 minutes with P-256 in the token, measured; about 13
+#: with RSA-2048, from 100,000)
 SIGNER_LATE = dt.timedelta(hours=1)
 
 
@@ -339,9 +341,6 @@ def delta_warn_before(crl: CRLConfig) -> dt.timedelta:
 
 def newest_deltas(engine: Engine) -> list[DeltaStatus]:
     """Each CA's newest delta CRL (by number), bar terminated CAs (nothing more is issued for them)."""
-    from ca.enums import CAStatus
-    from ca.storage.store import ReadStore
-
     out = []
     with session_scope(engine, readonly=True) as session:
         store = ReadStore(session)

@@ -261,6 +261,16 @@ logpurge {ACCESSLOG_KEEP}
         if test.returncode != 0:
             raise SlapdError(f"slapd rejects {self.conf_path}: {_last_lines(test.stderr)}")
 
+    def write_mirror_config(self, *, server_id: int, peers: list[str]) -> Path:
+        """`mirror.conf` beside slapd.conf: this slapd made one provider of a mirror-mode set
+        (mirror_mode_config), written as slapd.conf is (mode 0600: the rootdn's password)."""
+        self.write_config()
+        text = mirror_mode_config(self.conf_path.read_text(), server_id=server_id, peers=peers,
+                                  root_dn=self.root_dn, root_password=self.root_password(), base_dn=self.base_dn)
+        path = self.directory / "mirror.conf"
+        self._write_private(path, text)
+        return path
+
     # -- process ---------------------------------------------------------------------------
 
     def pid(self) -> int | None:

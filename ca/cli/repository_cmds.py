@@ -86,25 +86,14 @@ def repository_status(app: App, as_json: bool) -> None:
 def repository_mirror_config(app: App, server_id: int, peers: tuple[str, ...]) -> None:
     """Write ldap/mirror.conf: revoca's slapd.conf made one provider of a mirror-mode set, for
     `slapd -f` (docs/deployment.md section 8).  Mode 0600: it holds the rootdn's password."""
-    import os
-
     from ca.config import split_ldap_url
-    from repository.slapd import mirror_mode_config
 
     peers = peers or app.settings.repository.providers
     if not peers:
         raise click.UsageError("name the other providers: --peer URL, or [repository] providers")
     for url in peers:
         split_ldap_url(url)
-    slapd = _slapd(app)
-    slapd.write_config()  # what `repository start` writes, and the rootdn's password file
-    text = mirror_mode_config(slapd.conf_path.read_text(), server_id=server_id, peers=list(peers),
-                              root_dn=slapd.root_dn, root_password=slapd.root_password(), base_dn=slapd.base_dn)
-    path = slapd.directory / "mirror.conf"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(path, 0o600)
+    path = _slapd(app).write_mirror_config(server_id=server_id, peers=list(peers))
     click.echo(f"wrote {path}: serverID {server_id}, replicating from {', '.join(peers)}")
 
 

@@ -10,6 +10,7 @@ import click
 
 from ca import health
 from ca.cli.common import App, emit_json, json_option, pass_app, table, when
+from ca.enums import ListType
 from ca.errors import RevocaError, ServiceUnavailable
 from ca.scheduler import expiry_warnings, list_statuses
 from ca.storage.engine import session_scope
@@ -123,7 +124,7 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
         for s in lists:
             rows.append([s.ca_name, s.list_type.value, s.number if s.number is not None else "none",
                          when(s.next_update)])
-            if s.list_type.value == "arl" and (d := newest_delta.get(s.ca_name)) is not None:
+            if s.list_type is ListType.ARL and (d := newest_delta.get(s.ca_name)) is not None:
                 rows.append([d.ca_name, "delta", d.number, when(d.next_update)])
         table(["CA", "LIST", "NUMBER", "NEXT UPDATE"], rows)
         for name, at in ended:  # their lists above are the final ones

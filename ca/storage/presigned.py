@@ -197,7 +197,8 @@ class PresignedStore:
         RFC 6960 lets a responder not answer for expired certificates; revoca still does, from
         the certificate row, signed on demand (ocsp.responder), so nothing a verifier gets
         changes: the table only stops carrying rows nobody should rely on.  PermissionDenied
-        when the database role may not delete here (PostgreSQL per-service roles, ca.storage.grants)."""
+        when the database role may not delete here (PostgreSQL roles granted by a revoca from before
+        ca.storage.grants gave revoca_ocsp DELETE on this table)."""
         expired = (sa.select(P.key_id, P.serial).select_from(P)
                    .join(C, sa.and_(C.issuer_key_id == P.key_id, C.serial == P.serial))
                    .where(C.not_after <= now).limit(limit))
