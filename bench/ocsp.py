@@ -68,8 +68,8 @@ bench/ocsp_requests.py: successful, the right serial and status, revoked at the 
 for the right reason, the nonce echoed, from the expected responder certificate, every
 distinct answer's signature verified; a wrong answer stops the bench, and so do more than
 1% of requests without an HTTP 200 `successful` answer.  revoca's query history must hold a
-row for every request of a responder's passes answered, and no more unsuccessful rows than
-the client saw.  Responders run one after
+row for every request of a responder's passes answered once the responder has stopped (a
+stopped worker writes what it holds), and no more unsuccessful rows than the client saw.  Responders run one after
 the other, never two at once.  With defaults a run takes about 8 minutes on a quiet 2-core
 machine at the rates of issue 16 (most of it the token cells; set-up, 14 responder starts and
 the checks about 2 minutes), more when other work shares the cores; --quick (2,000 entries,
@@ -157,7 +157,7 @@ REVOCA = crl_bench.REVOCA
 NOW = crl_bench.NOW
 ocsp_request = ocsp_requests.ocsp_request  # bench/ocsp_memory.py builds its warm-up requests with it
 REASON_FLAGS = ocsp_requests.REASON_FLAGS
-HISTORY_WAIT = 5.0  # seconds: each revoca worker writes its query history once a second
+HISTORY_WAIT = 5.0  # seconds: a stopped responder's rows are written; on a slow disk they may lag a little
 SINGLE_SERIAL_MAX = 20_000  # requests of the single-serial row
 
 
@@ -459,8 +459,8 @@ def measure(target: Target, workload: Workload, *, nonce: bool, keep_alive: bool
             print(f"  {target.label:<8} {target.key:<15} {kind:<22} single serial: {done.rps:>8.0f} req/s  "
                   f"p99 {done.p99_ms:7.2f} ms (friendly, not representative)", flush=True)
             cells.append(Cell("single", target.key, nonce, keep_alive, done, done))
-        if target.engine is not None:
-            check_history(target.engine, before, sent, failed)
+    if target.engine is not None:  # after the stop: each worker writes what it holds as it exits
+        check_history(target.engine, before, sent, failed)
     return cells
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from multiprocessing import util as multiprocessing_util
 
 from ca import trusted_time
 from ca.config import Settings, load_settings
@@ -56,7 +57,11 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
     if not history:
         return make_app(responder, None, address_limit)
     queries = QueryHistory(engine)
+    # what the worker still holds is written as it stops: gunicorn's workers leave through
+    # sys.exit (atexit), granian's are multiprocessing children that leave through os._exit,
+    # running only multiprocessing's finalizers; close() is safe to call twice
     atexit.register(queries.close)
+    multiprocessing_util.Finalize(queries, queries.close, exitpriority=10)
     return make_app(responder, queries, address_limit)
 
 
