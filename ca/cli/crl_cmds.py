@@ -109,9 +109,8 @@ def crl_list(app: App, ca_name: str | None, list_type: str, limit: int, as_json:
     with session_scope(app.engine) as session:
         store = ReadStore(session)
         names = {c.id: c.name for c in store.cas()}
-        only = _list_types(list_type)
-        rows = store.issued_crls(ca=store.ca(ca_name) if ca_name else None,
-                                 list_type=only[0] if len(only) == 1 else None, limit=limit)
+        rows = store.issued_crls(ca=store.ca(ca_name) if ca_name else None, list_types=_list_types(list_type),
+                                 limit=limit)
         data = [_row_json(r, names[r.ca_id], app.settings.data_dir) for r in rows]
     if as_json:
         emit_json(data)

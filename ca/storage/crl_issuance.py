@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -193,14 +193,14 @@ class CRLIssuanceReads(SessionStore):
             q = q.where(IssuedCRL.signing_key_id == signing_key_id)
         return self.session.scalar(q.order_by(IssuedCRL.number.desc()).limit(1))
 
-    def issued_crls(self, *, ca: CertificateAuthority | None = None, list_type: ListType | None = None,
+    def issued_crls(self, *, ca: CertificateAuthority | None = None, list_types: Collection[ListType] | None = None,
                     limit: int | None = None) -> Sequence[IssuedCRL]:
-        """The archive, newest first."""
+        """The archive, newest first; of these list types only, when given."""
         q = sa.select(IssuedCRL).order_by(IssuedCRL.this_update.desc(), IssuedCRL.id.desc())
         if ca is not None:
             q = q.where(IssuedCRL.ca_id == ca.id)
-        if list_type is not None:
-            q = q.where(IssuedCRL.list_type == list_type)
+        if list_types is not None:
+            q = q.where(IssuedCRL.list_type.in_(list_types))
         return self.session.scalars(q.limit(limit)).all()
 
     def issued_crl(self, ca: CertificateAuthority, list_type: ListType, number: int | None = None) -> IssuedCRL:

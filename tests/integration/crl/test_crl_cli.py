@@ -179,3 +179,8 @@ def test_issue_and_show_a_delta_crl_that_names_its_base(installation: Installati
     listed = run_cli(installation, "crl", "list", "--ca", "osaka", "--type", "delta", "--json")
     rows = json.loads(listed.output)  # newest first; `serve scheduler` may have issued deltas before
     assert rows[0]["number"] == delta["number"] and {r["type"] for r in rows} == {"delta"}
+    # the default, both, is the CRL and the ARL: a delta issued last does not push the CRL off a --limit 1
+    newest = json.loads(run_cli(installation, "crl", "list", "--ca", "osaka", "--limit", "1", "--json").output)
+    assert [(r["type"], r["number"]) for r in newest] == [("crl", crl["number"])]
+    every = json.loads(run_cli(installation, "crl", "list", "--ca", "osaka", "--json").output)
+    assert "crl" in {r["type"] for r in every} <= {"crl", "arl"}  # osaka issues no ARL: it certifies no CA
