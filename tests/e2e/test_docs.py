@@ -39,7 +39,7 @@ from ca.subscribers import generate_subscribers
 
 from support.clock import NO_NTP
 from support.docs_tools import Block, Session, expect_lines, read_blocks, split_commands
-from support.tools import free_port
+from support.tools import free_port, revoca_run
 
 ROOT = Path(__file__).resolve().parents[2]  # tests/e2e/ -> the repository
 DOCS = ROOT / "docs"
@@ -179,11 +179,13 @@ def docs_session(tmp_path: Path) -> Iterator[Session]:
 
 
 def _revoca_json(session: Session, *args: str, operator: str | None = None) -> object:
-    """`revoca ARGS --json`; `operator` logs in (the ceremony's senior operator) where the command needs it."""
+    """`revoca ARGS --json` (in this process, as a new one would run it: support.tools.revoca_run);
+    `operator` logs in (the ceremony's senior operator) where the command needs it."""
     login = ["--operator", operator] if operator else []
-    out = subprocess.run(["revoca", *args, *login, "--json"], cwd=session.cwd, env=session.env, capture_output=True,
-                         text=True, check=True, input=f"{session.passwords[operator]}\n" if operator else "")
-    return json.loads(out.stdout)
+    done = revoca_run(session.env, *args, *login, "--json", cwd=session.cwd,
+                      stdin=f"{session.passwords[operator]}\n" if operator else "")
+    assert done.returncode == 0, f"revoca {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+    return json.loads(done.stdout)
 
 
 @pytest.mark.slow
@@ -199,7 +201,7 @@ def test_the_guides_run_as_written_one_after_another(docs_session: Session) -> N
         waiting = [q for q in queue if not (q["published_at"] and not q["pending"])]  # type: ignore[union-attr]
         if not waiting or time.monotonic() > deadline:
             break
-        time.sleep(1)
+        time.sleep(0.2)
     assert not waiting, waiting
     cas = {c["name"]: c["status"] for c in _revoca_json(docs_session, "ca", "list")}  # type: ignore[union-attr]
     assert cas == {"bridge": "active", "tokyo": "active", "osaka": "active", "hokkaido": "compromised",

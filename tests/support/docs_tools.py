@@ -17,11 +17,11 @@ A guide marks what the test runs:
   (``run_guide(path, section=...)``), not with the guide: e.g. deployment.md's several nodes,
   which tests/e2e/test_nodes.py builds and drives with hooks of its own.
 
-A plain ``revoca ...`` command (no pipes, redirections or variables; not ``init``, which opens
-the token itself) runs in this process through the console script's entry point, as
-support/tools.revoca does, in the session's directory and environment, with the prompts' answers
-on standard input: that saves about a second of start-up per command, and the guides have
-dozens. Services and everything else run under bash.
+A plain ``revoca ...`` command (no pipes, redirections or variables, though it may be continued
+over lines with ``\\``; not ``init``, which opens the token itself) runs in this process through
+the console script's entry point, as support/tools.revoca does, in the session's directory and
+environment, with the prompts' answers on standard input: that saves about a second of start-up
+per command, and the guides have dozens. Services and everything else run under bash.
 
 Before a block runs, the session substitutes the test environment into it: the ports the
 guides use (1389, 8443, ...) become free ports, fixed paths become paths in the working
@@ -234,7 +234,9 @@ class Session:
             if (block.run_by is not None) if section is None else not block.section.startswith(section):
                 continue
             if block.hook:
+                started = time.monotonic()
                 self.hooks[block.hook](self)
+                self._timing(started, f"{block.where} hook {block.hook}")
             elif block.runnable:
                 self.run_block(block)
 
@@ -255,8 +257,7 @@ class Session:
             starting = []
             started = time.monotonic()
             code, out = self.run_command(command)
-            with open(self.cwd / "logs" / "timing.log", "a", encoding="utf-8") as timing:  # where the time goes
-                timing.write(f"{time.monotonic() - started:6.2f} {block.where} {command.splitlines()[0][:100]}\n")
+            self._timing(started, f"{block.where} {command.splitlines()[0][:100]}")
             outputs.append(out)
             if code != block.exit_code:
                 raise AssertionError(f"{block.where}: exit {code} (not {block.exit_code}) from\n{command}\n"
@@ -266,7 +267,9 @@ class Session:
             expect_lines(self.substitute(block.output, block.where), "".join(outputs), block.where)
 
     def run_command(self, command: str, timeout: float = 180.0) -> tuple[int, str]:
-        argv = shlex.split(command) if not SHELL_SYNTAX.search(command) else []
+        # continued lines are one command line, as bash reads them (but inside '...', where it keeps them)
+        line = command.replace("\\\n", " ") if "'" not in command else command
+        argv = shlex.split(line) if not SHELL_SYNTAX.search(line) else []
         if argv[:1] == ["revoca"] and argv[1:2] != ["init"]:
             return self._revoca_in_process(argv[1:])
         return self._run_on_terminal(command, timeout)
@@ -376,8 +379,12 @@ class Session:
                                          f"{service.log.read_text(errors='replace')}")
                 time.sleep(0.1)
         if services:
-            with open(self.cwd / "logs" / "timing.log", "a", encoding="utf-8") as timing:
-                timing.write(f"{time.monotonic() - started:6.2f} {where} {len(services)} service(s) up\n")
+            self._timing(started, f"{where} {len(services)} service(s) up")
+
+    def _timing(self, started: float, what: str) -> None:
+        """A line of logs/timing.log: where the time goes."""
+        with open(self.cwd / "logs" / "timing.log", "a", encoding="utf-8") as timing:
+            timing.write(f"{time.monotonic() - started:6.2f} {what}\n")
 
     def _up_test(self, service: Service) -> Callable[[], bool] | None:
         """The caller's test for this service, else its --port accepting connections, else its ready line."""
@@ -397,6 +404,7 @@ class Session:
         for service in reversed(self.services):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(service.proc.pid, signal.SIGTERM)
+        stopping = time.monotonic()
         for service in self.services:
             try:
                 service.proc.wait(timeout=20)
@@ -404,13 +412,21 @@ class Session:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(service.proc.pid, signal.SIGKILL)
                 service.proc.wait(timeout=10)
+            self._timing(stopping, f"stop: {service.command[:100]} (since the SIGTERMs)")
         for cleanup in reversed(self.cleanups):
+            started = time.monotonic()
             cleanup()
-        for pidfile in self.cwd.rglob("slapd.pid"):
+            self._timing(started, f"stop: cleanup {getattr(cleanup, '__qualname__', cleanup)}")
+        started = time.monotonic()
+        slapds = []
+        for pidfile in self.cwd.rglob("slapd.pid"):  # all told at once: each takes a second or two to go
             with contextlib.suppress(ValueError, ProcessLookupError):
                 pid = int(pidfile.read_text().split()[0])
                 os.kill(pid, signal.SIGTERM)
-                _wait_gone(pid)
+                slapds.append((pid, pidfile.parent))
+        for pid, where in slapds:
+            _wait_gone(pid)
+            self._timing(started, f"stop: slapd {where}")
 
 
 def _listens(port: int) -> bool:
@@ -422,11 +438,16 @@ def _listens(port: int) -> bool:
 
 
 def _wait_gone(pid: int, timeout: float = 20.0) -> None:
+    """Until `pid` (a slapd, which daemonises: not our child) has exited.  A zombie has: whoever
+    adopted it (the init process) may take a second or two to reap it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
-        except ProcessLookupError:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except (ProcessLookupError, FileNotFoundError):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):

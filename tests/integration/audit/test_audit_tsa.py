@@ -6,11 +6,15 @@ the database or the files, behind revoca's back.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import re
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +22,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca import audit
+from ca import audit, ceremony
 from ca.archive.stamping import stamp_round
 from ca.archive.verify import verify_item
 from ca.audit import checkpoints, history_seal
@@ -30,10 +34,12 @@ from ca.config import Settings
 from ca.crl.issue import issue_all
 from ca.enums import ListType, Role
 from ca.errors import IntegrityFailure, InvalidInput
+from ca.hsm import token_for
 from ca.hsm.client import HSMClient
+from ca.hsm.token import write_softhsm_conf
 from ca.officers.credentials import hash_password
 from ca.scheduler import Scheduler
-from ca.storage.engine import session_scope
+from ca.storage.engine import make_engine, session_scope
 from ca.storage.models import AuditCheckpoint, AuditEvent, IssuedCRL, OCSPQuery
 from ca.storage.store import Store
 from ca.tsa.certificate import ensure_certificate
@@ -41,19 +47,88 @@ from ca.tsa.known import token_checker
 from ca.tsa.stamper import CurrentAuthority
 
 from support.clock import NO_NTP
+from support.database import Databases
+from support.installation import CeremonyTemplates
 from support.officers import standard_cast
-from support.tools import end_ceremony, officers_client, revoca, write_config
+from support.settings import make_settings
+from support.tools import activated_hsm_service, end_ceremony, officers_client, revoca, write_config
 
 REAL_NOW = dt.datetime.now(dt.UTC)
 PASSWORD = "auditor-password-1"
 
 
+class TsaTemplates:
+    """The demo ceremony with a TSA certificate issued (its RSA key generated in the token by the HSM
+    service, as key managers would), made once per database kind for this module; each test gets a
+    copy of its own, database and data directory, as conftest's `initialized` copies the ceremony
+    (support.installation), rather than generating an RSA key of its own first."""
+
+    def __init__(self, root: Path, ceremonies: CeremonyTemplates) -> None:
+        self.root, self.ceremonies = root, ceremonies
+        self.made: dict[str, tuple[Path, str, ceremony.CeremonyResult]] = {}  # kind -> data dir, URL, result
+        self.databases = contextlib.ExitStack()
+
+    def get(self, kind: str) -> tuple[Path, str, ceremony.CeremonyResult]:
+        if kind not in self.made:
+            root = self.root / kind
+            root.mkdir()
+            url = self.databases.enter_context(
+                self.ceremonies.databases.fresh(kind, root, template=self.ceremonies.database(kind)))
+            settings = make_settings(root, url)
+            engine = make_engine(url)
+            try:
+                result = self.ceremonies.restore(kind, settings, engine, database_copied=True)
+                with activated_hsm_service(settings, engine, result.shares) as socket:
+                    officers = officers_client(socket, settings)  # the TSA key and certificate: a ceremony act
+                    ensure_certificate(settings, engine, officers, now=REAL_NOW - dt.timedelta(minutes=5),
+                                       actor="test")
+                    end_ceremony(officers, engine)  # its audit records are in before the tests count theirs
+            finally:
+                engine.dispose()  # nobody is connected to a database PostgreSQL copies
+            self.made[kind] = (settings.data_dir, url, result)
+        return self.made[kind]
+
+    def restore(self, kind: str, settings: Settings) -> ceremony.CeremonyResult:
+        """The template's data directory (token, shares, TSA certificate files) copied into `settings`'."""
+        source, url, result = self.get(kind)
+        shutil.copytree(source, settings.data_dir, symlinks=True)
+        write_softhsm_conf(settings.softhsm_conf)  # tokendir = the copied tokens/, not the template's
+        token_for(settings)._lib().reinitialize()  # SoftHSM2 lists a new token only after C_Initialize
+        return dataclasses.replace(result, demo_files=tuple(settings.data_dir / path.relative_to(source)
+                                                            for path in result.demo_files))
+
+    def close(self) -> None:
+        self.ceremonies.databases.stop_making()  # no copy of a template is being made while it is dropped
+        self.databases.close()
+
+
+@pytest.fixture(scope="module")
+def tsa_templates(tmp_path_factory: pytest.TempPathFactory,
+                  ceremony_templates: CeremonyTemplates) -> Iterator[TsaTemplates]:
+    templates = TsaTemplates(tmp_path_factory.mktemp("tsa-templates"), ceremony_templates)
+    yield templates
+    templates.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, databases: Databases,
+           tsa_templates: TsaTemplates) -> Iterator[str]:
+    """A database of each kind of the test's own: a copy of the template's (the ceremony and the TSA certificate)."""
+    with databases.fresh(request.param, tmp_path, template=tsa_templates.get(request.param)[1]) as url:
+        yield url
+
+
+@pytest.fixture
+def initialized(settings: Settings, engine: sa.Engine, tsa_templates: TsaTemplates) -> ceremony.CeremonyResult:
+    """conftest's finished demo ceremony, with this module's TSA certificate and key already in it."""
+    return tsa_templates.restore("sqlite" if engine.dialect.name == "sqlite" else "postgresql", settings)
+
+
 @pytest.fixture
 def keys(settings: Settings, engine: sa.Engine, hsm_socket: Path) -> HSMClient:
-    officers = officers_client(hsm_socket, settings)  # the TSA key and certificate: a ceremony act
-    ensure_certificate(settings, engine, officers, now=REAL_NOW - dt.timedelta(minutes=5), actor="test")
-    end_ceremony(officers, engine)  # its audit records are in before the tests count theirs
     client = HSMClient(hsm_socket)
+    found, issued = ensure_certificate(settings, engine, client, now=REAL_NOW, actor="test")
+    assert not issued and found.key_label  # the template's, its key in the copied token
     return client
 
 

@@ -36,7 +36,7 @@ from ca.storage.store import Store
 from repository.publisher import LdapPublisher
 from repository.slapd import LocalSlapd
 
-from support.browser import CHROMIUM, dump_dom, links, screenshot
+from support.browser import CHROMIUM, Browser, links
 from support.cli import REVOCA
 from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, demo_installation
@@ -219,23 +219,24 @@ def _get(url: str) -> tuple[bytes, dict[str, str]]:
         return resp.read(), dict(resp.headers)
 
 
-@pytest.mark.slow  # seven Chromium runs, half a minute or more on a loaded machine
+@pytest.mark.slow  # eight pages in Chromium, and the web service noticing a change in the database
 def test_served_pages_render_in_chromium_and_follow_each_change(world: World) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}/"
     proc = subprocess.Popen([REVOCA, "serve", "web", "--port", str(port), "--workers", "1", "--poll", "0.5"],
                             env=world.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    browser = Browser()  # one Chromium for the eight pages, one after another in its tab (support.browser)
     try:
         _wait_for(base, proc)
         index, headers = _get(base)
         assert headers["Content-Type"] == "text/html; charset=utf-8"
         assert "script-src" not in headers["Content-Security-Policy"] and "default-src 'none'" in \
             headers["Content-Security-Policy"]
-        shots = [screenshot(base + page, world.artifacts / f"{name}.png") for page, name in (
+        shots = [browser.screenshot(base + page, world.artifacts / f"{name}.png") for page, name in (
             ("", "index"), ("ca/bridge.html", "ca-bridge"), (f"ca/{COMPROMISED}.html", "ca-compromised"),
             ("notices.html", "notices"), ("reports/index.html", "reports"), ("cps.html", "practice-statement"))]
         print("screenshots:", *shots, sep="\n  ")
-        dom = dump_dom(base + f"ca/{COMPROMISED}.html")
+        dom = browser.dump_dom(base + f"ca/{COMPROMISED}.html")
         assert '<html lang="ja">' in dom and "私有鍵危殆化" in dom and "key compromised" in dom
         # a download as served is the database's DER, with its media type
         with session_scope(world.engine) as s:
@@ -248,6 +249,7 @@ def test_served_pages_render_in_chromium_and_follow_each_change(world: World) ->
         for bad in ("../revoca.db", "..%2f..%2frevoca.db", ".revoca-web", "certs/../../../revoca.db"):
             with pytest.raises(urllib.error.HTTPError) as refused:
                 _get(base + bad)
+            refused.value.close()  # else the one sync worker lingers 2 s on this connection (gunicorn's close_graceful)
             assert refused.value.code == 404, bad
 
         # a change in the database shows without anyone telling the web service: a new notice
@@ -261,8 +263,9 @@ def test_served_pages_render_in_chromium_and_follow_each_change(world: World) ->
             assert time.monotonic() < deadline, "the new notice never appeared"
             time.sleep(0.05)
         assert f'id="notice-{notice_id}"' in _get(base + "ca/tokyo.html")[0].decode()
-        screenshot(base + "notices.html", world.artifacts / "notices-after-change.png")
+        browser.screenshot(base + "notices.html", world.artifacts / "notices-after-change.png")
     finally:
+        browser.close()
         os.killpg(proc.pid, signal.SIGTERM)
         output = proc.communicate(timeout=30)[0].decode(errors="replace")
     assert "Traceback" not in output, output
