@@ -20,12 +20,13 @@ from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm
 from ca.hsm.token import TokenSession
 from ca.issuance import Issuer, issue
-from ca.storage.engine import session_scope
+from ca.storage.engine import ensure_current, make_engine, session_scope
 from ca.storage.models import Certificate
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
 
 from support.clock import NO_NTP
+from support.database import Databases, sqlite_copy
 from support.settings import NOW, make_settings
 from support.tools import assert_pkilint_clean, openssl_verify, pkilint_cert, pkilint_chain
 
@@ -179,13 +180,19 @@ def test_bridge_rollover_recrosses_every_regional_ca(engine: sa.Engine, initiali
                        untrusted=[_one(engine, CertKind.CROSS, "bridge", name)], at=AT + dt.timedelta(days=1))
 
 
-def test_default_rsa_2048_keys_and_sha256(tmp_path: Path) -> None:
+def _migrated_sqlite(databases: Databases, url: str) -> sa.Engine:
+    """An engine on a copy of this worker's migrated SQLite database at `url` (migrations have tests
+    of their own)."""
+    sqlite_copy(databases.migrated("sqlite"), url)
+    engine = make_engine(url)
+    ensure_current(engine)
+    return engine
+
+
+def test_default_rsa_2048_keys_and_sha256(tmp_path: Path, databases: Databases) -> None:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'rsa.db'}", hsm={"key_algorithm": "rsa2048"},
                              hierarchy={"regional": ["Tokyo"]})
-    from ca.storage.engine import make_engine, upgrade
-
-    engine = make_engine(settings.db_url)
-    upgrade(engine)
+    engine = _migrated_sqlite(databases, settings.db_url)
     ceremony.run(settings, engine, demo=True, now=NOW, demo_subscribers=2)
     responders = 0
     for row in _certs(engine):
@@ -202,13 +209,10 @@ def test_default_rsa_2048_keys_and_sha256(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_responder_keys_follow_their_own_setting(tmp_path: Path) -> None:
+def test_responder_keys_follow_their_own_setting(tmp_path: Path, databases: Databases) -> None:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'rsa.db'}", hsm={"key_algorithm": "p256"},
                              ocsp={"responder_algorithm": "rsa2048"}, hierarchy={"regional": ["Tokyo"]})
-    from ca.storage.engine import make_engine, upgrade
-
-    engine = make_engine(settings.db_url)
-    upgrade(engine)
+    engine = _migrated_sqlite(databases, settings.db_url)
     ceremony.run(settings, engine, demo=True, now=NOW, demo_subscribers=0)
     kinds = {}
     for row in _certs(engine):
@@ -222,12 +226,9 @@ def test_responder_keys_follow_their_own_setting(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_all_47_prefectural_cas(tmp_path: Path, db_url: str) -> None:
-    from ca.storage.engine import make_engine, upgrade
-
+def test_all_47_prefectural_cas(tmp_path: Path, db_url: str, engine: sa.Engine) -> None:
+    # `engine`: a copy of this worker's migrated database (migrations have tests of their own)
     settings = make_settings(tmp_path, db_url, hierarchy={"regional": "all"})
-    engine = make_engine(settings.db_url)
-    upgrade(engine)
     result = ceremony.run(settings, engine, demo=True, now=NOW, demo_subscribers=0)
     assert len(result.cas) == 48
     bridge_root = _one(engine, CertKind.SELF_SIGNED, "bridge")
@@ -236,7 +237,6 @@ def test_all_47_prefectural_cas(tmp_path: Path, db_url: str) -> None:
     for name in ("hokkaido", "tokyo", "okinawa"):
         openssl_verify(_one(engine, CertKind.OCSP_RESPONDER, name), trusted=[bridge_root],
                        untrusted=[crosses[name].der], at=AT)
-    engine.dispose()
 
 
 def test_issued_certificates_chain_to_their_signing_key(engine: sa.Engine, initialized: ceremony.CeremonyResult,

@@ -21,6 +21,8 @@ import pytest
 from ca.host.files import world_readable
 
 from support.cli import REVOCA
+from support.database import sqlite_copy
+from support.installation import CeremonyTemplates, demo_installation
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user (setpriv)")
 
@@ -55,9 +57,10 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(parent)
 
 
-def _revoca(data: Path, *args: str) -> None:
+def _revoca(data: Path, *args: str, **extra: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOCA_", "SOFTHSM2_"))}
-    env.update(REVOCA_DATA_DIR=str(data), REVOCA_HSM_KEY_ALGORITHM="p256", REVOCA_HSM_SOCKET=str(data / "h.sock"))
+    env.update(REVOCA_DATA_DIR=str(data), REVOCA_HSM_KEY_ALGORITHM="p256", REVOCA_HSM_SOCKET=str(data / "h.sock"),
+               **extra)
     proc = subprocess.run([REVOCA, *args], env=env, capture_output=True, text=True, timeout=120, cwd=data.parent)
     assert proc.returncode == 0, proc.stderr
 
@@ -78,12 +81,19 @@ def test_after_init_nobody_reads_anything(data_dir: Path) -> None:
     assert len(got) == 6
 
 
-def test_a_data_directory_left_open_is_closed_at_the_next_start(data_dir: Path) -> None:
-    _revoca(data_dir, "init", "--demo")
+def test_a_data_directory_left_open_is_closed_at_the_next_start(data_dir: Path,
+                                                                 ceremony_templates: CeremonyTemplates) -> None:
+    # what `init --demo` leaves (the test above has it): a copy of this worker's demo ceremony,
+    # its database where `revoca` looks by default, in the data directory
+    with demo_installation(ceremony_templates, "sqlite", data_dir.parent, with_keys=False) as made:
+        assert made.data_dir == data_dir, (made.data_dir, data_dir)
+        sqlite_copy(made.settings.db_url, f"sqlite:///{data_dir / 'revoca.db'}")
+        label = made.settings.hsm.token_label
+    (data_dir.parent / "revoca.db").unlink(missing_ok=True)
     for path in (data_dir, *data_dir.rglob("*")):  # as an older revoca (umask 022) left it
         os.chmod(path, path.stat().st_mode | (0o005 if path.is_dir() else 0o004))
     assert world_readable(data_dir)
     assert _as_nobody(data_dir)["database file"] == "read"  # the attack, as it was
-    _revoca(data_dir, "init", "--if-needed")
+    _revoca(data_dir, "init", "--if-needed", REVOCA_HSM_TOKEN_LABEL=label)
     assert world_readable(data_dir) == []
     assert set(_as_nobody(data_dir).values()) <= {"PermissionError", "OperationalError"}
