@@ -22,7 +22,7 @@ from ca.hsm import shares as sharing
 from ca.hsm import token_for
 from ca.hsm.signer import KeyAlgorithm
 from ca.officers.credentials import hash_password
-from ca.storage.engine import Engine, session_scope, upgrade
+from ca.storage.engine import Engine, ensure_current, session_scope
 from ca.storage.models import CertificateAuthority
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
@@ -43,7 +43,7 @@ class CeremonyResult:
 
 
 def is_initialized(settings: Settings, engine: Engine) -> bool:
-    upgrade(engine)
+    ensure_current(engine)  # one query when the schema is current: no Alembic import
     with session_scope(engine) as session:
         try:
             Store(session).active_share_set(settings.hsm.token_label)
