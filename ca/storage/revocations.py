@@ -114,11 +114,16 @@ class RevocationStore(RevocationReadStore, Store):
             return None
         return request
 
-    def store_receipt(self, public_id: str, receipt: bytes) -> None:
-        """Keep a request's signed receipt unless one is stored already (the first one signed stands)."""
+    def store_receipt(self, public_id: str, receipt: bytes) -> bytes:
+        """Keep a request's signed receipt unless one is stored already (the first one signed stands);
+        the receipt stored, which every answer about the request carries."""
         self.session.execute(sa.update(RevocationRequest).where(RevocationRequest.public_id == public_id,
                                                                 RevocationRequest.receipt.is_(None))
                              .values(receipt=receipt))
+        stored = self.session.scalar(sa.select(RevocationRequest.receipt)
+                                     .where(RevocationRequest.public_id == public_id))
+        assert stored is not None  # this one, or the one another worker stored first
+        return stored
 
     # revocations
     def add_revocation(self, revocation: Revocation) -> Revocation:

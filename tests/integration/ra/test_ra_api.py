@@ -38,6 +38,7 @@ from ca.enums import CertKind, Role
 from ca.hsm.token import TokenSession
 from ca.http.client_cert import CLIENT_CERT_ENVIRON
 from ca.ra.app import MAX_BODY, create_app
+from ca.ra.receipts import ReceiptSigner
 from ca.revocation import workflow
 from ca.revocation.reasons import RevocationReason
 from ca.storage.engine import session_scope
@@ -285,6 +286,33 @@ def test_a_receipt_the_hsm_could_not_sign_is_signed_by_a_later_get(ra: RA) -> No
     assert ra.get(f"/v1/revocations/{answer['request_id']}").get_json()["receipt"] == signed["receipt"]
     assert ra.post(window(ref, "hsm-down-01")).get_json()["receipt"] == signed["receipt"]
     assert ra.keys.signer_calls == calls
+
+
+def test_two_gets_signing_at_once_answer_the_one_stored_receipt(ra: RA, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers find no receipt and both sign: the first stored stands, and both answer with it."""
+    ra.keys.up = False
+    ref = subscribers(ra.engine)[9]
+    resp = ra.post(window(ref, "race-0001"))
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    answer = resp.get_json()
+    assert answer["receipt"] is None
+    ra.keys.up = True
+    path = f"/v1/revocations/{answer['request_id']}"
+    real_sign = ReceiptSigner.sign
+    theirs: list[bytes] = []
+
+    def sign_while_another_worker_signs(self: ReceiptSigner, *args: Any) -> bytes:
+        # the other worker signs and stores its receipt between this one's read and its write
+        theirs.append(real_sign(self, *args))
+        with session_scope(ra.engine) as session:
+            RevocationStore(session).store_receipt(answer["request_id"], theirs[0])
+        return real_sign(self, *args)
+
+    monkeypatch.setattr(ReceiptSigner, "sign", sign_while_another_worker_signs)
+    mine = base64.b64decode(ra.get(path).get_json()["receipt"])
+    [req] = [r for r in requests(ra.engine) if r.public_id == answer["request_id"]]
+    assert req.receipt == theirs[0]  # the first stored stands
+    assert mine == theirs[0]
 
 
 def test_a_crash_between_request_and_revocation_then_a_retry_still_revokes(
