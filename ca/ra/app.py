@@ -225,9 +225,13 @@ def _view(store: RevocationReadStore, req: RevocationRequest) -> dict[str, Any]:
 
 
 def _with_receipt(engine: Engine, public_id: str) -> dict[str, Any]:
-    """The request's view and its signed receipt, signing and storing the receipt if missing."""
-    with session_scope(engine) as session:
-        store = RevocationStore(session)
+    """The request's view and its signed receipt, signing and storing the receipt if missing.
+
+    The view is read in a read-only transaction: on SQLite a write transaction takes the one write
+    lock (BEGIN IMMEDIATE) that every other terminal's filing waits for; only storing a new receipt
+    writes."""
+    with session_scope(engine, readonly=True) as session:
+        store = RevocationReadStore(session)
         req = store.request(public_id)
         view = _view(store, req)
         receipt = req.receipt
@@ -238,8 +242,8 @@ def _with_receipt(engine: Engine, public_id: str) -> dict[str, Any]:
         except RevocaError as exc:  # e.g. HSM not activated: the revocation itself stands
             log.warning("receipt for %s not signed yet: %s", public_id, exc)
             return {**view, "receipt": None, "receipt_error": str(exc)}
-        with session_scope(engine) as session:
-            RevocationStore(session).store_receipt(public_id, receipt)
+        with session_scope(engine) as session:  # another worker may have stored one meanwhile: that one stands
+            receipt = RevocationStore(session).store_receipt(public_id, receipt)
     assert receipt is not None  # stored already, or signed just above
     return {**view, "receipt": base64.b64encode(receipt).decode()}
 

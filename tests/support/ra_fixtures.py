@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from ca.enums import CAKind, CertKind, Role
 from ca.errors import NotActivated
 from ca.hsm.signer import KeyAlgorithm, KeyStore, Signer
 from ca.storage.engine import session_scope
-from ca.storage.models import AuditEvent, Certificate, Revocation, RevocationRequest
+from ca.storage.models import AuditEvent, Certificate, CertificateAuthority, Revocation, RevocationRequest
 from ca.storage.revocations import RevocationStore
 from ca.storage.store import Store
 from ca.subscribers import generate_subscribers
@@ -91,23 +91,33 @@ class Terminal:
 
 
 def register_terminals(engine: sa.Engine, keys: KeyStore, names: Iterable[str], out_dir: Path, *,
-                       now: dt.datetime, cas: Iterable[str] | None = None, municipality: str = "") -> list[Terminal]:
+                       now: dt.datetime, cas: Iterable[str] | None = None, municipality: str = "",
+                       scopes: Mapping[str, tuple[Iterable[str] | None, str]] | None = None) -> list[Terminal]:
     """Register terminals as `revoca ra add` does, all in one transaction (fast for many), bound to
-    the CAs named in `cas` (default: every regional CA; empty: none, so they may revoke nothing)."""
+    the CAs named in `cas` (default: every regional CA; empty: none, so they may revoke nothing).
+
+    `scopes`: name -> (cas, municipality) for a terminal of its own scope, in the same transaction."""
     out: list[Terminal] = []
     with session_scope(engine) as s:
         store = RevocationStore(s)
         bridge = store.bridge()
-        scope = store.cas(CAKind.REGIONAL) if cas is None else [store.ca(name) for name in cas]
+
+        def bound(names_: Iterable[str] | None) -> list[CertificateAuthority]:
+            return store.cas(CAKind.REGIONAL) if names_ is None else [store.ca(name) for name in names_]
+
+        scope = bound(cas)
         ctx = hierarchy.Context(store=store, keys=keys, now=now, actor="test", algorithm=KeyAlgorithm.P256,
                                 time_guard=NO_NTP)
         for name in names:
+            own_cas, own_municipality = (scope, municipality)
+            if scopes is not None and name in scopes:
+                own_cas, own_municipality = bound(scopes[name][0]), scopes[name][1]
             key_path = out_dir / f"{name}.key"
             subject = x509.Name.from_rfc4514_string(f"CN={name},OU=RA terminals,O=JPKI,C=JP")
             cert = hierarchy.issue_with_key_file(ctx, bridge, CertKind.RA_TERMINAL, subject=subject,
                                                  key_path=key_path)
             store.add_terminal(name=name, certificate=store.certificate(bridge, cert.serial_number), now=now,
-                               cas=scope, municipality=municipality)
+                               cas=own_cas, municipality=own_municipality)
             cert_path = out_dir / f"{name}.pem"
             cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
             out.append(Terminal(name, cert.public_bytes(serialization.Encoding.DER), key_path, cert_path))

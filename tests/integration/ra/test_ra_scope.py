@@ -89,10 +89,10 @@ def ra(engine: sa.Engine, settings: Settings, initialized: ceremony.CeremonyResu
     """Terminals chiyoda (tokyo, municipality Chiyoda), kita (osaka), kanto (tokyo and hokkaido) and
     nowhere (bound to no CA); clerk, a receptionist."""
     token = open_token(settings, initialized)
-    terms = [*register_terminals(engine, token, ["chiyoda"], tmp_path, now=NOW, cas=["tokyo"], municipality="Chiyoda"),
-             *register_terminals(engine, token, ["kita"], tmp_path, now=NOW, cas=["osaka"]),
-             *register_terminals(engine, token, ["kanto"], tmp_path, now=NOW, cas=["tokyo", "hokkaido"]),
-             *register_terminals(engine, token, ["nowhere"], tmp_path, now=NOW, cas=[])]
+    scopes: dict[str, tuple[list[str] | None, str]] = {
+        "chiyoda": (["tokyo"], "Chiyoda"), "kita": (["osaka"], ""), "kanto": (["tokyo", "hokkaido"], ""),
+        "nowhere": ([], "")}
+    terms = register_terminals(engine, token, list(scopes), tmp_path, now=NOW, scopes=scopes)  # one transaction
     add_operator(engine, "clerk", Role.RECEPTIONIST)
     yield RA(engine, token, create_app(engine, token, clock=lambda: AT), {t.name: t for t in terms},
              bridge_roots_pem(engine))

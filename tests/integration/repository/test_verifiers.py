@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -51,6 +53,16 @@ PASSWORD = "verifier password 1"
 
 
 # --- fixtures and helpers ---------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verifier passwords hashed with argon2id at a low cost (t=1, 8 MiB, one lane, as the account of
+    test_provision): the product's (t=3, 64 MiB, 4 lanes) costs 0.1-0.4 s per hash and as much again
+    in slapd at every bind, and these tests hash dozens.  The hash carries its parameters: slapd's
+    argon2 module checks it the same way, and what is stored is still `{ARGON2}$argon2id$...`."""
+    monkeypatch.setattr(registry, "PasswordHasher",
+                        functools.partial(PasswordHasher, time_cost=1, memory_cost=8192, parallelism=1))
 
 
 @pytest.fixture

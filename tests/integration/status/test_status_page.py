@@ -81,7 +81,7 @@ def gate(request: pytest.FixtureRequest, databases: Databases,
             try:
                 yield server
             finally:
-                server.stop()
+                server.kill()  # no test here is about how it stops
         finally:
             engine.dispose()
 
