@@ -142,11 +142,14 @@ def repository_queue(app: App, as_json: bool) -> None:
 
 
 @click.command("publisher")
-@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(0.1, 3600),
-              help="Seconds between rounds when the queue is idle.")
+@click.option("--poll", type=click.FloatRange(0.1, 3600),
+              help="Seconds between rounds when the queue is idle (and between a standby's asks for the lease); "
+                   "default [repository] publisher_poll_seconds (2).")
 @pass_app
-def serve_publisher(app: App, poll: float) -> None:
+def serve_publisher(app: App, poll: float | None) -> None:
     """The publisher: drains the publication queue into LDAP until SIGTERM or Ctrl-C."""
+    if poll is None:
+        poll = app.settings.repository.publisher_poll_seconds
     service_logging()
     publisher = _publisher(app, service=True)
     stop = stop_on_signals()

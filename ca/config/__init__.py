@@ -130,10 +130,17 @@ class RepositoryConfig:
     # Other providers of the same directory (multi-provider syncrepl / mirror mode, the same rootdn
     # and password), "ldap://host:port/": the publisher writes to the next when one is down.
     providers: tuple[str, ...] = ()
+    # Seconds between the publisher's rounds when its queue is idle, and between a standby
+    # publisher's asks for the lease: a new list is in the directory, and a standby has taken over
+    # from a publisher that went, within about this (`revoca serve publisher --poll` overrides it).
+    publisher_poll_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"repository.port {self.port} is not a TCP port")
+        if isinstance(self.publisher_poll_seconds, bool) or not isinstance(self.publisher_poll_seconds, int | float) \
+                or not 0.1 <= self.publisher_poll_seconds <= 3600:
+            raise ConfigError("repository.publisher_poll_seconds must be a number of seconds, 0.1 to 3600")
         if isinstance(self.providers, str) or not all(isinstance(p, str) for p in self.providers):
             raise ConfigError('repository.providers must be a list of URLs such as ["ldap://10.0.0.2:1389/"]')
         object.__setattr__(self, "providers", tuple(self.providers))
@@ -640,6 +647,9 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         repository["providers"] = tuple(u.strip() for u in env["REVOCA_REPOSITORY_PROVIDERS"].split(",") if u.strip())
     if "REVOCA_REPOSITORY_PORT" in env:
         repository["port"] = _parsed(env, "REVOCA_REPOSITORY_PORT", int, "an integer")
+    if "REVOCA_REPOSITORY_PUBLISHER_POLL_SECONDS" in env:
+        repository["publisher_poll_seconds"] = _parsed(env, "REVOCA_REPOSITORY_PUBLISHER_POLL_SECONDS", float,
+                                                       "a number of seconds")
     if repository:
         out["repository"] = repository
     if time := _time_overrides(env):

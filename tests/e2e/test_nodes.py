@@ -64,6 +64,7 @@ from ca.storage.engine import ensure_current, make_engine, session_scope
 from ca.storage.models import Certificate, IssuedCRL, Revocation
 from ca.storage.store import ReadStore
 from ca.verifiers.registry import add_verifier
+from repository.entries import ca_entry_dn
 from repository.readback import held_lists
 from repository.slapd import SLAPD, LocalSlapd
 
@@ -140,6 +141,7 @@ class Drill:
     round_start: dt.datetime | None = None
     killed: float = 0.0
     took: float = 0.0
+    published: float = 0.0
     before_takeover: list[tuple[str, str, int, dt.datetime]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -184,7 +186,10 @@ def drill(tmp_path: Path, ceremony_templates: CeremonyTemplates) -> Iterator[Dri
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOCA_", "SOFTHSM2_"))}
     # what the guide's settings files leave to the installation the test copies (its demo token)
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1",
-               REVOCA_HSM_TOKEN_LABEL=TOKEN_LABEL, REVOCA_HSM_KEY_ALGORITHM="p256", REVOCA_CA_NEW_KEYS="true")
+               REVOCA_HSM_TOKEN_LABEL=TOKEN_LABEL, REVOCA_HSM_KEY_ALGORITHM="p256", REVOCA_CA_NEW_KEYS="true",
+               # the publishers' idle rounds and a standby's asks for the lease every 0.2 s, not 2 s: the
+               # takeover and the failover below wait on the publisher's poll, not on anything they check
+               REVOCA_REPOSITORY_PUBLISHER_POLL_SECONDS="0.2")
     hooks: dict[str, Callable[[Session], None]] = {}
     ready: dict[str, str | Callable[[], bool]] = {}
     session = Session(tmp_path, env, ports=ports, paths=paths, passwords={}, hooks=hooks, ready=ready)
@@ -203,6 +208,10 @@ def drill(tmp_path: Path, ceremony_templates: CeremonyTemplates) -> Iterator[Dri
     finally:
         for probe in d.probes:
             probe.halt.set()
+        for provider in d.providers:  # told first: a slapd takes a second or so to go, meanwhile the services stop
+            if (pid := provider.pid()) is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         session.stop()
         if d.engine is not None:
             d.engine.dispose()
@@ -298,6 +307,16 @@ def kill_node_a(d: Drill) -> None:
     wait_for("B's round done", lambda: "round done:" in b_scheduler.log.read_text(errors="replace"),
              timeout=TAKEOVER_S)
     assert not list((d.root / "shared" / "crls").rglob("*.tmp"))
+    # B's publisher takes its lease over and puts the newest tokyo CRL into provider 1, provider 2
+    # replicating it: what the guide's next blocks check asking once a second, asked here more often
+    newest = {(s.ca_name, s.list_type.value): s.number for s in list_statuses(d.db)}
+    archived = (d.root / "shared" / "crls" / "tokyo" / "crl" / f"{newest['tokyo', 'crl']}.crl").read_bytes()
+    with session_scope(d.db) as s:
+        tokyo_dn = ca_entry_dn(ReadStore(s).ca("tokyo"), LDAP_BASE)
+    wait_for("B's publisher putting the newest tokyo CRL into both providers", lambda: all(
+        _values(provider, tokyo_dn, "certificateRevocationList;binary") == [archived] for provider in d.providers),
+        timeout=TAKEOVER_S)
+    d.published = time.monotonic() - d.killed
 
 
 WANTED = {(ca, t) for ca in ("bridge", "tokyo", "osaka", "hokkaido") for t in ("crl", "arl")}
@@ -337,7 +356,9 @@ def checks(d: Drill) -> None:
 
         # provider 1 dies (kill -9); the next CRL, issued at B, lists all three revocations and
         # B's publisher writes it to provider 2; provider 1, back, catches up by syncrepl
-        os.kill(provider1.pid() or 0, signal.SIGKILL)
+        provider1_pid = provider1.pid()
+        assert provider1_pid is not None  # (os.kill(0, ...) would signal this test's own process group)
+        os.kill(provider1_pid, signal.SIGKILL)
         d.revoca("revoca --config node-b.toml crl issue --ca tokyo --type crl --operator dave")
         rows = issued_rows(d.db, d.round_start)
         for ca, list_type in WANTED:
@@ -384,7 +405,8 @@ def checks(d: Drill) -> None:
         assert int(scans) > 0
         caught_up = d.standby.wait_replayed(d.primary)
         print(f"\nnodes: A killed after {len(d.before_takeover)} of 8 lists, 1 revocation acknowledged by A's RA "
-              f"just before; B issued the rest {d.took:.1f} s after the kill; {len(probe_b.outcomes)} OCSP answers "
+              f"just before; B issued the rest {d.took:.1f} s after the kill, its publisher had tokyo's in both "
+              f"providers {d.published:.1f} s after it; {len(probe_b.outcomes)} OCSP answers "
               f"from B, {len(failures)} failed, {scans} certificate lookups on the standby; a revocation at B's RA "
               f"showed in B's OCSP after {shown_replica * 1000:.0f} ms (standby replayed it within "
               f"{lag * 1000:.0f} ms), with the standby's replay paused after {shown_primary * 1000:.0f} ms (from the "

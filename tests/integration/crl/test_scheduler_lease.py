@@ -3,6 +3,10 @@
 Found: two schedulers started at once both issued 6 of 8 lists (tokyo CRL 27 and 28 for the
 same period).  Each scheduler here has its own lease (its own file descriptor on SQLite, its own
 connection on PostgreSQL), as two processes or machines would.
+
+Each scheduler counts its finished rounds and its lease's refusals (the real Scheduler and Lease,
+counted, not replaced), so that "no second issue" is checked once the rounds that could have made
+one are over, rather than after a fixed wait.
 """
 
 from __future__ import annotations
@@ -14,13 +18,40 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from ca.scheduler import Scheduler
+from ca.scheduler import Scheduler, TickResult
 from ca.storage.engine import session_scope
 from ca.storage.leases import Lease
 from ca.storage.models import IssuedCRL
 
 from support.clock import NO_NTP
 from support.installation import Installation
+
+
+class _CountedLease(Lease):
+    """The real lease, with a count of the times it was asked for and refused."""
+
+    refused = 0
+
+    def try_acquire(self) -> bool:
+        got = super().try_acquire()
+        if not got:
+            self.refused += 1
+        return got
+
+
+class _CountedScheduler(Scheduler):
+    """The real scheduler, keeping what each of its finished rounds issued."""
+
+    lease: _CountedLease
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.rounds: list[TickResult] = []
+
+    def tick(self, now: dt.datetime | None = None) -> TickResult:
+        result = super().tick(now)
+        self.rounds.append(result)
+        return result
 
 
 def _issued(installation: Installation) -> Counter[tuple[int, str]]:
@@ -43,9 +74,9 @@ def test_two_schedulers_issue_each_list_once_and_a_standby_takes_over(installati
         return dt.datetime.now(dt.UTC) + dt.timedelta(days=days[0])
 
     before = _issued(installation)
-    schedulers = [Scheduler(installation.engine, installation.keys, installation.data_dir, clock=clock,
-                            lease=Lease(installation.engine, "scheduler"), lease_retry=0.1,
-                            time_guard=NO_NTP) for _ in range(2)]
+    schedulers = [_CountedScheduler(installation.engine, installation.keys, installation.data_dir, clock=clock,
+                                    lease=_CountedLease(installation.engine, "scheduler"), lease_retry=0.1,
+                                    time_guard=NO_NTP) for _ in range(2)]
     stops = [threading.Event(), threading.Event()]
     threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s, stop in zip(schedulers, stops,
                                                                                             strict=True)]
@@ -53,7 +84,11 @@ def test_two_schedulers_issue_each_list_once_and_a_standby_takes_over(installati
         thread.start()
     lists = len(before) or 8
     _until(lambda: sum((_issued(installation) - before).values()) >= lists)
-    time.sleep(1.0)  # time enough for a second scheduler to issue again, were it allowed to
+    # the round that issued them is over; the other scheduler has since either finished a round of
+    # its own (were it allowed to) or been refused the lease twice more (it asks every 0.1 s)
+    _until(lambda: any(s.rounds for s in schedulers))
+    refused = [s.lease.refused for s in schedulers]
+    _until(lambda: all(s.rounds or s.lease.refused >= n + 2 for s, n in zip(schedulers, refused, strict=True)))
     first_round = _issued(installation) - before
     assert set(first_round.values()) == {1} and len(first_round) == lists  # each list exactly once
     holders = [s for s in schedulers if s.lease.held()]
@@ -66,7 +101,7 @@ def test_two_schedulers_issue_each_list_once_and_a_standby_takes_over(installati
     standby = schedulers[1 - leader]
     _until(lambda: standby.lease.held())
     _until(lambda: sum((_issued(installation) - before).values()) >= 2 * lists)
-    time.sleep(0.5)
+    _until(lambda: any(r.issued for r in standby.rounds))  # the standby's round that issued them is over
     assert set((_issued(installation) - before).values()) == {2}
     stops[1 - leader].set()
     threads[1 - leader].join(timeout=10)

@@ -3,7 +3,9 @@
 The listener is a real Unix datagram socket, as systemd's NOTIFY_SOCKET is; the services are
 real `revoca serve ...` processes on a copied demo installation.  The scheduler's stuck loop is
 a round waiting on an HSM socket that accepts and never answers (the client waits 60 s): systemd
-(WatchdogSec= shorter than that) would kill it and Restart= start it again.
+(WatchdogSec= shorter than that) would kill it and Restart= start it again.  The scheduler runs with
+WatchdogSec=0.2 (WATCHDOG_USEC=200000, a ping due every 0.1 s), so that a second of silence is
+five whole watchdog periods.
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyp
 
 
 def test_a_loop_that_waits_on_its_stop_event_pings_and_a_stuck_one_does_not(listener: NotifyListener) -> None:
-    env = {"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "200000", "WATCHDOG_PID": str(os.getpid())}
-    assert watchdog_interval(env) == 0.2
+    env = {"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "100000", "WATCHDOG_PID": str(os.getpid())}
+    assert watchdog_interval(env) == 0.1
     assert watchdog_interval({**env, "WATCHDOG_PID": "1"}) is None  # meant for another process
     stop = BeatingEvent(Heartbeat(env=env))
     stuck = threading.Event()
@@ -93,8 +95,8 @@ def test_a_loop_that_waits_on_its_stop_event_pings_and_a_stuck_one_does_not(list
         stuck.set()
         time.sleep(0.3)  # a ping already on its way may still arrive
         quiet_from = time.monotonic()
-        time.sleep(1.0)
-        assert listener.states(quiet_from) == []  # five intervals of 0.2 s without a ping
+        time.sleep(0.5)
+        assert listener.states(quiet_from) == []  # five intervals of 0.1 s without a ping
         free.set()
         stuck.clear()
         resumed = time.monotonic()
@@ -119,9 +121,12 @@ def installation(tmp_path_factory: pytest.TempPathFactory,
         yield made
 
 
+WATCHDOG_S = 0.2  # the scheduler's WatchdogSec=
+
+
 def start_scheduler(installation: Installation, listener: NotifyListener, hsm_socket: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, **installation.env(REVOCA_HSM_SOCKET=str(hsm_socket)),
-           "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"}
+           "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": str(round(WATCHDOG_S * 1e6))}
     return subprocess.Popen([REVOCA, "serve", "scheduler"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
 
@@ -140,7 +145,7 @@ def test_the_scheduler_pings_while_it_works_and_not_while_a_round_hangs(installa
     try:
         wait_for(lambda: "READY=1" in listener.states())
         ready = next(at for at, state in listener.received if state == "READY=1")
-        wait_for(lambda: listener.states(ready + 0.01).count("WATCHDOG=1") >= 4)  # every ~0.5 s (half of 1 s)
+        wait_for(lambda: listener.states(ready + 0.01).count("WATCHDOG=1") >= 4)  # every ~0.1 s (half of 0.2 s)
     finally:
         stop(proc)
 
@@ -154,10 +159,10 @@ def test_the_scheduler_pings_while_it_works_and_not_while_a_round_hangs(installa
     try:
         wait_for(lambda: "READY=1" in listener.states(started))
         connection, _ = hung.accept()  # the round has reached the HSM (and waits for its answer)
-        quiet_from = time.monotonic() + 0.6
-        time.sleep(3.6)
+        quiet_from = time.monotonic() + 0.5  # a ping sent before the round connected may still arrive
+        time.sleep(0.5 + 5 * WATCHDOG_S)
         assert proc.poll() is None
-        assert listener.states(quiet_from) == []  # 3 s: systemd with WatchdogSec=1 would have killed it
+        assert listener.states(quiet_from) == []  # 5 periods: systemd with WatchdogSec=0.2 would have killed it
         connection.close()
     finally:
         stop(proc)
