@@ -105,7 +105,7 @@ def entries(path: Path) -> dict[int, tuple[dt.datetime, x509.ReasonFlags]]:
 def archive(installation: Installation, ca: str, list_type: ListType) -> list[IssuedCRL]:
     with session_scope(installation.engine) as s:
         store = ReadStore(s)
-        return list(store.issued_crls(ca=store.ca(ca), list_type=list_type))
+        return list(store.issued_crls(ca=store.ca(ca), list_types=[list_type]))
 
 
 class RecordingChunks:

@@ -62,7 +62,7 @@ def _lists(engine: sa.Engine, data_dir: Path, ca: str, list_type: ListType) -> d
     with session_scope(engine) as s:
         store = Store(s)
         generations = {k.id: k.generation for k in store.ca(ca).keys}
-        for row in sorted(store.issued_crls(ca=store.ca(ca), list_type=list_type), key=lambda r: r.number):
+        for row in sorted(store.issued_crls(ca=store.ca(ca), list_types=[list_type]), key=lambda r: r.number):
             out[generations[row.signing_key_id]] = (row.number, (data_dir / row.path).read_bytes())
     return out
 
