@@ -57,7 +57,7 @@ from support.clock import NO_NTP
 from support.ra_fixtures import PASSWORD, add_operator, basic_auth, new_subscriber, signed_request
 from support.settings import LDAP_BASE
 from support.status_site import start_server
-from support.tools import officers_client
+from support.tools import end_ceremony, officers_client
 
 REAL_NOW = dt.datetime.now(dt.UTC)
 
@@ -324,11 +324,16 @@ def test_the_signed_online_request_is_kept_and_archived_byte_for_byte(settings: 
 # --- the audit log in the archive, and pruning ----------------------------------------------------------
 
 
-def _start_over(engine: sa.Engine) -> None:
-    """An empty chain, so that the records these tests make old are its oldest."""
+def _start_over(engine: sa.Engine, officers: HSMClient, socket: Path) -> HSMClient:
+    """An empty chain, so that the records these tests make old are its oldest; a client without a
+    ceremony session for the rest.  The officers' ceremony session is ended and its audit records
+    written first: the service writes them on a thread of its own, and one landing after the reset
+    (or a new session's, opened by the next signature) would sit among the old records."""
+    end_ceremony(officers, engine)
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_events"))
         conn.execute(sa.text("UPDATE audit_head SET seq = 0, chain_hash = :h"), {"h": bytes(32)})
+    return HSMClient(socket)
 
 
 def _record(engine: sa.Engine, event_type: str, n: int, at: dt.datetime) -> None:
@@ -351,7 +356,7 @@ def test_only_archived_records_are_pruned_and_the_archive_keeps_them(settings: S
                                                                     hsm_socket: Path, tmp_path: Path) -> None:
     keys = officers_client(hsm_socket, settings)  # the TSA certificate, a certificate: a ceremony act
     ensure_certificate(settings, engine, keys, now=REAL_NOW - dt.timedelta(minutes=5), actor="test")
-    _start_over(engine)
+    keys = _start_over(engine, keys, hsm_socket)
     _record(engine, "test.event", 6, REAL_NOW - dt.timedelta(days=800))
     _record(engine, "test.event", 2, REAL_NOW)
     with pytest.raises(NotArchived, match="archive holds them only through seq 0"):
@@ -396,7 +401,7 @@ def test_a_kind_kept_longer_stops_the_prune_before_it(settings: Settings, engine
                                                       hsm_socket: Path) -> None:
     keys = officers_client(hsm_socket, settings)  # the TSA certificate, a certificate: a ceremony act
     ensure_certificate(settings, engine, keys, now=REAL_NOW - dt.timedelta(minutes=5), actor="test")
-    _start_over(engine)
+    keys = _start_over(engine, keys, hsm_socket)
     old = REAL_NOW - dt.timedelta(days=800)
     _record(engine, "test.event", 3, old)
     _record(engine, "time.checked", 1, old + dt.timedelta(minutes=1))  # seed 000: 10 years
