@@ -57,7 +57,7 @@ def serve_hsm(app: App) -> None:
                          signer_processes=settings.hsm.signer_pool_size)
     server = bind(settings.hsm_socket, service, clients_gid=group_id(settings.identities.signer_clients))
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    _stop_on_interrupts()
     click.echo(f"HSM service listening on {settings.hsm_socket}; {service.activation.status().line()}", err=True)
     from ca.audit.service_events import running
 
@@ -78,6 +78,14 @@ def serve_hsm(app: App) -> None:
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
     """SIGTERM stops a service the way Ctrl-C does: cleanly, through KeyboardInterrupt."""
     raise KeyboardInterrupt
+
+
+def _stop_on_interrupts() -> None:
+    """SIGTERM and SIGINT both stop it cleanly.  SIGINT set here too: a process started with it
+    ignored (a shell's background job) keeps it ignored, and Python then never turns it into
+    KeyboardInterrupt, so `kill -INT` or a supervisor's Ctrl-C did nothing."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
 
 
 def _wait_for_port(host: str, port: int, proc: Child, timeout: float = 60.0) -> None:
@@ -132,7 +140,7 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, cvs_port: int
     """
     settings = app.settings
     protect_data_dir(settings.data_dir)
-    signal.signal(signal.SIGTERM, _interrupt)
+    _stop_on_interrupts()
     if not ceremony.is_initialized(settings, app.engine):
         click.echo("first run: key ceremony with demo shares (DEMO ONLY)")
         result = ceremony.run(settings, app.engine, demo=True, time_guard=app.time_guard)

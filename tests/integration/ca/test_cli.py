@@ -13,7 +13,9 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,13 +32,14 @@ from cryptography.x509.oid import NameOID
 from ca.ceremony import read_share_file
 from ca.cli import cli as revoca_group
 from ca.enums import CertKind, Role
+from ca.hsm.client import HSMClient
 from ca.hsm.signer import SoftwareSigner
 from ca.issuance import Issuer, issue
 from ca.officers.credentials import hash_password
 from ca.storage.engine import session_scope
 from ca.storage.store import Store
 
-from support.cli import Cli, activate_in_process, demo_cli, start_hsm, stop_hsm
+from support.cli import REVOCA, Cli, activate_in_process, demo_cli, start_hsm, stop_hsm
 from support.clock import NO_NTP
 from support.installation import CeremonyTemplates
 from support.officers import Login, add_officers
@@ -504,6 +507,28 @@ def _hsm_flow(cli: Cli) -> None:
         returncode = stop_hsm(proc)
     assert returncode == 0, (cli.root / "hsm.log").read_text()
     assert not cli.socket.exists(), "the HSM service left its socket behind"
+
+
+def test_serve_hsm_stops_on_sigint_even_when_started_with_sigint_ignored(tmp_path: Path,
+                                                                         ceremony_templates: CeremonyTemplates) -> None:
+    """A background job of a shell starts with SIGINT ignored, which Python then leaves ignored:
+    the service must still stop cleanly on SIGINT (`kill -INT`, a supervisor's Ctrl-C)."""
+    with demo_cli(ceremony_templates, "sqlite", tmp_path) as cli:
+        with (cli.root / "hsm.log").open("ab") as log:
+            proc = subprocess.Popen([REVOCA, "serve", "hsm"], cwd=cli.root, env=cli.env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            deadline = time.monotonic() + 60
+            while not cli.socket.exists():
+                assert proc.poll() is None and time.monotonic() < deadline, (cli.root / "hsm.log").read_text()
+                time.sleep(0.05)
+            HSMClient(cli.socket, timeout=10).status()
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=20) == 0, (cli.root / "hsm.log").read_text()
+        finally:
+            stop_hsm(proc)
+        assert not cli.socket.exists(), "the HSM service left its socket behind"
 
 
 def _check_rollover(cli: Cli) -> None:
