@@ -70,12 +70,14 @@ FUTURE_SKEW = dt.timedelta(minutes=5)  # a thisUpdate further ahead of the clock
 
 
 def expiry_warnings(engine: Engine, now: dt.datetime, *, warn_before: dt.timedelta = WARN_BEFORE,
-                    period: dt.timedelta = PERIOD, validity: dt.timedelta = VALIDITY) -> list[str]:
+                    period: dt.timedelta = PERIOD, validity: dt.timedelta = VALIDITY,
+                    statuses: list[ListStatus] | None = None) -> list[str]:
     """One line per CRL/ARL that is missing, expired, has less than `warn_before` left at `now`,
     was dated in the future, or whose next round (thisUpdate + `period`) would come only after it
-    expires (issue 15: a clock 50 h ahead left exactly that behind)."""
+    expires (issue 15: a clock 50 h ahead left exactly that behind).  `statuses`: the lists as the
+    caller read them (`list_statuses`), so that what it shows beside the warnings is the same read."""
     lines = []
-    for status in list_statuses(engine):
+    for status in list_statuses(engine) if statuses is None else statuses:
         if status.this_update is not None and status.next_update is not None:
             if status.this_update > now + FUTURE_SKEW:
                 lines.append(f"{status.label()} #{status.number} has thisUpdate {status.this_update:%Y-%m-%d %H:%M:%SZ}"

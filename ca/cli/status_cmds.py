@@ -49,8 +49,9 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
         time.sleep(0.5)
     now = dt.datetime.now(dt.UTC)
     by_name = {c.name: c for c in components}
+    lists = list_statuses(app.engine)  # one read for the table and its warnings (they once disagreed)
     warnings = expiry_warnings(app.engine, now, warn_before=app.settings.crl.warn_before,
-                               period=app.settings.crl.period)
+                               period=app.settings.crl.period, statuses=lists)
     responders = (health.responder_certificates(app.engine, now, warn_before=app.settings.ocsp.responder_warn_before,
                                                 ca_signed=app.settings.ocsp.ca_signed)
                   if by_name["database"].up else health.ResponderFindings())
@@ -68,18 +69,16 @@ def status_cmd(app: App, as_json: bool, wait_s: float) -> None:
             presigned = health.presigned(app.engine, now, ca_signed=app.settings.ocsp.ca_signed)
             warnings += presigned.warnings(now)
     errors = list(responders.errors)
-    lists_archived = list_statuses(app.engine) if by_name["database"].up else []
     if by_name["database"].up and by_name["ldap"].up:
         held = read_back(app)
         if isinstance(held, str):
             warnings.append(held)
         else:
-            found = health.published_list_findings(lists_archived, held, now, warn_before=app.settings.crl.warn_before)
+            found = health.published_list_findings(lists, held, now, warn_before=app.settings.crl.warn_before)
             errors += found.errors
             warnings += found.warnings
     if by_name["database"].up and (ahead := health.clock_ahead(app.engine)):
         errors.append(f"lists are not being signed: {ahead}")
-    lists = list_statuses(app.engine)
     ended = health.terminated_cas(app.engine)
     with session_scope(app.engine, readonly=True) as session:
         store = RevocationReadStore(session)
