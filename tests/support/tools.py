@@ -208,6 +208,21 @@ def free_port() -> int:
     raise RuntimeError("no free TCP port below the ephemeral range")
 
 
+def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    """Until a server started as `proc` accepts connections on `port`; its log in the error if it
+    exits first or takes longer than `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args!r} exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError(f"{proc.args!r} did not listen on {port} within {timeout} s:\n{log.read_text()}")
+
+
 # --- the CLI in this process ------------------------------------------------------------------
 
 

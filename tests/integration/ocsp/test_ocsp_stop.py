@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from ca.config import Settings
 from ca.storage.engine import session_scope
 from ca.storage.models import OCSPQuery
 
-from support.tools import free_port, write_config
+from support.tools import free_port, wait_listening, write_config
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -33,20 +32,6 @@ QUERIES = 30
 def _rows(engine: sa.Engine) -> list[tuple[str, str]]:
     with session_scope(engine) as s:
         return [(r.channel, r.response_status) for r in s.scalars(sa.select(OCSPQuery))]
-
-
-def _answering(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    """Once the responder answers (a GET it answers `malformed_request`, and records like the rest)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"revoca serve ocsp exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            requests.get(url + "health", timeout=2)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    raise AssertionError(f"revoca serve ocsp did not answer within {timeout} s:\n{log.read_text()}")
 
 
 @pytest.mark.parametrize("server", ["granian", "gunicorn"])
@@ -63,7 +48,8 @@ def test_every_query_answered_before_a_sigterm_is_in_the_history(settings: Setti
                                  "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _answering(url, proc, log)
+        wait_listening(port, proc, log)
+        requests.get(url, timeout=10)  # answered `malformedRequest`, and recorded like the rest
         for _ in range(QUERIES):  # malformed: answered `malformedRequest`, and recorded like any other query
             reply = requests.post(url, data=b"\x30\x03\x02\x01\x01", timeout=10,
                                   headers={"Content-Type": "application/ocsp-request"})

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,7 +37,7 @@ from ca.storage.revocations import RevocationStore
 from ca.verifiers import registry
 
 from support.clock import NO_NTP
-from support.tools import court_certificate, free_port, ocsp_request, officers_client, write_config
+from support.tools import court_certificate, free_port, ocsp_request, officers_client, wait_listening, write_config
 
 TOKYO = "tokyo"
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
@@ -55,20 +54,6 @@ def keys(settings: Settings, hsm_socket: Path) -> Iterator[HSMClient]:
     client.close()
 
 
-def _wait_for(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:
-    """Until the port accepts connections (gunicorn binds before forking its workers)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"revoca serve ocsp --tls exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise AssertionError(f"revoca serve ocsp --tls did not listen on {port} within {timeout} s:\n{log.read_text()}")
-
-
 @pytest.fixture
 def ocsp_server(settings: Settings, engine: sa.Engine, keys: HSMClient, hsm_socket: Path,
                 tmp_path: Path) -> Iterator[str]:
@@ -83,7 +68,7 @@ def ocsp_server(settings: Settings, engine: sa.Engine, keys: HSMClient, hsm_sock
                                  "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for(port, proc, log)
+        wait_listening(port, proc, log, timeout=20.0)
         yield f"https://127.0.0.1:{port}/"
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -263,13 +263,19 @@ def test_status_and_list_show_a_terminal_only_its_own_requests(ra: RA) -> None:
     assert snapshot(ra.engine) == before
 
 
-def test_a_receipt_the_hsm_could_not_sign_is_signed_by_a_later_get(ra: RA) -> None:
+def _filed_while_the_hsm_is_down(ra: RA, idempotency_key: str) -> tuple[Any, dict[str, Any]]:
+    """(subscriber, answer) of a revocation filed while the HSM could not sign its receipt."""
     ra.keys.up = False
     ref = subscribers(ra.engine)[9]
-    resp = ra.post(window(ref, "hsm-down-01"))
+    resp = ra.post(window(ref, idempotency_key))
     assert resp.status_code == 201, resp.get_data(as_text=True)
     answer = resp.get_json()
     assert answer["receipt"] is None
+    return ref, answer
+
+
+def test_a_receipt_the_hsm_could_not_sign_is_signed_by_a_later_get(ra: RA) -> None:
+    ref, answer = _filed_while_the_hsm_is_down(ra, "hsm-down-01")
     assert "not activated" in answer["receipt_error"] and "\n" not in answer["receipt_error"]
     assert ref.id in revocations(ra.engine), "the revocation must not depend on the HSM"
     assert ra.get(f"/v1/revocations/{answer['request_id']}").get_json()["receipt"] is None
@@ -290,12 +296,7 @@ def test_a_receipt_the_hsm_could_not_sign_is_signed_by_a_later_get(ra: RA) -> No
 
 def test_two_gets_signing_at_once_answer_the_one_stored_receipt(ra: RA, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two workers find no receipt and both sign: the first stored stands, and both answer with it."""
-    ra.keys.up = False
-    ref = subscribers(ra.engine)[9]
-    resp = ra.post(window(ref, "race-0001"))
-    assert resp.status_code == 201, resp.get_data(as_text=True)
-    answer = resp.get_json()
-    assert answer["receipt"] is None
+    _, answer = _filed_while_the_hsm_is_down(ra, "race-0001")
     ra.keys.up = True
     path = f"/v1/revocations/{answer['request_id']}"
     real_sign = ReceiptSigner.sign
