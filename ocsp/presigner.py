@@ -185,7 +185,7 @@ class Presigner:
             return
         try:
             gone = self.store.prune_expired(now, limit=PAGE)
-        except PermissionDenied as exc:  # PostgreSQL roles granted by a revoca from before revoca_ocsp could
+        except PermissionDenied as exc:  # PostgreSQL roles granted before revoca_ocsp could delete here
             log.warning("answers of expired certificates are kept: %s", exc)
             self._prune = self._may_prune = False
             return

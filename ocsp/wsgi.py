@@ -7,7 +7,6 @@ them, with REVOCA_OCSP_KEY_FILES and REVOCA_OCSP_CA_SIGNED for its options.
 
 from __future__ import annotations
 
-import atexit
 import os
 from multiprocessing import util as multiprocessing_util
 
@@ -57,10 +56,10 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
     if not history:
         return make_app(responder, None, address_limit)
     queries = QueryHistory(engine)
-    # what the worker still holds is written as it stops: gunicorn's workers leave through
-    # sys.exit (atexit), granian's are multiprocessing children that leave through os._exit,
-    # running only multiprocessing's finalizers; close() is safe to call twice
-    atexit.register(queries.close)
+    # what the worker still holds is written as it stops.  A multiprocessing finalizer, not atexit:
+    # granian's workers are multiprocessing children that leave through os._exit, which runs only
+    # these; gunicorn's leave through sys.exit, whose atexit runs them too (multiprocessing.util
+    # registers itself there)
     multiprocessing_util.Finalize(queries, queries.close, exitpriority=10)
     return make_app(responder, queries, address_limit)
 
