@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import functools
 import os
 import shutil
 import signal
@@ -19,7 +18,6 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 
 from ca.config import Settings
 from ca.crl.issue import issue_all, issue_list
@@ -38,7 +36,7 @@ from ocsp.responder import Outcome
 
 from support.clock import NO_NTP
 from support.ra_fixtures import add_operator, certificates, subscribers
-from support.tools import free_port, officers_client, write_config
+from support.tools import CHEAP_ARGON2, free_port, officers_client, write_config
 
 REVOCA = str(Path(sys.executable).with_name("revoca"))
 CHROMIUM = shutil.which("chromium")
@@ -87,11 +85,9 @@ def populate(engine: sa.Engine, keys: HSMClient, settings: Settings, now: dt.dat
 
 
 def _verifier_id(engine: sa.Engine, settings: Settings, keys: HSMClient) -> int:
-    # its LDAP password hashed with argon2id at a low cost (t=1, 8 MiB, one lane): nothing here binds
-    # with it, and the product's (t=3, 64 MiB, 4 lanes) costs 0.1-0.4 s per site
+    # its LDAP password hashed at support.tools.CHEAP_ARGON2's low cost: nothing here binds with it
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(registry, "PasswordHasher",
-                      functools.partial(PasswordHasher, time_cost=1, memory_cost=8192, parallelism=1))
+        patch.setattr(registry, "PasswordHasher", CHEAP_ARGON2)
         ensure_demo_verifier(settings, engine, keys)
     with session_scope(engine) as s:
         return s.scalar(sa.select(Verifier.id).where(Verifier.name == VERIFIER))  # type: ignore[return-value]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -30,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -177,6 +179,12 @@ def assert_pkilint_clean(findings: Sequence[Finding], *, allowed_warnings: Colle
 
 
 _PORTS_BELOW_EPHEMERAL = (20_000, 32_000)  # under Linux's ip_local_port_range (32768-60999)
+# argon2id at a low cost (t=1, 8 MiB, one lane) for the LDAP passwords of test accounts: the
+# product's (t=3, 64 MiB, 4 lanes, ca.verifiers.registry) costs 0.1-0.4 s per hash and as much again
+# in slapd at every bind.  The hash carries its parameters, so slapd's argon2 module checks it the
+# same way and what is stored is still `{ARGON2}$argon2id$...`.
+CHEAP_ARGON2 = functools.partial(PasswordHasher, time_cost=1, memory_cost=8192, parallelism=1)
+
 _next_port: list[int] = []
 
 

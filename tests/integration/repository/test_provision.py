@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -36,6 +35,7 @@ from repository.slapd import SLAPD, LocalSlapd
 
 from support.officers import standard_cast
 from support.settings import LDAP_BASE
+from support.tools import CHEAP_ARGON2
 
 pytestmark = pytest.mark.skipif(not Path(SLAPD).exists(), reason=f"{SLAPD} not installed (Debian package slapd)")
 
@@ -141,7 +141,7 @@ def provisioned(initialized: CeremonyResult, engine: sa.Engine, slapd: LocalSlap
         d.ensure_parents(ca_dn, LDAP_BASE)
         d.add(ca_dn, ["cRLDistributionPoint", "pkiCA"],
               {"cn": ca_dn.split(",", 1)[0].split("=", 1)[1], CRL_ATTR: crl, ARL_ATTR: _crl(3)})
-    pw_hash = "{ARGON2}" + PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    pw_hash = "{ARGON2}" + CHEAP_ARGON2().hash(PASSWORD)
     account = (f"dn: {VERIFIER_DN}\nobjectClass: applicationProcess\nobjectClass: simpleSecurityObject\n"
                f"cn: {VERIFIER}\nuserPassword: {pw_hash}\n")
     slapd.tool("ldapadd", input=account.encode())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import hashlib
 import json
 import os
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -43,7 +41,7 @@ from support.clock import NO_NTP
 from support.installation import open_token
 from support.officers import standard_cast
 from support.settings import LDAP_BASE, NOW
-from support.tools import revoca, write_config
+from support.tools import CHEAP_ARGON2, revoca, write_config
 
 pytestmark = pytest.mark.skipif(not Path(SLAPD).exists(), reason=f"{SLAPD} not installed (Debian package slapd)")
 
@@ -57,12 +55,8 @@ PASSWORD = "verifier password 1"
 
 @pytest.fixture(autouse=True)
 def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Verifier passwords hashed with argon2id at a low cost (t=1, 8 MiB, one lane, as the account of
-    test_provision): the product's (t=3, 64 MiB, 4 lanes) costs 0.1-0.4 s per hash and as much again
-    in slapd at every bind, and these tests hash dozens.  The hash carries its parameters: slapd's
-    argon2 module checks it the same way, and what is stored is still `{ARGON2}$argon2id$...`."""
-    monkeypatch.setattr(registry, "PasswordHasher",
-                        functools.partial(PasswordHasher, time_cost=1, memory_cost=8192, parallelism=1))
+    """Verifier passwords hashed at support.tools.CHEAP_ARGON2's low cost: these tests hash dozens."""
+    monkeypatch.setattr(registry, "PasswordHasher", CHEAP_ARGON2)
 
 
 @pytest.fixture
