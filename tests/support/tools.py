@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from click.testing import CliRunner
@@ -179,6 +180,25 @@ def assert_pkilint_clean(findings: Sequence[Finding], *, allowed_warnings: Colle
 
 
 _PORTS_BELOW_EPHEMERAL = (20_000, 32_000)  # under Linux's ip_local_port_range (32768-60999)
+def _other_users_blocked() -> str | None:
+    """Why revoca's code cannot be run here as another user (None: it can): not root, or a directory
+    on the way to this checkout or its interpreter that other users may not pass through (a clone
+    under `mktemp -d`, mode 0700), so such a user cannot even import `ca`."""
+    if os.geteuid() != 0:
+        return "needs root to act as another user (setpriv)"
+    for path in (Path(__file__).resolve().parents[2], Path(sys.executable).absolute()):
+        for directory in reversed(path.parents):
+            if not directory.stat().st_mode & 0o001:
+                return (f"other users cannot pass through {directory} (mode {directory.stat().st_mode & 0o777:o}), "
+                        f"on the way to {path}: clone where they can to run the tests that act as them")
+    return None
+
+
+OTHER_USERS_BLOCKED = _other_users_blocked()
+#: for a test that runs revoca's code as another user (setpriv): skipped, with the reason, where it cannot
+as_other_users = pytest.mark.skipif(OTHER_USERS_BLOCKED is not None, reason=OTHER_USERS_BLOCKED or "")
+
+
 # argon2id at a low cost (t=1, 8 MiB, one lane) for the LDAP passwords of test accounts: the
 # product's (t=3, 64 MiB, 4 lanes, ca.verifiers.registry) costs 0.1-0.4 s per hash and as much again
 # in slapd at every bind.  The hash carries its parameters, so slapd's argon2 module checks it the

@@ -31,8 +31,9 @@ from ca.storage.store import ReadStore
 
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.signer_policy import ask, b64, evil_sub_ca_tbs, policy_service, refused_calls, signed_attributes
+from support.tools import as_other_users
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as other users (setpriv)")
+pytestmark = as_other_users
 
 AS = {Caller.CVS: "games", Caller.RA: "man"}
 TST_INFO = "1.2.840.113549.1.9.16.1.4"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
 import pwd
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from ca.storage.store import Store
 from support.clock import NO_NTP
 from support.hsm_service import RunningHSM
 from support.installation import open_token
-from support.tools import revoca
+from support.tools import as_other_users, revoca
 
 KM = ("keymanager1", "keymanager2")
 
@@ -273,7 +272,7 @@ except RevocaError as exc:
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user (setpriv)")
+@as_other_users
 def test_the_service_destroys_keys_only_for_the_admin_identity(shared_hsm: RunningHSM) -> None:
     _rollover(shared_hsm)
     key_id, label, _ = _key(shared_hsm, 1)

@@ -15,9 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
+from support.tools import as_other_users
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user (setpriv)")
+pytestmark = as_other_users
 
 PROBE = "import sys; from pathlib import Path; from ca.crl.issue import _exclusive\n" \
         "with _exclusive(Path(sys.argv[1])):\n    print('locked')\n"

@@ -48,8 +48,9 @@ from ca.storage.store import ReadStore
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.officers import add_account, password_of
 from support.signer_policy import ask, b64, evil_sub_ca_tbs, policy_service, refused_calls, run_as, signed_attributes
+from support.tools import as_other_users
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as other users (setpriv)")
+pytestmark = as_other_users
 
 # Existing system users stand in for the service identities; all get the socket's group.
 AS = {Caller.OCSP: "daemon", Caller.SCHEDULER: "bin", Caller.RA: "sys", Caller.UNKNOWN: "nobody"}
