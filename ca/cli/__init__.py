@@ -26,8 +26,8 @@ from ca.cli.common import App
 from ca.errors import RevocaError
 from ca.host.files import restrict_new_files
 
-# The modules whose `register` adds each top-level command.  `serve` gets a service from each
-# role's module (common.add_serve_command), so serve_cmds, which makes the group, comes first.
+# The modules whose `register` adds each top-level command.  `serve` gets each service from its
+# role's module when the service is named (serve_cmds.SERVICES, serve_cmds.ServiceGroup).
 MODULES: dict[str, tuple[str, ...]] = {
     "archive": ("archive_cmds",),
     "audit": ("audit_cmds",),
@@ -46,9 +46,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "repository": ("repository_cmds", "fetches_cmds"),
     "restore": ("backup_cmds",),
     "revocation": ("ra_cmds",),
-    "run": ("serve_cmds",),
-    "serve": ("serve_cmds", "backup_cmds", "crl_cmds", "cvs_cmds", "ocsp_cmds", "ra_cmds", "repository_cmds",
-              "status_page_cmds", "tsa_cmds", "web_cmds"),
+    "run": ("run_cmds",),
+    "serve": ("serve_cmds",),
     "status": ("status_cmds",),
     "tls": ("tls_cmds",),
     "tsa": ("tsa_cmds",),
@@ -96,8 +95,8 @@ class LazyGroup(click.Group):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The names whose modules were all registered: a module registers every command it makes
-        # (serve_cmds makes `run` and `serve`), so a name in self.commands may still lack some of its
-        # subcommands (`serve` without the services of the other modules).
+        # (`revoca serve ra` registers ra_cmds, hence `ra`), so a name in self.commands may not be
+        # loaded (and guarded) yet.
         self.loaded: set[str] = set()
 
     def list_commands(self, ctx: click.Context) -> list[str]:

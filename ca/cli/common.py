@@ -137,11 +137,26 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def interrupt_on_signals() -> None:
+    """SIGTERM and SIGINT both stop a service cleanly, through KeyboardInterrupt, as Ctrl-C does.
+    SIGINT set here too: a process started with it ignored (a shell's background job) keeps it
+    ignored, and Python then never turns it into KeyboardInterrupt, so `kill -INT` or a
+    supervisor's Ctrl-C did nothing."""
+    import signal
+
+    def _interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+
+
 def add_serve_command(cli: click.Group, command: click.Command) -> None:
     """Put a service's command under `revoca serve` when that group is loaded.
 
     A command line that names another group (`revoca ra list`) never loads `serve`, so there is
-    nothing to add to; loading `serve` registers every module that adds to it (ca.cli.MODULES)."""
+    nothing to add to; `revoca serve NAME` registers the module of NAME only (serve_cmds.ServiceGroup)."""
     serve_group = cli.commands.get("serve")
     if isinstance(serve_group, click.Group):
         serve_group.add_command(command)
+

@@ -1,6 +1,7 @@
 """The `revoca` root group loads a command's module only when the command line names it
-(ca/cli/__init__.py): its tables must name every command as the modules define it, and `revoca
---help` must read as it would with every module loaded, without loading any.
+(ca/cli/__init__.py), and `revoca serve` a service's module only when it is named
+(ca.cli.serve_cmds.SERVICES): their tables must name every command as the modules define it, and
+`revoca --help` must read as it would with every module loaded, without loading any.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import click
 from click.testing import CliRunner
 
 from ca.cli import MODULES, SUMMARIES, cli
+from ca.cli.serve_cmds import SERVICES
 
 
 def _every_command_loaded() -> click.Group:
-    """A plain click group with every module registered, as the CLI was before it loaded lazily."""
+    """A plain click group with every module registered, as the CLI was before it loaded lazily
+    (the services' modules once `serve` is there to add to)."""
     group = click.Group("revoca", params=cli.params, help=cli.help, callback=cli.callback,
                         context_settings=cli.context_settings)
-    for modules in MODULES.values():
-        for module in modules:
-            __import__(f"ca.cli.{module}", fromlist=["register"]).register(group)
+    for module in [*(m for modules in MODULES.values() for m in modules), *SERVICES.values()]:
+        __import__(f"ca.cli.{module}", fromlist=["register"]).register(group)
     return group
 
 
@@ -38,15 +40,23 @@ def test_each_summary_is_the_first_paragraph_of_the_commands_own_help() -> None:
         assert summary == inspect.cleandoc(command.help).split("\n\n")[0].replace("\n", " "), name
 
 
-def test_serve_has_every_service_after_run_was_looked_up_first() -> None:
-    """`run`'s module makes the `serve` group too, before the other modules add their services to it.
-    In a fresh process: here every module is registered already."""
-    probe = ("import click\nfrom ca.cli import cli\nctx = click.Context(cli, info_name='revoca')\n"
-             "cli.get_command(ctx, 'run')\nprint(' '.join(sorted(cli.get_command(ctx, 'serve').commands)))")
-    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+def test_serve_finds_every_service_its_modules_make_whichever_command_was_looked_up_first() -> None:
+    """`revoca serve NAME` loads NAME's module only; the table names each service as its module
+    makes it.  In a fresh process, after `run` (which spawns them all) was looked up: here every
+    module is registered already."""
     serve = _every_command_loaded().commands["serve"]
     assert isinstance(serve, click.Group)
-    assert run.stdout.split() == sorted(serve.commands), run.stderr
+    assert sorted(SERVICES) == sorted(serve.commands)
+    for name, module in SERVICES.items():
+        assert serve.commands[name].callback.__module__ == f"ca.cli.{module}", name  # type: ignore[union-attr]
+    probe = ("import click, sys\nfrom ca.cli import cli\nctx = click.Context(cli, info_name='revoca')\n"
+             "cli.get_command(ctx, 'run')\nserve = cli.get_command(ctx, 'serve')\n"
+             "sub = click.Context(serve, info_name='serve', parent=ctx)\n"
+             "print(' '.join(serve.list_commands(sub)))\n"
+             "print(' '.join(n for n in serve.list_commands(sub) if serve.get_command(sub, n).name == n))")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    listed, found = run.stdout.splitlines()
+    assert listed.split() == found.split() == sorted(serve.commands), run.stderr
 
 
 def test_help_lists_every_command_as_with_every_module_loaded() -> None:
@@ -72,4 +82,8 @@ def test_a_fresh_process_imports_only_the_module_of_the_command_it_runs() -> Non
     assert loaded("--help") == gate
     assert loaded("crl", "--help") == gate | {"ca.cli.crl_cmds", "ca.cli.adopt_cmds"}  # adds import-history
     assert "ca.cli.ca_cmds" not in loaded("operator", "--help")
-    assert {"ca.cli.serve_cmds", "ca.cli.ra_cmds", "ca.cli.ocsp_cmds"} <= loaded("serve", "--help")
+    assert {f"ca.cli.{m}" for m in SERVICES.values()} <= loaded("serve", "--help")  # the list of services
+    # a service's process: its own module only (and the database layer, which every service uses)
+    assert loaded("serve", "hsm", "--help") - {"sqlalchemy"} == gate | {"ca.cli.serve_cmds"}
+    assert loaded("serve", "ra", "--help") - {"sqlalchemy"} == gate | {"ca.cli.serve_cmds", "ca.cli.ra_cmds"}
+    assert loaded("run", "--help") >= gate | {"ca.cli.run_cmds"}

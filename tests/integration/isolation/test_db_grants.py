@@ -167,7 +167,7 @@ def test_applying_again_changes_nothing_and_revokes_what_is_not_in_the_table(gra
 
 
 def test_revoca_run_applies_the_roles_itself_at_every_start(granted: Granted, tmp_path: Path) -> None:
-    """What `revoca run` calls before it starts the services (ca.cli.serve_cmds): the roles again,
+    """What `revoca run` calls before it starts the services (ca.cli.run_cmds): the roles again,
     so a grant taken away or added by hand is put right without `revoca db grant`."""
     with granted.admin.begin() as conn:
         conn.execute(sa.text("REVOKE SELECT ON revocations FROM revoca_ocsp"))
