@@ -1,3 +1,3 @@
-from ca.cli import main
+from ca.cli import run
 
-main()
+run()

@@ -15,6 +15,7 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Any
@@ -150,3 +151,20 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def run() -> None:
+    """`revoca` as a process of its own (the console script, `python -m ca`): `main`, then an exit
+    without the interpreter's last full garbage collection.
+
+    That collection walks every object the process holds (SQLAlchemy's, Flask's, ...): ~0.15 s of
+    CPU at each exit of a service or command (measured: 0.16 s with the RA's modules loaded, 0.01 s
+    frozen), and `revoca run` stops ten services at once on the same cores.  gc.freeze() puts them
+    out of its reach; atexit handlers (the OCSP query history's flush among them), the flushing
+    of stdout and stderr and the modules' own teardown all still run.  Not in `main`, which a
+    long-lived caller may run in its own process (the tests do) and keep its collector as it was."""
+    try:
+        main()
+    finally:
+        gc.freeze()
+
