@@ -5,8 +5,9 @@ The four guides share one installation, as they would in production: the runbook
 (ceremony, activation, services) and the RA, verifier and deployment guides use it. The
 installation is real: a SoftHSM2 token, SQLite, Debian's slapd, the services under gunicorn and
 granian, openssl, curl and ldapsearch. Keys are P-256 (REVOCA_HSM_KEY_ALGORITHM) to keep the
-token fast; the guides' ports are replaced by free ones. See tests/support/docs_tools.py for how blocks
-are marked and run.
+token fast, and the officers' password hashes are made cheap once revoca has stored them
+(cheap_passwords); the guides' ports are replaced by free ones. See tests/support/docs_tools.py
+for how blocks are marked and run.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 import pytest
+import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -34,11 +37,13 @@ from ca import hierarchy
 from ca.cli import cli
 from ca.hsm.client import HSMClient
 from ca.storage.engine import make_engine, session_scope
+from ca.storage.models import Operator
 from ca.storage.store import Store
-from ca.subscribers import generate_subscribers
+from ca.subscribers import generate_subscribers, key_pool
 
 from support.clock import NO_NTP
 from support.docs_tools import Block, Session, expect_lines, read_blocks, split_commands
+from support.officers import cheap_hash
 from support.tools import free_port, revoca_run
 
 ROOT = Path(__file__).resolve().parents[2]  # tests/e2e/ -> the repository
@@ -52,6 +57,27 @@ pytestmark = pytest.mark.skipif(shutil.which("slapd") is None and not Path("/usr
 
 
 # --- the test's own steps between blocks ------------------------------------------------------------
+
+
+def cheap_passwords(session: Session) -> None:
+    """After `revoca init` and `revoca operator add`: the hashes revoca stored of the passwords the
+    session typed, made again at a cheap cost (support.officers.cheap_hash: a stored hash carries its
+    own).  The guides log in about a hundred times (each `--operator`, the HSM service's checks, the
+    RA's clerk): at the product's cost (~100 ms each) that was seconds of this test.  The same
+    passwords, checked by revoca's own code; what init and `operator add` do is run as written."""
+    engine = make_engine(f"sqlite:///{session.cwd / 'var' / 'revoca.db'}")
+    try:
+        with session_scope(engine) as s:
+            for op in s.scalars(sa.select(Operator)):
+                password = session.passwords.get(op.name)
+                if password is not None and not op.credential_hash.startswith(CHEAP):
+                    op.credential_hash = cheap_hash(password)
+    finally:
+        engine.dispose()
+
+
+CHEAP = cheap_hash("a password of ten characters").rsplit("$", 2)[0] + "$"  # scrypt$N$R$P$ of the cheap cost
+AFTER: dict[str, Callable[[Session], None]] = {"revoca init": cheap_passwords, "revoca operator add": cheap_passwords}
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -110,54 +136,92 @@ def _pg_tool(name: str) -> str | None:
     return str(found[-1]) if found else shutil.which(name)
 
 
-def postgresql(session: Session) -> None:
+class Cluster:
+    """A PostgreSQL primary's data directory for the postgresql hook, made (initdb, a second or more of
+    CPU) in the background while the guides run, once the runbook's services are up (`start`, after
+    its `revoca status --wait`): the hook, at their end, configures and starts it.  `missing`: why
+    there can be none (the hook skips with that reason)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        found = {name: _pg_tool(name) for name in ("initdb", "pg_ctl", "pg_basebackup", "psql")}
+        self.tools = {name: path for name, path in found.items() if path is not None}
+        self.missing: str | None = None
+        if len(self.tools) < len(found) or shutil.which("runuser") is None or os.geteuid() != 0:
+            self.missing = "PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup) or root for runuser missing"
+        else:
+            try:
+                import pwd
+
+                pwd.getpwnam("postgres")
+            except KeyError:
+                self.missing = "no postgres user to run a PostgreSQL server as"
+        self.base = Path()
+        self.initdb: subprocess.Popen[bytes] | None = None
+        self.log = session.cwd / "logs" / "initdb.log"
+
+    def start(self) -> None:
+        if self.missing or self.initdb is not None:
+            return
+        self.base = Path(tempfile.mkdtemp(prefix="rvpg"))  # the postgres user cannot enter pytest's root-only tmp
+        shutil.chown(self.base, "postgres")
+        with open(self.log, "wb") as out:
+            self.initdb = subprocess.Popen(["runuser", "-u", "postgres", "--", self.tools["initdb"], "-D",
+                                            str(self.base / "primary"), "-A", "trust", "-U", "postgres", "--no-sync"],
+                                           stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.session.cleanups_meanwhile.append(self.stop)  # no service uses it
+
+    def made(self) -> None:
+        """Until initdb is over (started now if it was not)."""
+        self.start()
+        assert self.initdb is not None
+        if self.initdb.wait(timeout=120) != 0:
+            raise AssertionError(f"initdb failed:\n{self.log.read_text(errors='replace')}")
+
+    def stop(self) -> None:
+        """Both servers stopped at once (immediate: the data goes), once initdb is over."""
+        assert self.initdb is not None
+        self.initdb.wait(timeout=120)
+        stopping = [subprocess.Popen(["runuser", "-u", "postgres", "--", self.tools["pg_ctl"], "-D",
+                                      str(self.base / name), "-m", "immediate", "stop"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    for name in ("standby", "primary") if (self.base / name / "postmaster.pid").exists()]
+        for proc in stopping:
+            proc.wait(timeout=60)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def postgresql(session: Session, cluster: Cluster) -> None:
     """A PostgreSQL primary with the guide's settings and a streaming standby (pg_basebackup -R), on the
     guide's ports; what a DBA provides. Skipped where the server binaries or the postgres user are missing."""
-    tools = {name: _pg_tool(name) for name in ("initdb", "pg_ctl", "pg_basebackup", "psql")}
-    if None in tools.values() or shutil.which("runuser") is None or os.geteuid() != 0:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup) or root for runuser missing")
-    try:
-        import pwd
-
-        pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.skip("no postgres user to run a PostgreSQL server as")
-    base = Path(tempfile.mkdtemp(prefix="rvpg"))  # the postgres user cannot enter pytest's root-only tmp
-    shutil.chown(base, "postgres")
-    session.cleanups.append(lambda: _stop_postgresql(base, tools["pg_ctl"]))  # type: ignore[arg-type]
+    if cluster.missing:
+        pytest.skip(cluster.missing)
+    cluster.made()
+    tools, base = cluster.tools, cluster.base
     primary, standby = base / "primary", base / "standby"
     primary_port, standby_port = session.ports[5432], session.ports[5433]
 
     def as_postgres(*cmd: str) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=120)
 
-    as_postgres(tools["initdb"], "-D", str(primary), "-A", "trust", "-U", "postgres", "--no-sync")  # type: ignore
     shutil.copy(session.cwd / "pg" / "primary-revoca.conf", primary / "revoca.conf")
     with open(primary / "postgresql.conf", "a", encoding="utf-8") as conf:
         conf.write(f"port = {primary_port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{base}'\n"
                    "fsync = off\ninclude 'revoca.conf'\n")
     with open(primary / "pg_hba.conf", "a", encoding="utf-8") as hba:
         hba.write("host replication all 127.0.0.1/32 trust\n")
-    as_postgres(tools["pg_ctl"], "-D", str(primary), "-l", str(base / "primary.log"), "-w", "start")  # type: ignore
+    as_postgres(tools["pg_ctl"], "-D", str(primary), "-l", str(base / "primary.log"), "-w", "start")
     psql = [tools["psql"], "-h", "127.0.0.1", "-p", str(primary_port), "-U", "postgres", "-v", "ON_ERROR_STOP=1"]
-    as_postgres(tools["pg_basebackup"], "-h", "127.0.0.1", "-p", str(primary_port), "-U", "postgres",  # type: ignore
+    as_postgres(tools["pg_basebackup"], "-h", "127.0.0.1", "-p", str(primary_port), "-U", "postgres",
                 "-D", str(standby), "-R", "-X", "stream")
     with open(standby / "postgresql.conf", "a", encoding="utf-8") as conf:
         conf.write(f"port = {standby_port}\n")
-    as_postgres(tools["pg_ctl"], "-D", str(standby), "-l", str(base / "standby.log"), "-w", "start")  # type: ignore
+    as_postgres(tools["pg_ctl"], "-D", str(standby), "-l", str(base / "standby.log"), "-w", "start")
     # the role and database revoca uses; created once the standby is attached (remote_apply waits for it)
-    as_postgres(*psql, "-c", "CREATE ROLE revoca LOGIN", "-c", "CREATE DATABASE revoca OWNER revoca")  # type: ignore
+    as_postgres(*psql, "-c", "CREATE ROLE revoca LOGIN", "-c", "CREATE DATABASE revoca OWNER revoca")
 
 
-def _stop_postgresql(base: Path, pg_ctl: str) -> None:
-    for name in ("standby", "primary"):
-        if (base / name / "postmaster.pid").exists():
-            subprocess.run(["runuser", "-u", "postgres", "--", pg_ctl, "-D", str(base / name), "-m", "immediate",
-                            "stop"], capture_output=True, timeout=60)
-    shutil.rmtree(base, ignore_errors=True)
-
-
-HOOKS = {"issued-certificates": issued_certificates, "documents": documents, "postgresql": postgresql}
+HOOKS = {"issued-certificates": issued_certificates, "documents": documents}  # and "postgresql", per session
 
 
 # --- the installation the guides share ----------------------------------------------------------------
@@ -171,10 +235,17 @@ def docs_session(tmp_path: Path) -> Iterator[Session]:
     ports = {p: free_port() for p in (1389, 1390, 5432, 5433, 8443, 8880, 8881, 8882)}
     passwords = {name: f"{name}-pw-{secrets.token_hex(6)}" for name in OPERATORS}
     session = Session(tmp_path, env, ports=ports, paths={"/srv/revoca-replica": str(tmp_path / "replica")},
-                      passwords=passwords, hooks=HOOKS)
+                      passwords=passwords, hooks=dict(HOOKS), after=dict(AFTER))
+    # the issued-certificates hook's RSA keys (process-wide), made while this process waits on `revoca init`
+    keys = threading.Thread(target=key_pool, args=(2048,))
+    keys.start()
+    cluster = Cluster(session)
+    session.hooks["postgresql"] = lambda session: postgresql(session, cluster)
+    session.after["revoca status --wait"] = lambda session: cluster.start()
     try:
         yield session
     finally:
+        keys.join()
         session.stop()
 
 

@@ -21,7 +21,10 @@ A plain ``revoca ...`` command (no pipes, redirections or variables, though it m
 over lines with ``\\``; not ``init``, which opens the token itself) runs in this process through
 the console script's entry point, as support/tools.revoca does, in the session's directory and
 environment, with the prompts' answers on standard input: that saves about a second of start-up
-per command, and the guides have dozens. Services and everything else run under bash.
+per command, and the guides have dozens.  So does one with ``NAME=VALUE`` assignments before it
+(in the environment of that command only, as bash puts them), and the first command of a pipeline
+``revoca ... | REST`` (its standard output is REST's standard input, REST runs under bash and its
+status is the pipeline's, as bash has it).  Services and everything else run under bash.
 
 Before a block runs, the session substitutes the test environment into it: the ports the
 guides use (1389, 8443, ...) become free ports, fixed paths become paths in the working
@@ -42,7 +45,9 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import termios
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +62,11 @@ PLACEHOLDER = re.compile(r"<([a-z][a-z0-9-]*)>")
 HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?")
 PORT_IN_COMMAND = re.compile(r"--port[ =](\d+)")
 SHELL_SYNTAX = re.compile(r"[|&;<>$`\\\n(){}*?]|^\w+=")
+SIMPLE_WORDS = re.compile(r"[\w./:=,@%+ -]+")
+RESERVED_WORDS = {"!", "case", "coproc", "do", "done", "elif", "else", "esac", "fi", "for", "function", "if", "in",
+                  "select", "then", "time", "until", "while", "{", "}"}
+# `NAME=VALUE ` before a command: in the environment of that command only (plain values: no quotes or expansions)
+ASSIGNMENT = re.compile(r"([A-Za-z_]\w*)=([^\s|&;<>$`\\(){}*?'\"]*)\s+")
 
 # What a person types at a prompt of `revoca` (click prompts, on the terminal).
 PROMPTS: list[tuple[re.Pattern[str], str]] = [
@@ -148,12 +158,18 @@ def split_commands(script: str) -> list[str]:
         text = "\n".join(pending)
         if line.endswith("\\") or _open_heredoc(text):
             continue
-        if subprocess.run(["bash", "-n", "-c", text], capture_output=True).returncode == 0:
+        if _simple_command(text) or subprocess.run(["bash", "-n", "-c", text], capture_output=True).returncode == 0:
             commands.append(text)
             pending = []
     if pending:
         raise AssertionError(f"incomplete shell command:\n{chr(10).join(pending)}")
     return commands
+
+
+def _simple_command(text: str) -> bool:
+    """Words without quotes, expansions or operators, the first no reserved word: a whole command as
+    bash parses it, without asking a bash (half the guides' lines; a bash costs some milliseconds)."""
+    return SIMPLE_WORDS.fullmatch(text) is not None and text.split()[0] not in RESERVED_WORDS
 
 
 def _open_heredoc(text: str) -> bool:
@@ -178,10 +194,24 @@ def expect_lines(expected: str, actual: str, where: str) -> None:
         raise AssertionError(f"{where}: output lacks\n  " + "\n  ".join(missing) + f"\n--- output ---\n{actual}")
 
 
+def _plain_revoca(line: str) -> tuple[list[str], dict[str, str]] | None:
+    """(ARGS, assignments) of `[NAME=VALUE ...] revoca ARGS` with nothing else for bash to do; None for
+    anything else, and for `revoca init` (it opens the token itself: it runs as a process of its own)."""
+    line, assigned = line.strip(), {}
+    while m := ASSIGNMENT.match(line):
+        assigned[m.group(1)] = m.group(2)
+        line = line[m.end():]
+    argv = shlex.split(line) if not SHELL_SYNTAX.search(line) else []
+    if argv[:1] != ["revoca"] or argv[1:2] == ["init"]:
+        return None
+    return argv[1:], assigned
+
+
 def _controlling_terminal() -> None:
-    """In the child: a session of its own with the pty as its terminal, so getpass-style prompts work."""
+    """In the child: a session of its own with the pty as its terminal, so getpass-style prompts work
+    (the pty is its standard output; standard input may be a pipeline's)."""
     os.setsid()
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    fcntl.ioctl(1, termios.TIOCSCTTY, 0)
 
 
 @dataclasses.dataclass
@@ -196,9 +226,13 @@ class Session:
 
     def __init__(self, cwd: Path, env: dict[str, str], *, ports: dict[int, int], paths: dict[str, str],
                  passwords: dict[str, str], hooks: dict[str, Callable[[Session], None]],
-                 ready: dict[str, str | Callable[[], bool]] | None = None) -> None:
+                 ready: dict[str, str | Callable[[], bool]] | None = None,
+                 after: dict[str, Callable[[Session], None]] | None = None) -> None:
         self.cwd, self.env, self.ports, self.paths = cwd, env, ports, paths
         self.passwords, self.hooks = passwords, hooks
+        # steps of the caller's own after each command that starts so (after substitution), once it
+        # has exited as the block wants: like a hook, but where the guide has no place for a mark
+        self.after = after if after is not None else {}
         # when a service is up, by a part of its command (after substitution): a line it prints or
         # a test of the caller's; before READY's, for a test that needs another moment
         self.ready = ready if ready is not None else {}
@@ -207,6 +241,8 @@ class Session:
         self.shares_presented = 0
         self.services: list[Service] = []
         self.cleanups: list[Callable[[], None]] = []  # what hooks set up, undone at the end
+        # ... of which what no service uses (a database they do not use): undone while they stop
+        self.cleanups_meanwhile: list[Callable[[], None]] = []
         (cwd / "logs").mkdir(exist_ok=True)
 
     # -- substitution ----------------------------------------------------------------------
@@ -262,6 +298,11 @@ class Session:
             if code != block.exit_code:
                 raise AssertionError(f"{block.where}: exit {code} (not {block.exit_code}) from\n{command}\n"
                                      f"--- output ---\n{out}")
+            for prefix, step in self.after.items():
+                if command.startswith(prefix):
+                    started = time.monotonic()
+                    step(self)
+                    self._timing(started, f"{block.where} after {prefix}")
         self.wait_ready(starting, block.where)
         if block.output is not None:
             expect_lines(self.substitute(block.output, block.where), "".join(outputs), block.where)
@@ -269,14 +310,25 @@ class Session:
     def run_command(self, command: str, timeout: float = 180.0) -> tuple[int, str]:
         # continued lines are one command line, as bash reads them (but inside '...', where it keeps them)
         line = command.replace("\\\n", " ") if "'" not in command else command
-        argv = shlex.split(line) if not SHELL_SYNTAX.search(line) else []
-        if argv[:1] == ["revoca"] and argv[1:2] != ["init"]:
-            return self._revoca_in_process(argv[1:])
+        first, bar, rest = line.partition("|")
+        if bar and not rest.startswith(("|", "&")) and not re.search(r"['\"]", first):  # `revoca ... | REST`
+            plain = _plain_revoca(first)
+            if plain is not None:
+                code, out, err = self._revoca_in_process(*plain, shown=False)
+                self._capture(err)
+                code, shown = self._run_on_terminal(rest.strip(), timeout, stdin=out.encode())
+                return code, err + shown
+        plain = _plain_revoca(line)
+        if plain is not None:
+            code, out, err = self._revoca_in_process(*plain)
+            return code, out + err
         return self._run_on_terminal(command, timeout)
 
-    def _revoca_in_process(self, argv: list[str]) -> tuple[int, str]:
+    def _revoca_in_process(self, argv: list[str], assigned: dict[str, str], *, shown: bool = True
+                           ) -> tuple[int, str, str]:
         """`revoca ARGV` through the console script's entry point in this process (no second of start-up),
-        in the session's directory and environment, with the prompts' answers on standard input."""
+        in the session's directory and environment (with `assigned` too), with the prompts' answers on
+        standard input: (exit code, stdout, stderr); `shown`: its output is on the terminal (not a pipe's)."""
         answers = []
         words = argv[2:] if argv[:1] == ["--config"] else argv  # the command after the global option
         # the logins first (ca.cli.gate reads them before the command runs), then what the command asks
@@ -285,28 +337,34 @@ class Session:
             answers.append(self.passwords[words[2]])
         if words[:2] == ["hsm", "activate"] and "--share-file" not in words:
             answers.append(self._next_share())
-        env = {**{k: None for k in os.environ if k not in self.env}, **self.env}
+        env = {**{k: None for k in os.environ if k not in self.env}, **self.env, **assigned}
         before = os.getcwd()
         os.chdir(self.cwd)
         try:
             code, out, err = revoca(env, *argv, stdin="".join(a + "\n" for a in answers))  # type: ignore[arg-type]
-            text = out + err
         finally:
             os.chdir(before)
-        self._capture(text)
-        return code, text
+        if shown:
+            self._capture(out + err)
+        return code, out, err
 
     def _next_share(self) -> str:
         holders = list(self.shares)  # the key managers present their shares in turn
         self.shares_presented += 1
         return self.shares[holders[(self.shares_presented - 1) % len(holders)]]
 
-    def _run_on_terminal(self, command: str, timeout: float) -> tuple[int, str]:
+    def _run_on_terminal(self, command: str, timeout: float, stdin: bytes | None = None) -> tuple[int, str]:
+        """`command` under bash on a pseudo-terminal (`stdin`: what it reads instead of the terminal)."""
         master, slave = os.openpty()
         # a terminal of a person's size: with none (0 rows) psql and the like page even one line
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
-        proc = subprocess.Popen(["bash", "-c", command], cwd=self.cwd, env=self.env, stdin=slave, stdout=slave,
-                                stderr=slave, preexec_fn=_controlling_terminal, close_fds=True)
+        with tempfile.TemporaryFile() if stdin is not None else contextlib.nullcontext() as piped:
+            if piped is not None and stdin is not None:
+                piped.write(stdin)
+                piped.seek(0)
+            proc = subprocess.Popen(["bash", "-c", command], cwd=self.cwd, env=self.env,
+                                    stdin=slave if piped is None else piped, stdout=slave, stderr=slave,
+                                    preexec_fn=_controlling_terminal, close_fds=True)
         os.close(slave)
         raw, typed, last = b"", 0, ""
         deadline = time.monotonic() + timeout
@@ -377,7 +435,7 @@ class Session:
                 if service.proc.poll() is not None or time.monotonic() > started + timeout:
                     raise AssertionError(f"{where}: service did not come up: {service.command}\n"
                                          f"{service.log.read_text(errors='replace')}")
-                time.sleep(0.1)
+                time.sleep(0.02)  # a look costs little (a connection, a small file read): the next command waits
         if services:
             self._timing(started, f"{where} {len(services)} service(s) up")
 
@@ -400,23 +458,27 @@ class Session:
         return lambda: line in service.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        """Stop every service this session started (by process group), then every slapd under its directory."""
+        """Stop every service this session started (by process group), then every slapd under its directory.
+        What no service uses (`cleanups_meanwhile`) is undone while they stop (each takes a second or two)."""
         for service in reversed(self.services):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(service.proc.pid, signal.SIGTERM)
         stopping = time.monotonic()
-        for service in self.services:
+        failed: list[BaseException] = []
+
+        def undo_meanwhile() -> None:
             try:
-                service.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(service.proc.pid, signal.SIGKILL)
-                service.proc.wait(timeout=10)
-            self._timing(stopping, f"stop: {service.command[:100]} (since the SIGTERMs)")
-        for cleanup in reversed(self.cleanups):
-            started = time.monotonic()
-            cleanup()
-            self._timing(started, f"stop: cleanup {getattr(cleanup, '__qualname__', cleanup)}")
+                self._undo(self.cleanups_meanwhile)
+            except BaseException as exc:  # raised below, once the rest is stopped too
+                failed.append(exc)
+
+        meanwhile = threading.Thread(target=undo_meanwhile)
+        meanwhile.start()
+        try:
+            self._wait_services_gone(stopping)
+        finally:
+            meanwhile.join()
+        self._undo(self.cleanups)
         started = time.monotonic()
         slapds = []
         for pidfile in self.cwd.rglob("slapd.pid"):  # all told at once: each takes a second or two to go
@@ -427,6 +489,25 @@ class Session:
         for pid, where in slapds:
             _wait_gone(pid)
             self._timing(started, f"stop: slapd {where}")
+        if failed:
+            raise failed[0]
+
+    def _wait_services_gone(self, stopping: float) -> None:
+        for service in self.services:
+            try:
+                service.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(service.proc.pid, signal.SIGKILL)
+                service.proc.wait(timeout=10)
+            self._timing(stopping, f"stop: {service.command[:100]} (since the SIGTERMs)")
+
+    def _undo(self, cleanups: list[Callable[[], None]]) -> None:
+        """The cleanups, last first."""
+        for cleanup in reversed(cleanups):
+            started = time.monotonic()
+            cleanup()
+            self._timing(started, f"stop: cleanup {getattr(cleanup, '__qualname__', cleanup)}")
 
 
 def _listens(port: int) -> bool:

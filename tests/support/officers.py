@@ -56,9 +56,11 @@ def password_of(name: str) -> str:
 def cheap_hash(password: str) -> str:
     """A cheap scrypt hash: a stored hash carries its own cost (as one made under older parameters
     would), and the product's (~100 ms a login) would make the tests' hundreds of logins cost
-    minutes.  ca.officers.credentials still checks it, and the length rule still holds.  Only for
-    accounts a test sets up; what the product hashes itself (`operator add`, `passwd`) keeps
-    its own cost, and tests/integration/isolation/test_login_cost.py counts the scrypt runs."""
+    minutes.  ca.officers.credentials still checks it, and the length rule still holds.  For
+    accounts a test sets up, and in the guides' test (tests/e2e/test_docs.py) for the accounts
+    the guides made, once `init` and `operator add` have run as written; what the product hashes
+    itself keeps its own cost, and tests/integration/isolation/test_login_cost.py counts the
+    scrypt runs."""
     if len(password) < MIN_LENGTH:  # what the product refuses
         raise ValueError(f"password too short: at least {MIN_LENGTH} characters")
     salt = secrets.token_bytes(16)
