@@ -313,7 +313,7 @@ def test_a_concurrent_write_between_read_and_write_is_noticed_and_retried(fresh:
 def test_directory_full_is_a_clear_error_and_nothing_is_lost(fresh: Installation, tmp_path: Path) -> None:
     """slapd's database cannot grow (its disk, or here its map, is full): the row waits for room."""
     installation = fresh
-    small = LocalSlapd(tmp_path / "small", LDAP_BASE, free_port(), "pw", max_size=256 << 10)
+    small = LocalSlapd(tmp_path / "small", LDAP_BASE, free_port(), "pw", max_size=192 << 10)
     small.start()
     try:
         publisher = _publisher(installation, small)
@@ -344,8 +344,9 @@ def test_directory_full_is_a_clear_error_and_nothing_is_lost(fresh: Installation
 
 
 def _grow_crl(installation: Installation, ca: str):  # type: ignore[no-untyped-def]
-    """Issue a CRL of `ca` with 10,000 more entries (revocations inserted directly), about 350 KB:
-    more than the 256 KiB map of the small slapd holds, whatever else is in it."""
+    """Issue a CRL of `ca` with 5,000 more entries (revocations inserted directly), about 230 KB:
+    more than the 192 KiB map of the small slapd holds, whatever else is in it (~100 KB).  10,000
+    entries and a 256 KiB map made the same case with twice the rows to insert (~0.5 s a kind)."""
     from ca.enums import CertKind
     from ca.revocation.crl_entry import encode_entry
     from ca.storage.models import Certificate, Revocation
@@ -363,14 +364,14 @@ def _grow_crl(installation: Installation, ca: str):  # type: ignore[no-untyped-d
         certs = [dict(issuer_ca_id=the_ca.id, issuer_key_id=key_id, kind=CertKind.SUBSCRIBER, serial=base + i,
                       subject_dn="CN=x", not_before=template.not_before, not_after=template.not_after,
                       fingerprint_sha256=hashlib.sha256(f"{ca}{i}".encode()).digest(), der=b"\x30\x00",
-                      created_at=when) for i in range(10_000)]
+                      created_at=when) for i in range(5_000)]
         s.execute(sa.insert(Certificate), certs)
         ids = dict(s.execute(sa.select(Certificate.serial, Certificate.id).where(
             Certificate.issuer_ca_id == the_ca.id, Certificate.serial >= base)).all())
         s.execute(sa.insert(Revocation), [dict(
             certificate_id=ids[base + i], issuer_ca_id=the_ca.id, serial=base + i, revocation_time=when,
             reason=4, recorded_at=when, list_type=ListType.CRL,
-            entry_der=encode_entry(base + i, when, 4)) for i in range(10_000)])
+            entry_der=encode_entry(base + i, when, 4)) for i in range(5_000)])
     return issue_list(installation.engine, installation.keys, installation.data_dir, ca, ListType.CRL,
                       now=NOW + dt.timedelta(hours=1), time_guard=NO_NTP)
 
