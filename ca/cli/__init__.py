@@ -16,14 +16,13 @@ and keeps its traceback.
 from __future__ import annotations
 
 import gc
-import importlib
 import sys
 from typing import Any
 
 import click
 
-from ca.cli import gate
-from ca.cli.common import App
+from ca.cli import common, gate
+from ca.cli.common import App, import_command_module
 from ca.errors import RevocaError
 from ca.host.files import restrict_new_files
 
@@ -112,7 +111,7 @@ class LazyGroup(click.Group):
         """Register the modules that make `cmd_name`.  A module may be registered again (a second
         command of its, in one process): adding the same command under its name changes nothing."""
         for module in MODULES[cmd_name]:
-            importlib.import_module(f"ca.cli.{module}").register(self)
+            import_command_module(f"ca.cli.{module}").register(self)
         if cmd_name in self.commands:
             gate.guard_tree(self.commands[cmd_name], cmd_name)
         self.loaded.add(cmd_name)
@@ -163,6 +162,7 @@ def run() -> None:
     out of its reach; atexit handlers (the OCSP query history's flush among them), the flushing
     of stdout and stderr and the modules' own teardown all still run.  Not in `main`, which a
     long-lived caller may run in its own process (the tests do) and keep its collector as it was."""
+    common.OWN_PROCESS = True
     try:
         main()
     finally:

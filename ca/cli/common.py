@@ -8,10 +8,13 @@ not pay for SQLAlchemy, cryptography and the PKCS#11 library at start-up.
 from __future__ import annotations
 
 import dataclasses
+import gc
+import importlib
 import json
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -23,6 +26,28 @@ if TYPE_CHECKING:
     from ca.hsm.client import HSMClient
     from ca.storage.engine import Engine
     from ca.trusted_time import ClockGuard
+
+
+# Set by ca.cli.run: this is a `revoca` process of its own, not a caller running `main` in its own.
+OWN_PROCESS = False
+
+
+def import_command_module(name: str) -> ModuleType:
+    """importlib.import_module for a command's module, which pulls in most of what the process will
+    ever import (SQLAlchemy, cryptography, Flask...).
+
+    In a process of its own the collector stays off meanwhile, then what the imports made is
+    frozen (it lives as long as the process) and the collector goes on: its full passes over the
+    growing heap were ~0.13 s of a service's ~0.6 s start, measured, and every later pass skips
+    those objects.  In a caller's process (the tests run `main` in theirs) nothing changes."""
+    if not OWN_PROCESS or not gc.isenabled():
+        return importlib.import_module(name)
+    gc.disable()
+    try:
+        return importlib.import_module(name)
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 @dataclasses.dataclass

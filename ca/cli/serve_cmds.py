@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 from typing import Any
 
 import click
 
 from ca.cli import gate
-from ca.cli.common import App, interrupt_on_signals, pass_app, service_logging
+from ca.cli.common import App, import_command_module, interrupt_on_signals, pass_app, service_logging
 from ca.host.files import protect_data_dir
 from ca.host.notify import Heartbeat
 from ca.hsm import token_for
@@ -53,7 +52,7 @@ class ServiceGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.modules:
-            importlib.import_module(f"ca.cli.{self.modules[cmd_name]}").register(ctx.find_root().command)
+            import_command_module(f"ca.cli.{self.modules[cmd_name]}").register(ctx.find_root().command)
             if cmd_name in self.commands:
                 gate.guard(self.commands[cmd_name], f"serve {cmd_name}")
         return self.commands.get(cmd_name)

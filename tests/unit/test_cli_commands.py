@@ -94,10 +94,11 @@ def test_a_fresh_process_imports_only_the_module_of_the_command_it_runs() -> Non
 
 def test_a_revoca_process_exits_without_the_last_full_collection_and_main_leaves_the_collector_alone() -> None:
     """ca.cli.run: the console script and `python -m ca` freeze what the process holds before the
-    interpreter's final collection walks it (~0.15 s of CPU at each exit); `main`, which the tests
-    run in their own process, does not."""
+    interpreter's final collection walks it (~0.15 s of CPU at each exit), and import a command's
+    module with the collector off, which must be on again after (a service runs for months);
+    `main`, which the tests run in their own process, changes neither."""
     probe = ("import atexit, gc, sys\nfrom ca.cli import {0}\n"
-             "atexit.register(lambda: print('frozen', gc.get_freeze_count()))\n"
+             "atexit.register(lambda: print('enabled', gc.isenabled(), 'frozen', gc.get_freeze_count()))\n"
              "sys.argv = ['revoca', 'serve', 'ra', '--help']\n{0}()\n")
     for entry, frozen in (("run", True), ("main", False)):
         done = subprocess.run([sys.executable, "-c", probe.format(entry)], capture_output=True, text=True,
@@ -105,5 +106,6 @@ def test_a_revoca_process_exits_without_the_last_full_collection_and_main_leaves
         assert done.returncode == 0 and "Usage: revoca serve ra" in done.stdout, done.stderr
         count = int(done.stdout.split("frozen ")[-1])
         assert (count > 10_000) is frozen, (entry, count)
+        assert "enabled True frozen" in done.stdout, done.stdout
     assert "from ca.cli import run\n" in Path(ca.__file__).with_name("__main__.py").read_text()
     assert [e.value for e in entry_points(group="console_scripts", name="revoca")] == ["ca.cli:run"]
