@@ -41,7 +41,7 @@ class ServiceGroup(click.Group):
     Each service is a process of its own, started again by the supervisor whenever it dies, by
     `revoca run` ten at a time: importing every role's module (Flask, granian, ldap3, the TSA...)
     for one of them cost each start ~0.1 s of CPU.  `modules` maps a service to the module whose
-    `register` adds it (and that module's own top-level commands, as the root group would)."""
+    `register` adds it here.  Every service passes the login gate (ca.cli.gate) as it is looked up."""
 
     def __init__(self, *args: Any, modules: dict[str, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,10 +52,15 @@ class ServiceGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.modules:
-            import_command_module(f"ca.cli.{self.modules[cmd_name]}").register(ctx.find_root().command)
-            if cmd_name in self.commands:
-                gate.guard(self.commands[cmd_name], f"serve {cmd_name}")
-        return self.commands.get(cmd_name)
+            # the module's `register` adds its service to the group it finds under "serve" (and its
+            # own top-level commands beside it: here to a holder, which the root loads itself)
+            holder = click.Group()
+            holder.add_command(self)
+            import_command_module(f"ca.cli.{self.modules[cmd_name]}").register(holder)
+        command = self.commands.get(cmd_name)
+        if command is not None:  # also one a module loaded for its own group added here (guard once)
+            gate.guard(command, f"serve {cmd_name}")
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """`revoca serve --help`: every service, so every module (help only)."""

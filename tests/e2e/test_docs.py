@@ -311,7 +311,9 @@ def _parse(argv: list[str], complete: bool = True) -> None:
     """Resolve the command path and parse its options as click would (no callback runs); a complete
     command line must also give the required options and arguments."""
     command: click.Command = cli
-    ctx = click.Context(cli, info_name="revoca")
+    # with the commands' context settings, as click makes their contexts: a context without them
+    # makes a command build (and keep: click caches it) a help option without -h
+    ctx = click.Context(cli, info_name="revoca", **cli.context_settings)
     args = list(argv)
     while isinstance(command, click.Group):
         _opts, rest, _order = command.make_parser(ctx).parse_args(args)
@@ -321,7 +323,7 @@ def _parse(argv: list[str], complete: bool = True) -> None:
         if sub is None:
             raise click.UsageError(f"no command {rest[0]!r} in {' '.join(argv)}")
         command, args = sub, rest[1:]
-        ctx = click.Context(command, info_name=rest[0], parent=ctx)
+        ctx = click.Context(command, info_name=rest[0], parent=ctx, **command.context_settings)
     opts, rest, _order = command.make_parser(ctx).parse_args(args)
     for param in command.params:
         value = opts.get(param.name) if param.name else None
