@@ -109,3 +109,15 @@ def test_a_revoca_process_exits_without_the_last_full_collection_and_main_leaves
         assert "enabled True frozen" in done.stdout, done.stdout
     assert "from ca.cli import run\n" in Path(ca.__file__).with_name("__main__.py").read_text()
     assert [e.value for e in entry_points(group="console_scripts", name="revoca")] == ["ca.cli:run"]
+
+
+def test_a_service_looked_up_from_a_context_of_serve_alone_is_the_service_not_its_modules_group() -> None:
+    """Found: the service's module registered into the lookup context's root, which for a context
+    made for `serve` alone is `serve` itself: `serve ocsp` became the `ocsp` group."""
+    probe = ("import click\nfrom ca.cli.serve_cmds import serve_group\n"
+             "ctx = click.Context(serve_group, info_name='serve')\n"
+             "for name in ('ocsp', 'tsa', 'web'):\n"
+             "    print(name, type(serve_group.get_command(ctx, name)).__name__)\n"
+             "print('extra', sorted(set(serve_group.commands) - {'hsm', 'ocsp', 'ocsp-signer', 'tsa', 'web'}))")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    assert run.stdout.split("\n")[:4] == ["ocsp Command", "tsa Command", "web Command", "extra []"], run.stderr
