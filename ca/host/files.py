@@ -43,6 +43,8 @@ def secure_tree(root: Path) -> int:
         if mode & 0o007:
             try:
                 os.chmod(path, mode & ~0o007)
+            except FileNotFoundError:  # renamed or removed since the lstat: a CRL's partial file that
+                continue  # another process (the scheduler, a CLI) just moved into place, say
             except PermissionError:  # another identity's file: its owner's start tightens it
                 continue
             changed += 1
