@@ -110,11 +110,22 @@ class StatusServer:
         return f"http://{user}:{password}@127.0.0.1:{self.port}{path}"
 
     def start(self) -> StatusServer:
+        """Start the server and return once it answers."""
+        return self.launch().wait_until_up()
+
+    def launch(self) -> StatusServer:
+        """Start the server's process without waiting for it: its ~0.7 s of start-up (imports,
+        gunicorn's master and worker) can run while the test fills the database (`running_site`)."""
         self.port = free_port()
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([REVOCA, "serve", "status", "--port", str(self.port), "--workers",
                                           str(self.workers)], env=self.env, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def wait_until_up(self) -> StatusServer:
+        """Return once /metrics answers 200 (the first scrape: nothing is asked of the server before)."""
+        assert self.proc is not None, "launch() first"
         session = requests.Session()
         session.trust_env = False
         deadline = time.monotonic() + START_TIMEOUT
@@ -154,20 +165,31 @@ class StatusServer:
         self.proc = None
 
 
-def start_server(settings: Settings, tmp_path: Path, hsm_socket: Path | None) -> StatusServer:
+def server_for(settings: Settings, tmp_path: Path, hsm_socket: Path | None) -> StatusServer:
+    """The status server of `settings` (its revoca.toml written under `tmp_path`), not started."""
     env = {**os.environ, **write_config(settings, tmp_path / "revoca.toml", hsm_socket)}
-    return StatusServer(env, tmp_path / "status-server.log").start()
+    return StatusServer(env, tmp_path / "status-server.log")
+
+
+def start_server(settings: Settings, tmp_path: Path, hsm_socket: Path | None) -> StatusServer:
+    return server_for(settings, tmp_path, hsm_socket).start()
 
 
 @contextlib.contextmanager
 def running_site(settings: Settings, engine: sa.Engine, hsm_socket: Path, root: Path) -> Iterator[StatusServer]:
-    """The installation, populated (`populate`), and its status server, stopped afterwards."""
-    keys = officers_client(hsm_socket, settings)  # the verifier's certificate: a ceremony act
-    populate(engine, keys, settings, dt.datetime.now(dt.UTC))
-    keys.close()
-    server = start_server(settings, root, hsm_socket)
+    """The installation, populated (`populate`), and its status server, stopped afterwards.
+
+    The server's process starts first and comes up while `populate` runs (its start-up writes only
+    its own service.started record, chained like any other): nothing asks it anything before
+    `populate` is done, so its first scrape sees the populated installation, as when it started after."""
+    server = server_for(settings, root, hsm_socket).launch()
     try:
-        yield server
+        keys = officers_client(hsm_socket, settings)  # the verifier's certificate: a ceremony act
+        try:
+            populate(engine, keys, settings, dt.datetime.now(dt.UTC))
+        finally:
+            keys.close()
+        yield server.wait_until_up()
     finally:
         server.kill()
 

@@ -142,10 +142,10 @@ def provisioned(initialized: CeremonyResult, engine: sa.Engine, slapd: LocalSlap
         d.add(ca_dn, ["cRLDistributionPoint", "pkiCA"],
               {"cn": ca_dn.split(",", 1)[0].split("=", 1)[1], CRL_ATTR: crl, ARL_ATTR: _crl(3)})
     pw_hash = "{ARGON2}" + CHEAP_ARGON2().hash(PASSWORD)
-    account = (f"dn: {VERIFIER_DN}\nobjectClass: applicationProcess\nobjectClass: simpleSecurityObject\n"
-               f"cn: {VERIFIER}\nuserPassword: {pw_hash}\n")
-    slapd.tool("ldapadd", input=account.encode())
-    slapd.tool("ldapmodify", input=(f"dn: {slapd.verifiers_group_dn}\nchangetype: modify\nadd: member\n"
+    # the account and its group membership in one ldapmodify run
+    slapd.tool("ldapmodify", input=(f"dn: {VERIFIER_DN}\nchangetype: add\nobjectClass: applicationProcess\n"
+                                    f"objectClass: simpleSecurityObject\ncn: {VERIFIER}\nuserPassword: {pw_hash}\n\n"
+                                    f"dn: {slapd.verifiers_group_dn}\nchangetype: modify\nadd: member\n"
                                     f"member: {VERIFIER_DN}\n").encode())
     return Provisioned(engine, slapd, ca_id, ca_dn, verifier_id, crl, db_url, tmp_path / "var")
 

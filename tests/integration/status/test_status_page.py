@@ -42,7 +42,7 @@ from support.status_site import (
     R,
     StatusServer,
     running_site,
-    start_server,
+    server_for,
 )
 
 # --- the installation -------------------------------------------------------------------------------
@@ -71,18 +71,16 @@ def gate(request: pytest.FixtureRequest, databases: Databases,
     root = tmp_path_factory.mktemp(f"gate-{kind}")
     with databases.fresh(kind, root, template=databases.migrated(kind)) as url:
         engine = make_engine(url)
+        server = server_for(make_settings(root, url), root, None).launch()  # comes up while the people are added
         try:
             add_operator(engine, "olga", Role.SENIOR_OPERATOR)
             add_operator(engine, "kim", Role.KEY_MANAGER)
             add_operator(engine, "rita", Role.RECEPTIONIST)
             add_operator(engine, "ivy", Role.INTERNAL_AUDITOR)
             add_operator(engine, "dan", Role.CA_ADMINISTRATOR, disabled=True)
-            server = start_server(make_settings(root, url), root, None)
-            try:
-                yield server
-            finally:
-                server.kill()  # no test here is about how it stops
+            yield server.wait_until_up()
         finally:
+            server.kill()  # no test here is about how it stops
             engine.dispose()
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -22,25 +23,27 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ca import hierarchy
+from ca import ceremony, hierarchy
 from ca.crl.issue import issue_all, issue_list
 from ca.enums import CertKind, ListType
 from ca.hsm.signer import KeyAlgorithm
+from ca.hsm.token import write_softhsm_conf
 from ca.revocation import compromise
-from ca.storage.engine import session_scope
+from ca.storage.engine import make_engine, session_scope
 from ca.storage.models import Certificate, CertificateAuthority, IssuedCRL, Notice
 from ca.storage.notices import TERMINATION, record_notice
 from ca.storage.public import PUBLIC_KINDS
 from ca.storage.revocations import RevocationStore
 from ca.storage.store import Store
 from repository.publisher import LdapPublisher
-from repository.slapd import LocalSlapd
+from repository.slapd import SLAPD, LocalSlapd
 
 from support.browser import CHROMIUM, Browser, links
 from support.cli import REVOCA
 from support.clock import NO_NTP
+from support.database import sqlite_copy
 from support.installation import CeremonyTemplates, Installation, demo_installation
-from support.settings import LDAP_BASE, NOW
+from support.settings import LDAP_BASE, LDAP_ROOT_PASSWORD, NOW, make_settings
 from support.tools import free_port, revoca_run
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian package chromium)")
@@ -80,16 +83,43 @@ class World:
         return values
 
 
-@pytest.fixture
-def world(ceremony_templates: CeremonyTemplates, tmp_path: Path, slapd: LocalSlapd) -> Iterator[World]:
+@dataclasses.dataclass(frozen=True)
+class Built:
+    """The module's installation as `built` left it: a SQLite database and its data directory under `root`."""
+
+    root: Path
+    url: str
+    result: ceremony.CeremonyResult
+    slapd: LocalSlapd
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSlapd]:
+    """A real slapd for the module: the lists are published into it once (`built`), and the tests
+    only read it anonymously (ldapsearch, `revoca web build` and `revoca serve web` fetch the ARLs)."""
+    if not Path(SLAPD).exists():
+        pytest.skip(f"{SLAPD} not installed (Debian package slapd)")
+    s = LocalSlapd(tmp_path_factory.mktemp("web-ldap") / "ldap", LDAP_BASE, free_port(), LDAP_ROOT_PASSWORD)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def built(ceremony_templates: CeremonyTemplates, tmp_path_factory: pytest.TempPathFactory,
+          directory: LocalSlapd) -> Built:
     """Every CA's CRL and ARL issued and published; then osaka's key compromised (its notice written
     by the compromise itself), its lists and its certifier's ARL issued at once and published; and a
-    termination notice for hokkaido as `revoca ca terminate` would write it."""
-    with demo_installation(ceremony_templates, "sqlite", tmp_path / "inst") as made:
+    termination notice for hokkaido as `revoca ca terminate` would write it.  Made once: each test
+    gets a copy of its own (`world`)."""
+    root = tmp_path_factory.mktemp("web-built") / "inst"
+    with demo_installation(ceremony_templates, "sqlite", root) as made:
         engine = made.engine
         assert made.keys is not None
         issue_all(engine, made.keys, made.data_dir, now=NOW, time_guard=NO_NTP)
-        publisher = LdapPublisher(engine, slapd.endpoint(timeout=5), LDAP_BASE, made.data_dir)
+        publisher = LdapPublisher(engine, directory.endpoint(timeout=5), LDAP_BASE, made.data_dir)
         assert publisher.round(NOW).ok
         with session_scope(engine) as s:  # tokyo's key rolled over: two self-signed and two link certificates
             hierarchy.rollover(hierarchy.Context(store=Store(s), keys=made.keys, now=NOW + dt.timedelta(minutes=30),
@@ -106,15 +136,35 @@ def world(ceremony_templates: CeremonyTemplates, tmp_path: Path, slapd: LocalSla
             ca_id = s.scalar(sa.select(CertificateAuthority.id).where(CertificateAuthority.name == TERMINATED))
             record_notice(s, ca_id=ca_id, kind=TERMINATION, occurred_at=LATER, recorded_by="cast-senior1+cast-admin",
                           now=LATER)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOCA_", "SOFTHSM2_"))}
-        env.update(REVOCA_DATA_DIR=str(made.data_dir), REVOCA_DATABASE_URL=made.settings.db_url,
-                   REVOCA_REPOSITORY_PORT=str(slapd.port), REVOCA_REPOSITORY_BASE_DN=LDAP_BASE)
-        # kept beyond pytest's rotation of its temporary directories (other runs remove old ones)
-        artifacts = Path(os.environ.get("REVOCA_TEST_ARTIFACTS") or tempfile.gettempdir()) / "revoca-artifacts" / \
-            "web" / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{os.getpid()}-{tmp_path.name}"
-        artifacts.mkdir(parents=True)
-        print(f"\nweb repository test artifacts (screenshots): {artifacts}")
-        yield World(made, slapd, env, artifacts)
+        url, result = made.settings.db_url, made.result
+    return Built(root, url, result, directory)
+
+
+@pytest.fixture
+def world(built: Built, tmp_path: Path) -> Iterator[World]:
+    """A copy of `built` of the test's own (database and data directory: the web service writes its
+    releases under the data directory, and a test adds a notice), beside the module's slapd."""
+    root = tmp_path / "inst"
+    shutil.copytree(built.root, root, symlinks=True, ignore=shutil.ignore_patterns("revoca.db*"))
+    url = f"sqlite:///{root / 'revoca.db'}"
+    sqlite_copy(built.url, url)
+    settings = make_settings(root, url)
+    write_softhsm_conf(settings.softhsm_conf)  # tokendir = the copied tokens/, not the module's
+    engine = make_engine(url)
+    result = dataclasses.replace(built.result, demo_files=tuple(root / path.relative_to(built.root)
+                                                                for path in built.result.demo_files))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOCA_", "SOFTHSM2_"))}
+    env.update(REVOCA_DATA_DIR=str(settings.data_dir), REVOCA_DATABASE_URL=url,
+               REVOCA_REPOSITORY_PORT=str(built.slapd.port), REVOCA_REPOSITORY_BASE_DN=LDAP_BASE)
+    # kept beyond pytest's rotation of its temporary directories (other runs remove old ones)
+    artifacts = Path(os.environ.get("REVOCA_TEST_ARTIFACTS") or tempfile.gettempdir()) / "revoca-artifacts" / \
+        "web" / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{os.getpid()}-{tmp_path.name}"
+    artifacts.mkdir(parents=True)
+    print(f"\nweb repository test artifacts (screenshots): {artifacts}")
+    try:
+        yield World(Installation(settings, engine, result), built.slapd, env, artifacts)
+    finally:
+        engine.dispose()
 
 
 def _public_rows(engine: sa.Engine) -> list[tuple[str, str | None, str, bytes, bool]]:
