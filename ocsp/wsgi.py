@@ -7,7 +7,10 @@ them, with REVOCA_OCSP_KEY_FILES and REVOCA_OCSP_CA_SIGNED for its options.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from multiprocessing import util as multiprocessing_util
 
 from ca import trusted_time
@@ -64,9 +67,60 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
     return make_app(responder, queries, address_limit)
 
 
+_STOPS = frozenset({signal.SIGTERM, signal.SIGINT})
+# (read end, write end) of the relay's pipe: this process's, or its parent's before the fork
+_relay: tuple[int, int] | None = None
+
+
+def wake_main_thread_on_stop_signals() -> bool:
+    """Make sure a SIGTERM or SIGINT reaches the main thread of a granian process (the server or a
+    worker); whether it was set up.
+
+    Both wait for their stop in the main thread, on a lock (threading.Event.wait), and stop from
+    their Python signal handler.  A signal sent to the process (the service manager's, the server's
+    to its workers) may be handed by the kernel to any of its threads: landing on another one (a
+    Rust thread of granian's, a thread watching a worker) it only marks the handler as due, and
+    nothing interrupts the main thread's wait, so the process never stopped (bench/ocsp.py, under
+    load: 30 s, then SIGKILL).  Python writes the number of every signal it catches to the wakeup
+    fd, on whichever thread: a thread here reads it and interrupts the main thread with SIGUSR2,
+    whose handler does nothing, so that the handlers due run there.  Only from the main thread,
+    and only where nothing else uses the wakeup fd (a worker replaces what it inherited)."""
+    global _relay
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    inherited = _relay
+    if previous != -1 and (inherited is None or previous != inherited[1]):
+        signal.set_wakeup_fd(previous)  # someone else's: theirs again
+        os.close(read_end)
+        os.close(write_end)
+        return False
+    if inherited is not None:  # the parent's pipe, whose reader did not survive the fork
+        for fd in inherited:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    _relay = (read_end, write_end)
+    signal.signal(signal.SIGUSR2, lambda _signum, _frame: None)
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def relay() -> None:
+        with contextlib.suppress(OSError):
+            while numbers := os.read(read_end, 64):
+                if any(n in _STOPS for n in numbers):
+                    signal.pthread_kill(main, signal.SIGUSR2)
+
+    threading.Thread(target=relay, name="ocsp-stop-relay", daemon=True).start()
+    return True
+
+
 def __getattr__(name: str) -> object:
-    """`app`, built when a server asks for it (importing `build` alone builds nothing)."""
+    """`app`, built when a server asks for it (importing `build` alone builds nothing): in a granian
+    worker's main thread, which then waits for its stop (wake_main_thread_on_stop_signals)."""
     if name == "app":
+        wake_main_thread_on_stop_signals()
         globals()["app"] = built = build()
         return built
     raise AttributeError(name)

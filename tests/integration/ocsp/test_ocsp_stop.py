@@ -8,10 +8,12 @@ was lost at every restart.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,80 @@ def test_every_query_answered_before_a_sigterm_is_in_the_history(settings: Setti
     rows = _rows(engine)[before:]
     assert len(rows) == QUERIES + 1, log.read_text()[-3000:]
     assert {status for _channel, status in rows} == {"malformed_request"}
+
+
+def _tgkill(pid: int, tid: int, signum: int) -> None:
+    """The signal to one thread of `pid` (tgkill(2): Python's os module has no call for another
+    process's thread)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(234, pid, tid, signum) != 0:  # SYS_tgkill on x86_64
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid):
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="tgkill's syscall number is x86_64's")
+def test_granian_and_its_worker_stop_when_their_sigterm_lands_on_another_thread_than_the_main_one(
+        settings: Settings, hsm_socket: Path, tmp_path: Path) -> None:
+    """Found by bench/ocsp.py under load: a SIGTERM sent to the responder's process group sometimes
+    left a worker waiting for ever (its server waited 30 s, then it was killed).  The kernel had
+    handed the signal to one of the worker's other threads, and its main thread, waiting on a
+    lock, never ran the handler; granian's server process waits the same way.  Here each signal is
+    sent to such a thread on purpose: a Rust thread of the worker's, then a thread of the server's."""
+    env = {**os.environ, **write_config(settings, tmp_path / "revoca.toml", hsm_socket)}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "ocsp.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("revoca")), "serve", "ocsp", "--server", "granian",
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_listening(port, proc, log)
+        requests.get(url, timeout=10)  # the worker is up and answering
+        [worker] = _children(proc.pid)
+        _tgkill(worker, _other_threads(worker)[0], signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while _state(worker) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _state(worker) == "Z", f"the worker did not stop on a SIGTERM to another thread\n{log.read_text()}"
+        deadline = time.monotonic() + 15
+        while True:  # granian starts another worker, which answers
+            try:
+                requests.get(url, timeout=10)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+        assert [c for c in _children(proc.pid) if c != worker], log.read_text()
+        _tgkill(proc.pid, _other_threads(proc.pid)[0], signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, log.read_text()
+        assert "Granian shutdown completed" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _other_threads(pid: int) -> list[int]:
+    """`pid`'s threads but its main one (any of them may be handed a signal sent to the process)."""
+    found = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir() if int(t.name) != pid]
+    assert found
+    return found
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return "Z"
