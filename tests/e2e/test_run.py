@@ -155,7 +155,8 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
         assert "WARNING: every service runs as root" in out
     else:
         assert "services run as their own users" in out
-        users = subprocess.run(["ps", "-eo", "user:20,args"], capture_output=True, text=True).stdout
+        # -ww: whole command lines (cut at 80 columns, a clone's longer path hid `serve scheduler`)
+        users = subprocess.run(["ps", "-ww", "-eo", "user:20,args"], capture_output=True, text=True).stdout
         for service, user in (("hsm", "revoca-hsm"), ("ocsp", "revoca-ocsp"), ("ocsp-signer", "revoca-ocsp"),
                               ("ra", "revoca-ra"),
                               ("scheduler", "revoca-scheduler"), ("publisher", "revoca-publisher"),
@@ -287,7 +288,7 @@ def test_run_initialises_activates_and_stops_cleanly_then_reuses_its_data(
 
 def _descendants(pid: int) -> dict[int, str]:
     """Every process under `pid` (its children, theirs, ...), by pid, with its command line."""
-    table = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    table = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
     children: dict[int, list[tuple[int, str]]] = {}
     for line in table.splitlines():
         child, parent, args = line.split(None, 2) if len(line.split(None, 2)) == 3 else (*line.split(), "")
