@@ -25,7 +25,7 @@ from ca.http.gunicorn import GunicornServer
 from ca.http.server_tls import ensure_server_tls
 from ca.storage.engine import Engine, make_engine
 from ca.storage.grants import role_for
-from ocsp import shared_answers
+from ocsp import shared_answers, wsgi
 from ocsp.wsgi import build, wake_main_thread_on_stop_signals
 
 log = logging.getLogger("revoca.ocsp")
@@ -52,9 +52,10 @@ def serve_granian(settings: Settings, *, config_path: str | None, host: str, por
             _shared_answers():
         ready_when_listening(host, port)  # under systemd (Type=notify): READY=1 once granian accepts
         wake_main_thread_on_stop_signals()  # granian's server waits for its stop on a lock, as its workers
-        Granian("ocsp.wsgi:app", address=host, port=port, interface=Interfaces.WSGI, workers=workers,
-                blocking_threads=threads, respawn_failed_workers=True, websockets=False,
-                log_dictconfig=logs.dict_config(logs.current_service("ocsp"))).serve()
+        wsgi.server = Granian("ocsp.wsgi:app", address=host, port=port, interface=Interfaces.WSGI, workers=workers,
+                              blocking_threads=threads, respawn_failed_workers=True, websockets=False,
+                              log_dictconfig=logs.dict_config(logs.current_service("ocsp")))
+        wsgi.server.serve()
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int = 1, tls: bool = False,

@@ -11,7 +11,9 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from multiprocessing import util as multiprocessing_util
+from typing import Any
 
 from ca import trusted_time
 from ca.config import Settings, load_settings
@@ -70,21 +72,30 @@ def build(settings: Settings | None = None, *, ca_signed: bool | None = None, ke
 _STOPS = frozenset({signal.SIGTERM, signal.SIGINT})
 # (read end, write end) of the relay's pipe: this process's, or its parent's before the fork
 _relay: tuple[int, int] | None = None
+# granian's server object, set by ocsp.server before it serves: a worker, forked from it, finds in
+# its copy whether the server's own handler, which the worker runs until granian sets its own,
+# took a stop meant for the worker
+server: Any = None
 
 
 def wake_main_thread_on_stop_signals() -> bool:
-    """Make sure a SIGTERM or SIGINT reaches the main thread of a granian process (the server or a
-    worker); whether it was set up.
+    """Make sure a SIGTERM or SIGINT stops a granian process (the server or a worker); whether it
+    was set up.
 
     Both wait for their stop in the main thread, on a lock (threading.Event.wait), and stop from
-    their Python signal handler.  A signal sent to the process (the service manager's, the server's
-    to its workers) may be handed by the kernel to any of its threads: landing on another one (a
-    Rust thread of granian's, a thread watching a worker) it only marks the handler as due, and
-    nothing interrupts the main thread's wait, so the process never stopped (bench/ocsp.py, under
-    load: 30 s, then SIGKILL).  Python writes the number of every signal it catches to the wakeup
-    fd, on whichever thread: a thread here reads it and interrupts the main thread with SIGUSR2,
-    whose handler does nothing, so that the handlers due run there.  Only from the main thread,
-    and only where nothing else uses the wakeup fd (a worker replaces what it inherited)."""
+    their Python signal handler.  Two ways that stop was lost, each leaving the server waiting for
+    a worker until the service manager killed it (bench/ocsp.py, under load: 30 s, then SIGKILL):
+    - a signal sent to the process may be handed by the kernel to any of its threads: landing on
+      another one (a Rust thread of granian's, a thread watching a worker) it only marks the
+      handler as due, and nothing interrupts the main thread's wait.  Python writes the number of
+      every signal it catches to the wakeup fd, on whichever thread: a thread here reads it and
+      interrupts the main thread with SIGUSR2, whose handler does nothing, so that the handlers
+      due run there;
+    - a stop that reaches a worker still starting (the server stopped at once, as a service
+      manager may) is taken by the handler it inherited from the server, or, from here on, by one
+      of ours until granian sets its own: the same thread sends it again once granian's is set.
+    Only from the main thread, and only where nothing else uses the wakeup fd (a worker replaces
+    what it inherited)."""
     global _relay
     if threading.current_thread() is not threading.main_thread():
         return False
@@ -103,10 +114,21 @@ def wake_main_thread_on_stop_signals() -> bool:
                 os.close(fd)
     _relay = (read_end, write_end)
     signal.signal(signal.SIGUSR2, lambda _signum, _frame: None)
+    early: list[int] = [signal.SIGTERM] if getattr(server, "interrupt_signal", False) else []
+
+    def take(signum: int, _frame: object) -> None:
+        early.append(signum)
+
+    for signum in _STOPS:
+        signal.signal(signum, take)
     main = threading.main_thread().ident
     assert main is not None
 
     def relay() -> None:
+        while signal.getsignal(signal.SIGTERM) is take:  # until granian sets its handlers
+            time.sleep(0.02)
+        if early:
+            os.kill(os.getpid(), early[0])
         with contextlib.suppress(OSError):
             while numbers := os.read(read_end, 64):
                 if any(n in _STOPS for n in numbers):

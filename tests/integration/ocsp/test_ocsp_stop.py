@@ -143,3 +143,29 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
     except (OSError, IndexError):
         return "Z"
+
+
+def test_granian_stopped_while_its_workers_start_stops_them_and_itself(settings: Settings, hsm_socket: Path,
+                                                                      tmp_path: Path) -> None:
+    """Found by bench/ocsp.py under load: a responder stopped right after it started waited 30 s and
+    was killed.  A worker still starting runs the server's own signal handler, inherited at the
+    fork, until granian sets its own: the stop it took there was lost, and the worker then waited
+    for one for ever.  Here the stop is sent as soon as the workers exist."""
+    env = {**os.environ, **write_config(settings, tmp_path / "revoca.toml", hsm_socket)}
+    log = tmp_path / "ocsp.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("revoca")), "serve", "ocsp", "--server", "granian",
+                                 "--host", "127.0.0.1", "--port", str(free_port()), "--workers", "2"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_children(proc.pid)) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.001)
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log.read_text()
+        assert "Granian shutdown completed" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
