@@ -8,12 +8,14 @@ was lost at every restart.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,30 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@contextlib.contextmanager
+def _granian(settings: Settings, hsm_socket: Path, tmp_path: Path, port: int, workers: int
+             ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`revoca serve ocsp` under granian in a process group of its own, and its log; killed if a
+    test leaves it running."""
+    env = {**os.environ, **write_config(settings, tmp_path / "revoca.toml", hsm_socket)}
+    log = tmp_path / "ocsp.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("revoca")), "serve", "ocsp", "--server", "granian",
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc, log
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _stops_cleanly(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    assert proc.wait(timeout=timeout) == 0, log.read_text()
+    assert "Granian shutdown completed" in log.read_text()
+
+
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="tgkill's syscall number is x86_64's")
 def test_granian_and_its_worker_stop_when_their_sigterm_lands_on_another_thread_than_the_main_one(
         settings: Settings, hsm_socket: Path, tmp_path: Path) -> None:
@@ -96,15 +122,9 @@ def test_granian_and_its_worker_stop_when_their_sigterm_lands_on_another_thread_
     handed the signal to one of the worker's other threads, and its main thread, waiting on a
     lock, never ran the handler; granian's server process waits the same way.  Here each signal is
     sent to such a thread on purpose: a Rust thread of the worker's, then a thread of the server's."""
-    env = {**os.environ, **write_config(settings, tmp_path / "revoca.toml", hsm_socket)}
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    log = tmp_path / "ocsp.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("revoca")), "serve", "ocsp", "--server", "granian",
-                                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with _granian(settings, hsm_socket, tmp_path, port, workers=1) as (proc, log):
         wait_listening(port, proc, log)
         requests.get(url, timeout=10)  # the worker is up and answering
         [worker] = _children(proc.pid)
@@ -123,12 +143,7 @@ def test_granian_and_its_worker_stop_when_their_sigterm_lands_on_another_thread_
                 time.sleep(0.05)
         assert [c for c in _children(proc.pid) if c != worker], log.read_text()
         _tgkill(proc.pid, _other_threads(proc.pid)[0], signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0, log.read_text()
-        assert "Granian shutdown completed" in log.read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stops_cleanly(proc, log, timeout=15)
 
 
 def _other_threads(pid: int) -> list[int]:
@@ -151,21 +166,10 @@ def test_granian_stopped_while_its_workers_start_stops_them_and_itself(settings:
     was killed.  A worker still starting runs the server's own signal handler, inherited at the
     fork, until granian sets its own: the stop it took there was lost, and the worker then waited
     for one for ever.  Here the stop is sent as soon as the workers exist."""
-    env = {**os.environ, **write_config(settings, tmp_path / "revoca.toml", hsm_socket)}
-    log = tmp_path / "ocsp.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("revoca")), "serve", "ocsp", "--server", "granian",
-                                 "--host", "127.0.0.1", "--port", str(free_port()), "--workers", "2"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with _granian(settings, hsm_socket, tmp_path, free_port(), workers=2) as (proc, log):
         deadline = time.monotonic() + 30
         while len(_children(proc.pid)) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.001)
         os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0, log.read_text()
-        assert "Granian shutdown completed" in log.read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stops_cleanly(proc, log, timeout=20)
