@@ -167,4 +167,3 @@ def run() -> None:
         main()
     finally:
         gc.freeze()
-

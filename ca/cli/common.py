@@ -184,4 +184,3 @@ def add_serve_command(cli: click.Group, command: click.Command) -> None:
     serve_group = cli.commands.get("serve")
     if isinstance(serve_group, click.Group):
         serve_group.add_command(command)
-
