@@ -25,7 +25,7 @@ from repository.slapd import SLAPD, LocalSlapd
 from support.database import Databases
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.officers import add_officers
-from support.settings import LDAP_BASE, LDAP_ROOT_PASSWORD, NOW, make_settings
+from support.settings import LDAP_BASE, LDAP_ROOT_PASSWORD, NOW, SIGNER_PROCESSES_ENV, make_settings
 from support.tools import activated_hsm_service, free_port
 
 
@@ -47,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     every module of ours it imports from source again (~0.1 s of CPU for `revoca status`).  An
     installed revoca has its bytecode; compileall skips what is current (~0.3 s for the lot),
     and writes the rest whatever that flag says."""
+    os.environ.setdefault(SIGNER_PROCESSES_ENV, "1")  # why: support/settings.py
     if hasattr(config, "workerinput"):  # an xdist worker: the controller did it
         return
     root = Path(__file__).resolve().parents[1]

@@ -30,3 +30,12 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: object) -> Settings:
         else:
             raw[key] = value
     return settings_from_dict(raw)
+
+
+# The HSM service signs in its own process in the services the tests start (tests/conftest.py sets
+# this in the environment): with `[hsm] signer_processes` left at one per CPU, each `revoca serve
+# hsm` would start a pool of signing processes, each a Python start and a token login (~0.3 s of
+# CPU, ~100 per run).  The pool has tests of its own (hsm/test_signer_pool.py and
+# status/test_status_signer.py set it), and the end-to-end tests run with the product's default
+# (tests/e2e/conftest.py).
+SIGNER_PROCESSES_ENV = "REVOCA_HSM_SIGNER_PROCESSES"
