@@ -3,6 +3,7 @@ starts), each service a `revoca serve ...` process under one supervisor."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import time
@@ -141,8 +142,9 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, cvs_port: int
 
     try:
         if slapd.pid() is None:  # a slapd started by someone else is theirs to watch
-            supervisor.add("slapd", start_slapd)
-        supervisor.add("HSM service", start_hsm)
+            supervisor.add("slapd", start_slapd, depended_on=True)
+        # stopped after the services that sign through it, which may still need it while they stop
+        supervisor.add("HSM service", start_hsm, depended_on=True)
         # certificates are the key managers' business (ca.hsm.sessions): the demo's (terminal,
         # verifier, TSA, the RA's TLS certificate) are made here in a ceremony session the DEMO ONLY
         # key managers open, before the RA starts as an identity that may not have one signed
@@ -236,14 +238,39 @@ def run_cmd(app: App, ra_port: int, ocsp_port: int, tsa_port: int, cvs_port: int
         click.echo(f"  openssl ts -query -data {tsa_example} -sha256 -cert -out {q} && curl -s -H 'Content-Type: "
                    f"application/timestamp-query' --data-binary @{q} -o {r} http://127.0.0.1:{tsa_port}/ && "
                    f"openssl ts -verify -data {tsa_example} -in {r} -CAfile {tsa_roots} -untrusted {tsa_cert}")
+        stopping = _StopRequest()  # from here on SIGTERM and Ctrl-C set a flag (see _StopRequest)
         click.echo("Ctrl-C stops everything; a service that dies is started again.")
-        while True:  # ServiceUnavailable once a service keeps failing
+        while not stopping:  # ServiceUnavailable once a service keeps failing
             supervisor.poll()
             time.sleep(0.5)
-    except KeyboardInterrupt:
+        click.echo("\nstopping")
+    except KeyboardInterrupt:  # during the start
         click.echo("\nstopping")
     finally:
+        _StopRequest()  # a second SIGTERM or Ctrl-C does not cut the stop short
         supervisor.stop()
+
+
+class _StopRequest:
+    """SIGTERM and Ctrl-C once the services run: a flag the supervising loop looks at, not a
+    KeyboardInterrupt raised wherever the loop happens to be.
+
+    Found stopping `revoca run` right after its start, in a loop: `stop` waited forever for the
+    HSM service, a zombie by then, on subprocess's per-child wait lock, which no other thread
+    held.  A KeyboardInterrupt raised in the supervisor's poll between subprocess's taking that
+    lock and the `try` that gives it back (CPython runs a signal handler as soon as a C call
+    returns) leaves it taken; `stop` then finds that child never ending, SIGKILLs it and waits."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._set)
+        signal.signal(signal.SIGINT, self._set)
+
+    def _set(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+
+    def __bool__(self) -> bool:
+        return self.requested
 
 
 def _clock_line(settings: Settings) -> str:

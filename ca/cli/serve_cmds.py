@@ -95,16 +95,26 @@ def serve_hsm(app: App) -> None:
 
     # under systemd: READY=1 once the accept loop runs, then WATCHDOG=1 from that loop (ca.host.notify)
     server.service_actions = Heartbeat().beat  # type: ignore[method-assign]
+    def stop_listening() -> None:
+        server.server_close()
+        with contextlib.suppress(FileNotFoundError):
+            settings.hsm_socket.unlink()
+
     try:
         with running(engine, "signer", socket=str(settings.hsm_socket)):
-            server.serve_forever()
+            try:
+                server.serve_forever()
+            finally:
+                # before the stop record: a client connecting while that record waits for the
+                # database (a scheduler's transaction, itself waiting for a signature) is refused
+                # at once instead of waiting for an answer that never comes; the connections
+                # already open are served until the service closes
+                stop_listening()
     except KeyboardInterrupt:
         pass
     finally:
         service.close()
-        server.server_close()
-        with contextlib.suppress(FileNotFoundError):
-            settings.hsm_socket.unlink()
+        stop_listening()
 
 
 def register(cli: click.Group) -> None:

@@ -8,8 +8,15 @@ Here every child (and slapd, a daemon watched through its pid file) is looked at
 second.  One that exited is reported in one line (its name and how it ended) and started again
 after a back-off (1, 2, 5, 10, 30 s); one that fails `GIVE_UP_AFTER` times within
 `FAST_FAILURE_WINDOW` seconds is given up, which stops `revoca run` with one line saying so.
-`stop` sends SIGTERM to all, waits up to `grace` seconds, then SIGKILLs what is left and waits
-for it: no child is left behind.
+`stop` stops the services in two rounds: first those no other service needs, then those the
+others need while they stop (`depended_on`: the HSM service, slapd).  Each round sends SIGTERM,
+waits up to `grace` seconds, then SIGKILLs what is left and waits for it: no child is left behind.
+
+Why two rounds (found: `revoca run` stopped right after its start hung 10 s, SIGKILLing ten
+services): a service stopping may still call the HSM service (the scheduler's round, stamping
+the archive inside a database transaction); when the HSM service got SIGTERM at the same moment,
+it had stopped answering but still held its socket while it wrote its own stop record, which
+waited for that very transaction: nobody stopped until the supervisor killed them all.
 """
 
 from __future__ import annotations
@@ -110,6 +117,7 @@ class Service:
     name: str
     start: Callable[[], Child]
     child: Child | None = None
+    depended_on: bool = False  # others need it while they stop: stopped after them
     failures: list[float] = dataclasses.field(default_factory=list)  # monotonic times of recent exits
     restart_at: float | None = None
 
@@ -136,9 +144,10 @@ class Supervisor:
         self.window = window
         self.services: list[Service] = []
 
-    def add(self, name: str, start: Callable[[], Child]) -> Child:
-        """Start a service now and watch it from here on."""
-        service = Service(name, start)
+    def add(self, name: str, start: Callable[[], Child], *, depended_on: bool = False) -> Child:
+        """Start a service now and watch it from here on.  `depended_on`: other services need it
+        until they have stopped (the HSM service, slapd), so `stop` stops it after them."""
+        service = Service(name, start, depended_on=depended_on)
         service.child = start()
         self.services.append(service)
         return service.child
@@ -176,8 +185,13 @@ class Supervisor:
                   f"(failure {len(service.failures)} of {self.give_up_after} allowed within {self.window:.0f} s)")
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM to every child, up to `grace` seconds for all, then SIGKILL and wait: none is left."""
-        children = [s.child for s in reversed(self.services) if s.child is not None]
+        """Those no other service needs first, then the `depended_on` ones: each round SIGTERM,
+        up to `grace` seconds for all of the round, then SIGKILL and wait: none is left."""
+        for depended_on in (False, True):
+            self._stop_round([s.child for s in reversed(self.services)
+                              if s.child is not None and s.depended_on == depended_on], grace)
+
+    def _stop_round(self, children: list[Child], grace: float) -> None:
         for child in children:
             if child.poll() is None:
                 child.terminate()

@@ -95,6 +95,7 @@ class SignerPool:
         self._generation = 0
         self._closed = False
         self._failed_starts = 0
+        self._starting: subprocess.Popen[bytes] | None = None  # the child being started (close kills it)
         self.signed = 0  # signatures the children made (tests, the bench)
         self._wanted: queue.Queue[bool | None] = queue.Queue()  # "top up to size", or None: stop
         self._spawner = threading.Thread(target=self._spawn_loop, name="hsm-signer-pool", daemon=True)
@@ -153,7 +154,13 @@ class SignerPool:
             self._wanted.put(True)
 
     def close(self) -> None:
-        """Stop every child (deactivation, service stop) and forget the PIN."""
+        """Stop every child (deactivation, service stop) and forget the PIN.
+
+        Prompt even while the pool is starting children: no other is started once closing, and
+        one being started is killed rather than waited for.  Found: a service stop sends SIGTERM
+        to the service's whole process group, children included; the pool started replacements
+        one after the other, each waited for until it was logged in, and close() waited up to
+        10 s for that."""
         with self._lock:
             if self._closed:
                 return
@@ -161,7 +168,10 @@ class SignerPool:
             self._pin = ""
             children = list(self._children.values())
             self._children.clear()
+            starting = self._starting
         self._wanted.put(None)
+        if starting is not None:
+            starting.kill()  # its `ready` line never comes: the spawner sees the end of its output
         self._drain_idle()
         for child in children:
             child.stop()
@@ -241,7 +251,10 @@ class SignerPool:
             # one after the other: SoftHSM2 rewrites its token file at login, and a sibling
             # reading it at that moment does not find the token
             for _ in range(missing):
-                self._admit(self._start(generation), generation)
+                proc = self._start(generation)
+                if proc is None:  # closing: no more children
+                    break
+                self._admit(proc, generation)
 
     def _reap(self) -> None:
         """Forget children that ended (killed, crashed) so that others take their place."""
@@ -253,13 +266,25 @@ class SignerPool:
             log.warning("signing process %d ended (exit status %s); starting another", child.pid, child.proc.returncode)
             child.stop()
 
-    def _start(self, generation: int) -> subprocess.Popen[bytes]:
+    def _start(self, generation: int) -> subprocess.Popen[bytes] | None:
+        """A new child, given the opening line; None once the pool is closing."""
+        with self._lock:
+            if self._closed:
+                return None
+            pin = self._pin
         env = {k: v for k, v in os.environ.items() if k in _ENV}
         proc = subprocess.Popen([sys.executable, "-m", "ca.hsm.signer_child", str(os.getpid())],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+        with self._lock:
+            self._starting = proc
+            closing = self._closed
+        if closing:  # close() came meanwhile and did not see this one
+            proc.kill()
+            return proc  # _admit reads its end and forgets it
         conf = self._token.softhsm_conf
         opening = {"module": self._token.module, "label": self._token.label,
-                   "softhsm_conf": str(conf.resolve()) if conf else None, "pin": self._pin}
+                   "softhsm_conf": str(conf.resolve()) if conf else None, "pin": pin}
+        del pin
         assert proc.stdin is not None
         try:
             proc.stdin.write(protocol.encode(opening))
@@ -277,6 +302,11 @@ class SignerPool:
         except Exception as exc:  # noqa: BLE001  -- any failure to start is logged and counted
             child.proc.kill()
             child.stop()
+            with self._lock:
+                self._starting = None
+                closing = self._closed
+            if closing:  # killed by close(): not a failed start
+                return
             self._failed_starts += 1
             log.error("signing process %d did not start (%s: %s)%s", child.pid, type(exc).__name__, exc,
                       "; signing in the service itself from now on"
@@ -285,6 +315,7 @@ class SignerPool:
                 self._wanted.put(True)
             return
         with self._lock:
+            self._starting = None
             if self._closed or generation != self._generation:
                 admitted = False
             else:

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from ca.ceremony import read_share_file
 from ca.cli import cli as revoca_group
 from ca.enums import CertKind, Role
+from ca.errors import ServiceUnavailable
 from ca.hsm.client import HSMClient
 from ca.hsm.signer import SoftwareSigner
 from ca.issuance import Issuer, issue
@@ -529,6 +531,38 @@ def test_serve_hsm_stops_on_sigint_even_when_started_with_sigint_ignored(tmp_pat
         finally:
             stop_hsm(proc)
         assert not cli.socket.exists(), "the HSM service left its socket behind"
+
+
+def test_a_stopping_hsm_service_refuses_new_clients_while_its_stop_record_waits(
+        tmp_path: Path, ceremony_templates: CeremonyTemplates) -> None:
+    """Found stopping `revoca run` right after its start (ten services SIGKILLed after 10 s): the
+    HSM service, stopped, no longer answered but kept its socket while its stop record waited for
+    another service's write transaction (the scheduler's, itself waiting for a signature), and a
+    client connecting then waited for ever.  Now it stops listening first: a new client is refused
+    at once, and the record is written once the transaction ends."""
+    with demo_cli(ceremony_templates, "sqlite", tmp_path) as cli:
+        proc = start_hsm(cli)
+        try:
+            database = sqlite3.connect(str(cli.engine.url.database), isolation_level=None, timeout=30)
+            try:
+                database.execute("BEGIN IMMEDIATE")  # another service's write transaction
+                proc.send_signal(signal.SIGTERM)
+                deadline = time.monotonic() + 20
+                while cli.socket.exists():
+                    assert time.monotonic() < deadline, "the stopping HSM service kept its socket"
+                    time.sleep(0.02)
+                late = HSMClient(cli.socket, timeout=5)
+                asked = time.monotonic()
+                with pytest.raises(ServiceUnavailable):
+                    late.status()
+                assert time.monotonic() - asked < 2
+                assert proc.poll() is None  # its stop record still waits for the transaction
+            finally:
+                database.execute("ROLLBACK")
+                database.close()
+            assert proc.wait(timeout=20) == 0, (cli.root / "hsm.log").read_text()
+        finally:
+            stop_hsm(proc)
 
 
 def _check_rollover(cli: Cli) -> None:

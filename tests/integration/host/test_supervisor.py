@@ -112,3 +112,45 @@ def test_a_dead_masters_orphaned_workers_are_killed_before_the_restart(tmp_path:
             time.sleep(0.02)
     finally:
         supervisor.stop(grace=1)
+
+
+def test_stop_stops_what_the_others_need_after_them(tmp_path: Path) -> None:
+    """Found: `revoca run` stopped right after its start hung 10 s, then SIGKILLed ten services:
+    the scheduler, stopping, still called the HSM service inside a database transaction, and the
+    HSM service, which got SIGTERM at the same moment, no longer answered while it wrote its own
+    stop record behind that transaction.  A service the others depend on (`depended_on`) gets
+    SIGTERM only once they have stopped, so one that needs it while it stops is still answered."""
+    socket_path = tmp_path / "needed.sock"
+    needed = ("import os, signal, socket, sys\n"
+              "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+              f"s = socket.socket(socket.AF_UNIX); s.bind({str(socket_path)!r}); s.listen(8)\n"
+              "while True:\n"
+              "    c, _ = s.accept(); c.sendall(b'answer'); c.close()\n")
+    dependent = ("import signal, socket, sys, time\n"
+                 "def stop(*_):\n"
+                 "    time.sleep(0.3)  # the end of its round, then one more call to the service it needs\n"
+                 "    c = socket.socket(socket.AF_UNIX); c.settimeout(5)\n"
+                 "    try:\n"
+                 f"        c.connect({str(socket_path)!r}); sys.exit(0 if c.recv(6) == b'answer' else 3)\n"
+                 "    except OSError:\n"
+                 "        sys.exit(4)\n"
+                 "signal.signal(signal.SIGTERM, stop)\n"
+                 f"open({str(tmp_path / 'ready')!r}, 'w').close()\n"
+                 "while True: time.sleep(1)\n")
+    lines: list[str] = []
+    supervisor = Supervisor(echo=lines.append)
+    server = supervisor.add("HSM service", lambda: spawn([sys.executable, "-c", needed]), depended_on=True)
+    deadline = time.monotonic() + 10
+    while not socket_path.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    client = supervisor.add("scheduler", lambda: spawn([sys.executable, "-c", dependent]))
+    while not (tmp_path / "ready").exists():  # its SIGTERM handler is in place
+        assert time.monotonic() < deadline + 10
+        time.sleep(0.02)
+    started = time.monotonic()
+    supervisor.stop(grace=5)
+    assert time.monotonic() - started < 5
+    assert client.wait(timeout=0) == 0, "the service it needed was stopped before it"
+    assert server.wait(timeout=0) == 0
+    assert lines == []

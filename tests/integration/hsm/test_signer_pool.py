@@ -4,8 +4,8 @@ A service activated with N > 1 starts N children, each logged in to the token wi
 its own, and hands them the signatures its policy let through.  Checked here against the real
 SoftHSM2 token of a demo installation: concurrent clients all get signatures that cryptography
 verifies under the key's public key; a child killed with SIGKILL is replaced and the requests go on;
-a key made after the children started signs through them; deactivation leaves no child; the PIN is
-on no child's command line or in its environment.
+a key made after the children started signs through them; deactivation leaves no child, promptly
+even while a replacement is starting; the PIN is on no child's command line or in its environment.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,3 +178,34 @@ def test_the_pin_is_in_no_childs_command_line_or_environment(pooled: PooledHSM) 
         assert cmdline.split(b"\0")[1:3] == [b"-m", b"ca.hsm.signer_child"]
         assert pin not in cmdline and pin not in environ
         assert b"REVOCA" not in environ  # the children's environment is a short list, nothing of revoca's
+
+
+def test_closing_while_a_replacement_starts_is_prompt_and_starts_no_other(pooled: PooledHSM) -> None:
+    """Found: `revoca run` stopped right after its start; the supervisor's SIGTERM to the HSM
+    service's process group killed the children too, the pool started replacements one after the
+    other, each waited for until it was logged in, and close() waited 10 s for them (the service
+    was SIGKILLed, its socket left behind).  A replacement that is slow to come up (frozen here
+    with SIGSTOP, as a loaded machine delays it) must not hold close() up, and none follows it."""
+    pool = pooled.pool()
+    before = set(pool.pids())
+    for pid in before:
+        os.kill(pid, signal.SIGTERM)  # as the supervisor's SIGTERM to the service's process group
+    frozen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 30  # the pool notices within half a second and starts another
+        while not frozen:
+            assert time.monotonic() < deadline, "no replacement was started"
+            frozen = _children_of(os.getpid()) - before - set(pool.pids())
+            time.sleep(0.005)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        pool.close()
+        assert time.monotonic() - started < 3, "close() waited for a child being started"
+        time.sleep(1.5)  # three of the spawner's half-second rounds: none may start another child
+        assert _children_of(os.getpid()) == set()
+        assert not pool.pids()
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
