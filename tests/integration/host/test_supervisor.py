@@ -140,14 +140,9 @@ def test_stop_stops_what_the_others_need_after_them(tmp_path: Path) -> None:
     lines: list[str] = []
     supervisor = Supervisor(echo=lines.append)
     server = supervisor.add("HSM service", lambda: spawn([sys.executable, "-c", needed]), depended_on=True)
-    deadline = time.monotonic() + 10
-    while not socket_path.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    _run_until(supervisor, socket_path.exists)
     client = supervisor.add("scheduler", lambda: spawn([sys.executable, "-c", dependent]))
-    while not (tmp_path / "ready").exists():  # its SIGTERM handler is in place
-        assert time.monotonic() < deadline + 10
-        time.sleep(0.02)
+    _run_until(supervisor, (tmp_path / "ready").exists)  # its SIGTERM handler is in place
     started = time.monotonic()
     supervisor.stop(grace=5)
     assert time.monotonic() - started < 5
