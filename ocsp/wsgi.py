@@ -93,7 +93,12 @@ def wake_main_thread_on_stop_signals() -> bool:
       due run there;
     - a stop that reaches a worker still starting (the server stopped at once, as a service
       manager may) is taken by the handler it inherited from the server, or, from here on, by one
-      of ours until granian sets its own: the same thread sends it again once granian's is set.
+      of ours until granian sets its own: the same thread sends it again once granian's is set;
+    - one that reaches a worker just forked, before Python has reset its signal state there, was
+      forgotten with that state (Python clears the signals caught but not yet handled in a new
+      child): the server's and granian's (its `terminate()`) alike, as a child may not run for a
+      while under load, and the server then waited for that worker for ever.  The server holds
+      the stops back across each fork (_hold_stops_across_forks).
     Only from the main thread, and only where nothing else uses the wakeup fd (a worker replaces
     what it inherited)."""
     global _relay
@@ -112,15 +117,20 @@ def wake_main_thread_on_stop_signals() -> bool:
         for fd in inherited:
             with contextlib.suppress(OSError):
                 os.close(fd)
+    else:  # the server, which forks the workers
+        _hold_stops_across_forks()
     _relay = (read_end, write_end)
     signal.signal(signal.SIGUSR2, lambda _signum, _frame: None)
-    early: list[int] = [signal.SIGTERM] if getattr(server, "interrupt_signal", False) else []
+    early: list[int] = []
 
     def take(signum: int, _frame: object) -> None:
         early.append(signum)
 
     for signum in _STOPS:
         signal.signal(signum, take)
+    # only now: a stop the inherited handler took after this look would otherwise be lost
+    if getattr(server, "interrupt_signal", False):
+        early.append(signal.SIGTERM)
     main = threading.main_thread().ident
     assert main is not None
 
@@ -136,6 +146,23 @@ def wake_main_thread_on_stop_signals() -> bool:
 
     threading.Thread(target=relay, name="ocsp-stop-relay", daemon=True).start()
     return True
+
+
+def _hold_stops_across_forks() -> None:
+    """Block SIGTERM and SIGINT in the thread that forks, from before each fork until the child has
+    reset Python's signal state (os.register_at_fork's hooks run after it): a stop reaching the new
+    worker meanwhile waits in the kernel, then runs the handler it inherited (see above), where it
+    is no longer forgotten.  In the server they wait only for the fork itself."""
+    held: dict[int, set[int]] = {}  # by forking thread (the child's only one, of the same id): what it blocked
+
+    def hold() -> None:
+        held[threading.get_ident()] = set(_STOPS - signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS))
+
+    def release() -> None:
+        if blocked := held.pop(threading.get_ident(), None):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+
+    os.register_at_fork(before=hold, after_in_parent=release, after_in_child=release)
 
 
 def __getattr__(name: str) -> object:

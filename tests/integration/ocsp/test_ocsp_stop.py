@@ -110,7 +110,13 @@ def _granian(settings: Settings, hsm_socket: Path, tmp_path: Path, port: int, wo
 
 
 def _stops_cleanly(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    assert proc.wait(timeout=timeout) == 0, log.read_text()
+    try:
+        returncode = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:  # what was still running, and what the server had logged
+        ps = subprocess.run(["ps", "-o", "pid,ppid,stat,wchan:24,args", "-g", str(proc.pid)],
+                            capture_output=True, text=True, check=False).stdout
+        pytest.fail(f"the server did not stop within {timeout} s\n{ps}\n{log.read_text()}")
+    assert returncode == 0, log.read_text()
     assert "Granian shutdown completed" in log.read_text()
 
 
@@ -173,3 +179,4 @@ def test_granian_stopped_while_its_workers_start_stops_them_and_itself(settings:
             time.sleep(0.001)
         os.killpg(proc.pid, signal.SIGTERM)
         _stops_cleanly(proc, log, timeout=20)
+
