@@ -25,6 +25,7 @@ from repository.slapd import SLAPD, LocalSlapd
 from support.database import Databases
 from support.installation import CeremonyTemplates, Installation, demo_installation
 from support.officers import add_officers
+from support.rewrite_ahead import rewrite_ahead
 from support.settings import LDAP_BASE, LDAP_ROOT_PASSWORD, NOW, SIGNER_PROCESSES_ENV, make_settings
 from support.tools import activated_hsm_service, free_port
 
@@ -54,6 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for package in ("ca", "ocsp", "repository", "migrations"):
         with contextlib.suppress(OSError):  # a read-only checkout: the commands compile as before
             compileall.compile_dir(root / package, quiet=2, workers=1)
+    if config.getoption("numprocesses", None):  # xdist workers will each import every test module
+        rewrite_ahead(config, root / "tests")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
