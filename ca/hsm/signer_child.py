@@ -13,8 +13,12 @@ with one reply per line on standard output.  It signs whatever it is given: the 
 the bytes (ca.hsm.policy), audits and counts them (ca.hsm.ledger) before and after.
 
 It dies with the service: the kernel sends it SIGKILL when the thread that started it ends
-(PR_SET_PDEATHSIG), and it leaves when its standard input closes (deactivation).  Ctrl-C at the
-service's terminal is the service's to handle, so SIGINT is ignored here.
+(PR_SET_PDEATHSIG), and it leaves when its standard input closes (deactivation, the service's
+stop).  Ctrl-C at the service's terminal and the SIGTERM a service manager sends the service's
+whole process group (systemd's control group, `revoca run`'s killpg) are the service's to handle,
+so both are ignored here: the service closes its pool when it stops.  Found: a child dying of that
+SIGTERM failed the signature it was making, and the pool started replacements while the service
+stopped.
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with(int(sys.argv[1]))
     return serve(sys.stdin.buffer, sys.stdout.buffer)
 

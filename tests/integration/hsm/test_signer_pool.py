@@ -182,14 +182,15 @@ def test_the_pin_is_in_no_childs_command_line_or_environment(pooled: PooledHSM) 
 
 def test_closing_while_a_replacement_starts_is_prompt_and_starts_no_other(pooled: PooledHSM) -> None:
     """Found: `revoca run` stopped right after its start; the supervisor's SIGTERM to the HSM
-    service's process group killed the children too, the pool started replacements one after the
-    other, each waited for until it was logged in, and close() waited 10 s for them (the service
-    was SIGKILLed, its socket left behind).  A replacement that is slow to come up (frozen here
-    with SIGSTOP, as a loaded machine delays it) must not hold close() up, and none follows it."""
+    service's process group killed the children too (they ignore it now), the pool started
+    replacements one after the other, each waited for until it was logged in, and close() waited
+    10 s for them (the service was SIGKILLed, its socket left behind).  A replacement that is slow
+    to come up (frozen here with SIGSTOP, as a loaded machine delays it) must not hold close() up,
+    and none follows it."""
     pool = pooled.pool()
     before = set(pool.pids())
     for pid in before:
-        os.kill(pid, signal.SIGTERM)  # as the supervisor's SIGTERM to the service's process group
+        os.kill(pid, signal.SIGKILL)  # children that died (killed, crashed) just before the stop
     frozen: set[int] = set()
     try:
         deadline = time.monotonic() + 30  # the pool notices within half a second and starts another
@@ -209,3 +210,24 @@ def test_closing_while_a_replacement_starts_is_prompt_and_starts_no_other(pooled
         for pid in frozen:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stop_sent_to_the_services_group_leaves_the_children_to_the_service(pooled: PooledHSM) -> None:
+    """A service manager stops the HSM service with a SIGTERM to its whole process group (systemd's
+    control group, `revoca run`'s killpg).  The children used to die of it at once: a signature in
+    flight failed, and the pool started replacements while the service stopped.  Now they ignore
+    it, sign on, and leave when the service closes the pool."""
+    label = _ca_label(pooled)
+    pool = pooled.pool()
+    before = set(pool.pids())
+    for pid in before:
+        os.kill(pid, signal.SIGTERM)
+    signed = pool.signed
+    for _ in range(20):  # the service signs in its own session whenever that is free: until a child signs
+        _sign_concurrently(pooled, label, clients=6, each=5)  # each signature checked
+        if pool.signed > signed:
+            break
+    assert pool.signed > signed
+    assert set(pool.pids()) == before == _children_of(os.getpid())  # the same children, none replaced
+    pool.close()
+    assert _children_of(os.getpid()) == set()
