@@ -30,6 +30,12 @@ def _every_command_loaded() -> click.Group:
     return group
 
 
+def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter (what a new `revoca` process has loaded), its output as text."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
 def test_the_tables_name_the_same_commands_as_the_modules_register() -> None:
     assert set(SUMMARIES) == set(MODULES)
     assert set(_every_command_loaded().commands) == set(MODULES)
@@ -57,7 +63,7 @@ def test_serve_finds_every_service_its_modules_make_whichever_command_was_looked
              "sub = click.Context(serve, info_name='serve', parent=ctx)\n"
              "print(' '.join(serve.list_commands(sub)))\n"
              "print(' '.join(n for n in serve.list_commands(sub) if serve.get_command(sub, n).name == n))")
-    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    run = _python(probe)
     listed, found = run.stdout.splitlines()
     assert listed.split() == found.split() == sorted(serve.commands), run.stderr
 
@@ -77,9 +83,7 @@ def test_a_fresh_process_imports_only_the_module_of_the_command_it_runs() -> Non
              "print(' '.join(m for m in sys.modules if m.startswith('ca.cli.') or m == 'sqlalchemy'), file=sys.stderr)")
 
     def loaded(*args: str) -> set[str]:
-        run = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60,
-                             check=False)
-        return set(run.stderr.split())
+        return set(_python(probe, *args).stderr.split())
 
     gate = {"ca.cli.common", "ca.cli.gate", "ca.cli.acts"}  # every command passes the login gate
     assert loaded("--help") == gate
@@ -101,8 +105,7 @@ def test_a_revoca_process_exits_without_the_last_full_collection_and_main_leaves
              "atexit.register(lambda: print('enabled', gc.isenabled(), 'frozen', gc.get_freeze_count()))\n"
              "sys.argv = ['revoca', 'serve', 'ra', '--help']\n{0}()\n")
     for entry, frozen in (("run", True), ("main", False)):
-        done = subprocess.run([sys.executable, "-c", probe.format(entry)], capture_output=True, text=True,
-                              timeout=60, check=False)
+        done = _python(probe.format(entry))
         assert done.returncode == 0 and "Usage: revoca serve ra" in done.stdout, done.stderr
         count = int(done.stdout.split("frozen ")[-1])
         assert (count > 10_000) is frozen, (entry, count)
@@ -119,5 +122,5 @@ def test_a_service_looked_up_from_a_context_of_serve_alone_is_the_service_not_it
              "for name in ('ocsp', 'tsa', 'web'):\n"
              "    print(name, type(serve_group.get_command(ctx, name)).__name__)\n"
              "print('extra', sorted(set(serve_group.commands) - {'hsm', 'ocsp', 'ocsp-signer', 'tsa', 'web'}))")
-    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    run = _python(probe)
     assert run.stdout.split("\n")[:4] == ["ocsp Command", "tsa Command", "web Command", "extra []"], run.stderr
