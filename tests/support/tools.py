@@ -208,6 +208,13 @@ CHEAP_ARGON2 = functools.partial(PasswordHasher, time_cost=1, memory_cost=8192, 
 _next_port: list[int] = []
 
 
+def damage_last_byte(path: Path) -> None:
+    """Change a file's last byte (its bits flipped): always a change, where writing 0 over it left
+    a file that already ended in 0 as it was (1 run in 256: a test of damage then failed)."""
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now, and that nothing else will take.
 

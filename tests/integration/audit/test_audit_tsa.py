@@ -51,7 +51,7 @@ from support.database import Databases
 from support.installation import CeremonyTemplates
 from support.officers import standard_cast
 from support.settings import make_settings
-from support.tools import activated_hsm_service, end_ceremony, officers_client, revoca, write_config
+from support.tools import activated_hsm_service, damage_last_byte, end_ceremony, officers_client, revoca, write_config
 
 REAL_NOW = dt.datetime.now(dt.UTC)
 PASSWORD = "auditor-password-1"
@@ -348,7 +348,7 @@ def test_archive_export_checks_offline_with_openssl(settings: Settings, engine: 
     done = subprocess.run([str(script)], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("verified:"), done.stdout + done.stderr
     item = next((tmp_path / "bundle" / "rounds").glob("*/items/crl-*.crl"))
-    item.write_bytes(item.read_bytes()[:-1] + b"\x00")
+    damage_last_byte(item)
     done = subprocess.run([str(script)], capture_output=True, text=True)
     assert done.returncode == 1 and "differs from its manifest line" in done.stdout
 

@@ -32,6 +32,7 @@ from support.cli import Cli, demo_cli, start_hsm, stop_hsm
 from support.clock import NO_NTP
 from support.installation import CeremonyTemplates
 from support.officers import NO_LOGIN
+from support.tools import damage_last_byte
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -76,7 +77,7 @@ def test_a_changed_file_is_named(backup: Path, tmp_path: Path) -> None:
     copy = tmp_path / backup.name
     shutil.copytree(backup, copy)
     crl = next((copy / "files" / "crls").rglob("*.crl"))
-    crl.write_bytes(crl.read_bytes()[:-1] + b"\x00")
+    damage_last_byte(crl)
     result = verify(copy, token_checker)
     assert not result.ok
     assert any(str(crl.relative_to(copy)) in p and "differs" in p for p in result.problems)

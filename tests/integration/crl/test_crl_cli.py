@@ -30,6 +30,7 @@ from ca.storage.store import ReadStore
 from support.clock import NO_NTP
 from support.installation import CeremonyTemplates, Installation, serving_installation
 from support.officers import standard_cast
+from support.tools import damage_last_byte
 
 ENTRY_POINT = "from ca.cli import main\nmain()\n"
 
@@ -129,7 +130,7 @@ def test_show_refuses_a_file_that_no_longer_matches_the_archive(installation: In
     run_cli(installation, "crl", "issue", "--ca", "bridge", "--type", "crl")
     details = json.loads(run_cli(installation, "crl", "show", "--ca", "bridge", "--json").output)
     path = Path(details["path"])
-    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    damage_last_byte(path)
     result = run_cli(installation, "crl", "show", "--ca", "bridge")
     assert isinstance(result.exception, InvalidInput) and "altered or damaged" in str(result.exception)
 
