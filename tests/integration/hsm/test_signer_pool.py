@@ -124,11 +124,16 @@ def test_concurrent_clients_get_valid_signatures_from_several_processes(pooled: 
     label = _ca_label(pooled)
     public = pooled.client.signer(label).public_key()
     assert _children_of(os.getpid()) == set(pooled.pool().pids()) and len(pooled.pool().pids()) == PROCESSES
-    _sign_concurrently(pooled, label)
+    # the service signs in its own session whenever that is free, so on a loaded machine a round
+    # may not reach the children (seen with three test workers on 2 cores): rounds until one does
+    rounds = 0
+    while rounds < 20 and pooled.pool().signed == 0:
+        _sign_concurrently(pooled, label)
+        rounds += 1
     assert pooled.pool().signed > 0  # the children signed, not only the service's own session
     digest = hashlib.sha256(b"a list").digest()
     verify_signature(public, pooled.client.signer(label).sign_digest(digest), digest, Prehashed(hashes.SHA256()))
-    assert pooled.service.ledger.flush() == 8 * 15 + 1  # the parent still counted every one
+    assert pooled.service.ledger.flush() == rounds * 8 * 15 + 1  # the parent still counted every one
 
 
 def test_a_killed_child_is_replaced_and_the_next_request_succeeds(pooled: PooledHSM) -> None:
